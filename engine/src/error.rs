@@ -78,6 +78,25 @@ impl Error {
         }
     }
 
+    /// A copy of this error for a second recipient (an iterator that reports the same failure
+    /// twice, a group-commit leader telling every member). I/O errors keep their kind and text.
+    pub fn duplicate(&self) -> Error {
+        match self {
+            Error::Io(e) => Error::Io(std::io::Error::new(e.kind(), e.to_string())),
+            Error::Corruption { file, offset, msg } => Error::Corruption {
+                file: file.clone(),
+                offset: *offset,
+                msg: msg.clone(),
+            },
+            Error::InvalidArgument(m) => Error::InvalidArgument(m.clone()),
+            Error::NotADatabase(p) => Error::NotADatabase(p.clone()),
+            Error::AlreadyExists(p) => Error::AlreadyExists(p.clone()),
+            Error::Locked(p) => Error::Locked(p.clone()),
+            Error::Closed => Error::Closed,
+            Error::Poisoned(m) => Error::Poisoned(m.clone()),
+        }
+    }
+
     /// True for [`Error::Corruption`].
     pub fn is_corruption(&self) -> bool {
         matches!(self, Error::Corruption { .. })

@@ -2,6 +2,11 @@
 
 use crate::error::Result;
 
+mod db_iter;
+pub mod merging;
+
+pub use db_iter::DbIterator;
+
 /// A cursor over entries sorted by internal key (see [`crate::key`]).
 ///
 /// Contract, shared by every implementation (memtable, block, table, merging):

@@ -1,0 +1,315 @@
+//! The database: the public [`Db`] handle and the shared state behind it.
+//!
+//! Submodules follow the life of a write: `open` (recovery), `write` (group commit into the WAL
+//! and memtable), `flush` (memtables to level-0 tables, obsolete file deletion), `read` (gets,
+//! scans, snapshots).
+
+mod flush;
+mod open;
+mod read;
+mod write;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::ops::RangeBounds;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::error::{Error, Result};
+use crate::fs::{FileLock, FileSystem};
+use crate::iter::DbIterator;
+use crate::memtable::mem::MemTable;
+use crate::options::{Options, ReadOptions, WriteOptions};
+use crate::snapshot::{Snapshot, SnapshotList};
+use crate::stats::{Counters, Stats};
+use crate::table_cache::TableCache;
+use crate::version::{ManifestWriter, VersionSet, NUM_LEVELS};
+use crate::wal::LogWriter;
+use crate::write_batch::WriteBatch;
+
+/// An open database. Cheap to clone (an `Arc` inside); `Send + Sync`, so clones can be used
+/// from many threads. The database closes when [`close`](Db::close) is called on any clone or
+/// when the last clone drops.
+///
+/// ```
+/// use strata::{Db, Options, WriteBatch};
+/// let dir = tempfile::tempdir()?;
+/// let db = Db::open(dir.path(), Options::create())?;
+/// db.put(b"apple", b"red")?;
+/// let mut batch = WriteBatch::new();
+/// batch.put(b"banana", b"yellow").delete(b"apple");
+/// db.write(batch)?;
+/// assert_eq!(db.get(b"apple")?, None);
+/// let all: Vec<_> = db.scan(..).collect::<Result<_, _>>()?;
+/// assert_eq!(all, vec![(b"banana".to_vec(), b"yellow".to_vec())]);
+/// db.close()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Db {
+    handle: Arc<Handle>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").field("dir", &self.inner().dir).finish()
+    }
+}
+
+/// Closes the database when the last `Db` clone drops. Background threads, snapshots and
+/// iterators hold `DbInner` directly, so they never keep a database open by themselves.
+struct Handle {
+    inner: Arc<DbInner>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        if let Err(e) = self.inner.close() {
+            tracing::warn!(error = %e, "closing database on drop failed");
+        }
+    }
+}
+
+/// State shared by the handles, the write path and the background thread.
+pub(crate) struct DbInner {
+    pub(crate) dir: PathBuf,
+    pub(crate) opts: Options,
+    pub(crate) fs: Arc<dyn FileSystem>,
+    pub(crate) tables: TableCache,
+    /// Lock order: `manifest` before `state`; `state` before `wal` is never taken (the leader
+    /// releases `state` before touching `wal`).
+    pub(crate) state: Mutex<State>,
+    /// Signalled when a write group completes: queued writers check whether they are done or
+    /// now lead the queue.
+    pub(crate) write_cv: Condvar,
+    /// Signalled when background work is requested or finishes (a memtable became immutable, a
+    /// flush completed, an error was recorded, the database is closing).
+    pub(crate) bg_cv: Condvar,
+    /// The active WAL. Only the write leader (front of the writer queue) touches it, so the lock
+    /// is uncontended except against `close`.
+    pub(crate) wal: Mutex<Option<ActiveWal>>,
+    /// The live MANIFEST; held while an edit is logged, which serializes version changes.
+    pub(crate) manifest: Mutex<Option<ManifestWriter>>,
+    pub(crate) snapshots: Arc<SnapshotList>,
+    pub(crate) counters: Counters,
+    lock: Mutex<Option<Box<dyn FileLock>>>,
+    bg_thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// The WAL being appended to and its file number.
+pub(crate) struct ActiveWal {
+    pub(crate) writer: LogWriter,
+    pub(crate) number: u64,
+}
+
+/// Everything protected by `DbInner::state`.
+///
+/// Invariants:
+/// - `mem` and every memtable in `imm` are pinned here until their contents are in a table
+///   named by the current version (the flush installs the version and pops `imm` under one
+///   lock acquisition, so a reader sees the data in exactly one of the two places... or, for an
+///   instant, both, which is harmless: same keys, same sequence numbers);
+/// - `imm` is oldest first, and its WAL numbers increase, ending below `mem`'s;
+/// - `versions.last_sequence()` is published only after the group it covers is in the memtable;
+/// - `writers` is the queue of writers in arrival order; its front is the leader.
+pub(crate) struct State {
+    pub(crate) mem: Arc<MemTable>,
+    pub(crate) imm: VecDeque<Arc<MemTable>>,
+    pub(crate) versions: VersionSet,
+    pub(crate) writers: VecDeque<u64>,
+    pub(crate) pending: HashMap<u64, write::PendingWrite>,
+    pub(crate) completed: HashMap<u64, Result<()>>,
+    pub(crate) next_writer_id: u64,
+    /// Set by the first failed WAL write, sync, flush or MANIFEST write; poisons the database.
+    pub(crate) bg_error: Option<String>,
+    pub(crate) closed: bool,
+    /// Table numbers being written that no version names yet; not obsolete.
+    pub(crate) pending_outputs: HashSet<u64>,
+}
+
+impl Db {
+    /// Opens (or, with `create_if_missing`, creates) the database in `path`, replaying its
+    /// MANIFEST and WALs.
+    pub fn open(path: impl AsRef<Path>, options: Options) -> Result<Db> {
+        let inner = open::open(path.as_ref(), options)?;
+        Ok(Db {
+            handle: Arc::new(Handle { inner }),
+        })
+    }
+
+    fn inner(&self) -> &Arc<DbInner> {
+        &self.handle.inner
+    }
+
+    /// Sets `key` to `value`.
+    pub fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
+        let mut b = WriteBatch::new();
+        b.put(key, value);
+        self.write(b)
+    }
+
+    /// Deletes `key` (a no-op if absent).
+    pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<()> {
+        let mut b = WriteBatch::new();
+        b.delete(key);
+        self.write(b)
+    }
+
+    /// Applies `batch` atomically, without syncing.
+    pub fn write(&self, batch: WriteBatch) -> Result<()> {
+        self.write_opt(batch, &WriteOptions::default())
+    }
+
+    /// Applies `batch` atomically with the given options.
+    pub fn write_opt(&self, batch: WriteBatch, options: &WriteOptions) -> Result<()> {
+        batch.validate()?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.inner().write(Some(batch), options.sync)
+    }
+
+    /// The newest value of `key`.
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>> {
+        self.inner().get(key.as_ref(), &ReadOptions::default())
+    }
+
+    /// The value of `key` as of `options.snapshot` (or the newest).
+    pub fn get_opt(&self, key: impl AsRef<[u8]>, options: &ReadOptions) -> Result<Option<Vec<u8>>> {
+        self.inner().get(key.as_ref(), options)
+    }
+
+    /// An ordered iterator over the live keys in `range`, at the current point in time.
+    pub fn scan<K: AsRef<[u8]>>(&self, range: impl RangeBounds<K>) -> DbIterator {
+        self.scan_opt(range, &ReadOptions::default())
+    }
+
+    /// Like [`scan`](Db::scan), reading at `options.snapshot` if set.
+    pub fn scan_opt<K: AsRef<[u8]>>(
+        &self,
+        range: impl RangeBounds<K>,
+        options: &ReadOptions,
+    ) -> DbIterator {
+        let own = |b: std::ops::Bound<&K>| b.map(|k| k.as_ref().to_vec());
+        self.inner()
+            .scan(own(range.start_bound()), own(range.end_bound()), options)
+    }
+
+    /// A snapshot of the current state: reads through it see exactly the writes acknowledged
+    /// before this call, for as long as it (or a clone) lives.
+    pub fn snapshot(&self) -> Result<Snapshot> {
+        self.inner().snapshot()
+    }
+
+    /// Freezes the memtable and waits until every memtable written so far is in a level-0
+    /// table (after which its WAL is deleted).
+    pub fn flush(&self) -> Result<()> {
+        self.inner().flush()
+    }
+
+    /// Statistics and memory use.
+    pub fn stats(&self) -> Stats {
+        self.inner().stats()
+    }
+
+    /// Stops background work, syncs the WAL and releases the directory lock. Every later call
+    /// on any clone returns [`Error::Closed`]. Unflushed memtables are not flushed: their WAL
+    /// is replayed on the next open.
+    pub fn close(&self) -> Result<()> {
+        self.inner().close()
+    }
+
+    /// The directory of the database.
+    pub fn path(&self) -> &Path {
+        &self.inner().dir
+    }
+}
+
+impl DbInner {
+    pub(crate) fn poison(&self, st: &mut State, e: &Error) {
+        if st.bg_error.is_none() {
+            tracing::error!(error = %e, "database poisoned");
+            st.bg_error = Some(e.to_string());
+        }
+        self.bg_cv.notify_all();
+        self.write_cv.notify_all();
+    }
+
+    pub(crate) fn check_open(st: &State) -> Result<()> {
+        if st.closed {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    fn close(&self) -> Result<()> {
+        {
+            let mut st = self.state.lock();
+            if st.closed {
+                return Ok(());
+            }
+            st.closed = true;
+            self.bg_cv.notify_all();
+            self.write_cv.notify_all();
+        }
+        if let Some(t) = self.bg_thread.lock().take() {
+            if t.thread().id() != std::thread::current().id() && t.join().is_err() {
+                tracing::error!("background thread panicked");
+            }
+        }
+        let synced = match self.wal.lock().as_mut() {
+            Some(w) => w.writer.sync(),
+            None => Ok(()),
+        };
+        self.manifest.lock().take();
+        self.lock.lock().take();
+        synced
+    }
+
+    fn stats(&self) -> Stats {
+        let c = &self.counters;
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        let (mem, imm, version, last_sequence) = {
+            let st = self.state.lock();
+            (
+                st.mem.clone(),
+                st.imm.clone(),
+                st.versions.current(),
+                st.versions.last_sequence(),
+            )
+        };
+        let cache = self.tables.block_cache();
+        let mut s = Stats {
+            writes: load(&c.writes),
+            write_batches: load(&c.write_batches),
+            write_groups: load(&c.write_groups),
+            wal_syncs: load(&c.wal_syncs),
+            wal_bytes: load(&c.wal_bytes),
+            flushes: load(&c.flushes),
+            flush_bytes: load(&c.flush_bytes),
+            write_stalls: load(&c.write_stalls),
+            write_stall_micros: load(&c.write_stall_micros),
+            wal_recovery_dropped_bytes: load(&c.wal_recovery_dropped_bytes),
+            memtable_bytes: mem.memory_usage() as u64,
+            immutable_memtables: imm.len() as u64,
+            immutable_memtable_bytes: imm.iter().map(|m| m.memory_usage() as u64).sum(),
+            block_cache_bytes: cache.usage() as u64,
+            block_cache_capacity: cache.capacity() as u64,
+            block_cache_hits: cache.hits(),
+            block_cache_misses: cache.misses(),
+            open_tables: self.tables.open_tables() as u64,
+            table_metadata_bytes: self.tables.memory_usage() as u64,
+            last_sequence,
+            live_snapshots: self.snapshots.len() as u64,
+            ..Stats::default()
+        };
+        for level in 0..NUM_LEVELS {
+            s.files_per_level[level] = version.num_files(level) as u64;
+            s.bytes_per_level[level] = version.level_bytes(level);
+        }
+        s
+    }
+}

@@ -1,0 +1,308 @@
+//! Write batches: a group of puts and deletes applied atomically.
+//!
+//! A batch's representation is also its WAL record payload:
+//!
+//! ```text
+//! +------------+-----------+---------------------------------------------+
+//! | seq: u64le | count:u32 | record * count                              |
+//! +------------+-----------+---------------------------------------------+
+//! record = kind: u8 (1 = put, 0 = delete) | varint key_len | key [| varint val_len | value]
+//! ```
+//! Record `i` gets sequence number `seq + i`.
+
+use crate::coding::{put_length_prefixed, Decoder};
+use crate::error::{Error, Result};
+use crate::key::{SeqNo, ValueKind};
+
+const HEADER_LEN: usize = 12;
+
+/// Largest user key the engine accepts (64 KiB).
+pub const MAX_KEY_SIZE: usize = 64 * 1024;
+/// Largest value the engine accepts (16 MiB).
+pub const MAX_VALUE_SIZE: usize = 16 * 1024 * 1024;
+
+/// An ordered group of updates applied atomically by [`Db::write`](crate::Db::write): after a
+/// crash either every update of the batch is visible or none is.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WriteBatch {
+    rep: Vec<u8>,
+}
+
+impl std::fmt::Debug for WriteBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteBatch")
+            .field("count", &self.count())
+            .field("bytes", &self.rep.len())
+            .finish()
+    }
+}
+
+impl Default for WriteBatch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// One update of a batch, as decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchOp<'a> {
+    /// Set `key` to `value`.
+    Put(&'a [u8], &'a [u8]),
+    /// Delete `key`.
+    Delete(&'a [u8]),
+}
+
+impl WriteBatch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        WriteBatch {
+            rep: vec![0; HEADER_LEN],
+        }
+    }
+
+    /// Adds `key -> value`.
+    pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> &mut Self {
+        self.rep.push(ValueKind::Value as u8);
+        put_length_prefixed(&mut self.rep, key.as_ref());
+        put_length_prefixed(&mut self.rep, value.as_ref());
+        self.set_count(self.count() + 1);
+        self
+    }
+
+    /// Adds a deletion of `key`.
+    pub fn delete(&mut self, key: impl AsRef<[u8]>) -> &mut Self {
+        self.rep.push(ValueKind::Deletion as u8);
+        put_length_prefixed(&mut self.rep, key.as_ref());
+        self.set_count(self.count() + 1);
+        self
+    }
+
+    /// Removes every update.
+    pub fn clear(&mut self) {
+        self.rep.clear();
+        self.rep.resize(HEADER_LEN, 0);
+    }
+
+    /// Number of updates.
+    pub fn count(&self) -> u32 {
+        u32::from_le_bytes([self.rep[8], self.rep[9], self.rep[10], self.rep[11]])
+    }
+
+    /// True when the batch holds no update.
+    pub fn is_empty(&self) -> bool {
+        self.count() == 0
+    }
+
+    /// Size of the encoded batch in bytes.
+    pub fn approximate_size(&self) -> usize {
+        self.rep.len()
+    }
+
+    /// Iterates over the updates in order. The batch was built through the API, so decoding
+    /// cannot fail.
+    pub fn iter(&self) -> impl Iterator<Item = BatchOp<'_>> {
+        BatchReader::new(&self.rep)
+            .into_iter()
+            .flat_map(|r| r.map_while(|op| op.ok()))
+    }
+
+    fn set_count(&mut self, n: u32) {
+        self.rep[8..12].copy_from_slice(&n.to_le_bytes());
+    }
+
+    pub(crate) fn sequence(&self) -> SeqNo {
+        u64::from_le_bytes(self.rep[..8].try_into().unwrap_or([0; 8]))
+    }
+
+    pub(crate) fn set_sequence(&mut self, seq: SeqNo) {
+        self.rep[..8].copy_from_slice(&seq.to_le_bytes());
+    }
+
+    /// Appends the updates of `other` (group commit merges a group into one WAL record).
+    pub(crate) fn append(&mut self, other: &WriteBatch) {
+        self.set_count(self.count() + other.count());
+        self.rep.extend_from_slice(&other.rep[HEADER_LEN..]);
+    }
+
+    /// The encoded form (the WAL payload).
+    pub(crate) fn data(&self) -> &[u8] {
+        &self.rep
+    }
+
+    /// Adopts a decoded WAL record after checking that every update in it is well-formed.
+    pub(crate) fn from_record(rep: Vec<u8>) -> Result<WriteBatch> {
+        for op in BatchReader::new(&rep)? {
+            op?;
+        }
+        Ok(WriteBatch { rep })
+    }
+
+    /// Checks the key and value size limits.
+    pub(crate) fn validate(&self) -> Result<()> {
+        for op in self.iter() {
+            let (key, value) = match op {
+                BatchOp::Put(k, v) => (k, v),
+                BatchOp::Delete(k) => (k, &[][..]),
+            };
+            if key.len() > MAX_KEY_SIZE {
+                return Err(Error::InvalidArgument(format!(
+                    "key of {} bytes exceeds the {MAX_KEY_SIZE}-byte limit",
+                    key.len()
+                )));
+            }
+            if value.len() > MAX_VALUE_SIZE {
+                return Err(Error::InvalidArgument(format!(
+                    "value of {} bytes exceeds the {MAX_VALUE_SIZE}-byte limit",
+                    value.len()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Decodes an encoded batch (a WAL record) without trusting it.
+#[derive(Debug)]
+pub struct BatchReader<'a> {
+    seq: SeqNo,
+    count: u32,
+    seen: u32,
+    decoder: Decoder<'a>,
+    failed: bool,
+}
+
+impl<'a> BatchReader<'a> {
+    /// Parses the header; `Corruption` if the record is too short to be a batch.
+    pub fn new(rep: &'a [u8]) -> Result<Self> {
+        let mut decoder = Decoder::new(rep);
+        let (Some(seq), Some(count)) = (decoder.fixed64(), decoder.fixed32()) else {
+            return Err(Error::corruption(0, "write batch shorter than its header"));
+        };
+        Ok(BatchReader {
+            seq,
+            count,
+            seen: 0,
+            decoder,
+            failed: false,
+        })
+    }
+
+    /// Sequence number of the first update.
+    pub fn sequence(&self) -> SeqNo {
+        self.seq
+    }
+
+    /// Number of updates the header claims.
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+
+    fn decode_one(&mut self) -> Option<BatchOp<'a>> {
+        let kind = self.decoder.u8()?;
+        let key = self.decoder.length_prefixed()?;
+        match ValueKind::from_u8(kind)? {
+            ValueKind::Value => Some(BatchOp::Put(key, self.decoder.length_prefixed()?)),
+            ValueKind::Deletion => Some(BatchOp::Delete(key)),
+        }
+    }
+}
+
+impl<'a> Iterator for BatchReader<'a> {
+    type Item = Result<BatchOp<'a>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        if self.seen == self.count {
+            if self.decoder.is_empty() {
+                return None;
+            }
+            self.failed = true;
+            return Some(Err(Error::corruption(
+                self.decoder.position() as u64,
+                "write batch has bytes after its last record",
+            )));
+        }
+        let at = self.decoder.position() as u64;
+        match self.decode_one() {
+            Some(op) => {
+                self.seen += 1;
+                Some(Ok(op))
+            }
+            None => {
+                self.failed = true;
+                Some(Err(Error::corruption(at, "malformed write batch record")))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip_and_append() {
+        let mut a = WriteBatch::new();
+        a.put("k1", "v1").delete("k2").put("", "");
+        let mut b = WriteBatch::new();
+        b.put("k3", vec![7u8; 1000]);
+        a.append(&b);
+        a.set_sequence(42);
+        let r = BatchReader::new(a.data()).unwrap();
+        assert_eq!(r.sequence(), 42);
+        assert_eq!(r.count(), 4);
+        let ops: Vec<_> = r.map(|o| o.unwrap()).collect();
+        assert_eq!(
+            ops,
+            vec![
+                BatchOp::Put(b"k1", b"v1"),
+                BatchOp::Delete(b"k2"),
+                BatchOp::Put(b"", b""),
+                BatchOp::Put(b"k3", &[7u8; 1000]),
+            ]
+        );
+        a.clear();
+        assert!(a.is_empty());
+        assert_eq!(a.iter().count(), 0);
+    }
+
+    #[test]
+    fn malformed_batches_are_corruption() {
+        let mut a = WriteBatch::new();
+        a.put("key", "value").delete("gone");
+        let rep = a.data().to_vec();
+        assert!(BatchReader::new(&rep[..11]).is_err());
+        // Every truncation inside the records is reported, never a panic.
+        for cut in HEADER_LEN..rep.len() {
+            let results: Vec<_> = BatchReader::new(&rep[..cut]).unwrap().collect();
+            assert!(results.iter().any(|r| r.is_err()), "cut at {cut}");
+        }
+        // A count larger than the records.
+        let mut lying = rep.clone();
+        lying[8] = 3;
+        assert!(BatchReader::new(&lying).unwrap().any(|r| r.is_err()));
+        // Trailing bytes after the claimed records.
+        let mut extra = rep.clone();
+        extra.push(1);
+        assert!(BatchReader::new(&extra).unwrap().any(|r| r.is_err()));
+        // Unknown kind byte.
+        let mut bad_kind = rep;
+        bad_kind[HEADER_LEN] = 9;
+        assert!(BatchReader::new(&bad_kind).unwrap().any(|r| r.is_err()));
+    }
+
+    #[test]
+    fn validate_enforces_limits() {
+        let mut ok = WriteBatch::new();
+        ok.put(vec![0u8; MAX_KEY_SIZE], vec![0u8; 10]);
+        assert!(ok.validate().is_ok());
+        let mut big_key = WriteBatch::new();
+        big_key.delete(vec![0u8; MAX_KEY_SIZE + 1]);
+        assert!(matches!(big_key.validate(), Err(Error::InvalidArgument(_))));
+        let mut big_value = WriteBatch::new();
+        big_value.put("k", vec![0u8; MAX_VALUE_SIZE + 1]);
+        assert!(matches!(big_value.validate(), Err(Error::InvalidArgument(_))));
+    }
+}
