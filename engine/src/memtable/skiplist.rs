@@ -21,8 +21,8 @@
 //!    Height, key and value are written with plain stores while the node is still private to the
 //!    writer.
 //! 3. **Publication.** A node becomes reachable only through a `Release` store of a pointer to it
-//!    into a predecessor's `next[i]` ([`NodePtr::set_next`]); every reader loads `next` pointers
-//!    with `Acquire` ([`NodePtr::next`]). So a reader that obtains a node pointer happens-after all
+//!    into a predecessor's `next[i]` (`NodePtr::set_next`); every reader loads `next` pointers
+//!    with `Acquire` (`NodePtr::next`). So a reader that obtains a node pointer happens-after all
 //!    of the node's initialisation: header, key, value and its whole initial tower (the new node's
 //!    own `next[i]` are set, `Relaxed`, before its first `Release` publication at level 0).
 //!    Levels are linked bottom-up, so a node reachable at level `i` is reachable at every level
