@@ -39,7 +39,7 @@ const _: () = assert!(std::mem::align_of::<Word>() == ARENA_ALIGN);
 /// thread-safety contract).
 pub struct Arena {
     chunk_size: usize,
-    /// Every chunk ever allocated, as raw pointers obtained from `Box::into_raw`. Kept raw (not
+    /// Every chunk ever allocated, as raw pointers obtained from `Box::leak`. Kept raw (not
     /// `Box`) so that moving this `Vec` never asserts uniqueness over memory that readers are
     /// concurrently reading through node pointers.
     chunks: Vec<NonNull<[Word]>>,
@@ -97,6 +97,15 @@ impl Arena {
         self.cursor = unsafe { self.cursor.add(size) };
         self.remaining -= size;
         result
+    }
+
+    /// Returns `size` zeroed, [`ARENA_ALIGN`]-aligned bytes in a chunk of their own (exactly
+    /// `size` rounded up to the alignment), leaving the current chunk alone. For long-lived
+    /// blocks allocated up front, such as the skiplist's head node, so that an empty arena does
+    /// not yet count a whole chunk. Same guarantees and panics as [`allocate`](Arena::allocate).
+    pub fn allocate_dedicated(&mut self, size: usize) -> NonNull<u8> {
+        assert!(size > 0, "zero-sized arena allocation");
+        self.new_chunk(round_up(size))
     }
 
     /// Total bytes of all chunks allocated so far, including unused tails.
@@ -182,6 +191,16 @@ mod tests {
         // The current chunk keeps serving small requests afterwards.
         arena.allocate(8);
         assert_eq!(arena.memory_usage(), 2048 + 5008);
+    }
+
+    #[test]
+    fn dedicated_allocation_does_not_open_a_regular_chunk() {
+        let mut arena = Arena::new(1 << 20);
+        let p = arena.allocate_dedicated(100).as_ptr() as usize;
+        assert_eq!(p % ARENA_ALIGN, 0);
+        assert_eq!(arena.memory_usage(), 104);
+        arena.allocate(8);
+        assert_eq!(arena.memory_usage(), 104 + (1 << 20));
     }
 
     #[test]
