@@ -1,0 +1,8 @@
+//! The memtable: recent writes in an arena skiplist (serialized writers, lock-free readers),
+//! wrapped as [`MemTable`] with internal-key ordering and snapshot-aware lookups.
+
+pub mod arena;
+pub mod skiplist;
+pub mod mem;
+
+pub use mem::{MemTable, MemTableIterator};
