@@ -2,10 +2,12 @@
 
 #![warn(missing_docs)]
 
+pub mod cache;
 pub mod coding;
 pub mod error;
 pub mod fs;
 pub mod iter;
 pub mod key;
+pub mod sstable;
 
 pub use error::{Error, Result};
