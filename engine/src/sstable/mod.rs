@@ -6,14 +6,14 @@
 //! layouts are drawn at the top of each format file and written down in `engine/FORMAT.md`.
 //!
 //! - [`block_builder`] / [`block`]: the block format and its iterator;
-//! - [`format`]: block handles, block trailer and compression, footer;
+//! - [`format`](mod@format): block handles, block trailer and compression, footer;
 //! - [`filter`]: the Bloom filter;
 //! - [`properties`]: the properties block;
 //! - [`builder`]: [`TableBuilder`], which writes a table;
 //! - [`table`]: [`Table`], an open table, and [`TableIterator`].
 //!
 //! Every read path verifies checksums and bounds and reports bad bytes as
-//! [`Error::Corruption`](crate::Error::Corruption) naming the file and offset; decoders never
+//! [`Error::Corruption`] naming the file and offset; decoders never
 //! panic and never allocate more than a bound derived from their input.
 
 pub mod block;
