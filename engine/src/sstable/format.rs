@@ -214,7 +214,9 @@ pub fn compress_block(raw: &[u8], compression: Compression) -> (Cow<'_, [u8]>, C
         let mut out = Vec::with_capacity(varint_len(raw.len() as u64) + body.len());
         put_varint64(&mut out, raw.len() as u64);
         out.extend_from_slice(&body);
-        if out.len() < raw.len() - raw.len() / 8 {
+        // The reader's ratio bound must accept everything the writer produces.
+        let within_bound = raw.len() <= lz4_bound(body.len());
+        if within_bound && out.len() < raw.len() - raw.len() / 8 {
             return (Cow::Owned(out), Compression::Lz4);
         }
     }
@@ -248,17 +250,21 @@ pub fn decode_block_contents(raw_with_trailer: &[u8]) -> Result<Cow<'_, [u8]>> {
     }
 }
 
+/// Largest uncompressed length an lz4 body of `body_len` bytes may claim.
+fn lz4_bound(body_len: usize) -> usize {
+    body_len
+        .saturating_mul(LZ4_MAX_RATIO)
+        .saturating_add(LZ4_RATIO_SLACK)
+        .min(MAX_UNCOMPRESSED_BLOCK_LEN)
+}
+
 fn decompress_lz4(contents: &[u8]) -> Result<Vec<u8>> {
     let mut d = Decoder::new(contents);
     let claimed = d
         .varint64()
         .ok_or_else(|| Error::corruption(0, "lz4 block: malformed length header"))?;
     let body = d.remaining();
-    let bound = body
-        .len()
-        .saturating_mul(LZ4_MAX_RATIO)
-        .saturating_add(LZ4_RATIO_SLACK)
-        .min(MAX_UNCOMPRESSED_BLOCK_LEN);
+    let bound = lz4_bound(body.len());
     let claimed = match usize::try_from(claimed) {
         Ok(c) if c <= bound => c,
         _ => {
@@ -371,6 +377,25 @@ mod tests {
         t[1..].copy_from_slice(&crate::coding::mask_crc(crc).to_le_bytes());
         unknown.extend_from_slice(&t);
         assert!(decode_block_contents(&unknown).unwrap_err().is_corruption());
+    }
+
+    #[test]
+    fn extremely_compressible_blocks_roundtrip() {
+        for len in [
+            1000,
+            4096,
+            1 << 20,
+            16 << 20,
+            MAX_UNCOMPRESSED_BLOCK_LEN + 1,
+        ] {
+            let zeros = vec![0u8; len];
+            let (c, ty) = compress_block(&zeros, Compression::Lz4);
+            if len > MAX_UNCOMPRESSED_BLOCK_LEN {
+                assert_eq!(ty, Compression::None);
+            }
+            let s = stored(&c, ty);
+            assert!(decode_block_contents(&s).unwrap() == zeros, "len {len}");
+        }
     }
 
     #[test]

@@ -144,6 +144,18 @@ fn all_options() -> Vec<TableBuilderOptions> {
 }
 
 #[test]
+fn shared_types_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<Table>();
+    send_sync::<BlockCache>();
+    send_sync::<Block>();
+    send::<TableIterator>();
+    send::<BlockIter>();
+    send::<TableBuilder>();
+}
+
+#[test]
 fn build_open_iterate_get_all_configurations() {
     let n = 3000;
     let entries = make_entries(n);
