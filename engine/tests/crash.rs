@@ -1,0 +1,123 @@
+//! Crash recovery: a child process writes batches (half of them synced) and is SIGKILLed at a
+//! random moment, again and again. After every kill the database must reopen with every
+//! acknowledged batch present and every batch all-or-nothing.
+//!
+//! The child is this same test binary, re-executed with `STRATA_CRASH_CHILD` set: it then runs
+//! the writer loop instead of the test, printing `ack N` after batch `N` returns.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use strata::{Db, Options, WriteBatch, WriteOptions};
+
+const CHILD_ENV: &str = "STRATA_CRASH_CHILD";
+const KEYS_PER_BATCH: u64 = 7;
+
+fn options() -> Options {
+    Options {
+        write_buffer_size: 64 * 1024, // many WAL switches and flushes while being killed
+        block_size: 1024,
+        ..Options::create()
+    }
+}
+
+fn batch_key(batch: u64, j: u64) -> Vec<u8> {
+    format!("b{batch:08}-{j}").into_bytes()
+}
+
+fn batch_value(batch: u64, j: u64) -> Vec<u8> {
+    let len = 10 + (batch * 131 + j * 17) % 900;
+    (0..len).map(|i| (batch + j + i) as u8).collect()
+}
+
+/// The writer: continues from the batch after the last one on disk, forever.
+fn child(dir: &Path) -> ! {
+    let db = Db::open(dir, options()).expect("child open");
+    let next = match db.get(b"next").expect("child get") {
+        Some(v) => u64::from_le_bytes(v.try_into().expect("8 bytes")),
+        None => 0,
+    };
+    let mut out = std::io::stdout().lock();
+    for n in next.. {
+        let mut b = WriteBatch::new();
+        for j in 0..KEYS_PER_BATCH {
+            b.put(batch_key(n, j), batch_value(n, j));
+        }
+        b.put(b"next", (n + 1).to_le_bytes());
+        db.write_opt(b, &WriteOptions { sync: n % 2 == 0 }).expect("child write");
+        use std::io::Write;
+        writeln!(out, "ack {n}").expect("stdout");
+        out.flush().expect("stdout");
+    }
+    unreachable!()
+}
+
+#[test]
+fn sigkill_during_writes_loses_no_acknowledged_batch() {
+    if let Ok(dir) = std::env::var(CHILD_ENV) {
+        child(Path::new(&dir));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("db");
+    let seed: u64 = rand::rng().random();
+    println!("seed {seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut max_acked: Option<u64> = None;
+    for round in 0..12 {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["sigkill_during_writes_loses_no_acknowledged_batch", "--exact", "--nocapture", "--test-threads=1"])
+            .env(CHILD_ENV, &db_path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut acked = None;
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(n) = line.strip_prefix("ack ") {
+                    acked = Some(n.trim().parse::<u64>().unwrap());
+                }
+            }
+            acked
+        });
+        std::thread::sleep(Duration::from_millis(rng.random_range(50..400)));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        if let Some(n) = reader.join().unwrap() {
+            max_acked = Some(max_acked.map_or(n, |m: u64| m.max(n)));
+        }
+
+        let db = Db::open(&db_path, options()).unwrap();
+        let next = db
+            .get(b"next")
+            .unwrap()
+            .map(|v| u64::from_le_bytes(v.try_into().unwrap()))
+            .unwrap_or(0);
+        if let Some(m) = max_acked {
+            assert!(next > m, "round {round}: batch {m} was acknowledged but next = {next}");
+        }
+        // Every batch below `next` is complete; the one at `next` (if it got in partially) is
+        // absent entirely.
+        for b in 0..next {
+            for j in 0..KEYS_PER_BATCH {
+                assert_eq!(
+                    db.get(batch_key(b, j)).unwrap(),
+                    Some(batch_value(b, j)),
+                    "round {round}: batch {b} key {j}"
+                );
+            }
+        }
+        for j in 0..KEYS_PER_BATCH {
+            assert_eq!(db.get(batch_key(next, j)).unwrap(), None, "round {round}: partial batch {next}");
+        }
+        let total = db.scan::<&[u8]>(..).count() as u64;
+        assert_eq!(total, next * KEYS_PER_BATCH + u64::from(next > 0), "round {round}: stray keys");
+        db.close().unwrap();
+    }
+    assert!(max_acked.is_some(), "the child never acknowledged a write");
+}
