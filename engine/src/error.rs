@@ -30,7 +30,9 @@ pub enum Error {
     InvalidArgument(String),
 
     /// The path is not a Strata database and `create_if_missing` was not set.
-    #[error("{0:?} is not a strata database (no CURRENT file); set create_if_missing to create one")]
+    #[error(
+        "{0:?} is not a strata database (no CURRENT file); set create_if_missing to create one"
+    )]
     NotADatabase(PathBuf),
 
     /// `error_if_exists` was set and a database is already there.

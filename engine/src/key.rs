@@ -140,7 +140,10 @@ mod tests {
         assert_eq!(compare_internal_keys(&v5, &target), Ordering::Less);
         assert_eq!(compare_internal_keys(&target, &v3), Ordering::Less);
         // At snapshot 5 the target sorts before v5 (same seq, larger kind byte).
-        assert_eq!(compare_internal_keys(&seek_key(b"k", 5), &v5), Ordering::Less);
+        assert_eq!(
+            compare_internal_keys(&seek_key(b"k", 5), &v5),
+            Ordering::Less
+        );
     }
 
     #[test]

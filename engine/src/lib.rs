@@ -7,5 +7,6 @@ pub mod error;
 pub mod fs;
 pub mod iter;
 pub mod key;
+pub mod wal;
 
 pub use error::{Error, Result};
