@@ -119,3 +119,135 @@ impl std::fmt::Debug for LogWriter {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use parking_lot::Mutex;
+
+    use super::*;
+    use crate::wal::format::{decode_physical, Physical, MAX_FRAGMENT};
+    use crate::wal::testing::{encode_log, VecFile};
+
+    /// The physical records of a log as (offset, type, payload length), walking block trailers.
+    fn physical_records(data: &[u8]) -> Vec<(usize, RecordType, usize)> {
+        let mut out = Vec::new();
+        let mut pos = 0;
+        while pos < data.len() {
+            if BLOCK_SIZE - pos % BLOCK_SIZE < HEADER_SIZE {
+                let trailer_end = (pos / BLOCK_SIZE + 1) * BLOCK_SIZE;
+                assert!(data[pos..trailer_end.min(data.len())]
+                    .iter()
+                    .all(|&b| b == 0));
+                pos = trailer_end;
+                continue;
+            }
+            match decode_physical(data, pos) {
+                Physical::Good { kind, payload, end } => {
+                    out.push((pos, kind, payload.len()));
+                    pos = end;
+                }
+                bad => panic!("writer produced a bad record at {pos}: {bad:?}"),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn empty_record_is_one_empty_full() {
+        let (data, ends) = encode_log(&[b""]);
+        assert_eq!(ends, vec![HEADER_SIZE]);
+        assert_eq!(physical_records(&data), vec![(0, RecordType::Full, 0)]);
+    }
+
+    #[test]
+    fn record_filling_a_block_exactly_is_one_full() {
+        let (data, ends) = encode_log(&[vec![1u8; MAX_FRAGMENT], vec![2u8; 3]]);
+        assert_eq!(ends, vec![BLOCK_SIZE, BLOCK_SIZE + HEADER_SIZE + 3]);
+        assert_eq!(
+            physical_records(&data),
+            vec![
+                (0, RecordType::Full, MAX_FRAGMENT),
+                (BLOCK_SIZE, RecordType::Full, 3)
+            ]
+        );
+    }
+
+    #[test]
+    fn fewer_than_header_bytes_left_are_zero_padded() {
+        for left in 1..HEADER_SIZE {
+            let first = BLOCK_SIZE - HEADER_SIZE - left;
+            let (data, ends) = encode_log(&[vec![1u8; first], vec![2u8; 5]]);
+            assert_eq!(ends[0], BLOCK_SIZE - left);
+            assert_eq!(ends[1], BLOCK_SIZE + HEADER_SIZE + 5, "left={left}");
+            assert!(data[BLOCK_SIZE - left..BLOCK_SIZE].iter().all(|&b| b == 0));
+            assert_eq!(
+                physical_records(&data)[1],
+                (BLOCK_SIZE, RecordType::Full, 5)
+            );
+        }
+    }
+
+    #[test]
+    fn exactly_header_bytes_left_hold_an_empty_first_or_an_empty_full() {
+        let first = BLOCK_SIZE - 2 * HEADER_SIZE;
+        let (data, _) = encode_log(&[vec![1u8; first], vec![2u8; 5]]);
+        assert_eq!(
+            physical_records(&data)[1..],
+            [
+                (BLOCK_SIZE - HEADER_SIZE, RecordType::First, 0),
+                (BLOCK_SIZE, RecordType::Last, 5)
+            ]
+        );
+        let (data, ends) = encode_log(&[vec![1u8; first], vec![]]);
+        assert_eq!(ends[1], BLOCK_SIZE);
+        assert_eq!(
+            physical_records(&data)[1],
+            (BLOCK_SIZE - HEADER_SIZE, RecordType::Full, 0)
+        );
+    }
+
+    #[test]
+    fn large_record_is_first_middles_last() {
+        let len = 3 * MAX_FRAGMENT + 10;
+        let (data, ends) = encode_log(&[vec![9u8; len]]);
+        assert_eq!(ends, vec![3 * BLOCK_SIZE + HEADER_SIZE + 10]);
+        let kinds: Vec<_> = physical_records(&data).iter().map(|r| (r.1, r.2)).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (RecordType::First, MAX_FRAGMENT),
+                (RecordType::Middle, MAX_FRAGMENT),
+                (RecordType::Middle, MAX_FRAGMENT),
+                (RecordType::Last, 10)
+            ]
+        );
+    }
+
+    #[test]
+    fn offset_counts_every_byte_written() {
+        let sizes = [0usize, 1, 100, MAX_FRAGMENT, 70_000, 5, BLOCK_SIZE - 20];
+        let records: Vec<Vec<u8>> = sizes.iter().map(|&n| vec![0xab; n]).collect();
+        let (data, ends) = encode_log(&records);
+        assert_eq!(*ends.last().unwrap(), data.len());
+        physical_records(&data);
+    }
+
+    #[test]
+    fn io_error_poisons_the_writer() {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let mut w = LogWriter::new(Box::new(VecFile {
+            buf: buf.clone(),
+            fail_after: Some(3),
+        }));
+        w.add_record(b"ok").unwrap(); // header + payload: 2 appends
+        let err = w.add_record(b"torn").unwrap_err();
+        assert!(matches!(err, Error::Io(_)), "{err:?}");
+        // The header of "torn" went out without its payload; nothing may follow it.
+        assert!(matches!(w.add_record(b"more"), Err(Error::Poisoned(_))));
+        assert!(matches!(w.sync(), Err(Error::Poisoned(_))));
+        assert!(matches!(w.flush(), Err(Error::Poisoned(_))));
+        assert_eq!(buf.lock().len(), HEADER_SIZE + 2 + HEADER_SIZE);
+    }
+}
