@@ -29,7 +29,7 @@
 //! followed by the LAST in the next block).
 //!
 //! This module only encodes and decodes single physical records; what to do with a bad one is
-//! the reader's policy ([`super::reader`]).
+//! the reader's policy ([`WalRecoveryMode`](super::WalRecoveryMode)).
 
 use crate::coding::mask_crc;
 

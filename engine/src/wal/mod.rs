@@ -1,7 +1,7 @@
 //! The log: an append-only file of checksummed records in 32 KiB blocks (LevelDB's log format),
 //! used both as the write-ahead log and as the MANIFEST.
 //!
-//! - [`format`]: the bytes of one physical record (layout drawn there and in `FORMAT.md`);
+//! - [`format`](mod@format): the bytes of one physical record (layout drawn there and in `FORMAT.md`);
 //! - [`LogWriter`]: fragments logical records into FULL / FIRST / MIDDLE / LAST records;
 //! - [`LogReader`]: reassembles them and applies the recovery contract of
 //!   [`WalRecoveryMode`]: a torn record at the very tail is dropped (and reported through

@@ -1,41 +1,6 @@
 //! Reads logical records back from a log file's bytes, deciding what a damaged record means.
 //!
-//! # Recovery contract
-//!
-//! A *bad* physical record is one [`decode_physical`] rejects (header or payload cut by end of
-//! file, a length crossing its block, a checksum mismatch, an unknown type). A *structural* error
-//! is an intact physical record in the wrong place: MIDDLE or LAST without a FIRST, or FIRST or
-//! FULL while a FIRST..LAST sequence is open.
-//!
-//! **End of log.** The log ends cleanly at end of file, or where every byte from the next
-//! record's start to end of file is `0x00` (block padding, preallocated space). If a FIRST..LAST
-//! sequence is open there, it is a torn tail (see below) with reason
-//! [`DropReason::UnfinishedRecord`].
-//!
-//! **"Only zeros follow."** For a bad record starting at offset `p`, let `extent_end` be the end
-//! of the bytes its header claims: `p + 7 + length`, clamped to the end of `p`'s block and to end
-//! of file (for a header cut by end of file, end of file itself). The record is *the last thing
-//! in the file* when every byte in `extent_end..EOF` is `0x00` (an empty range counts). This is
-//! deliberately strict: a record whose damaged length field claims fewer bytes than it had leaves
-//! non-zero bytes behind and is reported as corruption, because the reader cannot tell those
-//! bytes from a following record that was synced.
-//!
-//! [`WalRecoveryMode::TolerateTornTail`] (the default):
-//! - a bad record that is the last thing in the file is a *torn tail*: it is dropped (with the
-//!   open FIRST..MIDDLE fragments before it, if any), reading ends with `Ok(None)`, and
-//!   [`LogReader::dropped`] describes what was skipped. A power cut during an unsynced append
-//!   produces exactly this, and nothing that was acknowledged as synced is lost by dropping it;
-//! - any other bad record, and every structural error, is [`Error::Corruption`] naming the file
-//!   and the offset: dropping it could silently lose synced, acknowledged writes behind it. The
-//!   error repeats on every later call.
-//!
-//! [`WalRecoveryMode::PointInTime`] (opt-in): the first bad record or structural error of any
-//! kind ends the log. Reading returns `Ok(None)` from then on and `dropped()` reports the offset
-//! of the first byte not replayed (the start of the logical record that could not be completed)
-//! and how many bytes from there to end of file were not replayed.
-//!
-//! The reader never panics, terminates (every step consumes at least one byte), and allocates
-//! only for fragmented records, never more than the fragment bytes actually present.
+//! The recovery contract is documented on [`WalRecoveryMode`].
 
 use std::borrow::Cow;
 use std::fmt;
@@ -44,7 +9,50 @@ use crate::error::{Error, Result};
 
 use super::format::{decode_physical, BadRecord, Physical, RecordType, BLOCK_SIZE, HEADER_SIZE};
 
-/// What recovery does with a damaged log record. See the [module docs](self) for the contract.
+/// What recovery does with a damaged log record.
+///
+/// # Recovery contract
+///
+/// A *bad* physical record is one [`decode_physical`](super::format::decode_physical) rejects
+/// (header or payload cut by end of file, a length crossing its block, a checksum mismatch, an
+/// unknown type). A *structural* error is an intact physical record in the wrong place: MIDDLE or
+/// LAST without a FIRST, or FIRST or
+/// FULL while a FIRST..LAST sequence is open.
+///
+/// **End of log.** The log ends cleanly at end of file, or where every byte from the next
+/// record's start to end of file is `0x00` (block padding, preallocated space). If a FIRST..LAST
+/// sequence is open there, it is a torn tail (see below) with reason
+/// [`DropReason::UnfinishedRecord`].
+///
+/// **"Only zeros follow."** For a bad record starting at offset `p`, let `extent_end` be the end
+/// of the bytes its header claims: `p + 7 + length`, clamped to the end of `p`'s block and to end
+/// of file (for a header cut by end of file, end of file itself). The record is *the last thing
+/// in the file* when every byte in `extent_end..EOF` is `0x00` (an empty range counts). This is
+/// deliberately strict: a record whose damaged length field claims fewer bytes than it had leaves
+/// non-zero bytes behind and is reported as corruption, because the reader cannot tell those
+/// bytes from a following record that was synced.
+///
+/// *Known limit* (shared with LevelDB and RocksDB): a damaged length field that claims more bytes
+/// than the file has looks exactly like a torn append and is dropped as a tail. The claimed bytes
+/// never cross a block boundary (that is [`DropReason::LengthPastBlock`], judged by the rule
+/// above), so at most the rest of the file's last block can be affected.
+///
+/// [`WalRecoveryMode::TolerateTornTail`] (the default):
+/// - a bad record that is the last thing in the file is a *torn tail*: it is dropped (with the
+///   open FIRST..MIDDLE fragments before it, if any), reading ends with `Ok(None)`, and
+///   [`LogReader::dropped`] describes what was skipped. A power cut during an unsynced append
+///   produces exactly this, and nothing that was acknowledged as synced is lost by dropping it;
+/// - any other bad record, and every structural error, is [`Error::Corruption`] naming the file
+///   and the offset: dropping it could silently lose synced, acknowledged writes behind it. The
+///   error repeats on every later call.
+///
+/// [`WalRecoveryMode::PointInTime`] (opt-in): the first bad record or structural error of any
+/// kind ends the log. Reading returns `Ok(None)` from then on and `dropped()` reports the offset
+/// of the first byte not replayed (the start of the logical record that could not be completed)
+/// and how many bytes from there to end of file were not replayed.
+///
+/// The reader never panics, terminates (every step consumes at least one byte), and allocates
+/// only for fragmented records, never more than the fragment bytes actually present.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WalRecoveryMode {
     /// Drop only a torn record at the very tail of the file; any other damage is an error.
