@@ -159,9 +159,14 @@ impl<'a> LogReader<'a> {
     }
 
     /// The next logical record, `Ok(None)` at the end of the log, or `Err(Error::Corruption)`
-    /// for damage the recovery mode does not tolerate. Unfragmented records are borrowed from
-    /// the file's bytes.
-    pub fn read_record(&mut self) -> Result<Option<Cow<'a, [u8]>>> {
+    /// for damage the recovery mode does not tolerate (see [`WalRecoveryMode`]).
+    pub fn read_record(&mut self) -> Result<Option<Vec<u8>>> {
+        Ok(self.read_record_cow()?.map(Cow::into_owned))
+    }
+
+    /// Like [`read_record`](Self::read_record), but an unfragmented record is borrowed from the
+    /// file's bytes instead of copied.
+    pub fn read_record_cow(&mut self) -> Result<Option<Cow<'a, [u8]>>> {
         match &self.state {
             State::Reading => {}
             State::Done => return Ok(None),
@@ -306,7 +311,7 @@ mod tests {
         // Each record takes at least HEADER_SIZE bytes: more iterations would be a loop.
         for _ in 0..=data.len() / HEADER_SIZE + 1 {
             match r.read_record() {
-                Ok(Some(rec)) => out.push(rec.into_owned()),
+                Ok(Some(rec)) => out.push(rec),
                 Ok(None) => {
                     assert_eq!(r.read_record().unwrap(), None, "end is sticky");
                     return (out, Ok(()), r.dropped());
@@ -419,9 +424,12 @@ mod tests {
     fn full_records_are_borrowed_fragmented_ones_owned() {
         let (data, _) = encode_log(&[vec![1u8; 10], vec![2u8; BLOCK_SIZE]]);
         let mut r = LogReader::new(&data, String::new(), TORN);
-        assert!(matches!(r.read_record().unwrap(), Some(Cow::Borrowed(_))));
+        assert!(matches!(
+            r.read_record_cow().unwrap(),
+            Some(Cow::Borrowed(_))
+        ));
         assert_eq!(r.last_record_offset(), 0);
-        assert!(matches!(r.read_record().unwrap(), Some(Cow::Owned(_))));
+        assert!(matches!(r.read_record_cow().unwrap(), Some(Cow::Owned(_))));
         assert_eq!(r.last_record_offset(), (HEADER_SIZE + 10) as u64);
     }
 
