@@ -11,6 +11,7 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
+pub mod fault;
 mod std_fs;
 
 pub use std_fs::StdFs;
