@@ -80,7 +80,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let n = args.keys;
     let entry_bytes = (16 + args.value_size) as u64;
-    println!("strata demo: {n} keys of 16 bytes, values of {} bytes, in {}", args.value_size, dir.display());
+    println!(
+        "strata demo: {n} keys of 16 bytes, values of {} bytes, in {}",
+        args.value_size,
+        dir.display()
+    );
 
     let db = Db::open(&dir, Options::create())?;
 
@@ -100,7 +104,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for i in 0..singles {
         db.put(key(n + i), value(n + i, args.value_size))?;
     }
-    report("write (single puts)", singles, singles * entry_bytes, t.elapsed());
+    report(
+        "write (single puts)",
+        singles,
+        singles * entry_bytes,
+        t.elapsed(),
+    );
 
     let t = Instant::now();
     let synced = 1000.min(n);
@@ -114,11 +123,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             &WriteOptions { sync: true },
         )?;
     }
-    report("write (synced puts)", synced, synced * entry_bytes, t.elapsed());
+    report(
+        "write (synced puts)",
+        synced,
+        synced * entry_bytes,
+        t.elapsed(),
+    );
 
     let t = Instant::now();
     db.flush()?;
-    println!("flush memtable                {:>22.3} s", t.elapsed().as_secs_f64());
+    println!(
+        "flush memtable                {:>22.3} s",
+        t.elapsed().as_secs_f64()
+    );
 
     let t = Instant::now();
     let mut found = 0;
@@ -146,7 +163,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         prev = Some(k);
         scanned += 1;
     }
-    report("scan (whole database)", scanned, scanned * entry_bytes, t.elapsed());
+    report(
+        "scan (whole database)",
+        scanned,
+        scanned * entry_bytes,
+        t.elapsed(),
+    );
     if scanned != n + singles {
         return Err(format!("scan found {scanned} keys, expected {}", n + singles).into());
     }
@@ -174,7 +196,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             return Err(format!("key {i} missing after reopen").into());
         }
     }
-    println!("reopen and spot-check         {:>22.3} s", reopen.as_secs_f64());
+    println!(
+        "reopen and spot-check         {:>22.3} s",
+        reopen.as_secs_f64()
+    );
     db.close()?;
     println!("ok");
     Ok(())

@@ -193,7 +193,7 @@ impl<'a> BatchReader<'a> {
     }
 
     /// Number of updates the header claims.
-    pub fn count(&self) -> u32 {
+    pub fn claimed_count(&self) -> u32 {
         self.count
     }
 
@@ -252,7 +252,7 @@ mod tests {
         a.set_sequence(42);
         let r = BatchReader::new(a.data()).unwrap();
         assert_eq!(r.sequence(), 42);
-        assert_eq!(r.count(), 4);
+        assert_eq!(r.claimed_count(), 4);
         let ops: Vec<_> = r.map(|o| o.unwrap()).collect();
         assert_eq!(
             ops,
@@ -303,6 +303,9 @@ mod tests {
         assert!(matches!(big_key.validate(), Err(Error::InvalidArgument(_))));
         let mut big_value = WriteBatch::new();
         big_value.put("k", vec![0u8; MAX_VALUE_SIZE + 1]);
-        assert!(matches!(big_value.validate(), Err(Error::InvalidArgument(_))));
+        assert!(matches!(
+            big_value.validate(),
+            Err(Error::InvalidArgument(_))
+        ));
     }
 }

@@ -33,12 +33,22 @@ fn size_limits_are_enforced_and_the_largest_allowed_entries_work() {
     let big_value: Vec<u8> = (0..MAX_VALUE_SIZE).map(|i| (i % 251) as u8).collect();
     db.put(&big_key, b"v").unwrap();
     db.put(b"big", &big_value).unwrap();
-    assert!(matches!(db.put(vec![0u8; MAX_KEY_SIZE + 1], b"v"), Err(Error::InvalidArgument(_))));
-    assert!(matches!(db.put(b"k", vec![0u8; MAX_VALUE_SIZE + 1]), Err(Error::InvalidArgument(_))));
+    assert!(matches!(
+        db.put(vec![0u8; MAX_KEY_SIZE + 1], b"v"),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        db.put(b"k", vec![0u8; MAX_VALUE_SIZE + 1]),
+        Err(Error::InvalidArgument(_))
+    ));
     let mut batch = WriteBatch::new();
     batch.put(b"fine", b"1").delete(vec![0u8; MAX_KEY_SIZE + 1]);
     assert!(matches!(db.write(batch), Err(Error::InvalidArgument(_))));
-    assert_eq!(db.get(b"fine").unwrap(), None, "a refused batch applies nothing");
+    assert_eq!(
+        db.get(b"fine").unwrap(),
+        None,
+        "a refused batch applies nothing"
+    );
     db.flush().unwrap();
     assert_eq!(db.get(&big_key).unwrap(), Some(b"v".to_vec()));
     assert_eq!(db.get(b"big").unwrap().as_deref(), Some(&big_value[..]));
@@ -75,7 +85,10 @@ fn opening_something_that_is_not_a_database_says_so() {
 fn a_database_can_be_open_only_once() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path(), small()).unwrap();
-    assert!(matches!(Db::open(dir.path(), small()), Err(Error::Locked(_))));
+    assert!(matches!(
+        Db::open(dir.path(), small()),
+        Err(Error::Locked(_))
+    ));
     db.close().unwrap();
     // The lock is released by close, even though `db` still exists.
     let again = Db::open(dir.path(), small()).unwrap();
@@ -132,13 +145,28 @@ fn iterators_and_snapshots_outlive_flushes() {
     // The iterator still reads the old state: all 2000 keys, old values.
     let rest: Vec<_> = it.map(Result::unwrap).collect();
     assert_eq!(rest.len(), 1999);
-    assert!(rest.iter().enumerate().all(|(i, (_, v))| v[..] == (i as u32 + 1).to_le_bytes()));
+    assert!(rest
+        .iter()
+        .enumerate()
+        .all(|(i, (_, v))| v[..] == (i as u32 + 1).to_le_bytes()));
     let ro = ReadOptions::at(&snap);
-    assert_eq!(db.get_opt(b"k00500", &ro).unwrap(), Some(500u32.to_le_bytes().to_vec()));
+    assert_eq!(
+        db.get_opt(b"k00500", &ro).unwrap(),
+        Some(500u32.to_le_bytes().to_vec())
+    );
     assert_eq!(db.get(b"k00500").unwrap(), None);
-    assert_eq!(db.get(b"k00501").unwrap(), Some(502u32.to_le_bytes().to_vec()));
+    assert_eq!(
+        db.get(b"k00501").unwrap(),
+        Some(502u32.to_le_bytes().to_vec())
+    );
     assert_eq!(db.stats().live_snapshots, 1);
     drop(snap);
+    assert_eq!(
+        db.stats().live_snapshots,
+        1,
+        "the read options hold a clone"
+    );
+    drop(ro);
     assert_eq!(db.stats().live_snapshots, 0);
 }
 
@@ -157,7 +185,13 @@ fn flush_moves_data_to_tables_and_deletes_old_wals() {
     assert!(stats.memory_bytes() > 0);
     let wals = std::fs::read_dir(dir.path())
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".log"))
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".log")
+        })
         .count();
     assert_eq!(wals, 1, "only the active WAL remains after a flush");
     db.close().unwrap();
@@ -177,14 +211,20 @@ fn memory_stays_bounded_by_the_options() {
     let db = Db::open(dir.path(), opts).unwrap();
     let value = vec![3u8; 200];
     for i in 0..30_000u32 {
-        db.put(format!("key{:08}", i.wrapping_mul(2_654_435_761)), &value).unwrap();
+        db.put(format!("key{:08}", i.wrapping_mul(2_654_435_761)), &value)
+            .unwrap();
         if i % 1000 == 0 {
             let s = db.stats();
-            assert!(s.memtable_bytes + s.immutable_memtable_bytes <= 2 * (256 + 64) * 1024, "{s:?}");
+            assert!(
+                s.memtable_bytes + s.immutable_memtable_bytes <= 2 * (256 + 64) * 1024,
+                "{s:?}"
+            );
         }
     }
     for i in (0..30_000u32).step_by(7) {
-        db.get(format!("key{:08}", i.wrapping_mul(2_654_435_761))).unwrap().unwrap();
+        db.get(format!("key{:08}", i.wrapping_mul(2_654_435_761)))
+            .unwrap()
+            .unwrap();
     }
     let s = db.stats();
     assert!(s.block_cache_bytes <= 512 * 1024 + 64 * 1024, "{s:?}");

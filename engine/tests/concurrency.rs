@@ -57,13 +57,23 @@ fn readers_never_see_a_partial_batch() {
                     let rounds: Vec<_> = (0..KEYS_PER_WRITER)
                         .map(|j| db.get_opt(key(w, j), &ro).unwrap().map(|v| v[..4].to_vec()))
                         .collect();
-                    assert!(rounds.windows(2).all(|p| p[0] == p[1]), "reader {r}: torn batch {rounds:?}");
+                    assert!(
+                        rounds.windows(2).all(|p| p[0] == p[1]),
+                        "reader {r}: torn batch {rounds:?}"
+                    );
                     // Through a scan, which reads at its own implicit snapshot.
                     let lo = format!("w{w}-").into_bytes();
                     let hi = format!("w{w}.").into_bytes();
                     let rows: Vec<_> = db.scan(lo..hi).collect::<Result<_, _>>().unwrap();
-                    assert!(rows.is_empty() || rows.len() == KEYS_PER_WRITER, "reader {r}: {} rows", rows.len());
-                    assert!(rows.windows(2).all(|p| p[0].1[..4] == p[1].1[..4]), "reader {r}: torn scan");
+                    assert!(
+                        rows.is_empty() || rows.len() == KEYS_PER_WRITER,
+                        "reader {r}: {} rows",
+                        rows.len()
+                    );
+                    assert!(
+                        rows.windows(2).all(|p| p[0].1[..4] == p[1].1[..4]),
+                        "reader {r}: torn scan"
+                    );
                 }
                 checks += 1;
             }
@@ -78,10 +88,16 @@ fn readers_never_see_a_partial_batch() {
         assert!(r.join().unwrap() > 0);
     }
     let stats = db.stats();
-    assert!(stats.flushes > 0, "the test should flush while reading: {stats:?}");
+    assert!(
+        stats.flushes > 0,
+        "the test should flush while reading: {stats:?}"
+    );
     for w in 0..WRITERS {
         for j in 0..KEYS_PER_WRITER {
-            assert_eq!(db.get(key(w, j)).unwrap().unwrap()[..4], 1499u32.to_le_bytes());
+            assert_eq!(
+                db.get(key(w, j)).unwrap().unwrap()[..4],
+                1499u32.to_le_bytes()
+            );
         }
     }
 }
@@ -113,7 +129,10 @@ fn group_commit_shares_syncs_between_writers() {
     let stats = db.stats();
     let writes = (THREADS * PER_THREAD) as u64;
     assert_eq!(stats.write_batches, writes);
-    println!("{} synced writes took {} WAL syncs in {} groups", writes, stats.wal_syncs, stats.write_groups);
+    println!(
+        "{} synced writes took {} WAL syncs in {} groups",
+        writes, stats.wal_syncs, stats.write_groups
+    );
     assert!(stats.wal_syncs <= stats.write_groups);
     assert!(
         stats.wal_syncs * 2 < writes,

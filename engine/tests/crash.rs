@@ -47,7 +47,8 @@ fn child(dir: &Path) -> ! {
             b.put(batch_key(n, j), batch_value(n, j));
         }
         b.put(b"next", (n + 1).to_le_bytes());
-        db.write_opt(b, &WriteOptions { sync: n % 2 == 0 }).expect("child write");
+        db.write_opt(b, &WriteOptions { sync: n % 2 == 0 })
+            .expect("child write");
         use std::io::Write;
         writeln!(out, "ack {n}").expect("stdout");
         out.flush().expect("stdout");
@@ -68,7 +69,12 @@ fn sigkill_during_writes_loses_no_acknowledged_batch() {
     let mut max_acked: Option<u64> = None;
     for round in 0..12 {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["sigkill_during_writes_loses_no_acknowledged_batch", "--exact", "--nocapture", "--test-threads=1"])
+            .args([
+                "sigkill_during_writes_loses_no_acknowledged_batch",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_ENV, &db_path)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -99,7 +105,10 @@ fn sigkill_during_writes_loses_no_acknowledged_batch() {
             .map(|v| u64::from_le_bytes(v.try_into().unwrap()))
             .unwrap_or(0);
         if let Some(m) = max_acked {
-            assert!(next > m, "round {round}: batch {m} was acknowledged but next = {next}");
+            assert!(
+                next > m,
+                "round {round}: batch {m} was acknowledged but next = {next}"
+            );
         }
         // Every batch below `next` is complete; the one at `next` (if it got in partially) is
         // absent entirely.
@@ -113,10 +122,18 @@ fn sigkill_during_writes_loses_no_acknowledged_batch() {
             }
         }
         for j in 0..KEYS_PER_BATCH {
-            assert_eq!(db.get(batch_key(next, j)).unwrap(), None, "round {round}: partial batch {next}");
+            assert_eq!(
+                db.get(batch_key(next, j)).unwrap(),
+                None,
+                "round {round}: partial batch {next}"
+            );
         }
         let total = db.scan::<&[u8]>(..).count() as u64;
-        assert_eq!(total, next * KEYS_PER_BATCH + u64::from(next > 0), "round {round}: stray keys");
+        assert_eq!(
+            total,
+            next * KEYS_PER_BATCH + u64::from(next > 0),
+            "round {round}: stray keys"
+        );
         db.close().unwrap();
     }
     assert!(max_acked.is_some(), "the child never acknowledged a write");

@@ -75,7 +75,12 @@ fn options() -> Options {
     }
 }
 
-fn range_of(model: &Model, lo: Option<u8>, hi: Option<u8>, inclusive: bool) -> Vec<(Vec<u8>, Vec<u8>)> {
+fn range_of(
+    model: &Model,
+    lo: Option<u8>,
+    hi: Option<u8>,
+    inclusive: bool,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
     let lo = lo.map_or(Bound::Unbounded, |k| Bound::Included(key(k)));
     let hi = match hi {
         None => Bound::Unbounded,
@@ -87,17 +92,28 @@ fn range_of(model: &Model, lo: Option<u8>, hi: Option<u8>, inclusive: bool) -> V
             return Vec::new();
         }
     }
-    model.range((lo, hi)).map(|(k, v)| (k.clone(), v.clone())).collect()
+    model
+        .range((lo, hi))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
-fn scan_db(db: &Db, lo: Option<u8>, hi: Option<u8>, inclusive: bool, ro: &ReadOptions) -> Vec<(Vec<u8>, Vec<u8>)> {
+fn scan_db(
+    db: &Db,
+    lo: Option<u8>,
+    hi: Option<u8>,
+    inclusive: bool,
+    ro: &ReadOptions,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
     let lo = lo.map_or(Bound::Unbounded, |k| Bound::Included(key(k)));
     let hi = match hi {
         None => Bound::Unbounded,
         Some(k) if inclusive => Bound::Included(key(k)),
         Some(k) => Bound::Excluded(key(k)),
     };
-    db.scan_opt((lo, hi), ro).collect::<Result<_, _>>().expect("scan failed")
+    db.scan_opt((lo, hi), ro)
+        .collect::<Result<_, _>>()
+        .expect("scan failed")
 }
 
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
@@ -133,7 +149,12 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 db.write(b).unwrap();
             }
             Op::Get(k) => {
-                prop_assert_eq!(db.get(key(k)).unwrap(), model.get(&key(k)).cloned(), "get {}", k);
+                prop_assert_eq!(
+                    db.get(key(k)).unwrap(),
+                    model.get(&key(k)).cloned(),
+                    "get {}",
+                    k
+                );
             }
             Op::Scan(lo, hi, inc) => {
                 let got = scan_db(&db, lo, hi, inc, &ReadOptions::default());

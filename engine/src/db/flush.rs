@@ -33,15 +33,16 @@ impl DbInner {
             };
             let number = st.versions.new_file_number();
             st.pending_outputs.insert(number);
+            st.bg_busy = true;
             let result = MutexGuard::unlocked(&mut st, || self.flush_memtable(&mem, number));
             st.pending_outputs.remove(&number);
             match result {
-                Ok(()) => {}
-                Err(Error::Closed) => return,
+                Ok(()) => MutexGuard::unlocked(&mut st, || self.delete_obsolete_files()),
+                Err(Error::Closed) => {}
                 Err(e) => self.poison(&mut st, &e),
             }
+            st.bg_busy = false;
             self.bg_cv.notify_all();
-            MutexGuard::unlocked(&mut st, || self.delete_obsolete_files());
         }
     }
 
@@ -56,7 +57,9 @@ impl DbInner {
         }
         edit.log_number = Some({
             let st = self.state.lock();
-            st.imm.get(1).map_or(st.mem.wal_number(), |m| m.wal_number())
+            st.imm
+                .get(1)
+                .map_or(st.mem.wal_number(), |m| m.wal_number())
         });
         self.log_and_apply(edit, |st| {
             st.imm.pop_front();
@@ -131,7 +134,11 @@ impl DbInner {
             let mut st = self.state.lock();
             let mut live = st.versions.live_files();
             live.extend(st.pending_outputs.iter().copied());
-            (live, st.versions.log_number(), st.versions.manifest_number())
+            (
+                live,
+                st.versions.log_number(),
+                st.versions.manifest_number(),
+            )
         };
         let names = match self.fs.list_dir(&self.dir) {
             Ok(n) => n,
@@ -169,7 +176,7 @@ impl DbInner {
                 return Err(Error::Poisoned(e.clone()));
             }
             Self::check_open(&st)?;
-            if st.imm.is_empty() {
+            if st.imm.is_empty() && !st.bg_busy {
                 return Ok(());
             }
             self.bg_cv.wait(&mut st);

@@ -43,7 +43,7 @@ use crate::write_batch::WriteBatch;
 /// batch.put(b"banana", b"yellow").delete(b"apple");
 /// db.write(batch)?;
 /// assert_eq!(db.get(b"apple")?, None);
-/// let all: Vec<_> = db.scan(..).collect::<Result<_, _>>()?;
+/// let all: Vec<_> = db.scan::<&[u8]>(..).collect::<Result<_, _>>()?;
 /// assert_eq!(all, vec![(b"banana".to_vec(), b"yellow".to_vec())]);
 /// db.close()?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -55,7 +55,9 @@ pub struct Db {
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Db").field("dir", &self.inner().dir).finish()
+        f.debug_struct("Db")
+            .field("dir", &self.inner().dir)
+            .finish()
     }
 }
 
@@ -99,10 +101,9 @@ pub(crate) struct DbInner {
     bg_thread: Mutex<Option<JoinHandle<()>>>,
 }
 
-/// The WAL being appended to and its file number.
+/// The WAL being appended to.
 pub(crate) struct ActiveWal {
     pub(crate) writer: LogWriter,
-    pub(crate) number: u64,
 }
 
 /// Everything protected by `DbInner::state`.
@@ -128,6 +129,8 @@ pub(crate) struct State {
     pub(crate) closed: bool,
     /// Table numbers being written that no version names yet; not obsolete.
     pub(crate) pending_outputs: HashSet<u64>,
+    /// The background thread is running a job (a flush and the file deletion after it).
+    pub(crate) bg_busy: bool,
 }
 
 impl Db {

@@ -11,7 +11,9 @@ use parking_lot::{Condvar, Mutex};
 use super::write::create_wal;
 use super::{DbInner, State};
 use crate::error::{Error, Result};
-use crate::filename::{current_path, lock_path, parse_file_name, table_name, table_path, wal_path, FileKind};
+use crate::filename::{
+    current_path, lock_path, parse_file_name, table_name, table_path, wal_path, FileKind,
+};
 use crate::memtable::mem::MemTable;
 use crate::options::{Options, WalRecoveryMode};
 use crate::snapshot::SnapshotList;
@@ -64,6 +66,7 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Arc<DbInner>> {
             bg_error: None,
             closed: false,
             pending_outputs: HashSet::new(),
+            bg_busy: false,
         }),
         opts,
         write_cv: Condvar::new(),
@@ -155,7 +158,8 @@ impl DbInner {
                 continue;
             }
             let file = self.fs.open(&path)?;
-            let mut reader = LogReader::new(file.bytes(), name.clone(), self.opts.wal_recovery_mode);
+            let mut reader =
+                LogReader::new(file.bytes(), name.clone(), self.opts.wal_recovery_mode);
             while let Some(record) = reader.read_record()? {
                 let batch = WriteBatch::from_record(record).map_err(|e| e.in_file(&name, 0))?;
                 let first = batch.sequence();
@@ -181,7 +185,10 @@ impl DbInner {
                     return Err(Error::Corruption {
                         file: name,
                         offset: d.offset,
-                        msg: format!("damaged record in a WAL that is not the newest: {}", d.reason),
+                        msg: format!(
+                            "damaged record in a WAL that is not the newest: {}",
+                            d.reason
+                        ),
                     });
                 }
                 tracing::warn!(wal = %name, offset = d.offset, bytes = d.bytes, reason = %d.reason,
@@ -196,7 +203,9 @@ impl DbInner {
         let wal_number = st.versions.new_file_number();
         let wal = create_wal(self, wal_number)?;
         edit.log_number = Some(wal_number);
-        let manifest = st.versions.write_new_manifest(self.fs.as_ref(), &self.dir, edit)?;
+        let manifest = st
+            .versions
+            .write_new_manifest(self.fs.as_ref(), &self.dir, edit)?;
         st.mem = Arc::new(MemTable::new(wal_number, self.opts.write_buffer_size));
         *self.wal.lock() = Some(wal);
         *self.manifest.lock() = Some(manifest);

@@ -77,7 +77,13 @@ impl DbInner {
         }
         let merged = MergingIterator::new(children);
         // The version pin keeps the files of this scan from being deleted until it drops.
-        DbIterator::new(Box::new(merged), view.seq, start, end, Box::new(view.version))
+        DbIterator::new(
+            Box::new(merged),
+            view.seq,
+            start,
+            end,
+            Box::new(view.version),
+        )
     }
 
     pub(crate) fn snapshot(&self) -> Result<Snapshot> {

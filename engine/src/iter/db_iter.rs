@@ -29,7 +29,9 @@ pub struct DbIterator {
 
 impl std::fmt::Debug for DbIterator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DbIterator").field("seq", &self.seq).finish()
+        f.debug_struct("DbIterator")
+            .field("seq", &self.seq)
+            .finish()
     }
 }
 

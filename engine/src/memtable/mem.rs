@@ -155,10 +155,16 @@ mod tests {
         b.put("k", "v4");
         b.set_sequence(4);
         mem.apply(&b);
-        assert_eq!(mem.get(&seek_key(b"k", 1), b"k"), Lookup::Found(b"v1".to_vec()));
+        assert_eq!(
+            mem.get(&seek_key(b"k", 1), b"k"),
+            Lookup::Found(b"v1".to_vec())
+        );
         assert_eq!(mem.get(&seek_key(b"k", 2), b"k"), Lookup::Deleted);
         assert_eq!(mem.get(&seek_key(b"k", 3), b"k"), Lookup::Deleted);
-        assert_eq!(mem.get(&seek_key(b"k", 9), b"k"), Lookup::Found(b"v4".to_vec()));
+        assert_eq!(
+            mem.get(&seek_key(b"k", 9), b"k"),
+            Lookup::Found(b"v4".to_vec())
+        );
         assert_eq!(mem.get(&seek_key(b"k", 0), b"k"), Lookup::Absent);
         assert_eq!(mem.get(&seek_key(b"j", 9), b"j"), Lookup::Absent);
         assert_eq!(mem.get(&seek_key(b"zz", 9), b"zz"), Lookup::Absent);

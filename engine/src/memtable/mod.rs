@@ -2,7 +2,7 @@
 //! wrapped as [`MemTable`] with internal-key ordering and snapshot-aware lookups.
 
 pub mod arena;
-pub mod skiplist;
 pub mod mem;
+pub mod skiplist;
 
 pub use mem::{MemTable, MemTableIterator};

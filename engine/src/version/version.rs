@@ -44,9 +44,8 @@ impl Version {
         }
         for level in &self.files[1..] {
             // First file whose largest key is >= the target; files do not overlap.
-            let i = level.partition_point(|f| {
-                compare_internal_keys(&f.largest, target) == Ordering::Less
-            });
+            let i = level
+                .partition_point(|f| compare_internal_keys(&f.largest, target) == Ordering::Less);
             if let Some(f) = level.get(i) {
                 if in_range(f, ukey) {
                     if let Some(found) = lookup_table(tables, f, target, ukey)? {
