@@ -56,7 +56,12 @@ fn random_batch(rng: &mut StdRng) -> Batch {
 
 /// Returns the length of the prefix of `history` whose state `found` equals, searching from
 /// `durable` (the synced prefix, which must survive) upwards.
-fn matching_prefix(base: &Model, history: &[Batch], durable: usize, found: &Model) -> Option<usize> {
+fn matching_prefix(
+    base: &Model,
+    history: &[Batch],
+    durable: usize,
+    found: &Model,
+) -> Option<usize> {
     let mut model = base.clone();
     for b in &history[..durable] {
         apply(&mut model, b);
@@ -80,8 +85,13 @@ fn run_seed(seed: u64) {
     // State recovered after the previous cut, and the batches written since.
     let mut base = Model::new();
     for cut in 0..4 {
-        let db = Db::open(path, options(&fs)).unwrap_or_else(|e| panic!("seed {seed} cut {cut}: {e}"));
-        assert_eq!(contents(&db), base, "seed {seed} cut {cut}: reopen changed the state");
+        let db =
+            Db::open(path, options(&fs)).unwrap_or_else(|e| panic!("seed {seed} cut {cut}: {e}"));
+        assert_eq!(
+            contents(&db),
+            base,
+            "seed {seed} cut {cut}: reopen changed the state"
+        );
         let mut history: Vec<Batch> = Vec::new();
         let mut durable = 0;
         for _ in 0..rng.random_range(20..300) {
@@ -106,7 +116,8 @@ fn run_seed(seed: u64) {
         fs.power_cut();
         drop(db); // its handles are dead: nothing it does now reaches the "disk"
 
-        let db = Db::open(path, options(&fs)).unwrap_or_else(|e| panic!("seed {seed} cut {cut}: {e}"));
+        let db =
+            Db::open(path, options(&fs)).unwrap_or_else(|e| panic!("seed {seed} cut {cut}: {e}"));
         let found = contents(&db);
         let Some(p) = matching_prefix(&base, &history, durable, &found) else {
             panic!(

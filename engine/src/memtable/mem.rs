@@ -47,9 +47,8 @@ impl MemTable {
 
     /// Inserts every update of `batch`, numbered from the batch's sequence number.
     pub fn apply(&self, batch: &WriteBatch) {
-        let mut seq = batch.sequence();
         let mut ikey = Vec::new();
-        for op in batch.iter() {
+        for (seq, op) in (batch.sequence()..).zip(batch.iter()) {
             ikey.clear();
             let value = match op {
                 BatchOp::Put(k, v) => {
@@ -62,7 +61,6 @@ impl MemTable {
                 }
             };
             self.list.insert(&ikey, value);
-            seq += 1;
         }
     }
 

@@ -100,7 +100,7 @@ const LINK_LEN: usize = size_of::<AtomicPtr<u8>>();
 const _: () = assert!(HEADER_LEN == 16);
 const _: () = assert!(align_of::<NodeHeader>() <= ARENA_ALIGN);
 const _: () = assert!(align_of::<AtomicPtr<u8>>() <= ARENA_ALIGN);
-const _: () = assert!(HEADER_LEN % align_of::<AtomicPtr<u8>>() == 0);
+const _: () = assert!(HEADER_LEN.is_multiple_of(align_of::<AtomicPtr<u8>>()));
 
 /// The address of a node in the arena. Plain data; every dereference is an `unsafe fn` whose
 /// caller guarantees the node is initialised (published, or written by the caller) and that its
@@ -473,7 +473,7 @@ impl XorShift64 {
     /// 1 + number of successes with probability 1/BRANCHING each, capped at MAX_HEIGHT.
     fn random_height(&mut self) -> usize {
         let mut height = 1;
-        while height < MAX_HEIGHT && self.next_u64() % BRANCHING == 0 {
+        while height < MAX_HEIGHT && self.next_u64().is_multiple_of(BRANCHING) {
             height += 1;
         }
         height

@@ -247,7 +247,7 @@ fn version_from_levels(levels: Vec<BTreeMap<u64, Arc<FileMetaData>>>) -> Version
         let mut files: Vec<_> = files.into_values().collect();
         if level == 0 {
             // Newest first: a newer flush holds newer sequence numbers.
-            files.sort_by(|a, b| (b.largest_seq, b.number).cmp(&(a.largest_seq, a.number)));
+            files.sort_by_key(|f| std::cmp::Reverse((f.largest_seq, f.number)));
         } else {
             files.sort_by(|a, b| compare_internal_keys(&a.smallest, &b.smallest));
         }
