@@ -198,16 +198,20 @@ impl DbInner {
         self.flush_recovered(&mut mem, &mut edit)?;
         Counters::add(&self.counters.wal_recovery_dropped_bytes, dropped_bytes);
 
-        let mut st = self.state.lock();
-        st.versions.set_last_sequence(last_seq);
-        let wal_number = st.versions.new_file_number();
-        let wal = create_wal(self, wal_number)?;
-        edit.log_number = Some(wal_number);
-        let manifest = st
-            .versions
-            .write_new_manifest(self.fs.as_ref(), &self.dir, edit)?;
-        st.mem = Arc::new(MemTable::new(wal_number, self.opts.write_buffer_size));
-        *self.wal.lock() = Some(wal);
+        // Nothing else runs yet (the background thread starts after open), so holding the state
+        // lock across this I/O blocks no one.
+        let manifest = {
+            let mut st = self.state.lock();
+            st.versions.set_last_sequence(last_seq);
+            let wal_number = st.versions.new_file_number();
+            *self.wal.lock() = Some(create_wal(self, wal_number)?);
+            edit.log_number = Some(wal_number);
+            let manifest = st
+                .versions
+                .write_new_manifest(self.fs.as_ref(), &self.dir, edit)?;
+            st.mem = Arc::new(MemTable::new(wal_number, self.opts.write_buffer_size));
+            manifest
+        };
         *self.manifest.lock() = Some(manifest);
         Ok(())
     }
