@@ -104,6 +104,7 @@ fn sigkill_during_writes_loses_no_acknowledged_batch() {
             .unwrap()
             .map(|v| u64::from_le_bytes(v.try_into().unwrap()))
             .unwrap_or(0);
+        println!("round {round}: last acknowledged batch {max_acked:?}, recovered through {next}");
         if let Some(m) = max_acked {
             assert!(
                 next > m,
