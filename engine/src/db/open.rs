@@ -92,8 +92,26 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Arc<DbInner>> {
 impl DbInner {
     /// Every table the MANIFEST names must exist with its recorded size (and, with
     /// `paranoid_checks`, open cleanly).
+    ///
+    /// Also, the WAL the MANIFEST names as oldest needed must exist. It is deleted only after an
+    /// edit moving past it is synced, so if it is gone, that edit was lost from the MANIFEST
+    /// (a damaged record taken for a torn tail) and opening would silently lose its table.
     fn check_tables(&self) -> Result<()> {
-        let version = self.state.lock().versions.current();
+        let (version, log_number, manifest) = {
+            let st = self.state.lock();
+            let v = &st.versions;
+            (v.current(), v.log_number(), v.manifest_number())
+        };
+        if log_number != 0 && !self.fs.exists(&wal_path(&self.dir, log_number)) {
+            return Err(Error::Corruption {
+                file: crate::filename::manifest_name(manifest),
+                offset: 0,
+                msg: format!(
+                    "WAL {log_number:06}.log, which the MANIFEST says is still needed, is \
+                     missing: the MANIFEST lost edits"
+                ),
+            });
+        }
         for f in version.files.iter().flatten() {
             let name = table_name(f.number);
             let size = match self.fs.file_size(&table_path(&self.dir, f.number)) {

@@ -81,7 +81,14 @@ impl VersionSet {
                 })
             }
         };
-        let file = fs.open(&dir.join(name))?;
+        let file = fs.open(&dir.join(name)).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::Corruption {
+                file: "CURRENT".into(),
+                offset: 0,
+                msg: format!("CURRENT names {name}, which does not exist"),
+            },
+            _ => Error::Io(e),
+        })?;
         let mut reader = LogReader::new(
             file.bytes(),
             name.to_owned(),

@@ -32,10 +32,12 @@ use super::format::{decode_physical, BadRecord, Physical, RecordType, BLOCK_SIZE
 /// non-zero bytes behind and is reported as corruption, because the reader cannot tell those
 /// bytes from a following record that was synced.
 ///
-/// *Known limit* (shared with LevelDB and RocksDB): a damaged length field that claims more bytes
-/// than the file has looks exactly like a torn append and is dropped as a tail. The claimed bytes
-/// never cross a block boundary (that is [`DropReason::LengthPastBlock`], judged by the rule
-/// above), so at most the rest of the file's last block can be affected.
+/// A damaged length field that claims more bytes than the file (or block) has would look like a
+/// torn append; LevelDB and RocksDB drop it. Before calling anything a torn tail, this reader
+/// checks that no checksum-valid record starts anywhere after the bad one: if one does, the
+/// damage is not a tail and is reported as corruption. (The price: a torn append whose payload
+/// happens to contain an intact log record, e.g. a value that is itself a log file, is reported
+/// as corruption, which fails safe; [`WalRecoveryMode::PointInTime`] still recovers it.)
 ///
 /// [`WalRecoveryMode::TolerateTornTail`] (the default):
 /// - a bad record that is the last thing in the file is a *torn tail*: it is dropped (with the
@@ -219,8 +221,11 @@ impl<'a> LogReader<'a> {
                         .unwrap_or_default()
                         .iter()
                         .all(|&b| b == 0);
+                    // A torn append is the last thing in the file: if an intact record follows
+                    // anywhere, the damage (e.g. a flipped length byte) hides data behind it.
+                    let is_tail = only_zeros_follow && !intact_record_after(self.data, at);
                     let drop_from = pending.as_ref().map_or(at, |(start, _)| *start);
-                    return self.damaged(at, drop_from, why.into(), only_zeros_follow);
+                    return self.damaged(at, drop_from, why.into(), is_tail);
                 }
             }
         }
@@ -287,6 +292,23 @@ impl<'a> LogReader<'a> {
     fn corruption(&self, offset: u64, msg: String) -> Error {
         Error::corruption(offset, msg).in_file(self.file_name.clone(), 0)
     }
+}
+
+/// Whether a checksum-valid physical record starts anywhere after offset `at`. Only run on the
+/// damage path; cheap header checks (type byte, length within the block) skip almost every
+/// offset before a checksum is computed.
+fn intact_record_after(data: &[u8], at: usize) -> bool {
+    (at + 1..data.len()).any(|p| {
+        let left_in_block = BLOCK_SIZE - p % BLOCK_SIZE;
+        if left_in_block < HEADER_SIZE || p + HEADER_SIZE > data.len() {
+            return false;
+        }
+        let length = usize::from(u16::from_le_bytes([data[p + 4], data[p + 5]]));
+        let plausible = (1..=4).contains(&data[p + 6])
+            && HEADER_SIZE + length <= left_in_block
+            && p + HEADER_SIZE + length <= data.len();
+        plausible && matches!(decode_physical(data, p), Physical::Good { .. })
+    })
 }
 
 #[cfg(test)]
