@@ -19,7 +19,7 @@ type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
 const DIR: &str = "/db";
 /// Keeps one input's work small: a few hundred operations at most.
-const MAX_OPS: usize = 400;
+const MAX_OPS: usize = 256;
 
 fn open(fs: &FaultFs, base: &Options) -> Db {
     Db::open(Path::new(DIR), Options { fs: Arc::new(fs.clone()), ..base.clone() })

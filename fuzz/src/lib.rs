@@ -69,14 +69,13 @@ impl<'a> Cursor<'a> {
         k
     }
 
-    /// A value: usually short, sometimes a few KiB (to fill blocks and memtables), with a
+    /// A value: usually short, sometimes up to 2 KiB (to fill blocks and memtables), with a
     /// recognizable pattern derived from `tag` so mixed-up values are caught.
     pub fn value(&mut self, tag: u64) -> Vec<u8> {
         let b = self.u8();
         let len = match b >> 6 {
-            0 | 1 => (b & 0x3f) as usize,
-            2 => (b & 0x3f) as usize * 16,
-            _ => (b & 0x3f) as usize * 128,
+            0..=2 => (b & 0x3f) as usize,
+            _ => (b & 0x3f) as usize * 32,
         };
         let seed = tag.to_le_bytes();
         (0..len).map(|i| seed[i % 8] ^ (i / 8) as u8).collect()
