@@ -42,6 +42,7 @@
 
 pub mod cache;
 pub mod coding;
+pub mod compaction;
 mod db;
 pub mod error;
 pub mod filename;

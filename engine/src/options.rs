@@ -39,6 +39,22 @@ pub struct Options {
     pub block_cache_bytes: usize,
     /// Table files kept open (mapped, with their index and filter in memory). Default 1000.
     pub max_open_files: usize,
+    /// Level-0 files that trigger a compaction into level 1. Default 4.
+    pub level0_file_num_compaction_trigger: usize,
+    /// Level-0 files at which each write is delayed by a millisecond, letting compaction catch
+    /// up. Default 20.
+    pub level0_slowdown_writes_trigger: usize,
+    /// Level-0 files at which writes stop until compaction brings the count down. Default 36.
+    pub level0_stop_writes_trigger: usize,
+    /// Target size of level 1 in bytes; compaction keeps a level near its target. Default 64 MiB.
+    pub max_bytes_for_level_base: u64,
+    /// Each level's target is this many times the previous one's. Default 10.
+    pub max_bytes_for_level_multiplier: u64,
+    /// Compaction output files are cut at about this size. Default 8 MiB.
+    pub target_file_size: u64,
+    /// Background threads for flushes and compactions. With two or more, one of them only
+    /// flushes, so a long compaction never delays a flush. Default 2.
+    pub max_background_jobs: usize,
     /// What to do with a damaged WAL on open. Default
     /// [`WalRecoveryMode::TolerateTornTail`]: drop only a torn record at the very end of the
     /// newest log, fail on anything else.
@@ -61,6 +77,13 @@ impl Default for Options {
             compression: Compression::Lz4,
             block_cache_bytes: 32 << 20,
             max_open_files: 1000,
+            level0_file_num_compaction_trigger: 4,
+            level0_slowdown_writes_trigger: 20,
+            level0_stop_writes_trigger: 36,
+            max_bytes_for_level_base: 64 << 20,
+            max_bytes_for_level_multiplier: 10,
+            target_file_size: 8 << 20,
+            max_background_jobs: 2,
             wal_recovery_mode: WalRecoveryMode::default(),
             fs: Arc::new(StdFs),
         }
@@ -89,6 +112,21 @@ impl Options {
         }
         if self.max_open_files == 0 {
             return bad("max_open_files must be positive");
+        }
+        if self.level0_file_num_compaction_trigger == 0
+            || self.level0_slowdown_writes_trigger < self.level0_file_num_compaction_trigger
+            || self.level0_stop_writes_trigger < self.level0_slowdown_writes_trigger
+        {
+            return bad("need 0 < level0 compaction trigger <= slowdown trigger <= stop trigger");
+        }
+        if self.max_bytes_for_level_base == 0
+            || self.max_bytes_for_level_multiplier < 2
+            || self.target_file_size == 0
+        {
+            return bad("level base and target file size must be positive, the multiplier >= 2");
+        }
+        if self.max_background_jobs == 0 {
+            return bad("max_background_jobs must be at least 1");
         }
         Ok(())
     }

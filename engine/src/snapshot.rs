@@ -30,8 +30,13 @@ impl SnapshotList {
         self.seqs.lock().values().sum()
     }
 
+    /// The distinct sequence numbers of live snapshots, ascending.
+    pub(crate) fn sequences(&self) -> Vec<SeqNo> {
+        self.seqs.lock().keys().copied().collect()
+    }
+
     /// Oldest live snapshot, if any.
-    #[allow(dead_code)] // used by compaction to decide which versions to keep
+    #[cfg(test)]
     pub(crate) fn oldest(&self) -> Option<SeqNo> {
         self.seqs.lock().keys().next().copied()
     }

@@ -26,6 +26,8 @@ pub const MAX_VALUE_SIZE: usize = 16 * 1024 * 1024;
 #[derive(Clone, PartialEq, Eq)]
 pub struct WriteBatch {
     rep: Vec<u8>,
+    /// Bytes of keys and values added (for write-amplification accounting).
+    user_bytes: u64,
 }
 
 impl std::fmt::Debug for WriteBatch {
@@ -57,6 +59,7 @@ impl WriteBatch {
     pub fn new() -> Self {
         WriteBatch {
             rep: vec![0; HEADER_LEN],
+            user_bytes: 0,
         }
     }
 
@@ -65,6 +68,7 @@ impl WriteBatch {
         self.rep.push(ValueKind::Value as u8);
         put_length_prefixed(&mut self.rep, key.as_ref());
         put_length_prefixed(&mut self.rep, value.as_ref());
+        self.user_bytes += (key.as_ref().len() + value.as_ref().len()) as u64;
         self.set_count(self.count() + 1);
         self
     }
@@ -73,6 +77,7 @@ impl WriteBatch {
     pub fn delete(&mut self, key: impl AsRef<[u8]>) -> &mut Self {
         self.rep.push(ValueKind::Deletion as u8);
         put_length_prefixed(&mut self.rep, key.as_ref());
+        self.user_bytes += key.as_ref().len() as u64;
         self.set_count(self.count() + 1);
         self
     }
@@ -81,6 +86,7 @@ impl WriteBatch {
     pub fn clear(&mut self) {
         self.rep.clear();
         self.rep.resize(HEADER_LEN, 0);
+        self.user_bytes = 0;
     }
 
     /// Number of updates.
@@ -118,10 +124,16 @@ impl WriteBatch {
         self.rep[..8].copy_from_slice(&seq.to_le_bytes());
     }
 
+    /// Bytes of keys and values in the batch (what write amplification is measured against).
+    pub(crate) fn user_bytes(&self) -> u64 {
+        self.user_bytes
+    }
+
     /// Appends the updates of `other` (group commit merges a group into one WAL record).
     pub(crate) fn append(&mut self, other: &WriteBatch) {
         self.set_count(self.count() + other.count());
         self.rep.extend_from_slice(&other.rep[HEADER_LEN..]);
+        self.user_bytes += other.user_bytes;
     }
 
     /// The encoded form (the WAL payload).
@@ -131,10 +143,14 @@ impl WriteBatch {
 
     /// Adopts a decoded WAL record after checking that every update in it is well-formed.
     pub(crate) fn from_record(rep: Vec<u8>) -> Result<WriteBatch> {
+        let mut user_bytes = 0;
         for op in BatchReader::new(&rep)? {
-            op?;
+            user_bytes += match op? {
+                BatchOp::Put(k, v) => k.len() + v.len(),
+                BatchOp::Delete(k) => k.len(),
+            } as u64;
         }
-        Ok(WriteBatch { rep })
+        Ok(WriteBatch { rep, user_bytes })
     }
 
     /// Checks the key and value size limits.

@@ -1,9 +1,7 @@
-//! Background work: flushing immutable memtables to level-0 tables, logging the version edits
-//! that install them, and deleting files no version needs any more.
+//! Flushing immutable memtables to level-0 tables, logging the version edits that install them,
+//! and deleting files no version needs any more.
 
 use std::sync::Arc;
-
-use parking_lot::MutexGuard;
 
 use super::{DbInner, State};
 use crate::error::{Error, Result};
@@ -15,40 +13,9 @@ use crate::stats::Counters;
 use crate::version::{FileMetaData, VersionEdit};
 
 impl DbInner {
-    /// The background thread: flushes immutable memtables, oldest first, until the database
-    /// closes. Obsolete files are deleted only here (and during open, before this thread
-    /// starts), so deletion never races with a flush creating a file.
-    pub(crate) fn background_loop(self: Arc<Self>) {
-        let mut st = self.state.lock();
-        loop {
-            if st.closed {
-                return;
-            }
-            if st.bg_error.is_some() || st.imm.is_empty() {
-                self.bg_cv.wait(&mut st);
-                continue;
-            }
-            let Some(mem) = st.imm.front().cloned() else {
-                continue;
-            };
-            let number = st.versions.new_file_number();
-            st.pending_outputs.insert(number);
-            st.bg_busy = true;
-            let result = MutexGuard::unlocked(&mut st, || self.flush_memtable(&mem, number));
-            st.pending_outputs.remove(&number);
-            match result {
-                Ok(()) => MutexGuard::unlocked(&mut st, || self.delete_obsolete_files()),
-                Err(Error::Closed) => {}
-                Err(e) => self.poison(&mut st, &e),
-            }
-            st.bg_busy = false;
-            self.bg_cv.notify_all();
-        }
-    }
-
     /// Writes `mem` (the oldest immutable memtable) as table `number`, logs the edit and
     /// installs the new version, removing `mem` from the immutable list in the same step.
-    fn flush_memtable(&self, mem: &Arc<MemTable>, number: u64) -> Result<()> {
+    pub(crate) fn flush_memtable(&self, mem: &Arc<MemTable>, number: u64) -> Result<()> {
         let meta = self.write_level0_table(mem, number)?;
         let mut edit = VersionEdit::default();
         let bytes = meta.as_ref().map_or(0, |m| m.size);
@@ -119,7 +86,7 @@ impl DbInner {
     ) -> Result<()> {
         let mut manifest = self.manifest.lock();
         let manifest = manifest.as_mut().ok_or(Error::Closed)?;
-        let version = self.state.lock().versions.prepare(&mut edit);
+        let version = self.state.lock().versions.prepare(&mut edit)?;
         manifest.append(&edit)?;
         let mut st = self.state.lock();
         st.versions.install(version, &edit);
@@ -130,14 +97,18 @@ impl DbInner {
     /// Deletes WALs, tables, MANIFESTs and temp files that nothing needs. Errors are logged,
     /// not returned: a file left behind is retried next time.
     pub(crate) fn delete_obsolete_files(&self) {
-        let (live, log_number, manifest_number) = {
+        // Files numbered from `next` on were allocated after this snapshot of what is live, by
+        // jobs running concurrently: they are never candidates.
+        let (live, log_number, manifest_number, next) = {
             let mut st = self.state.lock();
             let mut live = st.versions.live_files();
             live.extend(st.pending_outputs.iter().copied());
+            let v = &st.versions;
             (
                 live,
-                st.versions.log_number(),
-                st.versions.manifest_number(),
+                v.log_number(),
+                v.manifest_number(),
+                v.next_file_number(),
             )
         };
         let names = match self.fs.list_dir(&self.dir) {
@@ -150,9 +121,9 @@ impl DbInner {
         for name in names {
             let obsolete = match parse_file_name(&name) {
                 Some(FileKind::Wal(n)) => n < log_number,
-                Some(FileKind::Table(n)) => !live.contains(&n),
-                Some(FileKind::Manifest(n)) => n != manifest_number,
-                Some(FileKind::Temp(_)) => true,
+                Some(FileKind::Table(n)) => n < next && !live.contains(&n),
+                Some(FileKind::Manifest(n)) => n < next && n != manifest_number,
+                Some(FileKind::Temp(n)) => n < next,
                 Some(FileKind::Current | FileKind::Lock) | None => false,
             };
             if !obsolete {
@@ -161,8 +132,11 @@ impl DbInner {
             if let Some(FileKind::Table(n)) = parse_file_name(&name) {
                 self.tables.evict(n);
             }
-            if let Err(e) = self.fs.remove_file(&self.dir.join(&name)) {
-                tracing::warn!(file = %name, error = %e, "deleting obsolete file failed");
+            match self.fs.remove_file(&self.dir.join(&name)) {
+                Ok(()) => tracing::debug!(file = %name, "deleted obsolete file"),
+                // Another background thread got there first.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => tracing::warn!(file = %name, error = %e, "deleting obsolete file failed"),
             }
         }
     }
@@ -176,7 +150,7 @@ impl DbInner {
                 return Err(Error::Poisoned(e.clone()));
             }
             Self::check_open(&st)?;
-            if st.imm.is_empty() && !st.bg_busy {
+            if st.imm.is_empty() && !st.flush_running {
                 return Ok(());
             }
             self.bg_cv.wait(&mut st);

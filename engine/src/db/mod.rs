@@ -1,9 +1,11 @@
 //! The database: the public [`Db`] handle and the shared state behind it.
 //!
 //! Submodules follow the life of a write: `open` (recovery), `write` (group commit into the WAL
-//! and memtable), `flush` (memtables to level-0 tables, obsolete file deletion), `read` (gets,
-//! scans, snapshots).
+//! and memtable, write stalls), `background` (the threads), `flush` (memtables to level-0
+//! tables, obsolete file deletion), `compact` (compactions), `read` (gets, scans, snapshots).
 
+mod background;
+mod compact;
 mod flush;
 mod open;
 mod read;
@@ -12,7 +14,7 @@ mod write;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -97,8 +99,10 @@ pub(crate) struct DbInner {
     pub(crate) manifest: Mutex<Option<ManifestWriter>>,
     pub(crate) snapshots: Arc<SnapshotList>,
     pub(crate) counters: Counters,
+    /// Set by `close`: running jobs stop early and abandon their outputs.
+    pub(crate) shutting_down: AtomicBool,
     lock: Mutex<Option<Box<dyn FileLock>>>,
-    bg_thread: Mutex<Option<JoinHandle<()>>>,
+    bg_threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 /// The WAL being appended to.
@@ -129,8 +133,15 @@ pub(crate) struct State {
     pub(crate) closed: bool,
     /// Table numbers being written that no version names yet; not obsolete.
     pub(crate) pending_outputs: HashSet<u64>,
-    /// The background thread is running a job (a flush and the file deletion after it).
-    pub(crate) bg_busy: bool,
+    /// A flush (and the file deletion after it) is running; flushes run one at a time.
+    pub(crate) flush_running: bool,
+    /// Files that running compactions read or move; the picker leaves them alone.
+    pub(crate) compacting: HashSet<u64>,
+    /// Inputs of failed compactions: never picked again until reopen (no retry loop on a
+    /// damaged table).
+    pub(crate) quarantined: HashSet<u64>,
+    /// The last compaction failure, if any.
+    pub(crate) compaction_error: Option<String>,
 }
 
 impl Db {
@@ -213,6 +224,34 @@ impl Db {
         self.inner().flush()
     }
 
+    /// Flushes, then compacts every table overlapping `range` down to the deepest non-empty
+    /// level, dropping overwritten versions and tombstones no snapshot needs. Blocks until done.
+    pub fn compact_range<K: AsRef<[u8]>>(&self, range: impl RangeBounds<K>) -> Result<()> {
+        let own = |b: std::ops::Bound<&K>| b.map(|k| k.as_ref().to_vec());
+        self.inner()
+            .compact_range(own(range.start_bound()), own(range.end_bound()))
+    }
+
+    /// A named property, as text: `strata.stats` (the [`Stats::report`] table),
+    /// `strata.num-files-at-level<N>`, `strata.total-sst-size`, `strata.estimate-live-data-size`,
+    /// `strata.write-amplification`. `None` for unknown names.
+    pub fn property(&self, name: &str) -> Option<String> {
+        let s = self.stats();
+        match name {
+            "strata.stats" => Some(s.report()),
+            "strata.total-sst-size" => Some(s.table_bytes().to_string()),
+            "strata.estimate-live-data-size" => Some(s.estimated_live_bytes.to_string()),
+            "strata.write-amplification" => Some(format!("{:.3}", s.write_amplification())),
+            _ => {
+                let level: usize = name
+                    .strip_prefix("strata.num-files-at-level")?
+                    .parse()
+                    .ok()?;
+                Some(s.files_per_level.get(level)?.to_string())
+            }
+        }
+    }
+
     /// Statistics and memory use.
     pub fn stats(&self) -> Stats {
         self.inner().stats()
@@ -255,10 +294,13 @@ impl DbInner {
                 return Ok(());
             }
             st.closed = true;
+            self.shutting_down.store(true, Ordering::Relaxed);
             self.bg_cv.notify_all();
             self.write_cv.notify_all();
         }
-        if let Some(t) = self.bg_thread.lock().take() {
+        // Running jobs see `shutting_down` and stop; a flush in progress completes.
+        let threads = std::mem::take(&mut *self.bg_threads.lock());
+        for t in threads {
             if t.thread().id() != std::thread::current().id() && t.join().is_err() {
                 tracing::error!("background thread panicked");
             }
@@ -275,15 +317,28 @@ impl DbInner {
     fn stats(&self) -> Stats {
         let c = &self.counters;
         let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-        let (mem, imm, version, last_sequence) = {
+        let (mem, imm, version, last_sequence, log_number) = {
             let st = self.state.lock();
             (
                 st.mem.clone(),
                 st.imm.clone(),
                 st.versions.current(),
                 st.versions.last_sequence(),
+                st.versions.log_number(),
             )
         };
+        let wal_file_bytes = self
+            .fs
+            .list_dir(&self.dir)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|name| match crate::filename::parse_file_name(name) {
+                Some(crate::filename::FileKind::Wal(n)) if n >= log_number => {
+                    self.fs.file_size(&self.dir.join(name)).ok()
+                }
+                _ => None,
+            })
+            .sum();
         let cache = self.tables.block_cache();
         let mut s = Stats {
             writes: load(&c.writes),
@@ -307,11 +362,21 @@ impl DbInner {
             table_metadata_bytes: self.tables.memory_usage() as u64,
             last_sequence,
             live_snapshots: self.snapshots.len() as u64,
+            user_bytes_written: load(&c.user_bytes_written),
+            trivial_moves: load(&c.trivial_moves),
+            compaction_errors: load(&c.compaction_errors),
+            wal_file_bytes,
+            estimated_live_bytes: version.estimated_live_bytes(),
             ..Stats::default()
         };
         for level in 0..NUM_LEVELS {
             s.files_per_level[level] = version.num_files(level) as u64;
             s.bytes_per_level[level] = version.level_bytes(level);
+            let lc = &c.levels[level];
+            s.compactions_per_level[level] = load(&lc.compactions);
+            s.compaction_bytes_read_per_level[level] = load(&lc.bytes_read);
+            s.compaction_bytes_written_per_level[level] = load(&lc.bytes_written);
+            s.compaction_micros_per_level[level] = load(&lc.micros);
         }
         s
     }

@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
@@ -66,7 +67,10 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Arc<DbInner>> {
             bg_error: None,
             closed: false,
             pending_outputs: HashSet::new(),
-            bg_busy: false,
+            flush_running: false,
+            compacting: HashSet::new(),
+            quarantined: HashSet::new(),
+            compaction_error: None,
         }),
         opts,
         write_cv: Condvar::new(),
@@ -75,17 +79,14 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Arc<DbInner>> {
         manifest: Mutex::new(None),
         snapshots: Arc::new(SnapshotList::default()),
         counters: Counters::default(),
+        shutting_down: AtomicBool::new(false),
         lock: Mutex::new(Some(lock)),
-        bg_thread: Mutex::new(None),
+        bg_threads: Mutex::new(Vec::new()),
     });
     inner.check_tables()?;
     inner.recover_wals()?;
     inner.delete_obsolete_files();
-    let bg = inner.clone();
-    let handle = std::thread::Builder::new()
-        .name("strata-flush".into())
-        .spawn(move || bg.background_loop())?;
-    *inner.bg_thread.lock() = Some(handle);
+    inner.start_background()?;
     Ok(inner)
 }
 

@@ -3,7 +3,7 @@
 //! into the memtable and then publishes its sequence numbers (group commit, as in LevelDB).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::MutexGuard;
 
@@ -114,6 +114,7 @@ impl DbInner {
                 Counters::add(&c.write_batches, batches);
                 Counters::add(&c.write_groups, 1);
                 Counters::add(&c.wal_bytes, group.approximate_size() as u64);
+                Counters::add(&c.user_bytes_written, group.user_bytes());
             }
             Err(Error::Closed) => {}
             Err(e) => self.poison(st, e),
@@ -132,26 +133,47 @@ impl DbInner {
         io
     }
 
-    /// Makes sure the active memtable has room (or, with `force`, switches it if non-empty),
-    /// stalling while too many memtables wait for the flush thread.
+    /// Makes sure the active memtable has room (or, with `force`, switches it if non-empty).
+    ///
+    /// Write stalls, as in LevelDB and RocksDB: at `level0_slowdown_writes_trigger` level-0
+    /// files each write is delayed once by a millisecond, handing the CPU to compaction; a full
+    /// memtable waits while `max_write_buffer_number` memtables exist or while level 0 has
+    /// `level0_stop_writes_trigger` files. Waits end when a background job finishes (it notifies
+    /// `bg_cv`); if compaction has failed and nothing runs that could shrink level 0, the write
+    /// fails instead of waiting forever.
     fn make_room_for_write(&self, st: &mut MutexGuard<'_, State>, force: bool) -> Result<()> {
+        let mut delayed = false;
         loop {
             if let Some(e) = &st.bg_error {
                 return Err(Error::Poisoned(e.clone()));
             }
             Self::check_open(st)?;
+            let l0 = st.versions.num_level0_files();
+            if !delayed && !force && l0 >= self.opts.level0_slowdown_writes_trigger {
+                delayed = true;
+                let started = Instant::now();
+                MutexGuard::unlocked(st, || std::thread::sleep(Duration::from_millis(1)));
+                self.count_stall(started);
+                continue;
+            }
             let full = st.mem.memory_usage() >= self.opts.write_buffer_size;
             if !(full || force && !st.mem.is_empty()) {
                 return Ok(());
             }
-            if st.imm.len() + 1 >= self.opts.max_write_buffer_number {
+            let too_many_memtables = st.imm.len() + 1 >= self.opts.max_write_buffer_number;
+            let too_many_l0 = l0 >= self.opts.level0_stop_writes_trigger;
+            if too_many_memtables || too_many_l0 {
+                if too_many_l0 && !too_many_memtables && st.compacting.is_empty() {
+                    if let Some(e) = &st.compaction_error {
+                        return Err(Error::Poisoned(format!(
+                            "writes stopped at {l0} level-0 files and compaction is failing: {e}"
+                        )));
+                    }
+                }
                 let started = Instant::now();
-                Counters::add(&self.counters.write_stalls, 1);
+                self.bg_cv.notify_all();
                 self.bg_cv.wait(st);
-                Counters::add(
-                    &self.counters.write_stall_micros,
-                    started.elapsed().as_micros() as u64,
-                );
+                self.count_stall(started);
                 continue;
             }
             let number = st.versions.new_file_number();
@@ -169,6 +191,14 @@ impl DbInner {
                 return Ok(());
             }
         }
+    }
+
+    fn count_stall(&self, started: Instant) {
+        Counters::add(&self.counters.write_stalls, 1);
+        Counters::add(
+            &self.counters.write_stall_micros,
+            started.elapsed().as_micros() as u64,
+        );
     }
 
     /// Syncs the old WAL (so that a later log never survives a power cut that an earlier one

@@ -13,6 +13,8 @@
 //! new_file          5   varint32 level, varint64 number, varint64 size,
 //!                       len-prefixed smallest internal key, len-prefixed largest internal key,
 //!                       varint64 smallest seqno, varint64 largest seqno
+//! compact_pointer   6   varint32 level, len-prefixed internal key   where the next compaction
+//!                                                                    of that level starts
 //! ```
 //! Every edit the engine writes carries `last_sequence` and `next_file_number`, so recovery
 //! never hands out a sequence number or file number already used on disk.
@@ -31,6 +33,7 @@ const TAG_NEXT_FILE: u32 = 2;
 const TAG_LAST_SEQUENCE: u32 = 3;
 const TAG_DELETED_FILE: u32 = 4;
 const TAG_NEW_FILE: u32 = 5;
+const TAG_COMPACT_POINTER: u32 = 6;
 
 /// What the engine knows about one table file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +65,8 @@ pub struct VersionEdit {
     pub deleted_files: Vec<(usize, u64)>,
     /// Files added, as `(level, metadata)`.
     pub new_files: Vec<(usize, Arc<FileMetaData>)>,
+    /// Round-robin compaction positions, as `(level, largest internal key compacted)`.
+    pub compact_pointers: Vec<(usize, Vec<u8>)>,
 }
 
 impl VersionEdit {
@@ -94,6 +99,11 @@ impl VersionEdit {
             put_varint64(dst, f.smallest_seq);
             put_varint64(dst, f.largest_seq);
         }
+        for (level, key) in &self.compact_pointers {
+            put_varint32(dst, TAG_COMPACT_POINTER);
+            put_varint32(dst, *level as u32);
+            put_length_prefixed(dst, key);
+        }
     }
 
     /// Decodes an edit; `Corruption` (offset relative to `src`) on any malformed field.
@@ -124,6 +134,11 @@ impl VersionEdit {
                     let level = decode_level(&mut d).ok_or_else(|| bad("new file level"))?;
                     let f = decode_file(&mut d).ok_or_else(|| bad("new file"))?;
                     edit.new_files.push((level, Arc::new(f)));
+                }
+                TAG_COMPACT_POINTER => {
+                    let level = decode_level(&mut d).ok_or_else(|| bad("compact pointer level"))?;
+                    let key = d.length_prefixed().ok_or_else(|| bad("compact pointer"))?;
+                    edit.compact_pointers.push((level, key.to_vec()));
                 }
                 other => return Err(bad(&format!("tag {other}"))),
             }
@@ -170,6 +185,7 @@ mod tests {
                     largest_seq: 9,
                 }),
             )],
+            compact_pointers: vec![(2, make_internal_key(b"m", 5, ValueKind::Value))],
         }
     }
 

@@ -26,6 +26,8 @@ pub struct VersionSet {
     last_sequence: SeqNo,
     log_number: u64,
     manifest_number: u64,
+    /// Per level, the largest internal key of the last compaction from it (round-robin).
+    compact_pointers: [Vec<u8>; NUM_LEVELS],
 }
 
 /// The open MANIFEST, appended to by whoever installs a version edit.
@@ -96,11 +98,15 @@ impl VersionSet {
         );
         let mut levels: Vec<BTreeMap<u64, Arc<FileMetaData>>> = vec![BTreeMap::new(); NUM_LEVELS];
         let (mut log_number, mut next_file, mut last_seq) = (None, None, None);
+        let mut compact_pointers: [Vec<u8>; NUM_LEVELS] = Default::default();
         while let Some(record) = reader.read_record()? {
             let edit = VersionEdit::decode(&record).map_err(|e| e.in_file(name, 0))?;
             log_number = edit.log_number.or(log_number);
             next_file = edit.next_file_number.or(next_file);
             last_seq = edit.last_sequence.or(last_seq);
+            for (level, key) in &edit.compact_pointers {
+                compact_pointers[*level] = key.clone();
+            }
             apply_to_levels(&mut levels, &edit);
         }
         let missing = |what: &str| Error::Corruption {
@@ -112,6 +118,7 @@ impl VersionSet {
         let mut next_file_number = next_file.ok_or_else(|| missing("next file number"))?;
         let last_sequence = last_seq.ok_or_else(|| missing("last sequence"))?;
         let version = version_from_levels(levels);
+        version.check_invariants().map_err(|e| e.in_file(name, 0))?;
         // Never hand out a number already on disk, whatever the MANIFEST says.
         let max_used = version
             .file_numbers()
@@ -127,12 +134,23 @@ impl VersionSet {
             last_sequence,
             log_number,
             manifest_number,
+            compact_pointers,
         })
+    }
+
+    /// Where the next compaction of each level starts.
+    pub fn compact_pointers(&self) -> &[Vec<u8>; NUM_LEVELS] {
+        &self.compact_pointers
     }
 
     /// The current version.
     pub fn current(&self) -> Arc<Version> {
         self.current.clone()
+    }
+
+    /// Files at level 0 of the current version.
+    pub fn num_level0_files(&self) -> usize {
+        self.current.num_files(0)
     }
 
     /// Allocates a file number.
@@ -174,8 +192,9 @@ impl VersionSet {
     }
 
     /// Fills the counters of `edit` (every logged edit carries them) and returns the version
-    /// that results from applying it to the current one. Pure: installs nothing.
-    pub fn prepare(&self, edit: &mut VersionEdit) -> Version {
+    /// that results from applying it to the current one, after checking its invariants. Pure:
+    /// installs nothing.
+    pub fn prepare(&self, edit: &mut VersionEdit) -> Result<Version> {
         edit.next_file_number = Some(self.next_file_number);
         edit.last_sequence = Some(self.last_sequence);
         let mut levels: Vec<BTreeMap<u64, Arc<FileMetaData>>> = self
@@ -185,13 +204,18 @@ impl VersionSet {
             .map(|l| l.iter().map(|f| (f.number, f.clone())).collect())
             .collect();
         apply_to_levels(&mut levels, edit);
-        version_from_levels(levels)
+        let v = version_from_levels(levels);
+        v.check_invariants()?;
+        Ok(v)
     }
 
     /// Installs `version` (made by [`prepare`](Self::prepare) from `edit`, which is durable).
     pub fn install(&mut self, version: Version, edit: &VersionEdit) {
         if let Some(n) = edit.log_number {
             self.log_number = self.log_number.max(n);
+        }
+        for (level, key) in &edit.compact_pointers {
+            self.compact_pointers[*level] = key.clone();
         }
         let v = Arc::new(version);
         self.pinned.retain(|w| w.strong_count() > 0);
@@ -208,7 +232,10 @@ impl VersionSet {
         mut edit: VersionEdit,
     ) -> Result<ManifestWriter> {
         let number = self.new_file_number();
-        let version = self.prepare(&mut edit);
+        let version = self.prepare(&mut edit)?;
+        for (level, key) in &edit.compact_pointers {
+            self.compact_pointers[*level] = key.clone();
+        }
         let mut snapshot = VersionEdit {
             log_number: Some(edit.log_number.unwrap_or(self.log_number)),
             next_file_number: Some(self.next_file_number),
@@ -219,6 +246,11 @@ impl VersionSet {
             snapshot
                 .new_files
                 .extend(files.iter().map(|f| (level, f.clone())));
+        }
+        for (level, key) in self.compact_pointers.iter().enumerate() {
+            if !key.is_empty() {
+                snapshot.compact_pointers.push((level, key.clone()));
+            }
         }
         let mut writer = create_manifest(fs, dir, number, &snapshot)?;
         writer.log.sync()?;

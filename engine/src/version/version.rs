@@ -78,6 +78,104 @@ impl Version {
         self.files[level].iter().map(|f| f.size).sum()
     }
 
+    /// Files at `level` whose user-key range intersects `[lo, hi]` (`None`: unbounded). For
+    /// level 0 the result is closed under overlap: a file overlapping a chosen one is chosen too,
+    /// so that no older overlapping level-0 file is left above newer data moved down.
+    pub fn overlapping(
+        &self,
+        level: usize,
+        lo: Option<&[u8]>,
+        hi: Option<&[u8]>,
+    ) -> Vec<Arc<FileMetaData>> {
+        let mut lo = lo.map(<[u8]>::to_vec);
+        let mut hi = hi.map(<[u8]>::to_vec);
+        loop {
+            let chosen: Vec<_> = self.files[level]
+                .iter()
+                .filter(|f| {
+                    lo.as_deref().is_none_or(|lo| user_key(&f.largest) >= lo)
+                        && hi.as_deref().is_none_or(|hi| user_key(&f.smallest) <= hi)
+                })
+                .cloned()
+                .collect();
+            if level > 0 {
+                return chosen;
+            }
+            // Widen the range to the chosen files' and repeat until nothing new is chosen.
+            let mut widened = false;
+            for f in &chosen {
+                let (s, l) = (user_key(&f.smallest), user_key(&f.largest));
+                if lo.as_deref().is_some_and(|lo| s < lo) {
+                    lo = Some(s.to_vec());
+                    widened = true;
+                }
+                if hi.as_deref().is_some_and(|hi| l > hi) {
+                    hi = Some(l.to_vec());
+                    widened = true;
+                }
+            }
+            if !widened {
+                return chosen;
+            }
+        }
+    }
+
+    /// Checks the structural invariants: levels >= 1 sorted by key and non-overlapping, every
+    /// file's smallest key <= its largest, no file in two places.
+    pub fn check_invariants(&self) -> Result<()> {
+        let bad = |msg: String| Err(crate::Error::corruption(0, msg));
+        let mut seen = std::collections::HashSet::new();
+        for (level, files) in self.files.iter().enumerate() {
+            for f in files {
+                if !seen.insert(f.number) {
+                    return bad(format!("table {} is listed twice", f.number));
+                }
+                if compare_internal_keys(&f.smallest, &f.largest) == Ordering::Greater {
+                    return bad(format!("table {} has smallest > largest", f.number));
+                }
+            }
+            if level == 0 {
+                continue;
+            }
+            for pair in files.windows(2) {
+                if user_key(&pair[0].largest) >= user_key(&pair[1].smallest) {
+                    return bad(format!(
+                        "level {level}: tables {} and {} overlap or are out of order",
+                        pair[0].number, pair[1].number
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// True if no file below `level` may hold `user_key`: a tombstone for it at `level` can go.
+    pub fn is_bottommost_for(&self, level: usize, ukey: &[u8]) -> bool {
+        self.files.iter().skip(level + 1).all(|files| {
+            let i = files.partition_point(|f| user_key(&f.largest) < ukey);
+            files.get(i).is_none_or(|f| user_key(&f.smallest) > ukey)
+        })
+    }
+
+    /// Table bytes with each user-key range counted once, at the deepest level holding it: an
+    /// estimate of live data that discounts versions shadowed in higher levels.
+    pub fn estimated_live_bytes(&self) -> u64 {
+        let mut counted: Vec<(&[u8], &[u8])> = Vec::new();
+        let mut total = 0;
+        for files in self.files.iter().rev() {
+            let mut added = Vec::new();
+            for f in files {
+                let (lo, hi) = (user_key(&f.smallest), user_key(&f.largest));
+                if !counted.iter().any(|&(a, b)| lo <= b && a <= hi) {
+                    total += f.size;
+                    added.push((lo, hi));
+                }
+            }
+            counted.extend(added);
+        }
+        total
+    }
+
     /// Every file number this version references.
     pub fn file_numbers(&self) -> impl Iterator<Item = u64> + '_ {
         self.files.iter().flatten().map(|f| f.number)

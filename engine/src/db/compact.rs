@@ -1,0 +1,185 @@
+//! Running compactions inside the database: automatic ones picked by the background threads and
+//! manual ones from `compact_range`.
+
+use std::ops::Bound;
+
+use parking_lot::Mutex;
+
+use super::DbInner;
+use crate::compaction::job::{self, JobContext};
+use crate::compaction::picker::{pick_manual, PickerOptions};
+use crate::compaction::{Choice, Compaction};
+use crate::error::{Error, Result};
+use crate::stats::Counters;
+use crate::version::{VersionEdit, NUM_LEVELS};
+
+impl DbInner {
+    pub(crate) fn picker_options(&self) -> PickerOptions {
+        PickerOptions {
+            l0_trigger: self.opts.level0_file_num_compaction_trigger,
+            level_base: self.opts.max_bytes_for_level_base,
+            multiplier: self.opts.max_bytes_for_level_multiplier,
+            target_file_size: self.opts.target_file_size,
+        }
+    }
+
+    /// Carries out a picked choice (its files already marked busy), then unmarks them. A
+    /// failed compaction does not poison the database: its inputs are quarantined (never picked
+    /// again until reopen, so a damaged table cannot cause a busy loop) and the error is counted
+    /// and logged, while reads of intact data go on.
+    pub(crate) fn run_compaction(&self, choice: Choice) {
+        let files = choice.files();
+        let result = match &choice {
+            Choice::Move { level, file } => {
+                let edit = VersionEdit {
+                    deleted_files: vec![(*level, file.number)],
+                    new_files: vec![(level + 1, file.clone())],
+                    compact_pointers: vec![(*level, file.largest.clone())],
+                    ..VersionEdit::default()
+                };
+                self.log_and_apply(edit, |_| {}).map(|()| {
+                    Counters::add(&self.counters.trivial_moves, 1);
+                })
+            }
+            Choice::Merge(c) => self.merge(c),
+        };
+        let mut st = self.state.lock();
+        for f in &files {
+            st.compacting.remove(&f.number);
+        }
+        match result {
+            Ok(()) | Err(Error::Closed) => {}
+            Err(e) => {
+                Counters::add(&self.counters.compaction_errors, 1);
+                tracing::error!(error = %e, level = choice.level(), "compaction failed");
+                st.compaction_error = Some(e.to_string());
+                st.quarantined.extend(files.iter().map(|f| f.number));
+            }
+        }
+        self.bg_cv.notify_all();
+        drop(st);
+        self.delete_obsolete_files();
+    }
+
+    /// Merges `c`'s inputs into new tables and installs them.
+    fn merge(&self, c: &Compaction) -> Result<()> {
+        let (version, mut snapshots) = {
+            let st = self.state.lock();
+            (st.versions.current(), self.snapshots.sequences())
+        };
+        snapshots.sort_unstable();
+        let allocated = Mutex::new(Vec::new());
+        let new_file_number = || {
+            let mut st = self.state.lock();
+            let n = st.versions.new_file_number();
+            st.pending_outputs.insert(n);
+            allocated.lock().push(n);
+            n
+        };
+        let ctx = JobContext {
+            fs: self.fs.as_ref(),
+            dir: &self.dir,
+            tables: &self.tables,
+            table_options: self.table_options(),
+            target_file_size: self.opts.target_file_size,
+            snapshots,
+            version,
+            new_file_number: &new_file_number,
+            shutting_down: &self.shutting_down,
+        };
+        let result = job::run(c, &ctx).and_then(|out| {
+            let mut edit = VersionEdit::default();
+            edit.deleted_files
+                .extend(c.inputs.iter().map(|f| (c.level, f.number)));
+            edit.deleted_files
+                .extend(c.next_inputs.iter().map(|f| (c.output_level, f.number)));
+            edit.new_files
+                .extend(out.files.iter().map(|f| (c.output_level, f.clone())));
+            if let Some(last) = c
+                .inputs
+                .iter()
+                .map(|f| &f.largest)
+                .max_by(|a, b| crate::key::compare_internal_keys(a, b))
+            {
+                edit.compact_pointers.push((c.level, last.clone()));
+            }
+            self.log_and_apply(edit, |_| {})?;
+            let lc = &self.counters.levels[c.output_level];
+            Counters::add(&lc.compactions, 1);
+            Counters::add(&lc.bytes_read, out.bytes_read);
+            Counters::add(&lc.bytes_written, out.bytes_written);
+            Counters::add(&lc.micros, out.micros);
+            tracing::debug!(
+                level = c.level,
+                inputs = c.inputs.len() + c.next_inputs.len(),
+                outputs = out.files.len(),
+                bytes_read = out.bytes_read,
+                bytes_written = out.bytes_written,
+                "compaction finished"
+            );
+            Ok(())
+        });
+        let mut st = self.state.lock();
+        for n in allocated.lock().drain(..) {
+            st.pending_outputs.remove(&n);
+        }
+        result
+    }
+
+    /// Flushes, then compacts every file overlapping the range down to the deepest non-empty
+    /// level (at least level 1), level by level, so that overwritten versions and tombstones in
+    /// the range are dropped (unless a snapshot still needs them).
+    pub(crate) fn compact_range(&self, lo: Bound<Vec<u8>>, hi: Bound<Vec<u8>>) -> Result<()> {
+        self.flush()?;
+        // Bounds are widened to inclusive user keys: compacting a little more is harmless.
+        let lo = match lo {
+            Bound::Included(k) | Bound::Excluded(k) => Some(k),
+            Bound::Unbounded => None,
+        };
+        let hi = match hi {
+            Bound::Included(k) | Bound::Excluded(k) => Some(k),
+            Bound::Unbounded => None,
+        };
+        let bottom = {
+            let st = self.state.lock();
+            let v = st.versions.current();
+            (1..NUM_LEVELS)
+                .rev()
+                .find(|&l| v.num_files(l) > 0)
+                .unwrap_or(1)
+        };
+        for level in 0..bottom {
+            loop {
+                let mut st = self.state.lock();
+                Self::check_open(&st)?;
+                if let Some(e) = &st.bg_error {
+                    return Err(Error::Poisoned(e.clone()));
+                }
+                let version = st.versions.current();
+                let Some(c) = pick_manual(&version, level, lo.as_deref(), hi.as_deref()) else {
+                    break;
+                };
+                if c.all_inputs().any(|f| st.compacting.contains(&f.number)) {
+                    // A background job holds some of these files: wait for it and re-pick.
+                    self.bg_cv.wait(&mut st);
+                    continue;
+                }
+                for f in c.all_inputs() {
+                    st.compacting.insert(f.number);
+                }
+                drop(st);
+                let result = self.merge(&c);
+                let mut st = self.state.lock();
+                for f in c.all_inputs() {
+                    st.compacting.remove(&f.number);
+                }
+                self.bg_cv.notify_all();
+                drop(st);
+                self.delete_obsolete_files();
+                result?;
+                break;
+            }
+        }
+        Ok(())
+    }
+}
