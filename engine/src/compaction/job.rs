@@ -97,7 +97,7 @@ pub fn run(c: &Compaction, ctx: &JobContext<'_>) -> Result<JobOutput> {
     let mut gp_index = 0usize;
 
     while it.valid() {
-        if out.entries_in % 1024 == 0 && ctx.shutting_down.load(Ordering::Relaxed) {
+        if out.entries_in.is_multiple_of(1024) && ctx.shutting_down.load(Ordering::Relaxed) {
             return Err(Error::Closed);
         }
         out.entries_in += 1;

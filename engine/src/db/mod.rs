@@ -232,6 +232,35 @@ impl Db {
             .compact_range(own(range.start_bound()), own(range.end_bound()))
     }
 
+    /// Checks the database's structure: levels 1 and deeper sorted and non-overlapping, and
+    /// every table the current version names present on disk with its recorded size. Cheap
+    /// (metadata only); tests call it after every compaction.
+    pub fn check_consistency(&self) -> Result<()> {
+        let inner = self.inner();
+        let version = {
+            let st = inner.state.lock();
+            DbInner::check_open(&st)?;
+            st.versions.current()
+        };
+        version.check_invariants()?;
+        for f in version.files.iter().flatten() {
+            let path = crate::filename::table_path(&inner.dir, f.number);
+            let size = inner.fs.file_size(&path).map_err(|e| Error::Corruption {
+                file: crate::filename::table_name(f.number),
+                offset: 0,
+                msg: format!("table named by the current version is unreadable: {e}"),
+            })?;
+            if size != f.size {
+                return Err(Error::Corruption {
+                    file: crate::filename::table_name(f.number),
+                    offset: size,
+                    msg: format!("table is {size} bytes, the version says {}", f.size),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// A named property, as text: `strata.stats` (the [`Stats::report`] table),
     /// `strata.num-files-at-level<N>`, `strata.total-sst-size`, `strata.estimate-live-data-size`,
     /// `strata.write-amplification`. `None` for unknown names.
