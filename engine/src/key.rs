@@ -28,6 +28,9 @@ pub enum ValueKind {
     Deletion = 0,
     /// A value.
     Value = 1,
+    /// Only in the bounds of a table's key range: the exclusive end of a range tombstone the
+    /// table carries (see [`range_end_bound`]). Never stored as an entry.
+    RangeDeletion = 2,
 }
 
 impl ValueKind {
@@ -36,6 +39,7 @@ impl ValueKind {
         match b {
             0 => Some(ValueKind::Deletion),
             1 => Some(ValueKind::Value),
+            2 => Some(ValueKind::RangeDeletion),
             _ => None,
         }
     }
@@ -70,6 +74,13 @@ pub fn seek_key(user_key: &[u8], seq: SeqNo) -> Vec<u8> {
     k.extend_from_slice(user_key);
     k.extend_from_slice(&pack_trailer(seq, KIND_FOR_SEEK).to_le_bytes());
     k
+}
+
+/// The internal key that bounds a table whose range tombstone ends (exclusively) at `end`: it
+/// sorts before every entry of user key `end` (largest possible trailer), so a table ending here
+/// does not overlap a next table that starts at `end`.
+pub fn range_end_bound(end: &[u8]) -> Vec<u8> {
+    make_internal_key(end, MAX_SEQNO, ValueKind::RangeDeletion)
 }
 
 /// An internal key split into its parts.

@@ -51,6 +51,7 @@ pub mod iter;
 pub mod key;
 pub mod memtable;
 pub mod options;
+pub mod range_del;
 mod snapshot;
 pub mod sstable;
 mod stats;

@@ -20,6 +20,7 @@ pub(crate) struct Counters {
     pub user_bytes_written: AtomicU64,
     pub trivial_moves: AtomicU64,
     pub compaction_errors: AtomicU64,
+    pub tables_dropped_by_range_deletion: AtomicU64,
     /// Per output level.
     pub levels: [LevelCounters; NUM_LEVELS],
 }
@@ -95,6 +96,8 @@ pub struct Stats {
     pub trivial_moves: u64,
     /// Compactions that failed (their inputs are left alone until the database is reopened).
     pub compaction_errors: u64,
+    /// Tables dropped whole by compaction because a range tombstone covered them.
+    pub tables_dropped_by_range_deletion: u64,
     /// Compactions per output level.
     pub compactions_per_level: [u64; NUM_LEVELS],
     /// Bytes read by compactions, per output level.

@@ -6,7 +6,8 @@
 //! +------------+-----------+---------------------------------------------+
 //! | seq: u64le | count:u32 | record * count                              |
 //! +------------+-----------+---------------------------------------------+
-//! record = kind: u8 (1 = put, 0 = delete) | varint key_len | key [| varint val_len | value]
+//! record = kind: u8 (1 = put, 0 = delete, 2 = delete range)
+//!          | varint key_len | key [| varint val_len | value]      (value or range end)
 //! ```
 //! Record `i` gets sequence number `seq + i`.
 
@@ -15,6 +16,8 @@ use crate::error::{Error, Result};
 use crate::key::{SeqNo, ValueKind};
 
 const HEADER_LEN: usize = 12;
+/// Record kind of a range deletion in a batch (point records use their `ValueKind`).
+const RANGE_DELETION: u8 = 2;
 
 /// Largest user key the engine accepts (64 KiB).
 pub const MAX_KEY_SIZE: usize = 64 * 1024;
@@ -52,6 +55,8 @@ pub enum BatchOp<'a> {
     Put(&'a [u8], &'a [u8]),
     /// Delete `key`.
     Delete(&'a [u8]),
+    /// Delete every key in `[start, end)`.
+    DeleteRange(&'a [u8], &'a [u8]),
 }
 
 impl WriteBatch {
@@ -78,6 +83,16 @@ impl WriteBatch {
         self.rep.push(ValueKind::Deletion as u8);
         put_length_prefixed(&mut self.rep, key.as_ref());
         self.user_bytes += key.as_ref().len() as u64;
+        self.set_count(self.count() + 1);
+        self
+    }
+
+    /// Adds a deletion of every key in `[start, end)` (see [`Db::delete_range`](crate::Db::delete_range)).
+    pub fn delete_range(&mut self, start: impl AsRef<[u8]>, end: impl AsRef<[u8]>) -> &mut Self {
+        self.rep.push(RANGE_DELETION);
+        put_length_prefixed(&mut self.rep, start.as_ref());
+        put_length_prefixed(&mut self.rep, end.as_ref());
+        self.user_bytes += (start.as_ref().len() + end.as_ref().len()) as u64;
         self.set_count(self.count() + 1);
         self
     }
@@ -146,7 +161,7 @@ impl WriteBatch {
         let mut user_bytes = 0;
         for op in BatchReader::new(&rep)? {
             user_bytes += match op? {
-                BatchOp::Put(k, v) => k.len() + v.len(),
+                BatchOp::Put(k, v) | BatchOp::DeleteRange(k, v) => k.len() + v.len(),
                 BatchOp::Delete(k) => k.len(),
             } as u64;
         }
@@ -159,6 +174,15 @@ impl WriteBatch {
             let (key, value) = match op {
                 BatchOp::Put(k, v) => (k, v),
                 BatchOp::Delete(k) => (k, &[][..]),
+                BatchOp::DeleteRange(start, end) => {
+                    if end.len() > MAX_KEY_SIZE && end != crate::range_del::unbounded_end() {
+                        return Err(Error::InvalidArgument(format!(
+                            "range end of {} bytes exceeds the {MAX_KEY_SIZE}-byte key limit",
+                            end.len()
+                        )));
+                    }
+                    (start, &[][..])
+                }
             };
             if key.len() > MAX_KEY_SIZE {
                 return Err(Error::InvalidArgument(format!(
@@ -216,9 +240,13 @@ impl<'a> BatchReader<'a> {
     fn decode_one(&mut self) -> Option<BatchOp<'a>> {
         let kind = self.decoder.u8()?;
         let key = self.decoder.length_prefixed()?;
-        match ValueKind::from_u8(kind)? {
-            ValueKind::Value => Some(BatchOp::Put(key, self.decoder.length_prefixed()?)),
-            ValueKind::Deletion => Some(BatchOp::Delete(key)),
+        match kind {
+            k if k == ValueKind::Value as u8 => {
+                Some(BatchOp::Put(key, self.decoder.length_prefixed()?))
+            }
+            k if k == ValueKind::Deletion as u8 => Some(BatchOp::Delete(key)),
+            RANGE_DELETION => Some(BatchOp::DeleteRange(key, self.decoder.length_prefixed()?)),
+            _ => None,
         }
     }
 }
@@ -261,14 +289,17 @@ mod tests {
     #[test]
     fn roundtrip_and_append() {
         let mut a = WriteBatch::new();
-        a.put("k1", "v1").delete("k2").put("", "");
+        a.put("k1", "v1")
+            .delete("k2")
+            .put("", "")
+            .delete_range("a", "c");
         let mut b = WriteBatch::new();
         b.put("k3", vec![7u8; 1000]);
         a.append(&b);
         a.set_sequence(42);
         let r = BatchReader::new(a.data()).unwrap();
         assert_eq!(r.sequence(), 42);
-        assert_eq!(r.claimed_count(), 4);
+        assert_eq!(r.claimed_count(), 5);
         let ops: Vec<_> = r.map(|o| o.unwrap()).collect();
         assert_eq!(
             ops,
@@ -276,6 +307,7 @@ mod tests {
                 BatchOp::Put(b"k1", b"v1"),
                 BatchOp::Delete(b"k2"),
                 BatchOp::Put(b"", b""),
+                BatchOp::DeleteRange(b"a", b"c"),
                 BatchOp::Put(b"k3", &[7u8; 1000]),
             ]
         );

@@ -9,6 +9,12 @@
 //! can reappear. (The latest state is an implicit snapshot above everything, and readers that
 //! are not snapshots pin the input files of the version they started on, so they never notice.)
 //!
+//! Range tombstones of the inputs hide older entries in the same stripe, which are dropped; a
+//! next-level input entirely inside such a tombstone is dropped whole without being read. The
+//! tombstones themselves go to the outputs, each clipped to its output's share of the key space
+//! (outputs partition it at the keys where they were cut), unless they are in stripe 0 and no
+//! level below holds anything in their range.
+//!
 //! Outputs are cut at user-key boundaries only — one user key's versions never straddle two
 //! files of a level — once they reach `target_file_size`, or once they overlap more than
 //! `10 * target_file_size` bytes of the level below the output.
@@ -24,6 +30,7 @@ use crate::fs::FileSystem;
 use crate::iter::merging::MergingIterator;
 use crate::iter::InternalIterator;
 use crate::key::{parse_internal_key, user_key, SeqNo, ValueKind};
+use crate::range_del::{RangeTombstone, TombstoneSet};
 use crate::sstable::{TableBuilder, TableBuilderOptions};
 use crate::table_cache::TableCache;
 use crate::version::{FileMetaData, Version};
@@ -65,6 +72,8 @@ pub struct JobOutput {
     pub entries_out: u64,
     /// Wall time.
     pub micros: u64,
+    /// Next-level inputs dropped whole (inside a range tombstone) without being read.
+    pub files_dropped: u64,
 }
 
 struct Output {
@@ -72,25 +81,100 @@ struct Output {
     builder: TableBuilder,
     /// Grandparent bytes this output overlaps so far.
     overlap: u64,
+    /// User key where this output's share of the key space starts (`None`: from the start).
+    lo: Option<Vec<u8>>,
+}
+
+/// Range tombstones of the inputs: those that hide entries, and those that go on.
+struct Tombstones {
+    set: TombstoneSet,
+    /// Tombstones written to the outputs (each clipped to its output's share of the key
+    /// space); the others can go (nothing below, no snapshot needs them).
+    kept: Vec<RangeTombstone>,
+}
+
+impl Tombstones {
+    fn new(c: &Compaction, ctx: &JobContext<'_>) -> Self {
+        let all: Vec<&RangeTombstone> = c
+            .all_inputs()
+            .flat_map(|f| f.range_tombstones.iter())
+            .collect();
+        let kept = all
+            .iter()
+            .filter(|t| {
+                stripe(&ctx.snapshots, t.seq) > 0
+                    || !ctx
+                        .version
+                        .is_bottommost_for_range(c.output_level, &t.start, &t.end)
+            })
+            .map(|t| (*t).clone())
+            .collect();
+        Tombstones {
+            set: TombstoneSet::new(all),
+            kept,
+        }
+    }
+
+    /// Whether an entry of `key` at `seq` is hidden by a newer input tombstone that no snapshot
+    /// separates from it.
+    fn drops(&self, snapshots: &[SeqNo], key: &[u8], seq: SeqNo) -> bool {
+        self.set
+            .oldest_covering_above(key, seq)
+            .is_some_and(|t| stripe(snapshots, t) == stripe(snapshots, seq))
+    }
+
+    /// A next-level input that lies entirely inside a tombstone of the upper input level, is
+    /// older than it and has no snapshot in between: dropped whole, never read.
+    fn covers_file(&self, c: &Compaction, snapshots: &[SeqNo], f: &FileMetaData) -> bool {
+        f.range_tombstones.is_empty()
+            && c.inputs
+                .iter()
+                .flat_map(|i| i.range_tombstones.iter())
+                .any(|t| {
+                    t.start.as_slice() <= user_key(&f.smallest)
+                        && user_key(&f.largest) < t.end.as_slice()
+                        && f.largest_seq < t.seq
+                        && stripe(snapshots, f.smallest_seq) == stripe(snapshots, t.seq)
+                })
+    }
+
+    /// The kept tombstones' parts inside `[lo, hi)`.
+    fn share(&self, lo: Option<&[u8]>, hi: Option<&[u8]>) -> Vec<RangeTombstone> {
+        self.kept.iter().filter_map(|t| t.clip(lo, hi)).collect()
+    }
+}
+
+/// Number of snapshots older than `seq`: entries in one stripe look alike to every reader.
+fn stripe(snapshots: &[SeqNo], seq: SeqNo) -> usize {
+    snapshots.partition_point(|&s| s < seq)
 }
 
 /// Runs the merge. Outputs are synced and their directory entry made durable; on error or
 /// shutdown, partial outputs are left for obsolete-file deletion (nothing names them).
 pub fn run(c: &Compaction, ctx: &JobContext<'_>) -> Result<JobOutput> {
     let started = Instant::now();
+    let tombstones = Tombstones::new(c, ctx);
+    let mut out = JobOutput::default();
     let mut children: Vec<Box<dyn InternalIterator>> = Vec::new();
-    for f in c.all_inputs() {
+    for f in &c.inputs {
         children.push(Box::new(ctx.tables.get(f.number)?.iter()));
+        out.bytes_read += f.size;
+    }
+    for f in &c.next_inputs {
+        if tombstones.covers_file(c, &ctx.snapshots, f) {
+            out.files_dropped += 1;
+            continue;
+        }
+        children.push(Box::new(ctx.tables.get(f.number)?.iter()));
+        out.bytes_read += f.size;
     }
     let mut it = MergingIterator::new(children);
     it.seek_to_first();
 
     let max_overlap = ctx.target_file_size.saturating_mul(10);
-    let mut out = JobOutput {
-        bytes_read: c.input_bytes(),
-        ..JobOutput::default()
-    };
     let mut current: Option<Output> = None;
+    // Where the next output's share of the key space starts: the key the last one was cut at.
+    let mut next_lo: Option<Vec<u8>> = None;
     let mut key: Vec<u8> = Vec::new();
     let mut have_key = false;
     let mut prev_stripe: Option<usize> = None;
@@ -117,7 +201,8 @@ pub fn run(c: &Compaction, ctx: &JobContext<'_>) -> Result<JobOutput> {
                     || o.overlap > max_overlap
                 {
                     if let Some(done) = current.take() {
-                        finish(done, &mut out)?;
+                        finish(done, Some(parsed.user_key), &tombstones, &mut out)?;
+                        next_lo = Some(parsed.user_key.to_vec());
                     }
                 }
             }
@@ -126,23 +211,18 @@ pub fn run(c: &Compaction, ctx: &JobContext<'_>) -> Result<JobOutput> {
             have_key = true;
             prev_stripe = None;
         }
-        let stripe = ctx.snapshots.partition_point(|&s| s < parsed.seq);
-        let shadowed = prev_stripe == Some(stripe);
-        prev_stripe = Some(stripe);
+        let stripe_now = stripe(&ctx.snapshots, parsed.seq);
+        let shadowed = prev_stripe == Some(stripe_now);
+        prev_stripe = Some(stripe_now);
         let obsolete_tombstone = parsed.kind == ValueKind::Deletion
-            && stripe == 0
+            && stripe_now == 0
             && ctx
                 .version
                 .is_bottommost_for(c.output_level, parsed.user_key);
-        if !shadowed && !obsolete_tombstone {
+        let range_deleted = tombstones.drops(&ctx.snapshots, parsed.user_key, parsed.seq);
+        if !shadowed && !obsolete_tombstone && !range_deleted {
             if current.is_none() {
-                let number = (ctx.new_file_number)();
-                let file = ctx.fs.create(&table_path(ctx.dir, number))?;
-                current = Some(Output {
-                    number,
-                    builder: TableBuilder::new(ctx.table_options.clone(), file),
-                    overlap: 0,
-                });
+                current = Some(new_output(ctx, next_lo.clone())?);
             }
             if let Some(o) = current.as_mut() {
                 o.builder.add(ikey, it.value())?;
@@ -152,14 +232,29 @@ pub fn run(c: &Compaction, ctx: &JobContext<'_>) -> Result<JobOutput> {
         it.next();
     }
     it.status()?;
+    if current.is_none() && !tombstones.share(next_lo.as_deref(), None).is_empty() {
+        // Only tombstones remain for the rest of the key space: they still need a table.
+        current = Some(new_output(ctx, next_lo.clone())?);
+    }
     if let Some(o) = current.take() {
-        finish(o, &mut out)?;
+        finish(o, None, &tombstones, &mut out)?;
     }
     if !out.files.is_empty() {
         ctx.fs.sync_dir(ctx.dir)?;
     }
     out.micros = started.elapsed().as_micros() as u64;
     Ok(out)
+}
+
+fn new_output(ctx: &JobContext<'_>, lo: Option<Vec<u8>>) -> Result<Output> {
+    let number = (ctx.new_file_number)();
+    let file = ctx.fs.create(&table_path(ctx.dir, number))?;
+    Ok(Output {
+        number,
+        builder: TableBuilder::new(ctx.table_options.clone(), file),
+        overlap: 0,
+        lo,
+    })
 }
 
 /// Bytes of the grandparent files that end before `ukey` and were not counted yet: the
@@ -176,17 +271,16 @@ fn grandparent_bytes_before(c: &Compaction, ukey: &[u8], index: &mut usize) -> u
     bytes
 }
 
-fn finish(o: Output, out: &mut JobOutput) -> Result<()> {
+/// Finishes an output whose share of the key space ends at `hi` (`None`: the end).
+fn finish(o: Output, hi: Option<&[u8]>, t: &Tombstones, out: &mut JobOutput) -> Result<()> {
     let summary = o.builder.finish()?;
-    let p = &summary.properties;
     out.bytes_written += summary.file_size;
-    out.files.push(Arc::new(FileMetaData {
-        number: o.number,
-        size: summary.file_size,
-        smallest: p.smallest_key.clone(),
-        largest: p.largest_key.clone(),
-        smallest_seq: p.min_seqno,
-        largest_seq: p.max_seqno,
-    }));
+    let share = t.share(o.lo.as_deref(), hi);
+    out.files.push(Arc::new(FileMetaData::new(
+        o.number,
+        summary.file_size,
+        &summary.properties,
+        share,
+    )));
     Ok(())
 }

@@ -215,6 +215,7 @@ mod tests {
             largest: make_internal_key(hi.as_bytes(), number * 10, ValueKind::Value),
             smallest_seq: number * 10,
             largest_seq: number * 10 + 1,
+            range_tombstones: Vec::new(),
         })
     }
 

@@ -109,6 +109,10 @@ impl DbInner {
             Counters::add(&lc.bytes_read, out.bytes_read);
             Counters::add(&lc.bytes_written, out.bytes_written);
             Counters::add(&lc.micros, out.micros);
+            Counters::add(
+                &self.counters.tables_dropped_by_range_deletion,
+                out.files_dropped,
+            );
             tracing::debug!(
                 level = c.level,
                 inputs = c.inputs.len() + c.next_inputs.len(),

@@ -56,15 +56,12 @@ impl DbInner {
         let summary = builder.finish()?;
         // The table's directory entry must be durable before a MANIFEST names it.
         self.fs.sync_dir(&self.dir)?;
-        let p = &summary.properties;
-        Ok(Some(Arc::new(FileMetaData {
+        Ok(Some(Arc::new(FileMetaData::new(
             number,
-            size: summary.file_size,
-            smallest: p.smallest_key.clone(),
-            largest: p.largest_key.clone(),
-            smallest_seq: p.min_seqno,
-            largest_seq: p.max_seqno,
-        })))
+            summary.file_size,
+            &summary.properties,
+            mem.range_tombstones(),
+        ))))
     }
 
     pub(crate) fn table_options(&self) -> TableBuilderOptions {

@@ -172,6 +172,35 @@ impl Db {
         self.write(b)
     }
 
+    /// Deletes every key in `range` at once: one range tombstone, written like any other update
+    /// (atomically, durably per the WAL, visible to reads and scans immediately, invisible to
+    /// older snapshots). Compaction later drops the covered entries, and whole tables that lie
+    /// inside the range without rewriting them.
+    pub fn delete_range<K: AsRef<[u8]>>(&self, range: impl RangeBounds<K>) -> Result<()> {
+        use std::ops::Bound;
+        let successor = |k: &K| {
+            let mut k = k.as_ref().to_vec();
+            k.push(0);
+            k
+        };
+        let start = match range.start_bound() {
+            Bound::Included(k) => k.as_ref().to_vec(),
+            Bound::Excluded(k) => successor(k),
+            Bound::Unbounded => Vec::new(),
+        };
+        let end = match range.end_bound() {
+            Bound::Excluded(k) => k.as_ref().to_vec(),
+            Bound::Included(k) => successor(k),
+            Bound::Unbounded => crate::range_del::unbounded_end(),
+        };
+        if start >= end {
+            return Ok(());
+        }
+        let mut b = WriteBatch::new();
+        b.delete_range(start, end);
+        self.write(b)
+    }
+
     /// Applies `batch` atomically, without syncing.
     pub fn write(&self, batch: WriteBatch) -> Result<()> {
         self.write_opt(batch, &WriteOptions::default())
@@ -394,6 +423,7 @@ impl DbInner {
             user_bytes_written: load(&c.user_bytes_written),
             trivial_moves: load(&c.trivial_moves),
             compaction_errors: load(&c.compaction_errors),
+            tables_dropped_by_range_deletion: load(&c.tables_dropped_by_range_deletion),
             wal_file_bytes,
             estimated_live_bytes: version.estimated_live_bytes(),
             ..Stats::default()

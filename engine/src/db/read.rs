@@ -12,6 +12,7 @@ use crate::iter::{DbIterator, InternalIterator};
 use crate::key::{seek_key, SeqNo};
 use crate::memtable::mem::MemTable;
 use crate::options::ReadOptions;
+use crate::range_del::{RangeTombstone, TombstoneSet};
 use crate::snapshot::Snapshot;
 use crate::version::{Lookup, Version};
 
@@ -42,17 +43,29 @@ impl DbInner {
     pub(crate) fn get(&self, key: &[u8], options: &ReadOptions) -> Result<Option<Vec<u8>>> {
         let view = self.read_view(options)?;
         let target = seek_key(key, view.seq);
+        // The newest point entry visible at `view.seq`: sources are newest first.
+        let mut point = Lookup::Absent;
         for mem in std::iter::once(&view.mem).chain(&view.imm) {
-            match mem.get(&target, key) {
-                Lookup::Found(v) => return Ok(Some(v)),
-                Lookup::Deleted => return Ok(None),
-                Lookup::Absent => {}
+            point = mem.get(&target, key);
+            if point != Lookup::Absent {
+                break;
             }
         }
-        match view.version.get(&self.tables, key, &target)? {
-            Lookup::Found(v) => Ok(Some(v)),
-            Lookup::Deleted | Lookup::Absent => Ok(None),
+        if point == Lookup::Absent {
+            point = view.version.get(&self.tables, key, &target)?;
         }
+        let Lookup::Found(seq, value) = point else {
+            return Ok(None);
+        };
+        // A newer range tombstone, wherever it is, hides it.
+        let hidden = view.version.tombstones.hides(key, seq, view.seq)
+            || std::iter::once(&view.mem).chain(&view.imm).any(|m| {
+                m.has_range_tombstones()
+                    && m.range_tombstones()
+                        .iter()
+                        .any(|t| t.contains(key) && seq < t.seq && t.seq <= view.seq)
+            });
+        Ok((!hidden).then_some(value))
     }
 
     pub(crate) fn scan(
@@ -76,12 +89,25 @@ impl DbInner {
             Err(e) => return DbIterator::failed(e),
         }
         let merged = MergingIterator::new(children);
+        let mut mem_tombstones: Vec<RangeTombstone> = Vec::new();
+        for m in std::iter::once(&view.mem).chain(&view.imm) {
+            mem_tombstones.extend(m.range_tombstones());
+        }
+        let tombstones = if mem_tombstones.is_empty() {
+            view.version.tombstones.clone()
+        } else {
+            let files = view.version.files.iter().flatten();
+            let all = mem_tombstones
+                .iter()
+                .chain(files.flat_map(|f| f.range_tombstones.iter()));
+            TombstoneSet::new(all)
+        };
         // The version pin keeps the files of this scan from being deleted until it drops.
         DbIterator::new(
             Box::new(merged),
             view.seq,
-            start,
-            end,
+            (start, end),
+            tombstones,
             Box::new(view.version),
         )
     }

@@ -6,6 +6,7 @@ use std::ops::Bound;
 use super::InternalIterator;
 use crate::error::{Error, Result};
 use crate::key::{parse_internal_key, seek_key, SeqNo, ValueKind};
+use crate::range_del::TombstoneSet;
 
 /// An ordered iterator over the live keys of a range at one point in time, returned by
 /// [`Db::scan`](crate::Db::scan).
@@ -18,6 +19,7 @@ pub struct DbIterator {
     seq: SeqNo,
     start: Bound<Vec<u8>>,
     end: Bound<Vec<u8>>,
+    tombstones: TombstoneSet,
     started: bool,
     done: bool,
     /// User key of the last entry emitted or found deleted: older versions of it are hidden.
@@ -39,8 +41,8 @@ impl DbIterator {
     pub(crate) fn new(
         inner: Box<dyn InternalIterator>,
         seq: SeqNo,
-        start: Bound<Vec<u8>>,
-        end: Bound<Vec<u8>>,
+        (start, end): (Bound<Vec<u8>>, Bound<Vec<u8>>),
+        tombstones: TombstoneSet,
         pins: Box<dyn Send>,
     ) -> Self {
         DbIterator {
@@ -48,6 +50,7 @@ impl DbIterator {
             seq,
             start,
             end,
+            tombstones,
             started: false,
             done: false,
             skip: None,
@@ -61,8 +64,8 @@ impl DbIterator {
         let mut it = DbIterator::new(
             Box::new(super::merging::MergingIterator::new(Vec::new())),
             0,
-            Bound::Unbounded,
-            Bound::Unbounded,
+            (Bound::Unbounded, Bound::Unbounded),
+            TombstoneSet::default(),
             Box::new(()),
         );
         it.started = true;
@@ -105,8 +108,16 @@ impl DbIterator {
             }
             let key = parsed.user_key.to_vec();
             let item = match parsed.kind {
-                ValueKind::Value => Some((key.clone(), self.inner.value().to_vec())),
-                ValueKind::Deletion => None,
+                ValueKind::Value if !self.tombstones.hides(&key, parsed.seq, self.seq) => {
+                    Some((key.clone(), self.inner.value().to_vec()))
+                }
+                ValueKind::Value | ValueKind::Deletion => None,
+                ValueKind::RangeDeletion => {
+                    return Some(Err(Error::corruption(
+                        0,
+                        "range tombstone among point entries",
+                    )))
+                }
             };
             self.skip = Some(key);
             self.inner.next();

@@ -1,11 +1,15 @@
 //! The memtable: recent writes, ordered by internal key, in our arena skiplist.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+
+use parking_lot::RwLock;
 
 use super::skiplist::{KeyComparator, SkipList, SkipListIter};
 use crate::error::Result;
 use crate::iter::InternalIterator;
-use crate::key::{append_internal_key, parse_internal_key, SeqNo, ValueKind};
+use crate::key::{append_internal_key, parse_internal_key, ValueKind};
+use crate::range_del::RangeTombstone;
 use crate::version::Lookup;
 use crate::write_batch::{BatchOp, WriteBatch};
 
@@ -27,6 +31,11 @@ impl KeyComparator for InternalKeyComparator {
 /// batch is inserted, so no reader ever sees part of a batch.
 pub struct MemTable {
     list: Arc<SkipList<InternalKeyComparator>>,
+    /// Range tombstones, kept apart from point entries (few; appended by the writer, read
+    /// under a short lock and filtered by sequence number like everything else).
+    range_dels: RwLock<Vec<RangeTombstone>>,
+    /// Bytes held by `range_dels`.
+    range_del_bytes: AtomicUsize,
     wal_number: u64,
 }
 
@@ -36,6 +45,8 @@ impl MemTable {
         let chunk = (write_buffer_size / 8).clamp(4096, 1 << 20);
         MemTable {
             list: Arc::new(SkipList::new(InternalKeyComparator, chunk)),
+            range_dels: RwLock::new(Vec::new()),
+            range_del_bytes: AtomicUsize::new(0),
             wal_number,
         }
     }
@@ -59,6 +70,16 @@ impl MemTable {
                     append_internal_key(&mut ikey, k, seq, ValueKind::Deletion);
                     &[][..]
                 }
+                BatchOp::DeleteRange(start, end) => {
+                    self.range_del_bytes
+                        .fetch_add(start.len() + end.len() + 64, Ordering::Relaxed);
+                    self.range_dels.write().push(RangeTombstone {
+                        start: start.to_vec(),
+                        end: end.to_vec(),
+                        seq,
+                    });
+                    continue;
+                }
             };
             self.list.insert(&ikey, value);
         }
@@ -74,8 +95,8 @@ impl MemTable {
         }
         match parse_internal_key(it.key()) {
             Some(p) if p.user_key == user_key => match p.kind {
-                ValueKind::Value => Lookup::Found(it.value().to_vec()),
-                ValueKind::Deletion => Lookup::Deleted,
+                ValueKind::Value => Lookup::Found(p.seq, it.value().to_vec()),
+                ValueKind::Deletion | ValueKind::RangeDeletion => Lookup::Deleted(p.seq),
             },
             _ => Lookup::Absent,
         }
@@ -88,19 +109,24 @@ impl MemTable {
         }
     }
 
-    /// Bytes allocated by the memtable's arena.
+    /// Bytes allocated by the memtable's arena and its range tombstones.
     pub fn memory_usage(&self) -> usize {
-        self.list.memory_usage()
+        self.list.memory_usage() + self.range_del_bytes.load(Ordering::Relaxed)
     }
 
     /// True if nothing was inserted.
     pub fn is_empty(&self) -> bool {
-        self.list.is_empty()
+        self.list.is_empty() && self.range_dels.read().is_empty()
     }
 
-    /// Largest sequence number that could be in a memtable built from `batch`.
-    pub fn last_sequence_of(batch: &WriteBatch) -> SeqNo {
-        batch.sequence() + u64::from(batch.count()).saturating_sub(1)
+    /// The range tombstones (all sequence numbers; readers filter).
+    pub fn range_tombstones(&self) -> Vec<RangeTombstone> {
+        self.range_dels.read().clone()
+    }
+
+    /// Whether the memtable holds any range tombstone.
+    pub fn has_range_tombstones(&self) -> bool {
+        !self.range_dels.read().is_empty()
     }
 }
 
@@ -155,13 +181,13 @@ mod tests {
         mem.apply(&b);
         assert_eq!(
             mem.get(&seek_key(b"k", 1), b"k"),
-            Lookup::Found(b"v1".to_vec())
+            Lookup::Found(1, b"v1".to_vec())
         );
-        assert_eq!(mem.get(&seek_key(b"k", 2), b"k"), Lookup::Deleted);
-        assert_eq!(mem.get(&seek_key(b"k", 3), b"k"), Lookup::Deleted);
+        assert_eq!(mem.get(&seek_key(b"k", 2), b"k"), Lookup::Deleted(2));
+        assert_eq!(mem.get(&seek_key(b"k", 3), b"k"), Lookup::Deleted(2));
         assert_eq!(
             mem.get(&seek_key(b"k", 9), b"k"),
-            Lookup::Found(b"v4".to_vec())
+            Lookup::Found(4, b"v4".to_vec())
         );
         assert_eq!(mem.get(&seek_key(b"k", 0), b"k"), Lookup::Absent);
         assert_eq!(mem.get(&seek_key(b"j", 9), b"j"), Lookup::Absent);

@@ -15,6 +15,8 @@
 //!                       varint64 smallest seqno, varint64 largest seqno
 //! compact_pointer   6   varint32 level, len-prefixed internal key   where the next compaction
 //!                                                                    of that level starts
+//! new_file_ranges   7   as new_file, then varint count and count x (len-prefixed start,
+//!                       len-prefixed end, varint64 seqno): a table with range tombstones
 //! ```
 //! Every edit the engine writes carries `last_sequence` and `next_file_number`, so recovery
 //! never hands out a sequence number or file number already used on disk.
@@ -23,7 +25,9 @@ use std::sync::Arc;
 
 use crate::coding::{put_length_prefixed, put_varint32, put_varint64, Decoder};
 use crate::error::{Error, Result};
-use crate::key::SeqNo;
+use crate::key::{compare_internal_keys, make_internal_key, range_end_bound, SeqNo, ValueKind};
+use crate::range_del::RangeTombstone;
+use crate::sstable::TableProperties;
 
 /// Number of levels in the tree (L0..L6).
 pub const NUM_LEVELS: usize = 7;
@@ -34,6 +38,7 @@ const TAG_LAST_SEQUENCE: u32 = 3;
 const TAG_DELETED_FILE: u32 = 4;
 const TAG_NEW_FILE: u32 = 5;
 const TAG_COMPACT_POINTER: u32 = 6;
+const TAG_NEW_FILE_WITH_RANGES: u32 = 7;
 
 /// What the engine knows about one table file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,8 +53,53 @@ pub struct FileMetaData {
     pub largest: Vec<u8>,
     /// Smallest sequence number in the file.
     pub smallest_seq: SeqNo,
-    /// Largest sequence number in the file.
+    /// Largest sequence number in the file (of its entries and range tombstones).
     pub largest_seq: SeqNo,
+    /// Range tombstones the table carries; its key range covers them. Kept in the MANIFEST,
+    /// not in the table file, so every version knows them without opening tables.
+    pub range_tombstones: Vec<RangeTombstone>,
+}
+
+impl FileMetaData {
+    /// Metadata of a finished table carrying `range_tombstones`: its key and sequence ranges
+    /// cover its entries (from the table's properties) and its tombstones.
+    pub fn new(
+        number: u64,
+        size: u64,
+        props: &TableProperties,
+        range_tombstones: Vec<RangeTombstone>,
+    ) -> FileMetaData {
+        let mut smallest = (props.num_entries > 0).then(|| props.smallest_key.clone());
+        let mut largest = (props.num_entries > 0).then(|| props.largest_key.clone());
+        let mut seqs = (props.num_entries > 0).then_some((props.min_seqno, props.max_seqno));
+        for t in &range_tombstones {
+            let lo = make_internal_key(&t.start, t.seq, ValueKind::RangeDeletion);
+            let hi = range_end_bound(&t.end);
+            if smallest
+                .as_ref()
+                .is_none_or(|s| compare_internal_keys(&lo, s).is_lt())
+            {
+                smallest = Some(lo);
+            }
+            if largest
+                .as_ref()
+                .is_none_or(|l| compare_internal_keys(&hi, l).is_gt())
+            {
+                largest = Some(hi);
+            }
+            seqs = Some(seqs.map_or((t.seq, t.seq), |(a, b)| (a.min(t.seq), b.max(t.seq))));
+        }
+        let (smallest_seq, largest_seq) = seqs.unwrap_or((0, 0));
+        FileMetaData {
+            number,
+            size,
+            smallest: smallest.unwrap_or_default(),
+            largest: largest.unwrap_or_default(),
+            smallest_seq,
+            largest_seq,
+            range_tombstones,
+        }
+    }
 }
 
 /// A change to the set of live files and counters, as logged in the MANIFEST.
@@ -90,7 +140,12 @@ impl VersionEdit {
             put_varint64(dst, number);
         }
         for (level, f) in &self.new_files {
-            put_varint32(dst, TAG_NEW_FILE);
+            let tag = if f.range_tombstones.is_empty() {
+                TAG_NEW_FILE
+            } else {
+                TAG_NEW_FILE_WITH_RANGES
+            };
+            put_varint32(dst, tag);
             put_varint32(dst, *level as u32);
             put_varint64(dst, f.number);
             put_varint64(dst, f.size);
@@ -98,6 +153,14 @@ impl VersionEdit {
             put_length_prefixed(dst, &f.largest);
             put_varint64(dst, f.smallest_seq);
             put_varint64(dst, f.largest_seq);
+            if !f.range_tombstones.is_empty() {
+                put_varint64(dst, f.range_tombstones.len() as u64);
+                for t in &f.range_tombstones {
+                    put_length_prefixed(dst, &t.start);
+                    put_length_prefixed(dst, &t.end);
+                    put_varint64(dst, t.seq);
+                }
+            }
         }
         for (level, key) in &self.compact_pointers {
             put_varint32(dst, TAG_COMPACT_POINTER);
@@ -130,9 +193,13 @@ impl VersionEdit {
                     let number = d.varint64().ok_or_else(|| bad("deleted file number"))?;
                     edit.deleted_files.push((level, number));
                 }
-                TAG_NEW_FILE => {
+                TAG_NEW_FILE | TAG_NEW_FILE_WITH_RANGES => {
                     let level = decode_level(&mut d).ok_or_else(|| bad("new file level"))?;
-                    let f = decode_file(&mut d).ok_or_else(|| bad("new file"))?;
+                    let mut f = decode_file(&mut d).ok_or_else(|| bad("new file"))?;
+                    if tag == TAG_NEW_FILE_WITH_RANGES {
+                        f.range_tombstones =
+                            decode_tombstones(&mut d).ok_or_else(|| bad("range tombstones"))?;
+                    }
                     edit.new_files.push((level, Arc::new(f)));
                 }
                 TAG_COMPACT_POINTER => {
@@ -152,6 +219,23 @@ fn decode_level(d: &mut Decoder<'_>) -> Option<usize> {
     (level < NUM_LEVELS).then_some(level)
 }
 
+fn decode_tombstones(d: &mut Decoder<'_>) -> Option<Vec<RangeTombstone>> {
+    let n = d.varint64()?;
+    // Each tombstone takes at least 3 bytes: bound the allocation by the input.
+    if n > d.remaining().len() as u64 / 3 {
+        return None;
+    }
+    (0..n)
+        .map(|_| {
+            Some(RangeTombstone {
+                start: d.length_prefixed()?.to_vec(),
+                end: d.length_prefixed()?.to_vec(),
+                seq: d.varint64()?,
+            })
+        })
+        .collect()
+}
+
 fn decode_file(d: &mut Decoder<'_>) -> Option<FileMetaData> {
     Some(FileMetaData {
         number: d.varint64()?,
@@ -160,13 +244,13 @@ fn decode_file(d: &mut Decoder<'_>) -> Option<FileMetaData> {
         largest: d.length_prefixed()?.to_vec(),
         smallest_seq: d.varint64()?,
         largest_seq: d.varint64()?,
+        range_tombstones: Vec::new(),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::key::{make_internal_key, ValueKind};
 
     fn sample() -> VersionEdit {
         VersionEdit {
@@ -183,6 +267,11 @@ mod tests {
                     largest: make_internal_key(b"zz", 9, ValueKind::Deletion),
                     smallest_seq: 1,
                     largest_seq: 9,
+                    range_tombstones: vec![RangeTombstone {
+                        start: b"b".to_vec(),
+                        end: b"d".to_vec(),
+                        seq: 7,
+                    }],
                 }),
             )],
             compact_pointers: vec![(2, make_internal_key(b"m", 5, ValueKind::Value))],

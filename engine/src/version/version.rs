@@ -6,7 +6,8 @@ use std::sync::Arc;
 use super::edit::{FileMetaData, NUM_LEVELS};
 use crate::error::Result;
 use crate::iter::InternalIterator;
-use crate::key::{compare_internal_keys, parse_internal_key, user_key, ValueKind};
+use crate::key::{compare_internal_keys, parse_internal_key, user_key, SeqNo, ValueKind};
+use crate::range_del::TombstoneSet;
 use crate::table_cache::TableCache;
 
 /// Files per level. Level 0 is ordered newest first (its files may overlap, and the newest holds
@@ -18,15 +19,17 @@ use crate::table_cache::TableCache;
 pub struct Version {
     /// `files[level]`.
     pub files: [Vec<Arc<FileMetaData>>; NUM_LEVELS],
+    /// The range tombstones of all its files, fragmented for lookups.
+    pub tombstones: TombstoneSet,
 }
 
 /// Outcome of looking a key up in one source.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Lookup {
-    /// The newest visible entry is a value.
-    Found(Vec<u8>),
-    /// The newest visible entry is a tombstone.
-    Deleted,
+    /// The newest visible entry is a value, written at this sequence number.
+    Found(SeqNo, Vec<u8>),
+    /// The newest visible entry is a tombstone, written at this sequence number.
+    Deleted(SeqNo),
     /// The source has no visible entry for the key.
     Absent,
 }
@@ -138,7 +141,9 @@ impl Version {
                 continue;
             }
             for pair in files.windows(2) {
-                if user_key(&pair[0].largest) >= user_key(&pair[1].smallest) {
+                // Internal-key order: a table whose range tombstone ends (exclusively) at `k`
+                // has a largest key that sorts before every entry of `k`.
+                if compare_internal_keys(&pair[0].largest, &pair[1].smallest) != Ordering::Less {
                     return bad(format!(
                         "level {level}: tables {} and {} overlap or are out of order",
                         pair[0].number, pair[1].number
@@ -176,6 +181,15 @@ impl Version {
         total
     }
 
+    /// True if no file below `level` overlaps the user keys `[start, end)`.
+    pub fn is_bottommost_for_range(&self, level: usize, start: &[u8], end: &[u8]) -> bool {
+        self.files
+            .iter()
+            .skip(level + 1)
+            .flatten()
+            .all(|f| user_key(&f.largest) < start || user_key(&f.smallest) >= end)
+    }
+
     /// Every file number this version references.
     pub fn file_numbers(&self) -> impl Iterator<Item = u64> + '_ {
         self.files.iter().flatten().map(|f| f.number)
@@ -198,8 +212,8 @@ fn lookup_table(
     };
     match parse_internal_key(&ikey) {
         Some(p) if p.user_key == ukey => Ok(Some(match p.kind {
-            ValueKind::Value => Lookup::Found(value),
-            ValueKind::Deletion => Lookup::Deleted,
+            ValueKind::Value => Lookup::Found(p.seq, value),
+            ValueKind::Deletion | ValueKind::RangeDeletion => Lookup::Deleted(p.seq),
         })),
         Some(_) => Ok(None),
         None => Err(crate::Error::corruption(0, "malformed internal key")
