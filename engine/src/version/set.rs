@@ -281,13 +281,15 @@ fn apply_to_levels(levels: &mut [BTreeMap<u64, Arc<FileMetaData>>], edit: &Versi
 }
 
 fn version_from_levels(levels: Vec<BTreeMap<u64, Arc<FileMetaData>>>) -> Version {
-    let mut v = Version::default();
-    v.tombstones = crate::range_del::TombstoneSet::new(
-        levels
-            .iter()
-            .flat_map(|l| l.values())
-            .flat_map(|f| f.range_tombstones.iter()),
-    );
+    let mut v = Version {
+        tombstones: crate::range_del::TombstoneSet::new(
+            levels
+                .iter()
+                .flat_map(|l| l.values())
+                .flat_map(|f| f.range_tombstones.iter()),
+        ),
+        ..Version::default()
+    };
     for (level, files) in levels.into_iter().enumerate() {
         let mut files: Vec<_> = files.into_values().collect();
         if level == 0 {
