@@ -98,6 +98,9 @@ impl DbInner {
         // jobs running concurrently: they are never candidates.
         let (live, log_number, manifest_number, next) = {
             let mut st = self.state.lock();
+            if st.file_deletions_disabled > 0 {
+                return; // a checkpoint is copying files; the next deletion pass catches up
+            }
             let mut live = st.versions.live_files();
             live.extend(st.pending_outputs.iter().copied());
             let v = &st.versions;

@@ -5,6 +5,7 @@
 //! tables, obsolete file deletion), `compact` (compactions), `read` (gets, scans, snapshots).
 
 mod background;
+mod checkpoint;
 mod compact;
 mod flush;
 mod open;
@@ -108,6 +109,8 @@ pub(crate) struct DbInner {
 /// The WAL being appended to.
 pub(crate) struct ActiveWal {
     pub(crate) writer: LogWriter,
+    /// Its file number.
+    pub(crate) number: u64,
 }
 
 /// Everything protected by `DbInner::state`.
@@ -142,6 +145,8 @@ pub(crate) struct State {
     pub(crate) quarantined: HashSet<u64>,
     /// The last compaction failure, if any.
     pub(crate) compaction_error: Option<String>,
+    /// While positive (checkpoints running), obsolete files are not deleted.
+    pub(crate) file_deletions_disabled: usize,
 }
 
 impl Db {
@@ -259,6 +264,15 @@ impl Db {
         let own = |b: std::ops::Bound<&K>| b.map(|k| k.as_ref().to_vec());
         self.inner()
             .compact_range(own(range.start_bound()), own(range.end_bound()))
+    }
+
+    /// Makes a consistent, openable copy of the database in `dir` (which must not exist): hard
+    /// links to the table files, the needed WAL prefix copied, and a fresh MANIFEST. Writes go
+    /// on meanwhile; the copy holds every write acknowledged before the call and possibly some
+    /// made during it (always a prefix of history). The basis for backups and for shipping a
+    /// replica's state.
+    pub fn checkpoint(&self, dir: impl AsRef<Path>) -> Result<()> {
+        self.inner().checkpoint(dir.as_ref())
     }
 
     /// Checks the database's structure: levels 1 and deeper sorted and non-overlapping, and

@@ -71,6 +71,7 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Arc<DbInner>> {
             compacting: HashSet::new(),
             quarantined: HashSet::new(),
             compaction_error: None,
+            file_deletions_disabled: 0,
         }),
         opts,
         write_cv: Condvar::new(),

@@ -219,5 +219,6 @@ pub(crate) fn create_wal(db: &DbInner, number: u64) -> Result<ActiveWal> {
     db.fs.sync_dir(&db.dir)?;
     Ok(ActiveWal {
         writer: LogWriter::new(file),
+        number,
     })
 }

@@ -236,8 +236,20 @@ impl VersionSet {
         for (level, key) in &edit.compact_pointers {
             self.compact_pointers[*level] = key.clone();
         }
+        let snapshot = self.snapshot_edit(&version, edit.log_number.unwrap_or(self.log_number));
+        let mut writer = create_manifest(fs, dir, number, &snapshot)?;
+        writer.log.sync()?;
+        set_current(fs, dir, number)?;
+        self.install(version, &snapshot);
+        self.manifest_number = number;
+        Ok(writer)
+    }
+
+    /// An edit that recreates `version` from nothing, with the counters and `log_number`: the
+    /// first record of a fresh MANIFEST.
+    pub fn snapshot_edit(&self, version: &Version, log_number: u64) -> VersionEdit {
         let mut snapshot = VersionEdit {
-            log_number: Some(edit.log_number.unwrap_or(self.log_number)),
+            log_number: Some(log_number),
             next_file_number: Some(self.next_file_number),
             last_sequence: Some(self.last_sequence),
             ..VersionEdit::default()
@@ -252,12 +264,7 @@ impl VersionSet {
                 snapshot.compact_pointers.push((level, key.clone()));
             }
         }
-        let mut writer = create_manifest(fs, dir, number, &snapshot)?;
-        writer.log.sync()?;
-        set_current(fs, dir, number)?;
-        self.install(version, &snapshot);
-        self.manifest_number = number;
-        Ok(writer)
+        snapshot
     }
 
     /// File numbers referenced by any version still alive (current or pinned by a reader).
@@ -318,6 +325,19 @@ fn create_manifest(
     edit.encode(&mut buf);
     m.log.add_record(&buf)?;
     Ok(m)
+}
+
+/// Writes MANIFEST `number` in `dir` holding `edit` (synced) and points `CURRENT` at it: a
+/// database directory's metadata from scratch (checkpoints).
+pub fn write_manifest(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    number: u64,
+    edit: &VersionEdit,
+) -> Result<()> {
+    let mut writer = create_manifest(fs, dir, number, edit)?;
+    writer.log.sync()?;
+    set_current(fs, dir, number)
 }
 
 /// Points `CURRENT` at MANIFEST `number`: temp file, sync, rename, sync directory.
