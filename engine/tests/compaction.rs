@@ -771,3 +771,85 @@ fn a_corrupt_block_fails_its_compaction_without_a_crash_loop_and_intact_data_sta
     assert_eq!(db.get(b"after").unwrap(), Some(b"damage".to_vec()));
     assert!(db.stats().compaction_errors <= 3);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Snapshots taken while compactions run concurrently.
+
+#[test]
+fn snapshots_taken_during_background_compactions_stay_atomic_and_stable() {
+    const KEYS: u64 = 100;
+    const ROUNDS: u64 = 2000;
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), tiny(16 * 1024, 3, 2)).unwrap();
+    let val = |round: u64, k: u64| {
+        let mut v = round.to_le_bytes().to_vec();
+        v.extend(noise(round, k, 52));
+        v
+    };
+    let round_of = |v: &[u8]| u64::from_le_bytes(v[..8].try_into().unwrap());
+    let writer = {
+        let db = db.clone();
+        std::thread::spawn(move || {
+            for round in 0..ROUNDS {
+                let mut b = WriteBatch::new();
+                for k in 0..KEYS {
+                    b.put(format!("k{k:03}"), val(round, k));
+                }
+                db.write(b).unwrap();
+                if round % 500 == 250 {
+                    db.compact_range::<&[u8]>(..).unwrap();
+                }
+            }
+        })
+    };
+    // Every snapshot sees whole batches only; a snapshot kept across later compactions reads
+    // exactly what it read when it was taken.
+    let mut kept: Vec<(Snapshot, u64)> = Vec::new();
+    let mut last = 0;
+    let mut checks = 0;
+    while !writer.is_finished() || checks == 0 {
+        let snap = db.snapshot().unwrap();
+        let rows = scan_all(&db, &ReadOptions::at(&snap));
+        if rows.is_empty() {
+            continue;
+        }
+        assert_eq!(rows.len() as u64, KEYS, "a snapshot saw part of a batch");
+        let r = round_of(&rows[0].1);
+        for (k, (key, v)) in rows.iter().enumerate() {
+            assert_eq!(key, format!("k{k:03}").as_bytes());
+            assert!(*v == val(r, k as u64), "snapshot mixes rounds: key {k}");
+        }
+        assert!(r >= last, "snapshots went back in time: {r} < {last}");
+        last = r;
+        checks += 1;
+        if kept.last().is_none_or(|&(_, kr)| r >= kr + 200) {
+            kept.push((snap, r));
+        }
+        for (s, r) in &kept {
+            let k = checks % KEYS;
+            let got = db.get_opt(format!("k{k:03}"), &ReadOptions::at(s)).unwrap();
+            assert_eq!(got, Some(val(*r, k)), "kept snapshot at round {r}, key {k}");
+        }
+    }
+    writer.join().unwrap();
+    db.compact_range::<&[u8]>(..).unwrap();
+    db.check_consistency().unwrap();
+    for (s, r) in &kept {
+        let rows = scan_all(&db, &ReadOptions::at(s));
+        assert_eq!(rows.len() as u64, KEYS);
+        for (k, (_, v)) in rows.iter().enumerate() {
+            assert!(
+                *v == val(*r, k as u64),
+                "kept snapshot at round {r}, key {k}, after compaction"
+            );
+        }
+    }
+    let s = db.stats();
+    println!(
+        "{checks} snapshot checks, {} kept\n{}",
+        kept.len(),
+        s.report()
+    );
+    assert!(s.compactions_per_level[1..].iter().sum::<u64>() > 0);
+    assert_eq!(s.compaction_errors, 0);
+}
