@@ -94,6 +94,9 @@ impl DbInner {
 
     /// Picks the most urgent automatic compaction and marks its files busy.
     fn pick_compaction(&self, st: &mut MutexGuard<'_, State>) -> Option<Choice> {
+        if st.manual_compactions > 0 {
+            return None; // a compact_range has the tree to itself
+        }
         let version = st.versions.current();
         let mut busy = st.compacting.clone();
         busy.extend(st.quarantined.iter().copied());

@@ -1,7 +1,9 @@
 //! Running compactions inside the database: automatic ones picked by the background threads and
 //! manual ones from `compact_range`.
 
+use std::collections::HashSet;
 use std::ops::Bound;
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 
@@ -11,7 +13,7 @@ use crate::compaction::picker::{pick_manual, PickerOptions};
 use crate::compaction::{Choice, Compaction};
 use crate::error::{Error, Result};
 use crate::stats::Counters;
-use crate::version::{VersionEdit, NUM_LEVELS};
+use crate::version::{FileMetaData, VersionEdit, NUM_LEVELS};
 
 impl DbInner {
     pub(crate) fn picker_options(&self) -> PickerOptions {
@@ -41,7 +43,7 @@ impl DbInner {
                     Counters::add(&self.counters.trivial_moves, 1);
                 })
             }
-            Choice::Merge(c) => self.merge(c),
+            Choice::Merge(c) => self.merge(c).map(drop),
         };
         let mut st = self.state.lock();
         for f in &files {
@@ -61,8 +63,8 @@ impl DbInner {
         self.delete_obsolete_files();
     }
 
-    /// Merges `c`'s inputs into new tables and installs them.
-    fn merge(&self, c: &Compaction) -> Result<()> {
+    /// Merges `c`'s inputs into new tables and installs them; returns the new tables.
+    fn merge(&self, c: &Compaction) -> Result<Vec<Arc<FileMetaData>>> {
         let (version, mut snapshots) = {
             let st = self.state.lock();
             (st.versions.current(), self.snapshots.sequences())
@@ -121,7 +123,7 @@ impl DbInner {
                 bytes_written = out.bytes_written,
                 "compaction finished"
             );
-            Ok(())
+            Ok(out.files)
         });
         let mut st = self.state.lock();
         for n in allocated.lock().drain(..) {
@@ -131,8 +133,13 @@ impl DbInner {
     }
 
     /// Flushes, then compacts every file overlapping the range down to the deepest non-empty
-    /// level (at least level 1), level by level, so that overwritten versions and tombstones in
-    /// the range are dropped (unless a snapshot still needs them).
+    /// level (at least level 1), level by level, and finally rewrites the files of that level
+    /// in the range that this call did not just write, so that overwritten versions and
+    /// tombstones in the range are dropped (unless a live snapshot still needs them).
+    ///
+    /// Exclusive, like RocksDB's default manual compaction: automatic compactions pause and
+    /// running ones are waited for, so files cannot move below the level being compacted
+    /// meanwhile. Flushes go on. One manual compaction runs at a time.
     pub(crate) fn compact_range(&self, lo: Bound<Vec<u8>>, hi: Bound<Vec<u8>>) -> Result<()> {
         self.flush()?;
         // Bounds are widened to inclusive user keys: compacting a little more is harmless.
@@ -144,46 +151,82 @@ impl DbInner {
             Bound::Included(k) | Bound::Excluded(k) => Some(k),
             Bound::Unbounded => None,
         };
+        let _exclusive = self.manual_compaction.lock();
+        let mut st = self.state.lock();
+        st.manual_compactions += 1;
+        let ready = loop {
+            if let Err(e) = Self::check_open(&st) {
+                break Err(e);
+            }
+            if st.compacting.is_empty() {
+                break Ok(());
+            }
+            self.bg_cv.wait(&mut st);
+        };
+        drop(st);
+        let result =
+            ready.and_then(|()| self.compact_range_exclusive(lo.as_deref(), hi.as_deref()));
+        self.state.lock().manual_compactions -= 1;
+        self.bg_cv.notify_all();
+        result
+    }
+
+    fn compact_range_exclusive(&self, lo: Option<&[u8]>, hi: Option<&[u8]>) -> Result<()> {
+        let current = || self.state.lock().versions.current();
         let bottom = {
-            let st = self.state.lock();
-            let v = st.versions.current();
+            let v = current();
             (1..NUM_LEVELS)
                 .rev()
                 .find(|&l| v.num_files(l) > 0)
                 .unwrap_or(1)
         };
+        let mut fresh: HashSet<u64> = HashSet::new();
         for level in 0..bottom {
-            loop {
-                let mut st = self.state.lock();
-                Self::check_open(&st)?;
-                if let Some(e) = &st.bg_error {
-                    return Err(Error::Poisoned(e.clone()));
-                }
-                let version = st.versions.current();
-                let Some(c) = pick_manual(&version, level, lo.as_deref(), hi.as_deref()) else {
-                    break;
-                };
-                if c.all_inputs().any(|f| st.compacting.contains(&f.number)) {
-                    // A background job holds some of these files: wait for it and re-pick.
-                    self.bg_cv.wait(&mut st);
-                    continue;
-                }
-                for f in c.all_inputs() {
-                    st.compacting.insert(f.number);
-                }
-                drop(st);
-                let result = self.merge(&c);
-                let mut st = self.state.lock();
-                for f in c.all_inputs() {
-                    st.compacting.remove(&f.number);
-                }
-                self.bg_cv.notify_all();
-                drop(st);
-                self.delete_obsolete_files();
-                result?;
-                break;
+            if let Some(c) = pick_manual(&current(), level, lo, hi) {
+                fresh = self
+                    .manual_step(&c)?
+                    .into_iter()
+                    .map(|f| f.number)
+                    .collect();
             }
         }
+        // The bottom level's files in the range that were not just written: each rewritten
+        // into itself (one at a time, so no output can overlap a neighbour).
+        for f in current().overlapping(bottom, lo, hi) {
+            if fresh.contains(&f.number) {
+                continue;
+            }
+            self.manual_step(&Compaction {
+                level: bottom,
+                output_level: bottom,
+                inputs: vec![f],
+                next_inputs: Vec::new(),
+                grandparents: Vec::new(),
+            })?;
+        }
         Ok(())
+    }
+
+    /// Runs one manual merge (automatic compactions are paused, so its files are free).
+    fn manual_step(&self, c: &Compaction) -> Result<Vec<Arc<FileMetaData>>> {
+        {
+            let mut st = self.state.lock();
+            Self::check_open(&st)?;
+            if let Some(e) = &st.bg_error {
+                return Err(Error::Poisoned(e.clone()));
+            }
+            for f in c.all_inputs() {
+                st.compacting.insert(f.number);
+            }
+        }
+        let result = self.merge(c);
+        let mut st = self.state.lock();
+        for f in c.all_inputs() {
+            st.compacting.remove(&f.number);
+        }
+        self.bg_cv.notify_all();
+        drop(st);
+        self.delete_obsolete_files();
+        result
     }
 }

@@ -100,6 +100,8 @@ pub(crate) struct DbInner {
     pub(crate) manifest: Mutex<Option<ManifestWriter>>,
     pub(crate) snapshots: Arc<SnapshotList>,
     pub(crate) counters: Counters,
+    /// Held for the whole of a `compact_range`: manual compactions run one at a time.
+    pub(crate) manual_compaction: Mutex<()>,
     /// Set by `close`: running jobs stop early and abandon their outputs.
     pub(crate) shutting_down: AtomicBool,
     lock: Mutex<Option<Box<dyn FileLock>>>,
@@ -147,6 +149,8 @@ pub(crate) struct State {
     pub(crate) compaction_error: Option<String>,
     /// While positive (checkpoints running), obsolete files are not deleted.
     pub(crate) file_deletions_disabled: usize,
+    /// While positive (a `compact_range` runs), automatic compactions are not picked.
+    pub(crate) manual_compactions: usize,
 }
 
 impl Db {
