@@ -34,15 +34,19 @@ fn bound(c: &mut Cursor<'_>) -> Bound<Vec<u8>> {
     }
 }
 
-fn check_scan(db: &Db, model: &Model, range: (Bound<Vec<u8>>, Bound<Vec<u8>>), snap: Option<&Snapshot>) {
-    // BTreeMap::range panics on inverted ranges; the engine must just return nothing.
-    let inverted = match (&range.0, &range.1) {
+/// Whether a range is empty in a way `BTreeMap::range` would panic on.
+fn inverted(range: &(Bound<Vec<u8>>, Bound<Vec<u8>>)) -> bool {
+    match (&range.0, &range.1) {
         (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) => {
             a > b || (a == b && !(matches!(range.0, Bound::Included(_)) && matches!(range.1, Bound::Included(_))))
         }
         _ => false,
-    };
-    let want: Vec<(Vec<u8>, Vec<u8>)> = if inverted {
+    }
+}
+
+fn check_scan(db: &Db, model: &Model, range: (Bound<Vec<u8>>, Bound<Vec<u8>>), snap: Option<&Snapshot>) {
+    // BTreeMap::range panics on inverted ranges; the engine must just return nothing.
+    let want: Vec<(Vec<u8>, Vec<u8>)> = if inverted(&range) {
         Vec::new()
     } else {
         model.range(range.clone()).map(|(k, v)| (k.clone(), v.clone())).collect()
@@ -72,6 +76,11 @@ fuzz_target!(|data: &[u8]| {
         compression: if c.u8() & 1 == 0 { Compression::None } else { Compression::Lz4 },
         block_cache_bytes: 1 << 16,
         max_open_files: 4,
+        // Tiny levels: compactions (and range tombstones moving down) happen within a run.
+        level0_file_num_compaction_trigger: 2,
+        max_bytes_for_level_base: 16 * 1024,
+        max_bytes_for_level_multiplier: 2 + (c.u8() % 3) as u64,
+        target_file_size: 4096,
         ..Options::default()
     };
     let fs = FaultFs::new();
@@ -84,7 +93,7 @@ fuzz_target!(|data: &[u8]| {
         if c.is_empty() {
             break;
         }
-        match c.u8() % 12 {
+        match c.u8() % 14 {
             0 | 1 => {
                 let k = c.small_key();
                 tag += 1;
@@ -156,6 +165,21 @@ fuzz_target!(|data: &[u8]| {
                     let i = c.u8() as usize % snaps.len();
                     snaps.remove(i);
                 }
+            }
+            12 => {
+                let range = (bound(&mut c), bound(&mut c));
+                if !inverted(&range) {
+                    let doomed: Vec<Vec<u8>> = model.range(range.clone()).map(|(k, _)| k.clone()).collect();
+                    for k in doomed {
+                        model.remove(&k);
+                    }
+                }
+                db.delete_range(range).expect("delete_range");
+            }
+            13 => {
+                let range = (bound(&mut c), bound(&mut c));
+                db.compact_range(range).expect("compact_range");
+                db.check_consistency().expect("consistency after compact_range");
             }
             _ => {
                 // A few gets of keys the model holds and of absent ones.

@@ -24,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
         match op {
             Ok(op) => {
                 bytes += match op {
-                    BatchOp::Put(k, v) => k.len() + v.len(),
+                    BatchOp::Put(k, v) | BatchOp::DeleteRange(k, v) => k.len() + v.len(),
                     BatchOp::Delete(k) => k.len(),
                 };
                 assert!(bytes <= data.len(), "updates hold more bytes than the record");
@@ -45,6 +45,7 @@ fuzz_target!(|data: &[u8]| {
         match op {
             BatchOp::Put(k, v) => batch.put(k, v),
             BatchOp::Delete(k) => batch.delete(k),
+            BatchOp::DeleteRange(start, end) => batch.delete_range(start, end),
         };
     }
     assert_eq!(batch.count(), claimed);
@@ -59,6 +60,7 @@ fn same(a: &BatchOp<'_>, b: &BatchOp<'_>) -> bool {
     match (a, b) {
         (BatchOp::Put(k1, v1), BatchOp::Put(k2, v2)) => k1 == k2 && v1 == v2,
         (BatchOp::Delete(k1), BatchOp::Delete(k2)) => k1 == k2,
+        (BatchOp::DeleteRange(s1, e1), BatchOp::DeleteRange(s2, e2)) => s1 == s2 && e1 == e2,
         _ => false,
     }
 }
