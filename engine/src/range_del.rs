@@ -101,27 +101,29 @@ impl TombstoneSet {
 
     /// The newest tombstone sequence number covering `key` that a reader at `read_seq` sees.
     pub fn covering(&self, key: &[u8], read_seq: SeqNo) -> Option<SeqNo> {
+        self.seqs_over(key)?
+            .iter()
+            .copied()
+            .find(|&s| s <= read_seq)
+    }
+
+    /// Sequence numbers (descending) of the tombstones covering `key`.
+    fn seqs_over(&self, key: &[u8]) -> Option<&[SeqNo]> {
         let i = self
             .fragments
             .partition_point(|(start, _, _)| start.as_slice() <= key);
         let (_, end, seqs) = self.fragments.get(i.checked_sub(1)?)?;
-        if key >= end.as_slice() {
-            return None;
-        }
-        seqs.iter().copied().find(|&s| s <= read_seq)
+        (key < end.as_slice()).then_some(seqs.as_slice())
     }
 
     /// The oldest tombstone covering `key` that is newer than `seq` (compaction: the one whose
     /// snapshot stripe decides whether the entry at `seq` can be dropped).
     pub fn oldest_covering_above(&self, key: &[u8], seq: SeqNo) -> Option<SeqNo> {
-        let i = self
-            .fragments
-            .partition_point(|(start, _, _)| start.as_slice() <= key);
-        let (_, end, seqs) = self.fragments.get(i.checked_sub(1)?)?;
-        if key >= end.as_slice() {
-            return None;
-        }
-        seqs.iter().rev().copied().find(|&s| s > seq)
+        self.seqs_over(key)?
+            .iter()
+            .rev()
+            .copied()
+            .find(|&s| s > seq)
     }
 
     /// Whether an entry of `key` written at `seq` is deleted for a reader at `read_seq`.

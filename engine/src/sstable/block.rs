@@ -14,8 +14,6 @@ use crate::error::{Error, Result};
 use crate::iter::InternalIterator;
 use crate::key::compare_internal_keys;
 
-use super::dup_error;
-
 /// An immutable, validated block held in memory (an owned copy: blocks never borrow the mapped
 /// file, so a cached block does not keep a deleted table's mapping alive).
 #[derive(Debug)]
@@ -264,7 +262,7 @@ impl InternalIterator for BlockIter {
     fn status(&self) -> Result<()> {
         match &self.err {
             None => Ok(()),
-            Some(e) => Err(dup_error(e)),
+            Some(e) => Err(e.duplicate()),
         }
     }
 }

@@ -38,24 +38,7 @@ pub use format::{
 pub use properties::TableProperties;
 pub use table::{Table, TableIterator};
 
-use crate::error::Error;
-
 /// The file name of table number `n`, as used in error messages and by the database directory.
 pub fn table_file_name(n: u64) -> String {
     format!("{n:06}.sst")
-}
-
-/// Copies an error so an iterator can report the same failure from every `status()` call.
-/// `std::io::Error` is not `Clone`; its copy keeps the kind and message.
-pub(crate) fn dup_error(e: &Error) -> Error {
-    match e {
-        Error::Corruption { file, offset, msg } => Error::Corruption {
-            file: file.clone(),
-            offset: *offset,
-            msg: msg.clone(),
-        },
-        Error::Io(io) => Error::Io(std::io::Error::new(io.kind(), io.to_string())),
-        Error::InvalidArgument(m) => Error::InvalidArgument(m.clone()),
-        other => Error::Io(std::io::Error::other(other.to_string())),
-    }
 }

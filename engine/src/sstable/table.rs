@@ -15,7 +15,7 @@ use super::block::{Block, BlockIter};
 use super::filter::filter_may_contain;
 use super::format::{decode_block_contents, BlockHandle, Footer, FOOTER_LEN};
 use super::properties::TableProperties;
-use super::{dup_error, table_file_name};
+use super::table_file_name;
 
 /// Source of process-unique cache ids: a table's cache keys never alias another table's, even
 /// when a file number is reused or the same file is opened twice.
@@ -319,7 +319,7 @@ impl InternalIterator for TableIterator {
     fn status(&self) -> Result<()> {
         match &self.err {
             None => Ok(()),
-            Some(e) => Err(dup_error(e)),
+            Some(e) => Err(e.duplicate()),
         }
     }
 }
