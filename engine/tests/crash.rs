@@ -5,12 +5,12 @@
 //! The child is this same test binary, re-executed with `STRATA_CRASH_CHILD` set: it then runs
 //! the writer loop instead of the test, printing `ack N` after batch `N` returns.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
+
+mod common;
 use strata::{Db, Options, WriteBatch, WriteOptions};
 
 const CHILD_ENV: &str = "STRATA_CRASH_CHILD";
@@ -68,33 +68,13 @@ fn sigkill_during_writes_loses_no_acknowledged_batch() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut max_acked: Option<u64> = None;
     for round in 0..12 {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "sigkill_during_writes_loses_no_acknowledged_batch",
-                "--exact",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD_ENV, &db_path)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let reader = std::thread::spawn(move || {
-            let mut acked = None;
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(n) = line.strip_prefix("ack ") {
-                    acked = Some(n.trim().parse::<u64>().unwrap());
-                }
-            }
-            acked
-        });
-        std::thread::sleep(Duration::from_millis(rng.random_range(50..400)));
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        if let Some(n) = reader.join().unwrap() {
+        let lines = common::run_child_and_kill(
+            "sigkill_during_writes_loses_no_acknowledged_batch",
+            CHILD_ENV,
+            &db_path,
+            Duration::from_millis(rng.random_range(50..400)),
+        );
+        if let Some(n) = common::last_ack(&lines) {
             max_acked = Some(max_acked.map_or(n, |m: u64| m.max(n)));
         }
 

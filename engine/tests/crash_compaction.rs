@@ -9,10 +9,8 @@
 //! Recovery is checked with options that never start a compaction, so that no background job
 //! creates a file between opening and listing the directory.
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +19,8 @@ use rand::{Rng, SeedableRng};
 use strata::fs::fault::FaultFs;
 use strata::fs::FileSystem;
 use strata::{Db, Options, WriteBatch, WriteOptions};
+
+mod common;
 
 /// Kilobyte-sized memtables, levels and files: a flush every few batches, a compaction every
 /// other flush, several levels within a second of writing.
@@ -138,37 +138,19 @@ fn sigkill_during_flushes_and_compactions_loses_no_acknowledged_batch() {
     let mut compactions_seen = 0u64;
     let mut deepest = 0;
     for round in 0..14 {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "sigkill_during_flushes_and_compactions_loses_no_acknowledged_batch",
-                "--exact",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD_ENV, &db_path)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let reader = std::thread::spawn(move || {
-            let (mut acked, mut compactions) = (None, 0u64);
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(n) = line.strip_prefix("ack ") {
-                    acked = Some(n.trim().parse::<u64>().unwrap());
-                } else if let Some(n) = line.strip_prefix("compactions ") {
-                    compactions = n.trim().parse().unwrap();
-                }
-            }
-            (acked, compactions)
-        });
-        std::thread::sleep(Duration::from_millis(rng.random_range(100..600)));
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        let (acked, compactions) = reader.join().unwrap();
+        let lines = common::run_child_and_kill(
+            "sigkill_during_flushes_and_compactions_loses_no_acknowledged_batch",
+            CHILD_ENV,
+            &db_path,
+            Duration::from_millis(rng.random_range(100..600)),
+        );
+        let compactions = lines
+            .iter()
+            .rev()
+            .find_map(|l| l.strip_prefix("compactions ")?.trim().parse::<u64>().ok())
+            .unwrap_or(0);
         compactions_seen += compactions;
-        if let Some(n) = acked {
+        if let Some(n) = common::last_ack(&lines) {
             max_acked = Some(max_acked.map_or(n, |m: u64| m.max(n)));
         }
 
@@ -240,8 +222,7 @@ fn sigkill_during_flushes_and_compactions_loses_no_acknowledged_batch() {
 // ---------------------------------------------------------------------------------------------
 // Power loss.
 
-type Model = BTreeMap<Vec<u8>, Vec<u8>>;
-type Batch = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+use common::{apply, contents, matching_prefix, Batch, Model};
 
 fn fault_options(fs: &FaultFs) -> Options {
     Options {
@@ -253,19 +234,6 @@ fn fault_options(fs: &FaultFs) -> Options {
         max_bytes_for_level_multiplier: 2,
         ..tiny()
     }
-}
-
-fn apply(model: &mut Model, batch: &Batch) {
-    for (k, v) in batch {
-        match v {
-            Some(v) => model.insert(k.clone(), v.clone()),
-            None => model.remove(k),
-        };
-    }
-}
-
-fn contents(db: &Db) -> Model {
-    db.scan::<&[u8]>(..).collect::<Result<_, _>>().unwrap()
 }
 
 fn random_batch(rng: &mut StdRng) -> Batch {
@@ -280,29 +248,6 @@ fn random_batch(rng: &mut StdRng) -> Batch {
             (k, v)
         })
         .collect()
-}
-
-/// Length of the prefix of `history`, at least `durable` long, whose state `found` equals.
-fn matching_prefix(
-    base: &Model,
-    history: &[Batch],
-    durable: usize,
-    found: &Model,
-) -> Option<usize> {
-    let mut model = base.clone();
-    for b in &history[..durable] {
-        apply(&mut model, b);
-    }
-    if model == *found {
-        return Some(durable);
-    }
-    for (i, b) in history.iter().enumerate().skip(durable) {
-        apply(&mut model, b);
-        if model == *found {
-            return Some(i + 1);
-        }
-    }
-    None
 }
 
 /// Returns compactions run before the cuts and the deepest level reached.

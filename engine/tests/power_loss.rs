@@ -5,7 +5,6 @@
 //! After every cut the database must reopen to the state after some prefix of the batches
 //! written, and that prefix must include every batch acknowledged with `sync: true`.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -14,8 +13,9 @@ use rand::{Rng, SeedableRng};
 use strata::fs::fault::FaultFs;
 use strata::{Db, Error, Options, WriteBatch, WriteOptions};
 
-type Model = BTreeMap<Vec<u8>, Vec<u8>>;
-type Batch = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+mod common;
+
+use common::{apply, contents, matching_prefix, Batch, Model};
 
 fn options(fs: &FaultFs) -> Options {
     Options {
@@ -25,19 +25,6 @@ fn options(fs: &FaultFs) -> Options {
         block_size: 256,
         ..Options::create()
     }
-}
-
-fn apply(model: &mut Model, batch: &Batch) {
-    for (k, v) in batch {
-        match v {
-            Some(v) => model.insert(k.clone(), v.clone()),
-            None => model.remove(k),
-        };
-    }
-}
-
-fn contents(db: &Db) -> Model {
-    db.scan::<&[u8]>(..).collect::<Result<_, _>>().unwrap()
 }
 
 fn random_batch(rng: &mut StdRng) -> Batch {
@@ -52,30 +39,6 @@ fn random_batch(rng: &mut StdRng) -> Batch {
             (k, v)
         })
         .collect()
-}
-
-/// Returns the length of the prefix of `history` whose state `found` equals, searching from
-/// `durable` (the synced prefix, which must survive) upwards.
-fn matching_prefix(
-    base: &Model,
-    history: &[Batch],
-    durable: usize,
-    found: &Model,
-) -> Option<usize> {
-    let mut model = base.clone();
-    for b in &history[..durable] {
-        apply(&mut model, b);
-    }
-    if model == *found {
-        return Some(durable);
-    }
-    for (i, b) in history.iter().enumerate().skip(durable) {
-        apply(&mut model, b);
-        if model == *found {
-            return Some(i + 1);
-        }
-    }
-    None
 }
 
 fn run_seed(seed: u64) {
