@@ -1,0 +1,373 @@
+//! Elections (phase 1) and the leader's work (phase 2, heartbeats, catch-up, read rounds).
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use crate::message::{AcceptedEntry, Body};
+use crate::replica::{Election, Inflight, Leadership, Replica, RoleState};
+use crate::types::{Ballot, ReplicaId, Slot, Value};
+
+/// A candidate re-proposes every slot between its commit index and the highest slot a promise
+/// reports; if that span exceeds this, it stands down instead (it is far behind, or the report
+/// is bogus), leaving the election to a replica that knows more.
+const MAX_RECOVERY_SPAN: Slot = 1 << 20;
+
+impl Replica {
+    /// Phase 1 with a ballot above every one seen: for all slots from the first one not known
+    /// to be chosen. The election timer is re-randomized, so duelling candidates back off.
+    pub(crate) fn start_election(&mut self) {
+        let round = self.highest_seen.round.max(self.promised.round) + 1;
+        let ballot = Ballot::new(round, self.cfg.id);
+        self.become_follower();
+        self.promise(ballot);
+        self.leader = None;
+        self.reset_election_timer();
+        let mut promises = BTreeMap::new();
+        promises.insert(self.cfg.id, self.accepted_from(self.commit));
+        self.role = RoleState::Candidate(Election { ballot, promises });
+        let from_slot = self.commit;
+        self.broadcast(&Body::Prepare { ballot, from_slot });
+        self.maybe_win();
+    }
+
+    pub(crate) fn on_promise(
+        &mut self,
+        from: ReplicaId,
+        ballot: Ballot,
+        log_start: Slot,
+        entries: Vec<AcceptedEntry>,
+    ) {
+        let commit = self.commit;
+        let RoleState::Candidate(e) = &mut self.role else {
+            return;
+        };
+        if e.ballot != ballot {
+            return; // a promise to an older election of ours
+        }
+        if log_start > commit {
+            // The acceptor compacted slots we do not know: we cannot pick values for them.
+            // Stand down; a more up-to-date replica will win, and catch us up.
+            self.become_follower();
+            return;
+        }
+        if entries
+            .iter()
+            .any(|x| x.slot > commit.saturating_add(MAX_RECOVERY_SPAN))
+        {
+            // Far ahead of us (or impossible): a better-informed replica should lead.
+            self.become_follower();
+            return;
+        }
+        e.promises.insert(from, entries);
+        self.maybe_win();
+    }
+
+    pub(crate) fn on_nack(&mut self, promised: Ballot) {
+        if self.own_ballot().is_some_and(|b| promised > b) {
+            self.become_follower();
+            self.reset_election_timer();
+        }
+    }
+
+    fn maybe_win(&mut self) {
+        let majority = self.cfg.majority();
+        let won = matches!(&self.role, RoleState::Candidate(e) if e.promises.len() >= majority);
+        if won {
+            self.become_leader();
+        }
+    }
+
+    /// Won phase 1: re-propose, in this ballot, for every slot from our commit index to the
+    /// highest one any promise mentioned, the value accepted in the highest ballot (a chosen
+    /// value wins outright), a no-op where there was none; then open the term with a no-op.
+    fn become_leader(&mut self) {
+        let RoleState::Candidate(election) = std::mem::replace(&mut self.role, RoleState::Follower)
+        else {
+            return;
+        };
+        let ballot = election.ballot;
+        let mut best: BTreeMap<Slot, (bool, Ballot, Value)> = BTreeMap::new();
+        for entry in election.promises.into_values().flatten() {
+            if entry.slot < self.commit {
+                continue;
+            }
+            let candidate = (entry.chosen, entry.ballot, entry.value);
+            match best.get(&entry.slot) {
+                Some(current) if (current.0, current.1) >= (candidate.0, candidate.1) => {}
+                _ => {
+                    best.insert(entry.slot, candidate);
+                }
+            }
+        }
+        let last = best
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or(0)
+            .max(self.commit - 1);
+        let barrier = last + 1;
+        let mut entries = Vec::new();
+        let mut inflight = BTreeMap::new();
+        for slot in self.commit..=barrier {
+            let value = match best.remove(&slot) {
+                Some((_, _, v)) if slot < barrier => v,
+                _ => Value::noop(),
+            };
+            self.store(slot, ballot, value.clone(), false);
+            entries.push((slot, value));
+            inflight.insert(
+                slot,
+                Inflight {
+                    acks: BTreeSet::from([self.cfg.id]),
+                },
+            );
+        }
+        self.role = RoleState::Leader(Box::new(Leadership {
+            ballot,
+            barrier,
+            next_slot: barrier + 1,
+            inflight,
+            queue: VecDeque::new(),
+            waiting_reads: Vec::new(),
+            reads: Vec::new(),
+            read_round: 0,
+            read_round_unsent: false,
+            acked_round: BTreeMap::new(),
+            heard_from: BTreeSet::new(),
+            snapshot_requested: BTreeMap::new(),
+        }));
+        self.leader = Some(self.cfg.id);
+        self.election_elapsed = 0;
+        self.heartbeat_elapsed = 0;
+        let commit = self.commit;
+        self.broadcast(&Body::Accept {
+            ballot,
+            entries,
+            commit,
+        });
+        self.check_chosen(entries_slots(commit, barrier));
+    }
+
+    /// Leaves candidacy or leadership: pending reads fail, queued proposals go back.
+    pub(crate) fn become_follower(&mut self) {
+        if let RoleState::Leader(l) = std::mem::replace(&mut self.role, RoleState::Follower) {
+            self.ready.failed_reads.extend(l.waiting_reads);
+            self.ready.failed_reads.extend(l.reads.iter().map(|r| r.id));
+            self.ready.dropped_proposals.extend(l.queue);
+            self.leader = None;
+        }
+    }
+
+    pub(crate) fn leader_tick(&mut self) {
+        self.heartbeat_elapsed += 1;
+        if self.heartbeat_elapsed >= self.cfg.heartbeat_interval {
+            self.heartbeat_elapsed = 0;
+            self.send_heartbeats();
+        }
+        // Check quorum: a leader that heard from no majority for an election timeout steps
+        // down, so that clients stop waiting on it (safety never depended on this).
+        self.election_elapsed += 1;
+        if self.election_elapsed >= self.cfg.election_timeout.1 {
+            self.election_elapsed = 0;
+            let majority = self.cfg.majority();
+            let RoleState::Leader(l) = &mut self.role else {
+                return;
+            };
+            let heard = l.heard_from.len() + 1;
+            l.heard_from.clear();
+            if heard < majority {
+                self.become_follower();
+                self.reset_election_timer();
+            }
+        }
+    }
+
+    fn send_heartbeats(&mut self) {
+        let commit = self.commit;
+        let RoleState::Leader(l) = &mut self.role else {
+            return;
+        };
+        l.read_round_unsent = false;
+        let body = Body::Heartbeat {
+            ballot: l.ballot,
+            commit,
+            read_round: l.read_round,
+        };
+        self.broadcast(&body);
+    }
+
+    /// Starts the confirmation round of reads asked since the last one, if any.
+    pub(crate) fn flush_read_round(&mut self) {
+        if matches!(&self.role, RoleState::Leader(l) if l.read_round_unsent) {
+            self.send_heartbeats();
+        }
+    }
+
+    /// Packs queued commands into new slots while the pipeline window has room, and sends
+    /// them to every follower in one message.
+    pub(crate) fn flush_proposals(&mut self) {
+        let commit = self.commit;
+        let (max_cmds, max_bytes, window) = (
+            self.cfg.max_batch_commands.max(1),
+            self.cfg.max_batch_bytes,
+            self.cfg.max_inflight_slots.max(1),
+        );
+        let id = self.cfg.id;
+        let RoleState::Leader(l) = &mut self.role else {
+            return;
+        };
+        let mut new_slots = Vec::new();
+        while !l.queue.is_empty() && l.next_slot - commit < window {
+            let mut value = Value::noop();
+            let mut bytes = 0;
+            while let Some(cmd) = l.queue.front() {
+                if !value.commands.is_empty()
+                    && (value.commands.len() >= max_cmds || bytes + cmd.len() > max_bytes)
+                {
+                    break;
+                }
+                bytes += cmd.len();
+                value.commands.extend(l.queue.pop_front());
+            }
+            let slot = l.next_slot;
+            l.next_slot += 1;
+            l.inflight.insert(
+                slot,
+                Inflight {
+                    acks: BTreeSet::from([id]),
+                },
+            );
+            new_slots.push((slot, value));
+        }
+        if new_slots.is_empty() {
+            return;
+        }
+        let ballot = l.ballot;
+        for (slot, value) in &new_slots {
+            self.store(*slot, ballot, value.clone(), false);
+        }
+        let slots: Vec<Slot> = new_slots.iter().map(|(s, _)| *s).collect();
+        self.broadcast(&Body::Accept {
+            ballot,
+            entries: new_slots,
+            commit,
+        });
+        self.check_chosen(slots);
+    }
+
+    pub(crate) fn on_accepted(&mut self, from: ReplicaId, ballot: Ballot, slots: Vec<Slot>) {
+        let RoleState::Leader(l) = &mut self.role else {
+            return;
+        };
+        if l.ballot != ballot {
+            return; // an acceptance of an older ballot proves nothing now
+        }
+        l.heard_from.insert(from);
+        for slot in &slots {
+            if let Some(i) = l.inflight.get_mut(slot) {
+                i.acks.insert(from);
+            }
+        }
+        self.check_chosen(slots);
+    }
+
+    /// Marks as chosen the given in-flight slots that a majority accepted.
+    fn check_chosen(&mut self, slots: Vec<Slot>) {
+        let majority = self.cfg.majority();
+        let RoleState::Leader(l) = &mut self.role else {
+            return;
+        };
+        let mut chosen = Vec::new();
+        for slot in slots {
+            if l.inflight
+                .get(&slot)
+                .is_some_and(|i| i.acks.len() >= majority)
+            {
+                l.inflight.remove(&slot);
+                chosen.push(slot);
+            }
+        }
+        for slot in chosen {
+            if let Some(e) = self.log.get_mut(&slot) {
+                e.chosen = true;
+                let entry = crate::ready::PersistedEntry {
+                    slot,
+                    ballot: e.ballot,
+                    value: e.value.clone(),
+                    chosen: true,
+                };
+                self.ready.entries.push(entry);
+            }
+        }
+        self.advance_commit();
+    }
+
+    pub(crate) fn on_heartbeat_ack(
+        &mut self,
+        from: ReplicaId,
+        ballot: Ballot,
+        read_round: u64,
+        their_commit: Slot,
+    ) {
+        let (commit, log_start, now, max_learn) = (
+            self.commit,
+            self.log_start,
+            self.now,
+            self.cfg.max_learn_entries,
+        );
+        let RoleState::Leader(l) = &mut self.role else {
+            return;
+        };
+        if l.ballot != ballot {
+            return;
+        }
+        l.heard_from.insert(from);
+        let acked = l.acked_round.entry(from).or_insert(0);
+        *acked = (*acked).max(read_round);
+        if their_commit < log_start {
+            // What it lacks is compacted here: it needs the application's snapshot. Ask the
+            // driver at most once per election timeout per follower.
+            let last = l.snapshot_requested.get(&from).copied();
+            if last.is_none_or(|t| now >= t + u64::from(self.cfg.election_timeout.1)) {
+                l.snapshot_requested.insert(from, now);
+                self.ready.send_snapshot.push(from);
+            }
+        } else if their_commit < commit {
+            let entries: Vec<(Slot, Value)> = self
+                .log
+                .range(their_commit..commit)
+                .take(max_learn.max(1))
+                .map(|(&s, e)| (s, e.value.clone()))
+                .collect();
+            self.send(from, Body::Learn { ballot, entries });
+        }
+        self.check_reads();
+    }
+
+    /// Called whenever the commit index may have moved: a leader whose term-opening no-op is
+    /// now chosen gives waiting reads their index.
+    pub(crate) fn on_commit_advanced(&mut self) {
+        let commit = self.commit;
+        let RoleState::Leader(l) = &mut self.role else {
+            return;
+        };
+        if commit > l.barrier && !l.waiting_reads.is_empty() {
+            if !l.read_round_unsent {
+                l.read_round += 1;
+                l.read_round_unsent = true;
+            }
+            let round = l.read_round;
+            for id in std::mem::take(&mut l.waiting_reads) {
+                l.reads.push(crate::replica::PendingRead {
+                    id,
+                    index: commit,
+                    round,
+                });
+            }
+            self.check_reads();
+        }
+    }
+}
+
+fn entries_slots(from: Slot, to_inclusive: Slot) -> Vec<Slot> {
+    (from..=to_inclusive).collect()
+}

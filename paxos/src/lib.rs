@@ -1,0 +1,71 @@
+//! Multi-Paxos as a pure, deterministic state machine.
+//!
+//! A [`Replica`] is driven by [`Replica::step`] (a message from a peer), [`Replica::tick`]
+//! (time), [`Replica::propose`] and [`Replica::read_index`]; every call only changes memory,
+//! and [`Replica::take_ready`] hands out what the driver must do: persist, then send, then
+//! apply (see [`Ready`]). No threads, clocks, sockets or files inside, so the same inputs give
+//! the same outputs, and a simulator can explore message loss, duplication, reordering,
+//! partitions and crashes deterministically.
+//!
+//! # Protocol
+//!
+//! - **Ballots** are `(round, replica)`. An acceptor *promises* a ballot (phase 1) and then
+//!   accepts values only in ballots at least as high; everything it promised or accepted is
+//!   persisted before it replies.
+//! - **Leader election = phase 1 once for all slots.** A replica that hears no leader for a
+//!   randomized election timeout picks a round above every one it has seen and sends
+//!   `Prepare(ballot, from_slot)` where `from_slot` is its first slot not known to be chosen.
+//!   Acceptors promise and report every entry they accepted from that slot on. With a majority
+//!   of promises the candidate leads: for each reported slot it re-proposes the value accepted
+//!   in the highest ballot (a value reported as chosen wins outright), fills holes with no-ops,
+//!   and proposes a no-op in a fresh slot to open its term.
+//! - **Phase 2 per slot, no phase 1 while the leader is stable.** Commands queued between two
+//!   `take_ready` calls are packed into one slot (batching); up to `max_inflight_slots` slots
+//!   are in flight at once (pipelining); one `Accept` message per follower carries all new
+//!   slots. A slot is chosen when a majority accepted it in the leader's ballot.
+//! - **Learning.** The leader's commit index (every slot below it chosen) rides on accepts and
+//!   heartbeats. A follower that accepted a slot in the *same ballot* as the leader's knows its
+//!   value is the chosen one (the leader proposes one value per slot per ballot). Anything else
+//!   it lacks, the leader sends (`Learn`) when the follower's heartbeat ack shows it lagging;
+//!   below the leader's compacted log start, the driver streams an application snapshot.
+//! - **Log compaction.** [`Replica::compact`] drops the log below the point the application
+//!   made durable, on each replica independently — never waiting for a slow or dead one.
+//!
+//! # Safety argument
+//!
+//! *At most one value is chosen per slot* is classic Paxos: a value is chosen when a majority
+//! accepted it in ballot `b`; any leader of a higher ballot `b'` first collected promises from a
+//! majority, which intersects the accepting majority, and the acceptor in the intersection
+//! promised `b'` only after accepting in `b` (its state is persisted before replies), so it
+//! reported `(b, v)` or an acceptance in a ballot between `b` and `b'` — which by induction
+//! carried `v` too. The leader re-proposes the highest-ballot value, hence `v`. Marking values
+//! chosen on followers only uses facts that imply this (same-ballot acceptance plus the
+//! leader's commit index, or values the leader knows chosen).
+//!
+//! *Linearizable reads without log writes (read index).* A read that arrives at the leader
+//! gets the commit index `c` at that moment. The leader serves it only after (1) the no-op that
+//! opened its term is chosen — so `c` covers every value chosen by earlier leaders — and (2) a
+//! majority acknowledged a heartbeat round started after the read arrived, in the leader's
+//! *current* ballot (acks of older rounds or ballots do not count). (2) proves that at some
+//! instant after the read arrived no higher ballot had been promised by a majority, so no other
+//! leader could have chosen a value the read should see; the driver then serves the read once
+//! its state machine applied every slot below `c`. No lease, so no clock-drift assumption.
+//!
+//! *Liveness* needs a majority that can talk and eventually one candidate that is not
+//! interrupted for a round trip; randomized election timeouts (re-drawn after every lost
+//! election or rejection) make duels die out.
+
+#![warn(missing_docs)]
+
+mod leader;
+pub mod message;
+pub mod ready;
+pub mod replica;
+pub mod storage;
+pub mod types;
+
+pub use message::{AcceptedEntry, Body, Message};
+pub use ready::{PersistedEntry, ReadState, Ready};
+pub use replica::{Config, NotLeader, Replica, Role};
+pub use storage::{MemStorage, PersistentState, Storage};
+pub use types::{Ballot, Command, ReplicaId, Slot, Value};

@@ -1,0 +1,633 @@
+//! The replica: acceptor, learner and (when elected) proposer of one group member, as a pure
+//! state machine. This file holds the state, the public driving API, the acceptor and learner
+//! rules and the timers; `leader.rs` holds elections and the leader's work.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use crate::message::{AcceptedEntry, Body, Message};
+use crate::ready::{PersistedEntry, ReadState, Ready};
+use crate::storage::PersistentState;
+use crate::types::{Ballot, Command, ReplicaId, Slot, Value};
+
+/// How a replica is set up. Times are in ticks of the driver's clock.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// This replica.
+    pub id: ReplicaId,
+    /// Every member of the group, this one included.
+    pub members: Vec<ReplicaId>,
+    /// A follower that hears no leader for a random number of ticks in this range starts an
+    /// election (and a candidate that does not win in time starts another): randomness makes
+    /// duels between candidates die out.
+    pub election_timeout: (u32, u32),
+    /// A leader sends heartbeats this often.
+    pub heartbeat_interval: u32,
+    /// At most this many commands in one slot.
+    pub max_batch_commands: usize,
+    /// At most this many bytes of commands in one slot (a single larger command still goes
+    /// alone).
+    pub max_batch_bytes: usize,
+    /// At most this many slots proposed but not yet chosen (the pipeline window).
+    pub max_inflight_slots: u64,
+    /// At most this many chosen values in one catch-up message.
+    pub max_learn_entries: usize,
+    /// Seed for the election-timeout randomness (deterministic runs).
+    pub seed: u64,
+}
+
+impl Config {
+    /// Defaults for a group: election after 10..20 ticks of silence, heartbeats every 2 ticks,
+    /// batches of up to 1000 commands or 1 MiB, a window of 64 slots.
+    pub fn new(id: ReplicaId, members: Vec<ReplicaId>) -> Config {
+        Config {
+            id,
+            members,
+            election_timeout: (10, 20),
+            heartbeat_interval: 2,
+            max_batch_commands: 1000,
+            max_batch_bytes: 1 << 20,
+            max_inflight_slots: 64,
+            max_learn_entries: 256,
+            seed: 0,
+        }
+    }
+
+    pub(crate) fn majority(&self) -> usize {
+        self.members.len() / 2 + 1
+    }
+}
+
+/// A proposal or read reached a replica that does not lead; retry at `leader` if known.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NotLeader {
+    /// Who this replica believes leads.
+    pub leader: Option<ReplicaId>,
+}
+
+/// The replica's current role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Accepts what a leader sends.
+    Follower,
+    /// Running phase 1 for its ballot.
+    Candidate,
+    /// Won phase 1; proposes.
+    Leader,
+}
+
+/// One slot of the local log.
+#[derive(Clone, Debug)]
+pub(crate) struct LogEntry {
+    pub ballot: Ballot,
+    pub value: Value,
+    pub chosen: bool,
+}
+
+/// Phase 1 in progress.
+#[derive(Debug)]
+pub(crate) struct Election {
+    pub ballot: Ballot,
+    pub promises: BTreeMap<ReplicaId, Vec<AcceptedEntry>>,
+}
+
+/// A slot proposed by this leader and not yet chosen.
+#[derive(Debug)]
+pub(crate) struct Inflight {
+    pub acks: BTreeSet<ReplicaId>,
+}
+
+/// A read waiting for its confirmation round.
+#[derive(Debug)]
+pub(crate) struct PendingRead {
+    pub id: u64,
+    pub index: Slot,
+    pub round: u64,
+}
+
+/// State of a leader's term.
+#[derive(Debug)]
+pub(crate) struct Leadership {
+    pub ballot: Ballot,
+    /// The no-op that opened the term: reads wait until it is chosen (commit > barrier).
+    pub barrier: Slot,
+    pub next_slot: Slot,
+    pub inflight: BTreeMap<Slot, Inflight>,
+    pub queue: VecDeque<Command>,
+    /// Reads asked before the barrier was chosen (no index yet).
+    pub waiting_reads: Vec<u64>,
+    pub reads: Vec<PendingRead>,
+    /// Last read round started, and whether a heartbeat for it still has to go out.
+    pub read_round: u64,
+    pub read_round_unsent: bool,
+    /// Highest read round each follower acknowledged in this ballot.
+    pub acked_round: BTreeMap<ReplicaId, u64>,
+    /// Followers heard from (in this ballot) since the last quorum check.
+    pub heard_from: BTreeSet<ReplicaId>,
+    /// Tick at which a snapshot was last requested for each follower.
+    pub snapshot_requested: BTreeMap<ReplicaId, u64>,
+}
+
+#[derive(Debug)]
+pub(crate) enum RoleState {
+    Follower,
+    Candidate(Election),
+    Leader(Box<Leadership>),
+}
+
+/// One member of a Multi-Paxos group. See the crate documentation for the protocol, and
+/// [`Ready`] for what the driver must do with the output.
+#[derive(Debug)]
+pub struct Replica {
+    pub(crate) cfg: Config,
+    rng: u64,
+    // Acceptor state (durable).
+    pub(crate) promised: Ballot,
+    pub(crate) log: BTreeMap<Slot, LogEntry>,
+    pub(crate) log_start: Slot,
+    // Learner state.
+    /// Every slot below is chosen and its value known here (or compacted).
+    pub(crate) commit: Slot,
+    /// Every slot below was handed to the driver in `Ready::committed`.
+    pub(crate) applied: Slot,
+    // Roles.
+    pub(crate) role: RoleState,
+    pub(crate) leader: Option<ReplicaId>,
+    pub(crate) highest_seen: Ballot,
+    // Timers.
+    pub(crate) now: u64,
+    pub(crate) election_elapsed: u32,
+    pub(crate) election_timeout: u32,
+    pub(crate) heartbeat_elapsed: u32,
+    pub(crate) ready: Ready,
+}
+
+impl Replica {
+    /// A new member with an empty log.
+    pub fn new(cfg: Config) -> Replica {
+        Replica::restart(cfg, PersistentState::default(), 1)
+    }
+
+    /// A member rebuilt from what it persisted, whose application state covers every slot
+    /// below `applied` (chosen values from there on are handed out again).
+    pub fn restart(cfg: Config, state: PersistentState, applied: Slot) -> Replica {
+        let log_start = state.log_start.max(1);
+        let rng = cfg.seed ^ cfg.id.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x2545_f491_4f6c_dd1d;
+        let mut r = Replica {
+            promised: state.promised,
+            highest_seen: state.promised,
+            log: state
+                .entries
+                .into_iter()
+                .filter(|e| e.slot >= log_start)
+                .map(|e| {
+                    let entry = LogEntry {
+                        ballot: e.ballot,
+                        value: e.value,
+                        chosen: e.chosen,
+                    };
+                    (e.slot, entry)
+                })
+                .collect(),
+            log_start,
+            commit: log_start,
+            applied: applied.max(log_start),
+            role: RoleState::Follower,
+            leader: None,
+            now: 0,
+            election_elapsed: 0,
+            election_timeout: 0,
+            heartbeat_elapsed: 0,
+            ready: Ready::default(),
+            rng: rng | 1,
+            cfg,
+        };
+        r.reset_election_timer();
+        r.advance_commit();
+        r
+    }
+
+    // ----- Public driving API -----
+
+    /// This replica's id.
+    pub fn id(&self) -> ReplicaId {
+        self.cfg.id
+    }
+
+    /// Current role.
+    pub fn role(&self) -> Role {
+        match self.role {
+            RoleState::Follower => Role::Follower,
+            RoleState::Candidate(_) => Role::Candidate,
+            RoleState::Leader(_) => Role::Leader,
+        }
+    }
+
+    /// Who this replica believes leads (itself included).
+    pub fn leader(&self) -> Option<ReplicaId> {
+        self.leader
+    }
+
+    /// The highest ballot promised.
+    pub fn promised(&self) -> Ballot {
+        self.promised
+    }
+
+    /// Every slot below this is known to be chosen.
+    pub fn commit_index(&self) -> Slot {
+        self.commit
+    }
+
+    /// Every slot below this was handed out for applying.
+    pub fn applied_index(&self) -> Slot {
+        self.applied
+    }
+
+    /// First slot still in the log.
+    pub fn log_start(&self) -> Slot {
+        self.log_start
+    }
+
+    /// Entries held in the log.
+    pub fn log_len(&self) -> usize {
+        self.log.len()
+    }
+
+    /// Advances the clock by one tick: heartbeats, elections, quorum checks.
+    pub fn tick(&mut self) {
+        self.now += 1;
+        if matches!(self.role, RoleState::Leader(_)) {
+            self.leader_tick();
+        } else {
+            self.election_elapsed += 1;
+            if self.election_elapsed >= self.election_timeout {
+                self.start_election();
+            }
+        }
+    }
+
+    /// Queues a command for proposal. Only the leader accepts; commands queued between two
+    /// [`take_ready`](Replica::take_ready) calls share slots (batching).
+    pub fn propose(&mut self, command: Command) -> Result<(), NotLeader> {
+        match &mut self.role {
+            RoleState::Leader(l) => {
+                l.queue.push_back(command);
+                Ok(())
+            }
+            _ => Err(self.not_leader()),
+        }
+    }
+
+    /// Asks for a linearizable read with the caller's `id`; answered by a [`ReadState`] in a
+    /// later [`Ready`] (or by `failed_reads` if leadership is lost first).
+    pub fn read_index(&mut self, id: u64) -> Result<(), NotLeader> {
+        let not_leader = self.not_leader();
+        let commit = self.commit;
+        let RoleState::Leader(l) = &mut self.role else {
+            return Err(not_leader);
+        };
+        if commit <= l.barrier {
+            l.waiting_reads.push(id);
+        } else {
+            if !l.read_round_unsent {
+                l.read_round += 1;
+                l.read_round_unsent = true;
+            }
+            let round = l.read_round;
+            l.reads.push(PendingRead {
+                id,
+                index: commit,
+                round,
+            });
+        }
+        self.check_reads();
+        Ok(())
+    }
+
+    /// Feeds a message from a peer.
+    pub fn step(&mut self, msg: Message) {
+        if msg.to != self.cfg.id || msg.from == self.cfg.id || !self.cfg.members.contains(&msg.from)
+        {
+            return; // misaddressed or from a stranger: never trusted
+        }
+        let from = msg.from;
+        self.observe(msg.body.ballot());
+        match msg.body {
+            Body::Prepare { ballot, from_slot } => self.on_prepare(from, ballot, from_slot),
+            Body::Promise {
+                ballot,
+                log_start,
+                entries,
+            } => self.on_promise(from, ballot, log_start, entries),
+            Body::Nack { promised } => self.on_nack(promised),
+            Body::Accept {
+                ballot,
+                entries,
+                commit,
+            } => self.on_accept(from, ballot, entries, commit),
+            Body::Accepted { ballot, slots } => self.on_accepted(from, ballot, slots),
+            Body::Heartbeat {
+                ballot,
+                commit,
+                read_round,
+            } => self.on_heartbeat(from, ballot, commit, read_round),
+            Body::HeartbeatAck {
+                ballot,
+                read_round,
+                commit,
+            } => self.on_heartbeat_ack(from, ballot, read_round, commit),
+            Body::Learn { ballot, entries } => {
+                // Chosen values are facts, but only a leader this replica would still follow
+                // is believed: a stale or forged sender is ignored.
+                if ballot >= self.promised {
+                    self.on_learn(entries);
+                }
+            }
+        }
+    }
+
+    /// The application's state is durable up to (not including) `index`: the log below it may
+    /// go. Never waits for other replicas; one that later needs those slots gets a snapshot.
+    pub fn compact(&mut self, index: Slot) {
+        let index = index.min(self.applied);
+        if index <= self.log_start {
+            return;
+        }
+        self.log_start = index;
+        self.log = self.log.split_off(&index);
+        self.ready.compact_to = Some(index);
+    }
+
+    /// The driver installed an application snapshot covering every slot below `index`.
+    pub fn restore_snapshot(&mut self, index: Slot) {
+        if index <= self.applied {
+            return;
+        }
+        self.log_start = self.log_start.max(index);
+        self.log = self.log.split_off(&self.log_start);
+        self.commit = self.commit.max(index);
+        self.applied = index;
+        self.ready.compact_to = Some(self.log_start);
+        self.advance_commit();
+    }
+
+    /// Everything produced since the last call. Flushes queued proposals into slots first.
+    pub fn take_ready(&mut self) -> Ready {
+        self.flush_proposals();
+        self.flush_read_round();
+        std::mem::take(&mut self.ready)
+    }
+
+    // ----- Acceptor -----
+
+    fn on_prepare(&mut self, from: ReplicaId, ballot: Ballot, from_slot: Slot) {
+        if ballot < self.promised {
+            self.send(
+                from,
+                Body::Nack {
+                    promised: self.promised,
+                },
+            );
+            return;
+        }
+        self.promise(ballot);
+        self.leader = None;
+        self.election_elapsed = 0;
+        let entries = self.accepted_from(from_slot);
+        self.send(
+            from,
+            Body::Promise {
+                ballot,
+                log_start: self.log_start,
+                entries,
+            },
+        );
+    }
+
+    /// Entries of the log from `from_slot` on, as a promise reports them.
+    pub(crate) fn accepted_from(&self, from_slot: Slot) -> Vec<AcceptedEntry> {
+        self.log
+            .range(from_slot.max(self.log_start)..)
+            .map(|(&slot, e)| AcceptedEntry {
+                slot,
+                ballot: e.ballot,
+                value: e.value.clone(),
+                chosen: e.chosen,
+            })
+            .collect()
+    }
+
+    fn on_accept(
+        &mut self,
+        from: ReplicaId,
+        ballot: Ballot,
+        entries: Vec<(Slot, Value)>,
+        commit: Slot,
+    ) {
+        if ballot < self.promised {
+            self.send(
+                from,
+                Body::Nack {
+                    promised: self.promised,
+                },
+            );
+            return;
+        }
+        self.follow(ballot);
+        let mut slots = Vec::with_capacity(entries.len());
+        for (slot, value) in entries {
+            slots.push(slot);
+            if slot < self.log_start || self.log.get(&slot).is_some_and(|e| e.chosen) {
+                continue; // already chosen: the leader's value is the same
+            }
+            self.store(slot, ballot, value, false);
+        }
+        self.send(from, Body::Accepted { ballot, slots });
+        self.learn_commit(commit, ballot);
+    }
+
+    fn on_heartbeat(&mut self, from: ReplicaId, ballot: Ballot, commit: Slot, read_round: u64) {
+        if ballot < self.promised {
+            self.send(
+                from,
+                Body::Nack {
+                    promised: self.promised,
+                },
+            );
+            return;
+        }
+        self.follow(ballot);
+        self.learn_commit(commit, ballot);
+        self.send(
+            from,
+            Body::HeartbeatAck {
+                ballot,
+                read_round,
+                commit: self.commit,
+            },
+        );
+    }
+
+    /// Raises the promise to `ballot` (durably, before any reply).
+    pub(crate) fn promise(&mut self, ballot: Ballot) {
+        if ballot > self.promised {
+            self.promised = ballot;
+            self.ready.promised = Some(ballot);
+            if self.own_ballot().is_some_and(|b| b < ballot) {
+                self.become_follower();
+            }
+        }
+    }
+
+    /// Follows the leader of `ballot` (a heartbeat or accept from it arrived).
+    fn follow(&mut self, ballot: Ballot) {
+        self.promise(ballot);
+        self.leader = Some(ballot.replica);
+        self.election_elapsed = 0;
+    }
+
+    pub(crate) fn store(&mut self, slot: Slot, ballot: Ballot, value: Value, chosen: bool) {
+        self.ready.entries.push(PersistedEntry {
+            slot,
+            ballot,
+            value: value.clone(),
+            chosen,
+        });
+        self.log.insert(
+            slot,
+            LogEntry {
+                ballot,
+                value,
+                chosen,
+            },
+        );
+    }
+
+    // ----- Learner -----
+
+    /// The leader of `ballot` says every slot below `commit` is chosen: a slot accepted in that
+    /// same ballot holds the leader's value, so it is the chosen one.
+    fn learn_commit(&mut self, commit: Slot, ballot: Ballot) {
+        let mut slot = self.commit;
+        while slot < commit {
+            match self.log.get_mut(&slot) {
+                Some(e) if e.chosen => {}
+                Some(e) if e.ballot == ballot => {
+                    e.chosen = true;
+                    let entry = PersistedEntry {
+                        slot,
+                        ballot,
+                        value: e.value.clone(),
+                        chosen: true,
+                    };
+                    self.ready.entries.push(entry);
+                }
+                _ => break, // a gap: the leader sends it when our ack shows we lag
+            }
+            slot += 1;
+        }
+        self.advance_commit();
+    }
+
+    fn on_learn(&mut self, entries: Vec<(Slot, Value)>) {
+        for (slot, value) in entries {
+            if slot < self.log_start || self.log.get(&slot).is_some_and(|e| e.chosen) {
+                continue;
+            }
+            let ballot = self.log.get(&slot).map_or(Ballot::ZERO, |e| e.ballot);
+            self.store(slot, ballot, value, true);
+        }
+        self.advance_commit();
+    }
+
+    /// Moves the commit index over chosen slots and hands their values out.
+    pub(crate) fn advance_commit(&mut self) {
+        self.commit = self.commit.max(self.log_start);
+        while self.log.get(&self.commit).is_some_and(|e| e.chosen) {
+            self.commit += 1;
+        }
+        while self.applied < self.commit {
+            if let Some(e) = self.log.get(&self.applied) {
+                self.ready.committed.push((self.applied, e.value.clone()));
+            }
+            self.applied += 1;
+        }
+        self.on_commit_advanced();
+    }
+
+    // ----- Helpers -----
+
+    pub(crate) fn send(&mut self, to: ReplicaId, body: Body) {
+        self.ready.messages.push(Message {
+            from: self.cfg.id,
+            to,
+            body,
+        });
+    }
+
+    pub(crate) fn broadcast(&mut self, body: &Body) {
+        for i in 0..self.cfg.members.len() {
+            let to = self.cfg.members[i];
+            if to != self.cfg.id {
+                self.send(to, body.clone());
+            }
+        }
+    }
+
+    fn observe(&mut self, ballot: Ballot) {
+        self.highest_seen = self.highest_seen.max(ballot);
+    }
+
+    pub(crate) fn not_leader(&self) -> NotLeader {
+        NotLeader {
+            leader: self.leader.filter(|&l| l != self.cfg.id),
+        }
+    }
+
+    pub(crate) fn own_ballot(&self) -> Option<Ballot> {
+        match &self.role {
+            RoleState::Follower => None,
+            RoleState::Candidate(e) => Some(e.ballot),
+            RoleState::Leader(l) => Some(l.ballot),
+        }
+    }
+
+    pub(crate) fn reset_election_timer(&mut self) {
+        let (lo, hi) = self.cfg.election_timeout;
+        let span = u64::from(hi.saturating_sub(lo).max(1));
+        self.election_timeout = lo.max(1) + (self.next_random() % span) as u32;
+        self.election_elapsed = 0;
+    }
+
+    fn next_random(&mut self) -> u64 {
+        // xorshift64*: deterministic, no dependency.
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Reads whose confirmation round a quorum acknowledged in the current ballot are served.
+    pub(crate) fn check_reads(&mut self) {
+        let majority = self.cfg.majority();
+        let RoleState::Leader(l) = &mut self.role else {
+            return;
+        };
+        let acked = &l.acked_round;
+        let mut done = Vec::new();
+        l.reads.retain(|r| {
+            let confirmations = 1 + acked.values().filter(|&&a| a >= r.round).count();
+            if confirmations >= majority {
+                done.push(ReadState {
+                    id: r.id,
+                    index: r.index,
+                });
+                false
+            } else {
+                true
+            }
+        });
+        self.ready.read_states.extend(done);
+    }
+}
