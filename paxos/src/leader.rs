@@ -108,18 +108,22 @@ impl Replica {
         let mut entries = Vec::new();
         let mut inflight = BTreeMap::new();
         for slot in self.commit..=barrier {
-            let value = match best.remove(&slot) {
-                Some((_, _, v)) if slot < barrier => v,
-                _ => Value::noop(),
+            let (chosen, value) = match best.remove(&slot) {
+                Some((chosen, _, v)) if slot < barrier => (chosen, v),
+                _ => (false, Value::noop()),
             };
-            self.store(slot, ballot, value.clone(), false);
+            // Re-proposed even when known chosen: followers may lack it, and they accept the
+            // same value.
+            self.store(slot, ballot, value.clone(), chosen);
             entries.push((slot, value));
-            inflight.insert(
-                slot,
-                Inflight {
-                    acks: BTreeSet::from([self.cfg.id]),
-                },
-            );
+            if !chosen {
+                inflight.insert(
+                    slot,
+                    Inflight {
+                        acks: BTreeSet::from([self.cfg.id]),
+                    },
+                );
+            }
         }
         self.role = RoleState::Leader(Box::new(Leadership {
             ballot,
