@@ -121,6 +121,7 @@ impl Replica {
                     slot,
                     Inflight {
                         acks: BTreeSet::from([self.cfg.id]),
+                        sent_at: self.now,
                     },
                 );
             }
@@ -166,6 +167,7 @@ impl Replica {
         if self.heartbeat_elapsed >= self.cfg.heartbeat_interval {
             self.heartbeat_elapsed = 0;
             self.send_heartbeats();
+            self.resend_unacknowledged();
         }
         // Check quorum: a leader that heard from no majority for an election timeout steps
         // down, so that clients stop waiting on it (safety never depended on this).
@@ -199,6 +201,50 @@ impl Replica {
         self.broadcast(&body);
     }
 
+    /// Re-sends, to each acceptor that has not acknowledged them, the in-flight slots sent at
+    /// least a heartbeat interval ago: accepts and their acknowledgements may be lost, and a
+    /// slot nobody re-sends would stall the log forever.
+    fn resend_unacknowledged(&mut self) {
+        let (now, interval, commit) = (
+            self.now,
+            u64::from(self.cfg.heartbeat_interval),
+            self.commit,
+        );
+        let members = self.cfg.members.clone();
+        let id = self.cfg.id;
+        let RoleState::Leader(l) = &mut self.role else {
+            return;
+        };
+        let ballot = l.ballot;
+        let mut outgoing = Vec::new();
+        for &to in members.iter().filter(|&&m| m != id) {
+            let entries: Vec<(Slot, Value)> = l
+                .inflight
+                .iter()
+                .filter(|(_, i)| i.sent_at + interval <= now && !i.acks.contains(&to))
+                .filter_map(|(&slot, _)| Some((slot, self.log.get(&slot)?.value.clone())))
+                .collect();
+            if !entries.is_empty() {
+                outgoing.push((to, entries));
+            }
+        }
+        for i in l.inflight.values_mut() {
+            if i.sent_at + interval <= now {
+                i.sent_at = now;
+            }
+        }
+        for (to, entries) in outgoing {
+            self.send(
+                to,
+                Body::Accept {
+                    ballot,
+                    entries,
+                    commit,
+                },
+            );
+        }
+    }
+
     /// Starts the confirmation round of reads asked since the last one, if any.
     pub(crate) fn flush_read_round(&mut self) {
         if matches!(&self.role, RoleState::Leader(l) if l.read_round_unsent) {
@@ -215,7 +261,7 @@ impl Replica {
             self.cfg.max_batch_bytes,
             self.cfg.max_inflight_slots.max(1),
         );
-        let id = self.cfg.id;
+        let (id, now) = (self.cfg.id, self.now);
         let RoleState::Leader(l) = &mut self.role else {
             return;
         };
@@ -238,6 +284,7 @@ impl Replica {
                 slot,
                 Inflight {
                     acks: BTreeSet::from([id]),
+                    sent_at: now,
                 },
             );
             new_slots.push((slot, value));

@@ -94,6 +94,9 @@ pub(crate) struct Election {
 #[derive(Debug)]
 pub(crate) struct Inflight {
     pub acks: BTreeSet<ReplicaId>,
+    /// Tick the slot was last sent at (it is re-sent to silent acceptors after a heartbeat
+    /// interval, since messages may be lost).
+    pub sent_at: u64,
 }
 
 /// A read waiting for its confirmation round.
