@@ -1,0 +1,903 @@
+//! Scenario tests, one claim each, in the spirit of the classic Paxos lab and etcd-raft's
+//! `raft_paper_test.go`: the test plays driver and network (see `harness`), time is ticks only,
+//! and every step checks that no slot's chosen value ever changes.
+
+mod harness;
+
+use std::collections::{BTreeSet, HashMap};
+
+use harness::{cmd, Cluster, Fate};
+use strata_paxos::{Body, Command, Message, ReadState, ReplicaId, Role, Storage, Value};
+
+fn dedup(cmds: Vec<Command>) -> Vec<Command> {
+    let mut seen = BTreeSet::new();
+    cmds.into_iter()
+        .filter(|c| seen.insert(c.clone()))
+        .collect()
+}
+
+fn cmds(prefix: &str, n: usize) -> Vec<Command> {
+    (0..n).map(|i| cmd(&format!("{prefix}{i}"))).collect()
+}
+
+fn max_next(c: &Cluster) -> u64 {
+    c.ids()
+        .into_iter()
+        .filter(|&id| c.alive(id))
+        .map(|id| c.app(id).next)
+        .max()
+        .unwrap()
+}
+
+fn all_caught_up(c: &Cluster) -> bool {
+    let top = max_next(c);
+    c.ids()
+        .into_iter()
+        .filter(|&id| c.alive(id))
+        .all(|id| c.app(id).next == top)
+}
+
+fn assert_same_commands_everywhere(c: &Cluster) {
+    c.check_agreement();
+    let first = c.commands(1);
+    for id in c.ids() {
+        assert_eq!(
+            c.commands(id),
+            first,
+            "replica {id} applied another sequence"
+        );
+    }
+}
+
+// ----- Deafness -----
+
+/// A deaf follower (drops every incoming message, still sends) does not stop the others from
+/// deciding; it learns nothing while deaf, and once it hears again it catches up (Learn) and
+/// applies exactly the same sequence.
+#[test]
+fn deaf_replica_does_not_stop_the_others_and_catches_up_when_it_hears_again() {
+    let mut c = Cluster::new(5, 1);
+    c.elect(1);
+    c.submit(&cmd("before"), 200, 30);
+    c.deaf.insert(5);
+    let frozen = c.app(5).next;
+    let xs = cmds("deaf", 30);
+    for x in &xs {
+        c.submit(x, 500, 30);
+    }
+    assert_eq!(c.app(5).next, frozen, "a deaf replica learned something");
+    c.deaf.clear();
+    c.run_until(500, "deaf replica catches up", all_caught_up);
+    assert_same_commands_everywhere(&c);
+    let mut expected = vec![cmd("before")];
+    expected.extend(xs);
+    assert_eq!(dedup(c.commands(5)), expected);
+    assert!(c.sent_of("Learn") > 0, "catch-up should use Learn");
+}
+
+/// A deaf leader hears no acknowledgement: nothing more is chosen through it, the others
+/// elect a new leader and continue.
+#[test]
+fn deaf_leader_is_replaced_and_the_group_continues() {
+    let mut c = Cluster::new(3, 2);
+    c.elect(1);
+    c.submit(&cmd("a"), 200, 30);
+    c.deaf.insert(1);
+    let commit = c.r(1).commit_index();
+    c.r_mut(1).propose(cmd("lost?")).unwrap();
+    c.run_until(200, "a new leader", |c| c.leaders().iter().any(|&l| l != 1));
+    assert_eq!(
+        c.r(1).commit_index(),
+        commit,
+        "a deaf leader chose something"
+    );
+    for x in cmds("after", 5) {
+        c.submit_from(2, &x, 300, 30);
+    }
+    c.deaf.clear();
+    c.run_until(300, "old leader catches up", all_caught_up);
+    assert_same_commands_everywhere(&c);
+}
+
+// ----- Forgetting (compaction and snapshots) -----
+
+/// With compaction on every replica and one replica partitioned far behind, the leader
+/// forgets what it would need; when it returns the leader asks the driver for a snapshot,
+/// the replica installs it (`restore_snapshot`), then learns and applies the rest.
+#[test]
+fn lagging_replica_behind_compacted_log_gets_a_snapshot_then_the_rest() {
+    let mut c = Cluster::new(3, 3);
+    c.compact_every = Some(10);
+    c.elect(1);
+    for x in cmds("a", 5) {
+        c.submit(&x, 200, 30);
+    }
+    c.isolate(3);
+    for x in cmds("b", 100) {
+        c.submit(&x, 300, 30);
+        for id in [1, 2] {
+            let len = c.r(id).log_len();
+            assert!(
+                len <= 16,
+                "replica {id} holds {len} entries despite compaction"
+            );
+        }
+    }
+    let lag = c.app(3).next;
+    assert!(
+        c.r(1).log_start() > lag && c.r(2).log_start() > lag,
+        "everyone else forgot what replica 3 lacks"
+    );
+    c.heal();
+    c.run_until(1000, "lagging replica caught up", all_caught_up);
+    assert!(
+        c.snapshot_requests.iter().any(|&(_, to)| to == 3),
+        "leader never asked for a snapshot for replica 3: {:?}",
+        c.snapshot_requests
+    );
+    assert!(c.snapshots_installed.iter().any(|&(to, _)| to == 3));
+    for x in cmds("c", 10) {
+        c.submit(&x, 300, 30);
+    }
+    c.run_until(300, "all caught up", all_caught_up);
+    c.check_agreement();
+    let want = dedup(c.commands(1));
+    assert_eq!(want.len(), 115);
+    for id in c.ids() {
+        assert_eq!(dedup(c.commands(id)), want, "replica {id}");
+    }
+}
+
+/// While a replica is dead, compaction keeps every live log bounded: it never waits for the
+/// dead one. When it restarts it is brought up to date by a snapshot.
+#[test]
+fn compacted_log_stays_bounded_while_a_replica_is_dead() {
+    let mut c = Cluster::new(5, 4);
+    c.compact_every = Some(20);
+    c.elect(1);
+    c.crash(5);
+    let mut max_len = 0;
+    for round in 0..60 {
+        // Ten commands per round, each in its own slot: 600 slots in all.
+        for k in 0..10 {
+            let x = cmd(&format!("x{round}.{k}"));
+            c.r_mut(1).propose(x).unwrap();
+            c.settle();
+        }
+        c.tick();
+        for id in 1..=4 {
+            max_len = max_len.max(c.r(id).log_len());
+        }
+    }
+    assert!(c.app(1).next > 600);
+    assert!(max_len <= 32, "a live log grew to {max_len} entries");
+    c.restart(5);
+    c.run_until(500, "restarted replica caught up", all_caught_up);
+    assert!(c.snapshots_installed.iter().any(|&(to, _)| to == 5));
+    c.check_agreement();
+    assert_eq!(dedup(c.commands(5)), dedup(c.commands(1)));
+}
+
+// ----- Many proposers -----
+
+/// Clients propose at every replica at once; followers redirect them to the leader (the hint
+/// is right), the leader batches; every command is applied exactly once, in the same order
+/// everywhere.
+#[test]
+fn concurrent_proposers_at_every_replica_apply_each_command_once_in_one_order() {
+    let mut c = Cluster::new(5, 5);
+    c.reorder = true;
+    c.run_until(200, "a leader", |c| c.leader().is_some());
+    let leader = c.leader().unwrap();
+    c.run(5);
+    struct Client {
+        target: ReplicaId,
+        todo: Vec<Command>,
+        sent: Option<Command>,
+    }
+    let mut clients: Vec<Client> = Vec::new();
+    for id in c.ids() {
+        for k in 0..4 {
+            clients.push(Client {
+                target: id,
+                todo: cmds(&format!("c{id}.{k}."), 10).into_iter().rev().collect(),
+                sent: None,
+            });
+        }
+    }
+    let total = clients.len() * 10;
+    let mut redirects = 0;
+    for _ in 0..2000 {
+        for cl in &mut clients {
+            if cl.sent.as_ref().is_some_and(|s| c.is_chosen(s)) {
+                cl.sent = None;
+            }
+            if cl.sent.is_none() {
+                let Some(next) = cl.todo.pop() else { continue };
+                match c.r_mut(cl.target).propose(next.clone()) {
+                    Ok(()) => cl.sent = Some(next),
+                    Err(e) => {
+                        redirects += 1;
+                        assert_eq!(e.leader, Some(leader), "wrong leader hint");
+                        cl.target = e.leader.unwrap();
+                        cl.todo.push(next);
+                    }
+                }
+            }
+        }
+        c.tick();
+        if clients
+            .iter()
+            .all(|cl| cl.todo.is_empty() && cl.sent.is_none())
+        {
+            break;
+        }
+    }
+    assert!(redirects > 0);
+    c.run_until(100, "all applied", all_caught_up);
+    assert_same_commands_everywhere(&c);
+    let applied = c.commands(1);
+    assert_eq!(
+        applied.len(),
+        total,
+        "some command missing or applied twice"
+    );
+    let mut counts: HashMap<Command, usize> = HashMap::new();
+    for x in &applied {
+        *counts.entry(x.clone()).or_default() += 1;
+    }
+    assert!(counts.values().all(|&n| n == 1));
+    let slots = c.app(1).log.iter().filter(|(_, v)| !v.is_noop()).count();
+    assert!(
+        slots < total,
+        "no batching: {slots} slots for {total} commands"
+    );
+    assert_eq!(
+        c.leaders(),
+        vec![leader],
+        "leadership changed without a fault"
+    );
+}
+
+// ----- Partitions -----
+
+/// The leader is cut off in a minority: it chooses nothing more; the majority elects a new
+/// leader and continues; the old leader's uncommitted proposals are chosen at most once or
+/// dropped, never diverge; after healing everyone applies the same sequence.
+#[test]
+fn leader_isolated_in_a_minority_is_replaced_and_after_healing_all_agree() {
+    let mut c = Cluster::new(5, 6);
+    c.elect(1);
+    for x in cmds("pre", 5) {
+        c.submit(&x, 200, 30);
+    }
+    c.partition(&[&[1, 2], &[3, 4, 5]]);
+    let commit = c.r(1).commit_index();
+    let olds = cmds("old", 5);
+    for x in &olds {
+        c.r_mut(1).propose(x.clone()).unwrap();
+        c.settle();
+    }
+    c.run_until(200, "majority elects a leader", |c| {
+        c.leaders().iter().any(|&l| l >= 3)
+    });
+    let news = cmds("new", 10);
+    for x in &news {
+        c.submit_from(3, x, 300, 30);
+    }
+    assert_eq!(
+        c.r(1).commit_index(),
+        commit,
+        "the minority chose something"
+    );
+    assert_eq!(
+        c.r(2).commit_index(),
+        commit,
+        "the minority chose something"
+    );
+    c.heal();
+    c.run_until(500, "everyone agrees after healing", all_caught_up);
+    c.run(20);
+    assert_same_commands_everywhere(&c);
+    let applied = c.commands(1);
+    for x in &olds {
+        let n = applied.iter().filter(|a| *a == x).count();
+        assert!(n <= 1, "{x:?} applied {n} times");
+    }
+    for x in &news {
+        assert!(applied.contains(x), "{x:?} lost");
+    }
+    assert_eq!(c.leaders().len(), 1);
+}
+
+/// With only 2 of 5 replicas able to talk, nothing new is ever chosen, however long it runs
+/// and whatever is proposed; no read is ever answered.
+#[test]
+fn a_minority_never_chooses_anything_nor_serves_reads() {
+    let mut c = Cluster::new(5, 7);
+    c.elect(1);
+    for x in cmds("pre", 3) {
+        c.submit(&x, 200, 30);
+    }
+    c.run(5); // everyone learns the last commit index
+    c.partition(&[&[1, 2]]);
+    let chosen = c.chosen.len();
+    let commits: Vec<u64> = (1..=5).map(|id| c.r(id).commit_index()).collect();
+    let mut read_id = 1000;
+    for t in 0..3000u32 {
+        for id in c.ids() {
+            if t % 7 == 0 {
+                let _ = c.r_mut(id).propose(cmd(&format!("m{t}.{id}")));
+                read_id += 1;
+                let _ = c.r_mut(id).read_index(read_id);
+            }
+        }
+        c.tick();
+    }
+    assert_eq!(c.chosen.len(), chosen, "a minority chose a value");
+    for id in c.ids() {
+        assert_eq!(
+            c.r(id).commit_index(),
+            commits[id as usize - 1],
+            "replica {id} moved its commit index"
+        );
+        assert!(
+            c.reads[id as usize - 1].is_empty(),
+            "replica {id} served a read"
+        );
+    }
+    assert!(
+        c.sent_of("Prepare") > 100,
+        "the minority should keep trying elections"
+    );
+}
+
+/// A partition short enough that the leader keeps its leadership (it never misses a quorum
+/// check window, the majority never times out) must not stall the log: what the leader
+/// proposed during it gets chosen after healing.
+#[test]
+fn a_short_partition_survived_by_the_leader_does_not_stall_the_log() {
+    let mut c = Cluster::new(5, 8);
+    c.elect(1);
+    c.submit(&cmd("pre"), 200, 30);
+    c.run(3);
+    c.partition(&[&[1, 2], &[3, 4, 5]]);
+    c.r_mut(1).propose(cmd("during")).unwrap();
+    c.run(4);
+    c.heal();
+    c.run(100);
+    assert_eq!(c.leaders(), vec![1], "leadership should have survived");
+    c.r_mut(1).propose(cmd("after")).unwrap();
+    c.run(300);
+    assert_eq!(c.leaders(), vec![1]);
+    assert!(
+        c.commands(1).contains(&cmd("during")) && c.commands(1).contains(&cmd("after")),
+        "log stalled at slot {} (commit index {}, 'after' chosen: {})",
+        c.app(1).next,
+        c.r(1).commit_index(),
+        c.is_chosen(&cmd("after"))
+    );
+}
+
+/// The Accept for a slot is lost (to every follower) while the leader stays stable: the
+/// leader must retransmit it, or the slot and the whole log behind it stall forever.
+#[test]
+fn a_lost_accept_is_retransmitted_by_a_stable_leader() {
+    let mut c = Cluster::new(3, 9);
+    c.elect(1);
+    c.submit(&cmd("pre"), 200, 30);
+    let doomed = cmd("lost");
+    let d = doomed.clone();
+    c.filter = Some(Box::new(move |m: &Message| match &m.body {
+        Body::Accept { entries, .. } if entries.iter().any(|(_, v)| v.commands.contains(&d)) => {
+            Fate::Drop
+        }
+        _ => Fate::Deliver,
+    }));
+    c.r_mut(1).propose(doomed.clone()).unwrap();
+    c.settle();
+    c.filter = None;
+    c.r_mut(1).propose(cmd("next")).unwrap();
+    c.run(200);
+    assert_eq!(c.leaders(), vec![1]);
+    assert!(
+        c.commands(1).contains(&doomed) && c.commands(1).contains(&cmd("next")),
+        "log stalled at slot {} (commit index {}) after one lost Accept",
+        c.app(1).next,
+        c.r(1).commit_index()
+    );
+}
+
+// ----- Message counts -----
+
+/// With a stable leader, one command at a time costs one Accept and one Accepted per follower
+/// (2*(N-1)); heartbeats add N-1 per tick at most; at high load batching brings the cost far
+/// below one message per command; phase 1 is never rerun.
+#[test]
+fn messages_per_chosen_command_are_bounded_with_a_stable_leader() {
+    let n = 5u64;
+    let mut c = Cluster::new(n, 10);
+    c.elect(1);
+    c.run(5);
+    let prepares = c.sent_of("Prepare");
+    // Low load, no ticks: exactly the phase 2 round trip.
+    for i in 0..20 {
+        let before = c.sent_total();
+        c.r_mut(1).propose(cmd(&format!("low{i}"))).unwrap();
+        c.settle();
+        assert_eq!(c.sent_total() - before, 2 * (n - 1), "command {i}");
+    }
+    // One command per tick, with heartbeats.
+    let before = c.sent_total();
+    for i in 0..100 {
+        c.r_mut(1).propose(cmd(&format!("tick{i}"))).unwrap();
+        c.tick();
+    }
+    let per_cmd = (c.sent_total() - before) as f64 / 100.0;
+    assert!(
+        per_cmd <= (3 * (n - 1)) as f64 + 0.5,
+        "{per_cmd} messages per command at low load"
+    );
+    // High load: 500 commands per tick.
+    let before = c.sent_total();
+    for t in 0..20 {
+        for k in 0..500 {
+            c.r_mut(1).propose(cmd(&format!("hi{t}.{k}"))).unwrap();
+        }
+        c.tick();
+    }
+    let per_cmd = (c.sent_total() - before) as f64 / 10_000.0;
+    assert!(
+        per_cmd < 0.05,
+        "{per_cmd} messages per command at high load"
+    );
+    c.run(5);
+    assert_eq!(c.commands(1).len(), 20 + 100 + 10_000);
+    assert_eq!(
+        c.sent_of("Prepare"),
+        prepares,
+        "phase 1 rerun under a stable leader"
+    );
+    assert_eq!(c.sent_of("Nack"), 0);
+    assert_eq!(c.leaders(), vec![1]);
+    assert_same_commands_everywhere(&c);
+}
+
+// ----- Elections -----
+
+/// Candidates with nearly equal timeouts and delayed, reordered messages duel; randomized
+/// back-off makes them converge to a single leader followed by everyone, which then stays.
+#[test]
+fn duelling_candidates_converge_to_one_stable_leader() {
+    let mut duels = 0;
+    for seed in 0..16 {
+        let mut c = Cluster::with_config(5, seed, |cfg| cfg.election_timeout = (10, 13));
+        c.reorder = true;
+        c.max_delay = 3;
+        let stable = |c: &Cluster| {
+            let Some(l) = c.leader() else { return false };
+            c.leaders().len() == 1 && c.ids().iter().all(|&id| c.r(id).leader() == Some(l))
+        };
+        c.run_until(2000, &format!("seed {seed}: one leader"), stable);
+        let elections = c.sent_of("Prepare") / 4;
+        if elections > 1 {
+            duels += 1;
+        }
+        let leader = c.leader().unwrap();
+        let prepares = c.sent_of("Prepare");
+        c.run(200);
+        assert_eq!(c.leaders(), vec![leader], "seed {seed}: leader changed");
+        assert_eq!(c.sent_of("Prepare"), prepares, "seed {seed}: new election");
+        c.submit(&cmd("x"), 100, 30);
+    }
+    assert!(duels > 0, "no seed produced a duel: the test tests nothing");
+}
+
+// ----- Read index -----
+
+/// A leader cut off in a minority, with a new leader elected on the other side, never
+/// answers a read (its minority follower's acks are not a quorum); it fails the reads once it
+/// learns it was superseded.
+#[test]
+fn a_stale_leader_never_serves_a_read() {
+    let mut c = Cluster::new(5, 11);
+    c.elect(1);
+    c.submit(&cmd("w0"), 200, 30);
+    c.partition(&[&[1, 2], &[3, 4, 5]]);
+    c.r_mut(1).read_index(100).unwrap();
+    c.settle();
+    let mut asked = vec![100];
+    for t in 0..200u64 {
+        if c.r(1).role() == Role::Leader {
+            c.r_mut(1).read_index(101 + t).unwrap();
+            asked.push(101 + t);
+        }
+        if t % 10 == 0 && c.leaders().iter().any(|&l| l >= 3) {
+            c.submit_from(3, &cmd(&format!("w{t}")), 100, 30);
+        }
+        c.tick();
+    }
+    assert!(
+        c.leaders().iter().any(|&l| l >= 3),
+        "majority elected no leader"
+    );
+    assert!(
+        c.reads[0].is_empty(),
+        "stale leader served {:?}",
+        c.reads[0]
+    );
+    assert!(c.reads[1].is_empty());
+    c.heal();
+    c.run(100);
+    assert!(
+        c.reads[0].is_empty(),
+        "stale leader served {:?}",
+        c.reads[0]
+    );
+    for id in asked {
+        assert!(
+            c.failed_reads[0].contains(&id),
+            "read {id} neither failed nor served"
+        );
+    }
+}
+
+/// Heartbeat acks of an older ballot — same leader, same read-round number — do not confirm
+/// a read of the current ballot.
+#[test]
+fn heartbeat_acks_from_an_older_ballot_do_not_confirm_a_read() {
+    let mut c = Cluster::new(3, 12);
+    let b1 = c.elect(1);
+    c.submit(&cmd("w"), 200, 30);
+    c.filter = Some(Box::new(|m: &Message| {
+        if matches!(m.body, Body::HeartbeatAck { .. }) {
+            Fate::Hold
+        } else {
+            Fate::Deliver
+        }
+    }));
+    c.r_mut(1).read_index(1).unwrap();
+    c.settle();
+    assert!(c.reads[0].is_empty());
+    let old_acks: Vec<Message> = std::mem::take(&mut c.held);
+    assert_eq!(old_acks.len(), 2);
+    assert!(old_acks.iter().all(|m| matches!(
+        m.body,
+        Body::HeartbeatAck { ballot, read_round: 1, .. } if ballot == b1
+    )));
+    c.filter = None;
+    c.elect(2);
+    assert!(
+        c.failed_reads[0].contains(&1),
+        "deposed leader must fail its read"
+    );
+    let b3 = c.elect(1);
+    assert!(b3 > b1);
+    c.block(2, 1);
+    c.block(3, 1);
+    c.r_mut(1).read_index(2).unwrap();
+    c.settle();
+    for m in old_acks {
+        c.r_mut(1).step(m);
+        c.process(1);
+    }
+    assert!(
+        c.reads[0].is_empty(),
+        "acks of ballot {b1:?} confirmed a read in {b3:?}: {:?}",
+        c.reads[0]
+    );
+    c.heal();
+    c.tick_one(1);
+    c.tick_one(1);
+    let commit = c.r(1).commit_index();
+    assert_eq!(
+        c.reads[0],
+        vec![ReadState {
+            id: 2,
+            index: commit
+        }]
+    );
+}
+
+/// A freshly elected leader whose quorum answers its heartbeats still serves no read until
+/// the no-op that opened its term is chosen.
+#[test]
+fn a_new_leader_serves_no_read_before_its_term_noop_is_chosen() {
+    let mut c = Cluster::new(3, 13);
+    c.elect(2);
+    c.submit(&cmd("w"), 200, 30);
+    c.filter = Some(Box::new(|m: &Message| {
+        if m.from == 1 && matches!(m.body, Body::Accept { .. }) {
+            Fate::Hold
+        } else {
+            Fate::Deliver
+        }
+    }));
+    c.elect(1);
+    c.r_mut(1).read_index(5).unwrap();
+    let acks = c.sent_of("HeartbeatAck");
+    for _ in 0..8 {
+        c.tick_one(1);
+    }
+    assert!(
+        c.sent_of("HeartbeatAck") >= acks + 4,
+        "quorum did ack heartbeats"
+    );
+    assert!(
+        c.reads[0].is_empty(),
+        "read served before the term no-op was chosen"
+    );
+    c.filter = None;
+    c.release(|_| true);
+    c.settle();
+    c.tick_one(1);
+    c.tick_one(1);
+    assert_eq!(c.reads[0].len(), 1);
+    assert_eq!(c.reads[0][0].index, c.r(1).commit_index());
+}
+
+// ----- Crash and restart -----
+
+/// Leaders and followers crash and restart from persisted state (and once with the
+/// application state lost, rebuilt from the log): no chosen value ever changes (checked on
+/// every step by the harness), restarted replicas rejoin and apply the same sequence.
+#[test]
+fn crashes_and_restarts_from_persisted_state_never_change_a_chosen_value() {
+    let mut c = Cluster::new(5, 14);
+    c.elect(1);
+    let mut all = Vec::new();
+    let mut batch = |c: &mut Cluster, p: &str, from: ReplicaId| {
+        for x in cmds(p, 8) {
+            c.submit_from(from, &x, 500, 30);
+            all.push(x);
+        }
+    };
+    batch(&mut c, "a", 1);
+    // The leader crashes with proposals in flight (its Accepted replies held, then lost).
+    c.filter = Some(Box::new(|m: &Message| {
+        if matches!(m.body, Body::Accepted { .. }) {
+            Fate::Hold
+        } else {
+            Fate::Deliver
+        }
+    }));
+    for x in cmds("inflight", 3) {
+        c.r_mut(1).propose(x).unwrap();
+        c.settle();
+    }
+    c.crash(1);
+    c.filter = None;
+    c.held.clear();
+    batch(&mut c, "b", 2);
+    let l2 = c.leader().unwrap();
+    c.restart(1);
+    batch(&mut c, "c", 2);
+    // Two followers crash and come back.
+    let followers: Vec<ReplicaId> = c.ids().into_iter().filter(|&id| id != l2).take(2).collect();
+    for &f in &followers {
+        c.crash(f);
+    }
+    batch(&mut c, "d", l2);
+    for &f in &followers {
+        c.restart(f);
+    }
+    batch(&mut c, "e", l2);
+    // The new leader crashes; a follower restarts with its application state lost.
+    c.crash(l2);
+    let other = c.ids().into_iter().find(|&id| id != l2).unwrap();
+    batch(&mut c, "f", other);
+    c.restart(l2);
+    let amnesiac = c
+        .ids()
+        .into_iter()
+        .find(|&id| c.leader() != Some(id))
+        .unwrap();
+    c.crash(amnesiac);
+    c.restart_with_empty_app(amnesiac);
+    batch(&mut c, "g", other);
+    c.run_until(500, "everyone caught up", all_caught_up);
+    assert_same_commands_everywhere(&c);
+    let applied = dedup(c.commands(1));
+    for x in &all {
+        assert!(applied.contains(x), "{x:?} lost");
+    }
+}
+
+// ----- Stale and impossible messages -----
+
+/// An Accept, Heartbeat or Prepare with a ballot below the promise is answered with a Nack
+/// naming the promise and changes nothing; a Learn from an old ballot is ignored.
+#[test]
+fn old_ballot_accept_heartbeat_prepare_are_nacked_and_change_nothing() {
+    let mut c = Cluster::new(3, 15);
+    let b1 = c.elect(1);
+    c.submit(&cmd("a"), 200, 30);
+    let b2 = c.elect(2);
+    c.submit_from(2, &cmd("b"), 200, 30);
+    let r3 = c.r(3);
+    let state = (r3.promised(), r3.commit_index(), r3.log_len(), r3.leader());
+    assert_eq!(state.0, b2);
+    let commit = state.1;
+    let evil = Value {
+        commands: vec![cmd("evil")],
+    };
+    let nack = Message {
+        from: 3,
+        to: 1,
+        body: Body::Nack { promised: b2 },
+    };
+    let stale = [
+        Body::Accept {
+            ballot: b1,
+            entries: vec![(commit - 1, evil.clone()), (commit, evil.clone())],
+            commit: commit + 5,
+        },
+        Body::Heartbeat {
+            ballot: b1,
+            commit: commit + 5,
+            read_round: 9,
+        },
+        Body::Prepare {
+            ballot: b1,
+            from_slot: 1,
+        },
+    ];
+    for body in stale {
+        let ready = c.inject_and_capture(Message {
+            from: 1,
+            to: 3,
+            body: body.clone(),
+        });
+        assert_eq!(ready.messages, vec![nack.clone()], "{body:?}");
+        assert!(
+            !ready.must_persist() && ready.committed.is_empty(),
+            "{body:?}"
+        );
+        let r3 = c.r(3);
+        assert_eq!(
+            (r3.promised(), r3.commit_index(), r3.log_len(), r3.leader()),
+            state,
+            "{body:?} changed replica 3"
+        );
+    }
+    let ready = c.inject_and_capture(Message {
+        from: 1,
+        to: 3,
+        body: Body::Learn {
+            ballot: b1,
+            entries: vec![(commit, evil.clone())],
+        },
+    });
+    assert!(ready.is_empty(), "old-ballot Learn was trusted: {ready:?}");
+    c.run(20);
+    assert!(!c.is_chosen(&cmd("evil")));
+    assert_same_commands_everywhere(&c);
+}
+
+/// A Promise for an election the candidate already abandoned does not count toward the
+/// current one.
+#[test]
+fn a_promise_for_an_older_election_is_ignored() {
+    let mut c = Cluster::new(3, 16);
+    c.filter = Some(Box::new(|_: &Message| Fate::Hold));
+    while c.r(1).role() != Role::Candidate {
+        c.tick_one(1);
+    }
+    let b1 = c.r(1).promised();
+    let prepare = c.held.iter().find(|m| m.to == 2).unwrap().clone();
+    c.held.clear();
+    c.r_mut(2).step(prepare);
+    c.process(2);
+    c.settle();
+    let old_promise = c.held.pop().unwrap();
+    assert!(matches!(old_promise.body, Body::Promise { ballot, .. } if ballot == b1));
+    c.held.clear();
+    while c.r(1).promised() == b1 {
+        c.tick_one(1);
+    }
+    let b2 = c.r(1).promised();
+    assert_eq!(c.r(1).role(), Role::Candidate);
+    c.r_mut(1).step(old_promise);
+    c.process(1);
+    assert_eq!(
+        c.r(1).role(),
+        Role::Candidate,
+        "won {b2:?} with a promise for {b1:?}"
+    );
+    assert_eq!(c.sent_of("Accept"), 0);
+    c.filter = None;
+    c.release(|m| matches!(m.body, Body::Prepare { ballot, .. } if ballot == b2));
+    c.settle();
+    assert_eq!(c.r(1).role(), Role::Leader);
+    assert_eq!(c.r(1).promised(), b2);
+}
+
+/// An Accepted carrying another ballot than the leader's current one (an older term of the
+/// same leader, or a forged higher one) does not count toward choosing a slot.
+#[test]
+fn accepted_from_another_ballot_does_not_count() {
+    let mut c = Cluster::new(3, 17);
+    let b1 = c.elect(1);
+    c.elect(2);
+    let b3 = c.elect(1);
+    c.filter = Some(Box::new(|m: &Message| {
+        if matches!(m.body, Body::Accepted { .. }) {
+            Fate::Hold
+        } else {
+            Fate::Deliver
+        }
+    }));
+    let commit = c.r(1).commit_index();
+    c.r_mut(1).propose(cmd("x")).unwrap();
+    c.settle();
+    let slot = commit;
+    for ballot in [b1, strata_paxos::Ballot::new(b3.round + 1, 2)] {
+        c.r_mut(1).step(Message {
+            from: 2,
+            to: 1,
+            body: Body::Accepted {
+                ballot,
+                slots: vec![slot],
+            },
+        });
+        c.process(1);
+        assert_eq!(
+            c.r(1).commit_index(),
+            commit,
+            "{ballot:?} counted in {b3:?}"
+        );
+        assert!(!c.is_chosen(&cmd("x")));
+    }
+    c.filter = None;
+    c.release(|_| true);
+    c.settle();
+    assert!(c.commands(1).contains(&cmd("x")));
+}
+
+/// Only the owner of a ballot sends Accepts in it. An Accept claiming the leader's ballot but
+/// coming from another replica is impossible and must not be trusted: if it were stored, the
+/// real leader's commit index (same ballot) would later make the forged value "chosen" there.
+#[test]
+fn an_accept_in_a_ballot_the_sender_does_not_own_is_not_trusted() {
+    let mut c = Cluster::new(3, 18);
+    let b = c.elect(1);
+    c.submit(&cmd("a"), 200, 30);
+    c.run(3);
+    let slot = c.r(1).commit_index();
+    let forged = Message {
+        from: 2,
+        to: 3,
+        body: Body::Accept {
+            ballot: b,
+            entries: vec![(
+                slot,
+                Value {
+                    commands: vec![cmd("forged")],
+                },
+            )],
+            commit: 0,
+        },
+    };
+    let ready = c.inject_and_capture(forged);
+    let stored = ready.entries.clone();
+    c.storage[2].persist(&ready).unwrap();
+    // The real Accept for that slot is lost on its way to replica 3; the leader chooses
+    // its value with replica 2, and its next heartbeat tells replica 3 the commit index.
+    c.filter = Some(Box::new(|m: &Message| {
+        if m.to == 3 && matches!(m.body, Body::Accept { .. }) {
+            Fate::Drop
+        } else {
+            Fate::Deliver
+        }
+    }));
+    c.r_mut(1).propose(cmd("real")).unwrap();
+    c.settle();
+    c.filter = None;
+    c.run(10); // panics in the harness if replica 3 marks "forged" chosen
+    assert!(!c.is_chosen(&cmd("forged")));
+    assert!(c.commands(3).contains(&cmd("real")));
+    assert!(
+        stored.is_empty(),
+        "replica 3 stored a value of ballot {b:?} sent by replica 2: {stored:?}"
+    );
+}
