@@ -21,8 +21,15 @@ impl Replica {
         self.promise(ballot);
         self.leader = None;
         self.reset_election_timer();
+        let own = self.accepted_from(self.commit);
+        if own
+            .iter()
+            .any(|x| x.slot > self.commit.saturating_add(MAX_RECOVERY_SPAN))
+        {
+            return; // our own log reaches impossibly far: let a saner replica lead
+        }
         let mut promises = BTreeMap::new();
-        promises.insert(self.cfg.id, self.accepted_from(self.commit));
+        promises.insert(self.cfg.id, own);
         self.role = RoleState::Candidate(Election { ballot, promises });
         let from_slot = self.commit;
         self.broadcast(&Body::Prepare { ballot, from_slot });

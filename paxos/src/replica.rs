@@ -313,6 +313,18 @@ impl Replica {
             return; // misaddressed or from a stranger: never trusted
         }
         let from = msg.from;
+        // A ballot names its proposer: only it may send proposals in it (the learner rule
+        // "same ballot, same value" depends on one sender per ballot).
+        let proposal = matches!(
+            msg.body,
+            Body::Prepare { .. }
+                | Body::Accept { .. }
+                | Body::Heartbeat { .. }
+                | Body::Learn { .. }
+        );
+        if proposal && msg.body.ballot().replica != from {
+            return;
+        }
         self.observe(msg.body.ballot());
         match msg.body {
             Body::Prepare { ballot, from_slot } => self.on_prepare(from, ballot, from_slot),
