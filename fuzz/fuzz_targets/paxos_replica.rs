@@ -133,7 +133,8 @@ impl Checker {
     }
 
     fn restored(&mut self, applied_before: Slot, index: Slot) {
-        if index > applied_before {
+        // Indexes beyond MAX_SLOT are impossible and ignored by the replica.
+        if index > applied_before && index <= strata_paxos::replica::MAX_SLOT {
             self.jumps.push(index);
         }
     }
@@ -442,7 +443,19 @@ impl Single<'_, '_> {
         let _ = self.take();
         let (p, commit, role, id) =
             (self.r.promised(), self.r.commit_index(), self.r.role(), self.r.id());
-        let trusted = m.to == id && m.from != id && self.members.contains(&m.from);
+        // Proposals in a ballot only count from the ballot's owner; impossible numbers are
+        // ignored too (the replica drops such messages without a word).
+        let forged = matches!(
+            m.body,
+            Body::Prepare { .. } | Body::Accept { .. } | Body::Heartbeat { .. } | Body::Learn { .. }
+        ) && m.body.ballot().replica != m.from;
+        let impossible = m.body.ballot().round > strata_paxos::replica::MAX_ROUND
+            || message_slots(&m.body).into_iter().any(|s| s > strata_paxos::replica::MAX_SLOT);
+        let trusted = m.to == id
+            && m.from != id
+            && self.members.contains(&m.from)
+            && !forged
+            && !impossible;
         let desc = format!("{m:?}");
         let from = m.from;
         let body = m.body.clone();
@@ -812,3 +825,20 @@ fuzz_target!(|data: &[u8]| {
         cluster(&mut c);
     }
 });
+
+/// Every slot a message names (mirrors the replica's own check).
+fn message_slots(body: &Body) -> Vec<Slot> {
+    match body {
+        Body::Prepare { from_slot, .. } => vec![*from_slot],
+        Body::Promise { log_start, entries, .. } => {
+            std::iter::once(*log_start).chain(entries.iter().map(|e| e.slot)).collect()
+        }
+        Body::Accept { entries, commit, .. } => {
+            std::iter::once(*commit).chain(entries.iter().map(|e| e.0)).collect()
+        }
+        Body::Accepted { slots, .. } => slots.clone(),
+        Body::Heartbeat { commit, .. } | Body::HeartbeatAck { commit, .. } => vec![*commit],
+        Body::Learn { entries, .. } => entries.iter().map(|e| e.0).collect(),
+        Body::Nack { .. } => Vec::new(),
+    }
+}

@@ -15,7 +15,11 @@ impl Replica {
     /// Phase 1 with a ballot above every one seen: for all slots from the first one not known
     /// to be chosen. The election timer is re-randomized, so duelling candidates back off.
     pub(crate) fn start_election(&mut self) {
-        let round = self.highest_seen.round.max(self.promised.round) + 1;
+        let round = self
+            .highest_seen
+            .round
+            .max(self.promised.round)
+            .saturating_add(1);
         let ballot = Ballot::new(round, self.cfg.id);
         self.become_follower();
         self.promise(ballot);
@@ -273,7 +277,10 @@ impl Replica {
             return;
         };
         let mut new_slots = Vec::new();
-        while !l.queue.is_empty() && l.next_slot - commit < window {
+        while !l.queue.is_empty()
+            && l.next_slot.saturating_sub(commit) < window
+            && l.next_slot < crate::replica::MAX_SLOT
+        {
             let mut value = Value::noop();
             let mut bytes = 0;
             while let Some(cmd) = l.queue.front() {

@@ -9,6 +9,33 @@ use crate::ready::{PersistedEntry, ReadState, Ready};
 use crate::storage::PersistentState;
 use crate::types::{Ballot, Command, ReplicaId, Slot, Value};
 
+/// Highest slot number any replica uses; messages naming higher ones are impossible (a
+/// thousand years at a billion slots a second) and are ignored, so slot arithmetic never
+/// overflows.
+pub const MAX_SLOT: Slot = u64::MAX / 4;
+
+/// Highest ballot round accepted in a message, for the same reason.
+pub const MAX_ROUND: u64 = u64::MAX / 4;
+
+/// Every slot a message names.
+fn message_slots(body: &Body) -> Box<dyn Iterator<Item = Slot> + '_> {
+    match body {
+        Body::Prepare { from_slot, .. } => Box::new(std::iter::once(*from_slot)),
+        Body::Promise {
+            log_start, entries, ..
+        } => Box::new(std::iter::once(*log_start).chain(entries.iter().map(|e| e.slot))),
+        Body::Accept {
+            entries, commit, ..
+        } => Box::new(std::iter::once(*commit).chain(entries.iter().map(|e| e.0))),
+        Body::Accepted { slots, .. } => Box::new(slots.iter().copied()),
+        Body::Heartbeat { commit, .. } | Body::HeartbeatAck { commit, .. } => {
+            Box::new(std::iter::once(*commit))
+        }
+        Body::Learn { entries, .. } => Box::new(entries.iter().map(|e| e.0)),
+        Body::Nack { .. } => Box::new(std::iter::empty()),
+    }
+}
+
 /// How a replica is set up. Times are in ticks of the driver's clock.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -325,6 +352,9 @@ impl Replica {
         if proposal && msg.body.ballot().replica != from {
             return;
         }
+        if msg.body.ballot().round > MAX_ROUND || message_slots(&msg.body).any(|s| s > MAX_SLOT) {
+            return; // impossible numbers: no honest replica gets there
+        }
         self.observe(msg.body.ballot());
         match msg.body {
             Body::Prepare { ballot, from_slot } => self.on_prepare(from, ballot, from_slot),
@@ -354,6 +384,7 @@ impl Replica {
                 // Chosen values are facts, but only a leader this replica would still follow
                 // is believed: a stale or forged sender is ignored.
                 if ballot >= self.promised {
+                    self.follow(ballot);
                     self.on_learn(entries);
                 }
             }
@@ -363,7 +394,7 @@ impl Replica {
     /// The application's state is durable up to (not including) `index`: the log below it may
     /// go. Never waits for other replicas; one that later needs those slots gets a snapshot.
     pub fn compact(&mut self, index: Slot) {
-        let index = index.min(self.applied);
+        let index = index.min(self.applied).min(MAX_SLOT);
         if index <= self.log_start {
             return;
         }
@@ -373,9 +404,17 @@ impl Replica {
     }
 
     /// The driver installed an application snapshot covering every slot below `index`.
+    ///
+    /// Take the pending [`Ready`] *before* installing the snapshot: values it still hands out
+    /// for slots below `index` must not be applied on top of the snapshot. A leader that is
+    /// told this steps down first (its term's bookkeeping assumed its own log).
     pub fn restore_snapshot(&mut self, index: Slot) {
-        if index <= self.applied {
+        if index <= self.applied || index > MAX_SLOT {
             return;
+        }
+        if matches!(self.role, RoleState::Leader(_) | RoleState::Candidate(_)) {
+            self.become_follower();
+            self.role = RoleState::Follower;
         }
         self.log_start = self.log_start.max(index);
         self.log = self.log.split_off(&self.log_start);
@@ -557,7 +596,7 @@ impl Replica {
     /// Moves the commit index over chosen slots and hands their values out.
     pub(crate) fn advance_commit(&mut self) {
         self.commit = self.commit.max(self.log_start);
-        while self.log.get(&self.commit).is_some_and(|e| e.chosen) {
+        while self.commit < MAX_SLOT && self.log.get(&self.commit).is_some_and(|e| e.chosen) {
             self.commit += 1;
         }
         while self.applied < self.commit {
