@@ -1,9 +1,20 @@
 //! Runs a Paxos-replicated state machine for real: the pure `strata-paxos` core, durable
-//! acceptor state on a dedicated `strata` engine, and (in later modules) the driver loop and
-//! the gRPC peer transport shared by the shard master and the shard servers.
+//! acceptor state on a dedicated `strata` engine, a tokio driver loop, and a transport to the
+//! peers. Shared by the shard master and the shard servers.
+//!
+//! - [`paxos_storage`]: the acceptor state and log in their own engine, synced batches;
+//! - [`state_machine`]: the [`StateMachine`] trait a service implements;
+//! - [`transport`]: how messages and snapshots reach peers;
+//! - [`driver`]: the loop that ties them together ([`Node`]).
 
 #![warn(missing_docs)]
 
+pub mod driver;
 pub mod paxos_storage;
+pub mod state_machine;
+pub mod transport;
 
+pub use driver::{Node, NodeConfig, NodeError, NodeStatus};
 pub use paxos_storage::{EnginePaxosStorage, StorageError};
+pub use state_machine::{SnapshotStream, StateMachine};
+pub use transport::Transport;

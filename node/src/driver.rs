@@ -1,0 +1,409 @@
+//! The driver loop: feeds the pure Paxos core with messages, ticks and proposals, makes its
+//! state durable before the messages that depend on it go out, applies chosen commands in order
+//! and completes the callers waiting for them.
+//!
+//! ```text
+//!   callers ──propose/read──┐                        ┌── fsync thread (Paxos engine)
+//!   transport ──messages────┼─► driver task ─persist─┘
+//!   ticker ──tick───────────┘        │ then: send ──► transport
+//!                                    │ then: apply ─► state machine ─► reply to callers
+//! ```
+//! Persisting runs on a dedicated thread, never on the async runtime's workers, so a slow disk
+//! stalls this node's progress but never starves other tasks (heartbeats of other groups, RPC
+//! handling).
+//!
+//! Proposals are wrapped in an envelope `(origin replica, request id, payload)` so that the
+//! replica that proposed a command can hand the state machine's reply to the waiting caller
+//! when it applies it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use strata::coding::{get_fixed64, put_fixed64};
+use strata_paxos::{Ballot, Message, NotLeader, ReplicaId, Replica, Role, Slot, Storage};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::paxos_storage::EnginePaxosStorage;
+use crate::state_machine::{SnapshotStream, StateMachine};
+use crate::transport::Transport;
+
+/// Why a proposal or read did not complete here.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NodeError {
+    /// This replica does not lead; retry at the hinted one.
+    #[error("not the leader (leader hint: {0:?})")]
+    NotLeader(Option<ReplicaId>),
+    /// The node stopped.
+    #[error("node stopped")]
+    Stopped,
+    /// Persisting the Paxos state failed: the node stopped itself.
+    #[error("paxos storage failed: {0}")]
+    Storage(String),
+}
+
+/// A point-in-time view of a node, for the `Status` RPC.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeStatus {
+    /// This replica.
+    pub id: ReplicaId,
+    /// Follower, candidate or leader.
+    pub role: String,
+    /// Promised ballot.
+    pub ballot: Ballot,
+    /// Believed leader.
+    pub leader: Option<ReplicaId>,
+    /// Every slot below is known chosen.
+    pub commit_index: Slot,
+    /// Every slot below was applied.
+    pub applied_index: Slot,
+    /// First slot still in the Paxos log.
+    pub log_start: Slot,
+    /// Entries in the Paxos log.
+    pub log_len: u64,
+}
+
+enum Input {
+    Propose(Vec<u8>, oneshot::Sender<Result<Vec<u8>, NodeError>>),
+    Read(oneshot::Sender<Result<(), NodeError>>),
+    Message(Message),
+    Snapshot(Slot, SnapshotStream),
+}
+
+/// How a node runs.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// The Paxos configuration (id, members, timeouts in ticks, batching).
+    pub paxos: strata_paxos::Config,
+    /// Length of one tick.
+    pub tick: Duration,
+    /// Compact the Paxos log once the state machine's durable index is this many slots past
+    /// the log start.
+    pub compaction_slack: u64,
+    /// Capacity of the input queue (proposals, reads, messages); beyond it, peer messages are
+    /// dropped and proposals refused, so a flood cannot exhaust memory.
+    pub queue_capacity: usize,
+}
+
+/// A running replica. Cheap to clone.
+#[derive(Clone)]
+pub struct Node {
+    tx: mpsc::Sender<Input>,
+    status: Arc<Mutex<NodeStatus>>,
+}
+
+impl Node {
+    /// Starts a node: restores the replica from `storage` and the state machine's durable
+    /// index, and spawns the driver on the current tokio runtime.
+    pub fn start<S: StateMachine>(
+        cfg: NodeConfig,
+        storage: EnginePaxosStorage,
+        state_machine: S,
+        transport: Arc<dyn Transport>,
+    ) -> Result<Node, NodeError> {
+        let state = storage
+            .load()
+            .map_err(|e| NodeError::Storage(e.to_string()))?;
+        let replica = Replica::restart(cfg.paxos.clone(), state, state_machine.durable_index());
+        let (tx, rx) = mpsc::channel(cfg.queue_capacity.max(16));
+        let status = Arc::new(Mutex::new(NodeStatus::default()));
+        let persister = Persister::spawn(storage);
+        let driver = Driver {
+            replica,
+            sm: state_machine,
+            transport,
+            persister,
+            rx,
+            cfg,
+            next_request: 1,
+            pending: HashMap::new(),
+            reads: BTreeMap::new(),
+            waiting_reads: HashMap::new(),
+            next_read: 1,
+            snapshot_to_install: None,
+            status: status.clone(),
+        };
+        tokio::spawn(driver.run());
+        Ok(Node { tx, status })
+    }
+
+    /// Proposes `command` and waits until it is chosen and applied here, returning the state
+    /// machine's reply. Fails fast with `NotLeader` on a follower.
+    pub async fn propose(&self, command: Vec<u8>) -> Result<Vec<u8>, NodeError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .try_send(Input::Propose(command, tx))
+            .map_err(|_| NodeError::Stopped)?;
+        rx.await.map_err(|_| NodeError::Stopped)?
+    }
+
+    /// Waits until this replica may serve a linearizable read from its state machine (read
+    /// index confirmed by a quorum and applied locally).
+    pub async fn read_barrier(&self) -> Result<(), NodeError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .try_send(Input::Read(tx))
+            .map_err(|_| NodeError::Stopped)?;
+        rx.await.map_err(|_| NodeError::Stopped)?
+    }
+
+    /// Delivers a message from a peer (dropped if the node is overloaded).
+    pub fn deliver(&self, message: Message) {
+        let _ = self.tx.try_send(Input::Message(message));
+    }
+
+    /// Installs an application snapshot received from a peer.
+    pub async fn install_snapshot(&self, index: Slot, chunks: SnapshotStream) {
+        let _ = self.tx.send(Input::Snapshot(index, chunks)).await;
+    }
+
+    /// The latest status.
+    pub fn status(&self) -> NodeStatus {
+        self.status.lock().clone()
+    }
+}
+
+/// Runs `persist` on a dedicated thread and reports completion.
+struct Persister {
+    tx: std::sync::mpsc::Sender<(strata_paxos::Ready, oneshot::Sender<Result<(), String>>)>,
+}
+
+impl Persister {
+    fn spawn(mut storage: EnginePaxosStorage) -> Persister {
+        let (tx, rx) = std::sync::mpsc::channel::<(
+            strata_paxos::Ready,
+            oneshot::Sender<Result<(), String>>,
+        )>();
+        std::thread::Builder::new()
+            .name("paxos-fsync".into())
+            .spawn(move || {
+                for (ready, done) in rx {
+                    let _ = done.send(storage.persist(&ready).map_err(|e| e.to_string()));
+                }
+            })
+            .expect("spawning the fsync thread");
+        Persister { tx }
+    }
+
+    async fn persist(&self, ready: strata_paxos::Ready) -> Result<(), String> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send((ready, tx))
+            .map_err(|_| "fsync thread gone".to_string())?;
+        rx.await.map_err(|_| "fsync thread gone".to_string())?
+    }
+}
+
+struct Driver<S: StateMachine> {
+    replica: Replica,
+    sm: S,
+    transport: Arc<dyn Transport>,
+    persister: Persister,
+    rx: mpsc::Receiver<Input>,
+    cfg: NodeConfig,
+    next_request: u64,
+    /// Proposals of this replica waiting for their command to be applied, by request id.
+    pending: HashMap<u64, oneshot::Sender<Result<Vec<u8>, NodeError>>>,
+    /// Reads confirmed by a quorum, waiting for the apply index: by index.
+    reads: BTreeMap<Slot, Vec<oneshot::Sender<Result<(), NodeError>>>>,
+    /// Reads waiting for their confirmation round, by read id.
+    waiting_reads: HashMap<u64, oneshot::Sender<Result<(), NodeError>>>,
+    next_read: u64,
+    /// A snapshot received from a peer, installed at the end of the next round.
+    snapshot_to_install: Option<(Slot, SnapshotStream)>,
+    status: Arc<Mutex<NodeStatus>>,
+}
+
+/// Envelope: origin replica (8 bytes), request id (8 bytes), payload.
+fn wrap(origin: ReplicaId, request: u64, payload: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(16 + payload.len());
+    put_fixed64(&mut v, origin);
+    put_fixed64(&mut v, request);
+    v.extend_from_slice(payload);
+    v
+}
+
+fn unwrap(command: &[u8]) -> Option<(ReplicaId, u64, &[u8])> {
+    Some((get_fixed64(command)?, get_fixed64(command.get(8..)?)?, command.get(16..)?))
+}
+
+impl<S: StateMachine> Driver<S> {
+    async fn run(mut self) {
+        let mut ticker = tokio::time::interval(self.cfg.tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                input = self.rx.recv() => match input {
+                    Some(input) => self.handle(input),
+                    None => return, // every handle dropped
+                },
+                _ = ticker.tick() => self.replica.tick(),
+            }
+            // Take what else is queued, so that one round of persist/send serves many.
+            for _ in 0..4096 {
+                match self.rx.try_recv() {
+                    Ok(input) => self.handle(input),
+                    Err(_) => break,
+                }
+            }
+            if let Err(e) = self.process_ready().await {
+                tracing::error!(error = %e, "paxos storage failed; stopping the node");
+                self.fail_all(NodeError::Storage(e));
+                return;
+            }
+        }
+    }
+
+    fn handle(&mut self, input: Input) {
+        match input {
+            Input::Propose(payload, reply) => {
+                let request = self.next_request;
+                self.next_request += 1;
+                let command = wrap(self.replica.id(), request, &payload);
+                match self.replica.propose(command) {
+                    Ok(()) => {
+                        self.pending.insert(request, reply);
+                    }
+                    Err(NotLeader { leader }) => {
+                        let _ = reply.send(Err(NodeError::NotLeader(leader)));
+                    }
+                }
+            }
+            Input::Read(reply) => {
+                let id = self.next_read;
+                self.next_read += 1;
+                match self.replica.read_index(id) {
+                    Ok(()) => {
+                        self.waiting_reads.insert(id, reply);
+                    }
+                    Err(NotLeader { leader }) => {
+                        let _ = reply.send(Err(NodeError::NotLeader(leader)));
+                    }
+                }
+            }
+            Input::Message(m) => self.replica.step(m),
+            Input::Snapshot(index, chunks) => {
+                // Installed after the pending output is handled (persisted, sent, applied):
+                // nothing older may be applied on top of the snapshot.
+                self.snapshot_to_install = Some((index, chunks));
+            }
+        }
+    }
+
+    async fn process_ready(&mut self) -> Result<(), String> {
+        let was_leader = self.replica.role() == Role::Leader;
+        let ready = self.replica.take_ready();
+        if ready.is_empty() && self.snapshot_to_install.is_none() {
+            self.publish_status();
+            return Ok(());
+        }
+        if ready.must_persist() {
+            let persist = strata_paxos::Ready {
+                promised: ready.promised,
+                entries: ready.entries.clone(),
+                compact_to: ready.compact_to,
+                ..Default::default()
+            };
+            self.persister.persist(persist).await?;
+        }
+        if !ready.messages.is_empty() {
+            self.transport.send(ready.messages);
+        }
+        for (slot, value) in ready.committed {
+            for command in value.commands {
+                let Some((origin, request, payload)) = unwrap(&command) else {
+                    tracing::error!(slot, "undecodable command envelope; skipped");
+                    continue;
+                };
+                let reply = self.sm.apply(slot, payload);
+                if origin == self.replica.id() {
+                    if let Some(tx) = self.pending.remove(&request) {
+                        let _ = tx.send(Ok(reply));
+                    }
+                }
+            }
+        }
+        for rs in ready.read_states {
+            if let Some(tx) = self.waiting_reads.remove(&rs.id) {
+                self.reads.entry(rs.index).or_default().push(tx);
+            }
+        }
+        let applied = self.replica.applied_index();
+        while let Some(entry) = self.reads.first_entry() {
+            if *entry.key() > applied {
+                break;
+            }
+            for tx in entry.remove() {
+                let _ = tx.send(Ok(()));
+            }
+        }
+        let hint = self.replica.leader();
+        for id in ready.failed_reads {
+            if let Some(tx) = self.waiting_reads.remove(&id) {
+                let _ = tx.send(Err(NodeError::NotLeader(hint)));
+            }
+        }
+        for command in ready.dropped_proposals {
+            if let Some((_, request, _)) = unwrap(&command) {
+                if let Some(tx) = self.pending.remove(&request) {
+                    let _ = tx.send(Err(NodeError::NotLeader(hint)));
+                }
+            }
+        }
+        if was_leader && self.replica.role() != Role::Leader {
+            // In-flight proposals may still be chosen by the next leader (the caller retries
+            // with its request id; the state machine deduplicates), but nobody here will
+            // report them: fail them now.
+            for (_, tx) in self.pending.drain() {
+                let _ = tx.send(Err(NodeError::NotLeader(hint)));
+            }
+        }
+        if let Some((index, mut chunks)) = self.snapshot_to_install.take() {
+            if index > self.replica.applied_index() {
+                match self.sm.restore(index, &mut chunks) {
+                    Ok(()) => self.replica.restore_snapshot(index),
+                    Err(e) => tracing::warn!(error = %e, "snapshot install failed"),
+                }
+            }
+        }
+        for to in ready.send_snapshot {
+            let (index, chunks) = self.sm.snapshot();
+            self.transport.send_snapshot(to, index, chunks);
+        }
+        let durable = self.sm.durable_index();
+        if durable > self.replica.log_start() + self.cfg.compaction_slack {
+            self.replica.compact(durable);
+        }
+        self.publish_status();
+        Ok(())
+    }
+
+    fn publish_status(&self) {
+        let r = &self.replica;
+        *self.status.lock() = NodeStatus {
+            id: r.id(),
+            role: format!("{:?}", r.role()).to_lowercase(),
+            ballot: r.promised(),
+            leader: r.leader(),
+            commit_index: r.commit_index(),
+            applied_index: r.applied_index(),
+            log_start: r.log_start(),
+            log_len: r.log_len() as u64,
+        };
+    }
+
+    fn fail_all(&mut self, e: NodeError) {
+        for (_, tx) in self.pending.drain() {
+            let _ = tx.send(Err(e.clone()));
+        }
+        for (_, tx) in self.waiting_reads.drain() {
+            let _ = tx.send(Err(e.clone()));
+        }
+        for (_, txs) in std::mem::take(&mut self.reads) {
+            for tx in txs {
+                let _ = tx.send(Err(e.clone()));
+            }
+        }
+    }
+}

@@ -1,0 +1,35 @@
+//! What a replicated service implements: a deterministic state machine fed the chosen commands
+//! in log order.
+
+use strata_paxos::Slot;
+
+/// A snapshot's contents, as chunks.
+pub type SnapshotStream = Box<dyn Iterator<Item = Vec<u8>> + Send>;
+
+/// A deterministic state machine replicated by a [`Node`](crate::Node).
+///
+/// Every replica applies the same commands in the same order, so `apply` must depend only on
+/// the state and the command (no clocks, no randomness, no iteration over hash maps).
+pub trait StateMachine: Send + 'static {
+    /// Applies the command chosen at `slot` and returns the reply for whoever proposed it.
+    fn apply(&mut self, slot: Slot, command: &[u8]) -> Vec<u8>;
+
+    /// Every slot below this is reflected in the state machine's *durable* state (persisted
+    /// atomically with the state it produced); the node compacts its Paxos log below it, and
+    /// after a restart replays chosen commands from it.
+    fn durable_index(&self) -> Slot;
+
+    /// A point-in-time snapshot of the current state: the index it covers (every slot below)
+    /// and its contents as a stream of chunks that later applies do not change (e.g. an engine
+    /// iterator pinned to a snapshot), so it can be sent while the node goes on — never one
+    /// whole copy in memory.
+    fn snapshot(&self) -> (Slot, SnapshotStream);
+
+    /// Replaces the whole state with a snapshot covering every slot below `index`, delivered
+    /// as chunks in order.
+    fn restore(
+        &mut self,
+        index: Slot,
+        chunks: &mut dyn Iterator<Item = Vec<u8>>,
+    ) -> Result<(), String>;
+}
