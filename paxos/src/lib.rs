@@ -61,6 +61,7 @@ mod leader;
 pub mod message;
 pub mod ready;
 pub mod replica;
+pub mod sim;
 pub mod storage;
 pub mod types;
 

@@ -1,0 +1,653 @@
+//! The simulation loop: faults, deliveries, ticks, clients, reads, compaction, snapshot
+//! transfers, and the driver of each replica, which follows the `Ready` contract: persist,
+//! then send, then apply, then serve reads, then stream snapshots.
+
+use super::checker::{decode, encode, Checker, Event};
+use super::network::{Faults, Network, Packet, Payload, Rng};
+use super::node::{CrashPoint, Node};
+use super::{SimConfig, SimFailure, SimReport};
+use crate::message::Message;
+use crate::replica::{Config, Replica, Role};
+use crate::storage::Storage;
+use crate::types::ReplicaId;
+
+pub(super) type Check = Result<(), String>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ClientState {
+    Idle,
+    /// Proposed at replica index `at`; waits for it to apply the command.
+    Waiting {
+        seq: u64,
+        at: usize,
+        deadline: u64,
+    },
+    /// Will propose again at tick `when`, at `at` (or a random replica).
+    Retry {
+        seq: u64,
+        at: Option<usize>,
+        when: u64,
+    },
+}
+
+#[derive(Debug)]
+struct Client {
+    id: u64,
+    seq: u64,
+    state: ClientState,
+    hint: Option<usize>,
+}
+
+pub(crate) struct Sim<'a> {
+    pub(super) cfg: &'a SimConfig,
+    seed: u64,
+    pub(super) rng: Rng,
+    pub(super) now: u64,
+    pub(super) faults: Faults,
+    faulty: bool,
+    pub(super) net: Network,
+    pub(super) nodes: Vec<Node>,
+    clients: Vec<Client>,
+    pub(super) checker: Checker,
+    next_read: u64,
+    pub(super) next_transfer: u64,
+    pub(super) report: SimReport,
+}
+
+fn replica_config(cfg: &SimConfig, seed: u64, id: ReplicaId, incarnation: u64) -> Config {
+    Config {
+        seed: seed
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .wrapping_add(incarnation.wrapping_mul(7919)),
+        max_inflight_slots: cfg.max_inflight_slots,
+        max_batch_commands: cfg.max_batch_commands,
+        max_learn_entries: cfg.max_learn_entries,
+        ..Config::new(id, (1..=cfg.replicas).collect())
+    }
+}
+
+impl<'a> Sim<'a> {
+    pub(crate) fn new(seed: u64, cfg: &'a SimConfig) -> Sim<'a> {
+        let nodes = (1..=cfg.replicas)
+            .map(|id| Node::new(id, Replica::new(replica_config(cfg, seed, id, 0))))
+            .collect();
+        let clients = (1..=cfg.clients)
+            .map(|id| Client {
+                id,
+                seq: 0,
+                state: ClientState::Idle,
+                hint: None,
+            })
+            .collect();
+        Sim {
+            cfg,
+            seed,
+            rng: Rng::new(seed ^ 0x005e_ed0f_5eed),
+            now: 0,
+            faults: Faults {
+                drop: cfg.drop_rate,
+                dup: cfg.dup_rate,
+                delay: cfg.delay_rate,
+                max_delay: cfg.max_delay,
+                latency: 1,
+            },
+            faulty: true,
+            net: Network::default(),
+            nodes,
+            clients,
+            checker: Checker::default(),
+            next_read: 0,
+            next_transfer: 0,
+            report: SimReport {
+                seed,
+                ..SimReport::default()
+            },
+        }
+    }
+
+    pub(crate) fn run(mut self) -> Result<SimReport, SimFailure> {
+        match self.run_to_end() {
+            Ok(()) => Ok(self.finish()),
+            Err(reason) => Err(SimFailure {
+                seed: self.seed,
+                config: self.cfg.name,
+                tick: self.now,
+                reason,
+                trace: self.checker.trace(),
+            }),
+        }
+    }
+
+    fn run_to_end(&mut self) -> Check {
+        let end = self.cfg.ticks + self.cfg.liveness_ticks;
+        while self.now < end {
+            self.now += 1;
+            if self.now == self.cfg.ticks + 1 {
+                self.stop_faults()?;
+            }
+            if self.faulty {
+                self.inject_faults()?;
+            }
+            self.deliver()?;
+            for i in 0..self.nodes.len() {
+                if let Some(r) = self.nodes[i].replica.as_mut() {
+                    r.tick();
+                    self.handle_ready(i)?;
+                }
+            }
+            self.clients_step()?;
+            if self.faulty {
+                self.reads_step()?;
+            }
+            self.compaction_step()?;
+            self.transfers_step();
+            if !self.faulty && self.converged() {
+                self.report.converged_after = self.now - self.cfg.ticks;
+                return self.final_checks();
+            }
+        }
+        Err(format!(
+            "LIVENESS: not converged {} ticks after the faults stopped\n{}",
+            self.cfg.liveness_ticks,
+            self.summary()
+        ))
+    }
+
+    // ----- Faults -----
+
+    fn inject_faults(&mut self) -> Check {
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].up() {
+                if self.nodes[i].crash_point.is_none() && self.rng.chance(self.cfg.crash_rate) {
+                    if self.rng.chance(self.cfg.crash_mid_ready) {
+                        self.nodes[i].crash_point = Some(if self.rng.below(2) == 0 {
+                            CrashPoint::AfterPersist
+                        } else {
+                            CrashPoint::AfterSend
+                        });
+                    } else {
+                        self.crash(i, "between readies");
+                    }
+                }
+            } else if self.rng.chance(self.cfg.restart_rate) {
+                self.restart(i)?;
+            }
+        }
+        if !self.net.partitioned() {
+            if self.rng.chance(self.cfg.partition_rate) {
+                let n = self.nodes.len();
+                let mut sides: Vec<u8> = (0..n).map(|_| (self.rng.below(2)) as u8).collect();
+                if sides.iter().all(|&s| s == sides[0]) {
+                    let k = self.rng.below(n as u64) as usize;
+                    sides[k] ^= 1;
+                }
+                let bits = sides.iter().fold(0u64, |acc, &s| acc << 1 | u64::from(s));
+                self.net.partition(sides);
+                self.report.partitions += 1;
+                self.checker
+                    .record(self.now, Event::Partition { sides: bits });
+            }
+        } else if self.rng.chance(self.cfg.heal_rate) {
+            self.net.heal();
+            self.checker.record(self.now, Event::Heal);
+        }
+        Ok(())
+    }
+
+    fn stop_faults(&mut self) -> Check {
+        self.faulty = false;
+        self.faults.drop = 0.0;
+        self.faults.dup = 0.0;
+        self.net.heal();
+        self.checker.record(self.now, Event::FaultsOff);
+        for i in 0..self.nodes.len() {
+            self.nodes[i].crash_point = None;
+            if !self.nodes[i].up() {
+                self.restart(i)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn crash(&mut self, i: usize, point: &'static str) {
+        let id = self.nodes[i].id;
+        self.nodes[i].crash();
+        self.net.drop_involving(id);
+        self.report.crashes += 1;
+        self.checker.record(self.now, Event::Crash { id, point });
+    }
+
+    fn restart(&mut self, i: usize) -> Check {
+        let node = &mut self.nodes[i];
+        let cfg = replica_config(self.cfg, self.seed, node.id, node.incarnation);
+        let Ok(state) = node.storage.load();
+        let log_start = state.log_start;
+        let applied = node.app.applied_index();
+        node.replica = Some(Replica::restart(cfg, state, applied));
+        self.report.restarts += 1;
+        let id = node.id;
+        self.checker.record(
+            self.now,
+            Event::Restart {
+                id,
+                applied,
+                log_start,
+            },
+        );
+        self.handle_ready(i)
+    }
+
+    // ----- The driver of one replica -----
+
+    pub(super) fn handle_ready(&mut self, i: usize) -> Check {
+        let node = &mut self.nodes[i];
+        let id = node.id;
+        let Some(replica) = node.replica.as_mut() else {
+            return Ok(());
+        };
+        let ready = replica.take_ready();
+        let leading = replica.role() == Role::Leader;
+        let leader_hint = replica.leader();
+        if leading && !node.was_leader {
+            let ballot = replica.promised();
+            self.report.elections += 1;
+            self.checker.record(self.now, Event::Elected { id, ballot });
+        }
+        node.was_leader = leading;
+        if ready.is_empty() {
+            return Ok(());
+        }
+        // 1. Persist.
+        for e in ready.entries.iter().filter(|e| e.chosen) {
+            self.checker
+                .claim(id, "persisted as chosen", e.slot, &e.value)?;
+        }
+        let Ok(()) = node.storage.persist(&ready);
+        if node.crash_point == Some(CrashPoint::AfterPersist) {
+            self.crash(i, "after persist, before send");
+            return Ok(());
+        }
+        // 2. Send.
+        for m in ready.messages {
+            let p = Packet {
+                from: m.from,
+                to: m.to,
+                payload: Payload::Paxos(m.body),
+            };
+            self.net.send(&mut self.rng, self.now, &self.faults, p);
+        }
+        if self.nodes[i].crash_point == Some(CrashPoint::AfterSend) {
+            self.crash(i, "after send, before apply");
+            return Ok(());
+        }
+        // 3. Apply.
+        for (slot, value) in ready.committed {
+            let expected = self.nodes[i].app.applied_index();
+            if slot != expected {
+                return Err(format!(
+                    "replica {id} handed out slot {slot}; its application expects {expected}"
+                ));
+            }
+            self.checker.on_apply(id, slot, &value)?;
+            let commands = value.commands.len();
+            self.checker
+                .record(self.now, Event::Applied { id, slot, commands });
+            for cmd in self.nodes[i].app.apply(value) {
+                self.maybe_ack(i, cmd);
+            }
+        }
+        // 4. Reads, and what failed.
+        self.nodes[i].pending_reads.extend(ready.read_states);
+        self.serve_reads(i)?;
+        for read in ready.failed_reads {
+            self.checker.on_read_failed(read);
+        }
+        for cmd in ready.dropped_proposals {
+            let Some((c, seq)) = decode(&cmd) else {
+                continue;
+            };
+            let client = &mut self.clients[(c - 1) as usize];
+            if let ClientState::Waiting { seq: s, at, .. } = client.state {
+                if s == seq && at == i {
+                    let at = leader_hint.map(|l| (l - 1) as usize);
+                    client.state = ClientState::Retry {
+                        seq,
+                        at,
+                        when: self.now + 1,
+                    };
+                }
+            }
+        }
+        // 5. Snapshots.
+        for peer in ready.send_snapshot {
+            self.start_transfer(i, peer);
+        }
+        Ok(())
+    }
+
+    fn serve_reads(&mut self, i: usize) -> Check {
+        let node = &mut self.nodes[i];
+        let applied = node.app.applied_index();
+        let mut due = Vec::new();
+        node.pending_reads.retain(|r| {
+            let ready = r.index <= applied;
+            if ready {
+                due.push(*r);
+            }
+            !ready
+        });
+        let id = node.id;
+        for r in due {
+            self.checker.on_read_served(id, r.id, r.index)?;
+            let (read, index) = (r.id, r.index);
+            self.checker
+                .record(self.now, Event::ReadServed { id, read, index });
+        }
+        Ok(())
+    }
+
+    fn deliver(&mut self) -> Check {
+        while let Some(p) = self.net.pop_due(self.now) {
+            let i = (p.to - 1) as usize;
+            if !self.nodes[i].up() {
+                continue;
+            }
+            let ballot = match &p.payload {
+                Payload::Paxos(b) => b.ballot(),
+                _ => crate::types::Ballot::ZERO,
+            };
+            let (from, to, kind) = (p.from, p.to, p.payload.kind());
+            self.checker.record(
+                self.now,
+                Event::Deliver {
+                    from,
+                    to,
+                    kind,
+                    ballot,
+                },
+            );
+            match p.payload {
+                Payload::Paxos(body) => {
+                    if let Some(r) = self.nodes[i].replica.as_mut() {
+                        r.step(Message { from, to, body });
+                    }
+                    self.handle_ready(i)?;
+                }
+                Payload::Chunk {
+                    transfer,
+                    index,
+                    seq,
+                    total,
+                    values,
+                } => self.on_chunk(i, from, transfer, index, (seq, total), values)?,
+                Payload::ChunkAck { transfer, received } => {
+                    self.on_chunk_ack(i, from, transfer, received)
+                }
+            }
+        }
+        Ok(())
+    }
+
+    // ----- Clients and reads -----
+
+    fn maybe_ack(&mut self, i: usize, (c, seq): (u64, u64)) {
+        let Some(client) = self.clients.get_mut((c - 1) as usize) else {
+            return;
+        };
+        if let ClientState::Waiting { seq: s, at, .. } = client.state {
+            if s == seq && at == i {
+                client.state = ClientState::Idle;
+                client.hint = Some(i);
+                self.checker
+                    .record(self.now, Event::Acked { client: c, seq });
+            }
+        }
+    }
+
+    fn random_node(&mut self) -> usize {
+        self.rng.below(self.nodes.len() as u64) as usize
+    }
+
+    fn clients_step(&mut self) -> Check {
+        for k in 0..self.clients.len() {
+            match self.clients[k].state {
+                ClientState::Idle if self.faulty && self.rng.chance(self.cfg.propose_rate) => {
+                    let client = &mut self.clients[k];
+                    client.seq += 1;
+                    let (seq, hint) = (client.seq, client.hint);
+                    self.checker.proposed.insert((client.id, seq));
+                    self.report.commands_proposed += 1;
+                    let at = match hint {
+                        Some(h) => h,
+                        None => self.random_node(),
+                    };
+                    self.propose(k, seq, at);
+                }
+                ClientState::Waiting { seq, deadline, .. } if self.now >= deadline => {
+                    let at = self.random_node();
+                    self.propose(k, seq, at);
+                }
+                ClientState::Retry { seq, at, when } if self.now >= when => {
+                    let at = match at {
+                        Some(a) => a,
+                        None => self.random_node(),
+                    };
+                    self.propose(k, seq, at);
+                }
+                _ => {}
+            }
+        }
+        // Proposals made in the same tick at one leader share slots.
+        for i in 0..self.nodes.len() {
+            self.handle_ready(i)?;
+        }
+        Ok(())
+    }
+
+    fn propose(&mut self, k: usize, seq: u64, at: usize) {
+        let pad = self.rng.below(8) as usize;
+        let client = &mut self.clients[k];
+        let cmd = encode((client.id, seq), pad);
+        let result = self.nodes[at].replica.as_mut().map(|r| r.propose(cmd));
+        let ok = matches!(result, Some(Ok(())));
+        client.state = match result {
+            None => ClientState::Retry {
+                seq,
+                at: None,
+                when: self.now + 1 + self.rng.below(5),
+            },
+            Some(Ok(())) => {
+                client.hint = Some(at);
+                ClientState::Waiting {
+                    seq,
+                    at,
+                    deadline: self.now + self.cfg.client_timeout,
+                }
+            }
+            Some(Err(not_leader)) => {
+                let at = not_leader.leader.map(|l| (l - 1) as usize);
+                client.hint = at;
+                let backoff = if at.is_some() {
+                    1
+                } else {
+                    2 + self.rng.below(4)
+                };
+                ClientState::Retry {
+                    seq,
+                    at,
+                    when: self.now + backoff,
+                }
+            }
+        };
+        let (client, at) = (client.id, self.nodes[at].id);
+        self.checker.record(
+            self.now,
+            Event::Propose {
+                client,
+                seq,
+                at,
+                ok,
+            },
+        );
+    }
+
+    fn reads_step(&mut self) -> Check {
+        if !self.rng.chance(self.cfg.read_rate) {
+            return Ok(());
+        }
+        let mut i = self.random_node();
+        if let Some(r) = &self.nodes[i].replica {
+            if r.role() != Role::Leader {
+                if let Some(l) = r.leader() {
+                    i = (l - 1) as usize;
+                }
+            }
+        }
+        let Some(r) = self.nodes[i].replica.as_mut() else {
+            return Ok(());
+        };
+        self.next_read += 1;
+        let read = self.next_read;
+        if r.read_index(read).is_ok() {
+            self.checker.on_read_issued(read);
+            let id = self.nodes[i].id;
+            self.checker
+                .record(self.now, Event::ReadIssued { id, read });
+        }
+        self.handle_ready(i)
+    }
+
+    // ----- Compaction and snapshots -----
+
+    fn compaction_step(&mut self) -> Check {
+        for i in 0..self.nodes.len() {
+            if !self.nodes[i].up() || !self.rng.chance(self.cfg.compaction_rate) {
+                continue;
+            }
+            let applied = self.nodes[i].app.applied_index();
+            let start = self.nodes[i].replica.as_ref().map_or(1, Replica::log_start);
+            if applied <= start {
+                continue;
+            }
+            let index = self.rng.range(start + 1, applied);
+            let node = &mut self.nodes[i];
+            if let Some(r) = node.replica.as_mut() {
+                r.compact(index);
+                if r.log_start() > start {
+                    self.report.compactions += 1;
+                    let id = node.id;
+                    self.checker.record(self.now, Event::Compact { id, index });
+                }
+            }
+            self.handle_ready(i)?;
+        }
+        Ok(())
+    }
+
+    // ----- The end -----
+
+    fn converged(&self) -> bool {
+        if self.clients.iter().any(|c| c.state != ClientState::Idle) {
+            return false;
+        }
+        let mut target = self.checker.max_chosen() + 1;
+        for n in &self.nodes {
+            match &n.replica {
+                Some(r) => target = target.max(r.commit_index()),
+                None => return false,
+            }
+        }
+        self.nodes.iter().all(|n| n.app.applied_index() == target)
+    }
+
+    fn final_checks(&mut self) -> Check {
+        let app = &self.nodes[0].app;
+        if app.order.len() != app.seen.len() {
+            return Err("EXACTLY-ONCE: a command took effect twice".into());
+        }
+        let mut next = vec![1u64; self.clients.len()];
+        for &(c, seq) in &app.order {
+            let k = (c - 1) as usize;
+            if seq != next[k] {
+                return Err(format!(
+                    "ORDER: client {c} command {seq} took effect when {} was expected",
+                    next[k]
+                ));
+            }
+            next[k] += 1;
+        }
+        for (k, client) in self.clients.iter().enumerate() {
+            if next[k] != client.seq + 1 {
+                return Err(format!(
+                    "EXACTLY-ONCE: client {} issued {} commands, {} took effect",
+                    client.id,
+                    client.seq,
+                    next[k] - 1
+                ));
+            }
+        }
+        if let Some(cmd) = app.order.iter().find(|c| !self.checker.is_applied(c)) {
+            return Err(format!("{cmd:?} applied but unknown to the checker"));
+        }
+        let total: usize = app.values.iter().map(|v| v.commands.len()).sum();
+        self.report.slots_chosen = app.values.len() as u64;
+        self.report.commands_applied = app.order.len() as u64;
+        self.report.duplicate_commands = (total - app.order.len()) as u64;
+        Ok(())
+    }
+
+    fn finish(mut self) -> SimReport {
+        let r = &mut self.report;
+        r.ticks = self.now;
+        r.messages_sent = self.net.sent;
+        r.messages_delivered = self.net.delivered;
+        r.messages_dropped = self.net.dropped;
+        r.messages_duplicated = self.net.duplicated;
+        r.reads_served = self.checker.reads_served;
+        r.reads_failed = self.checker.reads_failed;
+        let mut digest = self.checker.digest();
+        for v in &self.nodes[0].app.values {
+            for c in &v.commands {
+                for &b in c {
+                    digest = (digest ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+                }
+            }
+        }
+        r.digest = digest;
+        self.report
+    }
+
+    /// The state of every replica and client, for a liveness failure.
+    fn summary(&self) -> String {
+        let mut s = format!(
+            "max chosen slot {}, packets in flight {}\n",
+            self.checker.max_chosen(),
+            self.net.in_flight()
+        );
+        for n in &self.nodes {
+            match &n.replica {
+                Some(r) => {
+                    s += &format!(
+                        "  replica {}: {:?} promised {:?} leader {:?} commit {} applied {} \
+                     log_start {} log_len {} app_applied {} transfers out {:?}\n",
+                        n.id,
+                        r.role(),
+                        r.promised(),
+                        r.leader(),
+                        r.commit_index(),
+                        r.applied_index(),
+                        r.log_start(),
+                        r.log_len(),
+                        n.app.applied_index(),
+                        n.out.keys().collect::<Vec<_>>(),
+                    )
+                }
+                None => s += &format!("  replica {}: down\n", n.id),
+            }
+        }
+        for c in self.clients.iter().filter(|c| c.state != ClientState::Idle) {
+            s += &format!("  client {}: {:?}\n", c.id, c.state);
+        }
+        s
+    }
+}

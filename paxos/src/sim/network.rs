@@ -1,0 +1,190 @@
+//! The simulated network and the simulator's randomness.
+//!
+//! Packets wait in a queue ordered by `(delivery tick, send order)`. A packet may be dropped
+//! when sent, duplicated (each copy with its own delay), delayed by a random number of ticks
+//! (which reorders it behind later packets), or cut by a partition at either end of its trip.
+
+use std::collections::BTreeMap;
+
+use crate::message::Body;
+use crate::types::{ReplicaId, Slot, Value};
+
+/// splitmix64: a tiny seeded generator, so a seed fixes every random choice of a run.
+#[derive(Clone, Debug)]
+pub(crate) struct Rng(u64);
+
+impl Rng {
+    pub(crate) fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub(crate) fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (0 when `n == 0`).
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        if n == 0 {
+            0
+        } else {
+            self.next_u64() % n
+        }
+    }
+
+    /// Uniform in `lo..=hi`.
+    pub(crate) fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.below(hi.saturating_sub(lo) + 1)
+    }
+
+    /// True with probability `p`.
+    pub(crate) fn chance(&mut self, p: f64) -> bool {
+        p > 0.0 && ((self.next_u64() >> 11) as f64) < p * (1u64 << 53) as f64
+    }
+}
+
+/// What travels between simulated replicas: protocol messages, and the application's
+/// snapshot stream (which is the driver's business, not the protocol's).
+#[derive(Clone, Debug)]
+pub(crate) enum Payload {
+    Paxos(Body),
+    /// Chunk `seq` of `total` of the snapshot covering every slot below `index`.
+    Chunk {
+        transfer: u64,
+        index: Slot,
+        seq: u32,
+        total: u32,
+        values: Vec<Value>,
+    },
+    /// The receiver holds the first `received` chunks of `transfer`.
+    ChunkAck {
+        transfer: u64,
+        received: u32,
+    },
+}
+
+impl Payload {
+    /// A short name for traces.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Payload::Paxos(b) => match b {
+                Body::Prepare { .. } => "Prepare",
+                Body::Promise { .. } => "Promise",
+                Body::Nack { .. } => "Nack",
+                Body::Accept { .. } => "Accept",
+                Body::Accepted { .. } => "Accepted",
+                Body::Heartbeat { .. } => "Heartbeat",
+                Body::HeartbeatAck { .. } => "HeartbeatAck",
+                Body::Learn { .. } => "Learn",
+            },
+            Payload::Chunk { .. } => "Chunk",
+            Payload::ChunkAck { .. } => "ChunkAck",
+        }
+    }
+}
+
+/// A payload on its way.
+#[derive(Clone, Debug)]
+pub(crate) struct Packet {
+    pub from: ReplicaId,
+    pub to: ReplicaId,
+    pub payload: Payload,
+}
+
+/// The network's misbehaviour, per packet.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Faults {
+    pub drop: f64,
+    pub dup: f64,
+    /// Probability of an extra delay of `1..=max_delay` ticks.
+    pub delay: f64,
+    pub max_delay: u64,
+    /// Ticks every packet takes (0: delivered within the tick it was sent).
+    pub latency: u64,
+}
+
+/// Packets in flight, and the current partition.
+#[derive(Debug, Default)]
+pub(crate) struct Network {
+    queue: BTreeMap<(u64, u64), Packet>,
+    next_id: u64,
+    /// Partition side of each replica (index `id - 1`); empty when healed.
+    side: Vec<u8>,
+    pub sent: u64,
+    pub delivered: u64,
+    pub dropped: u64,
+    pub duplicated: u64,
+}
+
+impl Network {
+    fn cut(&self, a: ReplicaId, b: ReplicaId) -> bool {
+        !self.side.is_empty() && self.side[(a - 1) as usize] != self.side[(b - 1) as usize]
+    }
+
+    /// Sends `p` at tick `now` under `faults`.
+    pub(crate) fn send(&mut self, rng: &mut Rng, now: u64, faults: &Faults, p: Packet) {
+        self.sent += 1;
+        if rng.chance(faults.drop) || self.cut(p.from, p.to) {
+            self.dropped += 1;
+            return;
+        }
+        let copies = if rng.chance(faults.dup) {
+            self.duplicated += 1;
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            let mut at = now + faults.latency;
+            if rng.chance(faults.delay) {
+                at += rng.range(1, faults.max_delay.max(1));
+            }
+            self.next_id += 1;
+            self.queue.insert((at, self.next_id), p.clone());
+        }
+    }
+
+    /// The next packet due at `now`, if any; packets a partition cuts are lost on arrival.
+    pub(crate) fn pop_due(&mut self, now: u64) -> Option<Packet> {
+        loop {
+            let entry = self.queue.first_entry()?;
+            if entry.key().0 > now {
+                return None;
+            }
+            let p = entry.remove();
+            if self.cut(p.from, p.to) {
+                self.dropped += 1;
+                continue;
+            }
+            self.delivered += 1;
+            return Some(p);
+        }
+    }
+
+    /// A crash: everything to or from `id` still in flight is lost.
+    pub(crate) fn drop_involving(&mut self, id: ReplicaId) {
+        let before = self.queue.len();
+        self.queue.retain(|_, p| p.from != id && p.to != id);
+        self.dropped += (before - self.queue.len()) as u64;
+    }
+
+    /// Splits the replicas into the given sides (index `id - 1`).
+    pub(crate) fn partition(&mut self, side: Vec<u8>) {
+        self.side = side;
+    }
+
+    pub(crate) fn heal(&mut self) {
+        self.side.clear();
+    }
+
+    pub(crate) fn partitioned(&self) -> bool {
+        !self.side.is_empty()
+    }
+
+    pub(crate) fn in_flight(&self) -> usize {
+        self.queue.len()
+    }
+}

@@ -1,0 +1,137 @@
+//! One simulated server: a replica (absent while crashed), its durable storage, and the
+//! application it drives, with the application's snapshot transfers.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::ready::ReadState;
+use crate::replica::Replica;
+use crate::storage::MemStorage;
+use crate::types::{ReplicaId, Slot, Value};
+
+use super::checker::{decode, CmdId};
+
+/// The replicated application: the applied values themselves (its "state", which is also its
+/// snapshot), and an exactly-once table that deduplicates retried commands, as the shard
+/// servers do. It is durable: it survives crashes up to what it applied.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct App {
+    /// `values[k]` is the value of slot `k + 1`.
+    pub values: Vec<Value>,
+    /// Commands applied (after deduplication).
+    pub seen: BTreeSet<CmdId>,
+    /// Commands in the order they took effect, each once.
+    pub order: Vec<CmdId>,
+}
+
+impl App {
+    /// Every slot below this is applied.
+    pub(crate) fn applied_index(&self) -> Slot {
+        self.values.len() as Slot + 1
+    }
+
+    /// Applies the next slot's value; returns its commands (duplicates included: a duplicate
+    /// is answered like the original).
+    pub(crate) fn apply(&mut self, value: Value) -> Vec<CmdId> {
+        let cmds: Vec<CmdId> = value.commands.iter().filter_map(|c| decode(c)).collect();
+        for &c in &cmds {
+            if self.seen.insert(c) {
+                self.order.push(c);
+            }
+        }
+        self.values.push(value);
+        cmds
+    }
+
+    /// The application rebuilt from a snapshot (the values of every slot below its index).
+    pub(crate) fn from_snapshot(values: Vec<Value>) -> App {
+        let mut app = App::default();
+        for v in values {
+            app.apply(v);
+        }
+        app
+    }
+}
+
+/// A snapshot being streamed to a peer, chunk by chunk with a small window; on silence it
+/// goes back to the first unacknowledged chunk, and to the start if the receiver lost its
+/// partial copy (it crashed).
+#[derive(Debug)]
+pub(crate) struct OutTransfer {
+    pub id: u64,
+    pub index: Slot,
+    pub values: Vec<Value>,
+    pub total: u32,
+    pub acked: u32,
+    pub sent: u32,
+    pub last_progress: u64,
+    pub last_resend: u64,
+}
+
+/// A snapshot being received (chunks may arrive out of order); installed only when
+/// complete.
+#[derive(Debug)]
+pub(crate) struct InTransfer {
+    pub id: u64,
+    pub index: Slot,
+    pub total: u32,
+    /// Chunks `0..received` are all here.
+    pub received: u32,
+    pub chunks: BTreeMap<u32, Vec<Value>>,
+}
+
+/// Where a scheduled crash strikes in the handling of the next non-empty `Ready`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CrashPoint {
+    /// After persisting, before sending.
+    AfterPersist,
+    /// After sending, before applying.
+    AfterSend,
+}
+
+/// A simulated server.
+#[derive(Debug)]
+pub(crate) struct Node {
+    pub id: ReplicaId,
+    pub replica: Option<Replica>,
+    pub storage: MemStorage,
+    pub app: App,
+    pub incarnation: u64,
+    pub was_leader: bool,
+    /// Reads granted by the replica, waiting for the application to catch up.
+    pub pending_reads: Vec<ReadState>,
+    pub out: BTreeMap<ReplicaId, OutTransfer>,
+    pub incoming: BTreeMap<ReplicaId, InTransfer>,
+    pub crash_point: Option<CrashPoint>,
+}
+
+impl Node {
+    pub(crate) fn new(id: ReplicaId, replica: Replica) -> Node {
+        Node {
+            id,
+            replica: Some(replica),
+            storage: MemStorage::new(),
+            app: App::default(),
+            incarnation: 0,
+            was_leader: false,
+            pending_reads: Vec::new(),
+            out: BTreeMap::new(),
+            incoming: BTreeMap::new(),
+            crash_point: None,
+        }
+    }
+
+    pub(crate) fn up(&self) -> bool {
+        self.replica.is_some()
+    }
+
+    /// Loses everything volatile: the replica, reads in progress, transfers.
+    pub(crate) fn crash(&mut self) {
+        self.replica = None;
+        self.was_leader = false;
+        self.pending_reads.clear();
+        self.out.clear();
+        self.incoming.clear();
+        self.crash_point = None;
+        self.incarnation += 1;
+    }
+}
