@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use strata::coding::{get_fixed64, put_fixed64};
-use strata_paxos::{Ballot, Message, NotLeader, ReplicaId, Replica, Role, Slot, Storage};
+use strata_paxos::{Ballot, Message, NotLeader, Replica, ReplicaId, Role, Slot, Storage};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::paxos_storage::EnginePaxosStorage;
@@ -69,6 +69,7 @@ enum Input {
     Read(oneshot::Sender<Result<(), NodeError>>),
     Message(Message),
     Snapshot(Slot, SnapshotStream),
+    Stop,
 }
 
 /// How a node runs.
@@ -158,6 +159,12 @@ impl Node {
         let _ = self.tx.send(Input::Snapshot(index, chunks)).await;
     }
 
+    /// Stops the driver (pending callers get `Stopped`). Durable state stays on disk.
+    pub async fn stop(&self) {
+        let _ = self.tx.send(Input::Stop).await;
+        self.tx.closed().await;
+    }
+
     /// The latest status.
     pub fn status(&self) -> NodeStatus {
         self.status.lock().clone()
@@ -171,10 +178,9 @@ struct Persister {
 
 impl Persister {
     fn spawn(mut storage: EnginePaxosStorage) -> Persister {
-        let (tx, rx) = std::sync::mpsc::channel::<(
-            strata_paxos::Ready,
-            oneshot::Sender<Result<(), String>>,
-        )>();
+        let (tx, rx) =
+            std::sync::mpsc::channel::<(strata_paxos::Ready, oneshot::Sender<Result<(), String>>)>(
+            );
         std::thread::Builder::new()
             .name("paxos-fsync".into())
             .spawn(move || {
@@ -225,7 +231,11 @@ fn wrap(origin: ReplicaId, request: u64, payload: &[u8]) -> Vec<u8> {
 }
 
 fn unwrap(command: &[u8]) -> Option<(ReplicaId, u64, &[u8])> {
-    Some((get_fixed64(command)?, get_fixed64(command.get(8..)?)?, command.get(16..)?))
+    Some((
+        get_fixed64(command)?,
+        get_fixed64(command.get(8..)?)?,
+        command.get(16..)?,
+    ))
 }
 
 impl<S: StateMachine> Driver<S> {
@@ -235,8 +245,11 @@ impl<S: StateMachine> Driver<S> {
         loop {
             tokio::select! {
                 input = self.rx.recv() => match input {
+                    Some(Input::Stop) | None => {
+                        self.fail_all(NodeError::Stopped);
+                        return;
+                    }
                     Some(input) => self.handle(input),
-                    None => return, // every handle dropped
                 },
                 _ = ticker.tick() => self.replica.tick(),
             }
@@ -283,6 +296,7 @@ impl<S: StateMachine> Driver<S> {
                 }
             }
             Input::Message(m) => self.replica.step(m),
+            Input::Stop => {}
             Input::Snapshot(index, chunks) => {
                 // Installed after the pending output is handled (persisted, sent, applied):
                 // nothing older may be applied on top of the snapshot.
