@@ -13,7 +13,7 @@
 //! - [`table`]: [`Table`], an open table, and [`TableIterator`].
 //!
 //! Every read path verifies checksums and bounds and reports bad bytes as
-//! [`Error::Corruption`] naming the file and offset; decoders never
+//! [`Error::Corruption`](crate::Error::Corruption) naming the file and offset; decoders never
 //! panic and never allocate more than a bound derived from their input.
 
 pub mod block;
