@@ -1,0 +1,232 @@
+//! The shard master's replicated state machine: the configuration history and the
+//! per-client table of replies that makes retried requests exactly-once.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::config::{Config, InvalidShardCount, DEFAULT_NUM_SHARDS, UNASSIGNED};
+use crate::op::{Op, OpError, Reply};
+use crate::rebalance::rebalance;
+
+/// What a client's latest request produced, as kept in the session table. A Query's answer is
+/// kept as the configuration number it returned (configurations never change once created), so
+/// a session costs a few bytes, not a configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The request created the configuration with this number.
+    Created(u64),
+    /// The request was a Query answered with the configuration with this number.
+    Queried(u64),
+    /// The request was refused.
+    Refused(OpError),
+}
+
+/// A client's latest request and what it produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// The sequence number of the client's latest applied request.
+    pub seq: u64,
+    /// Its outcome, returned again if the request is retried.
+    pub outcome: Outcome,
+}
+
+/// The shard master's state: an append-only list of configurations (config `i` at index `i`)
+/// and, per client, the outcome of its latest request.
+///
+/// [`MasterState::apply`] is deterministic: replicas that apply the same `(client, seq, op)`
+/// triples in the same order hold identical states.
+///
+/// Exactly-once: a client numbers its requests with increasing `seq` and has at most one in
+/// flight to the master; a retry of its latest request returns the stored outcome without
+/// applying the operation again. Sessions are never dropped (clients of the master are
+/// administrators and servers, few and long-lived).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MasterState {
+    configs: Vec<Config>,
+    sessions: BTreeMap<u128, Session>,
+}
+
+impl Default for MasterState {
+    /// A state with [`DEFAULT_NUM_SHARDS`] shards.
+    fn default() -> Self {
+        MasterState {
+            configs: vec![Config {
+                num: 0,
+                shards: vec![UNASSIGNED; DEFAULT_NUM_SHARDS],
+                groups: BTreeMap::new(),
+            }],
+            sessions: BTreeMap::new(),
+        }
+    }
+}
+
+impl MasterState {
+    /// A fresh state holding config 0 with `num_shards` unassigned shards (`1..=65536`).
+    pub fn new(num_shards: usize) -> Result<MasterState, InvalidShardCount> {
+        Ok(MasterState {
+            configs: vec![Config::initial(num_shards)?],
+            sessions: BTreeMap::new(),
+        })
+    }
+
+    /// Reassembles a state from its parts (used by snapshot restore, which validates them).
+    pub(crate) fn from_parts(configs: Vec<Config>, sessions: BTreeMap<u128, Session>) -> Self {
+        debug_assert!(!configs.is_empty());
+        MasterState { configs, sessions }
+    }
+
+    /// The cluster's shard count.
+    pub fn num_shards(&self) -> usize {
+        self.latest().num_shards()
+    }
+
+    /// The latest configuration.
+    pub fn latest(&self) -> &Config {
+        // There is always config 0: `configs` is created non-empty and only grows.
+        &self.configs[self.configs.len() - 1]
+    }
+
+    /// Configuration `num`, if it exists.
+    pub fn config(&self, num: u64) -> Option<&Config> {
+        usize::try_from(num).ok().and_then(|i| self.configs.get(i))
+    }
+
+    /// Query semantics: configuration `num`, or the latest one for `None` or for a number
+    /// beyond the latest (as in 6.824's shardctrler).
+    pub fn query(&self, num: Option<u64>) -> &Config {
+        num.and_then(|n| self.config(n))
+            .unwrap_or_else(|| self.latest())
+    }
+
+    /// Every configuration, config 0 first.
+    pub fn configs(&self) -> &[Config] {
+        &self.configs
+    }
+
+    /// The session table, by client id.
+    pub fn sessions(&self) -> &BTreeMap<u128, Session> {
+        &self.sessions
+    }
+
+    /// Applies request `seq` of client `client_id`.
+    ///
+    /// A `seq` equal to the client's latest returns that request's stored outcome (success or
+    /// error) without applying `op` again; a lower `seq` is [`OpError::StaleRequest`] and
+    /// changes nothing. Otherwise `op` is applied, its outcome stored as the client's latest,
+    /// and: Join/Leave append a rebalanced configuration, Move appends a configuration with
+    /// one shard reassigned, Query reads. An invalid operation is refused with an [`OpError`]
+    /// and creates no configuration.
+    pub fn apply(&mut self, client_id: u128, seq: u64, op: Op) -> Result<Reply, OpError> {
+        if let Some(session) = self.sessions.get(&client_id) {
+            if seq < session.seq {
+                return Err(OpError::StaleRequest {
+                    client_id,
+                    seq,
+                    latest: session.seq,
+                });
+            }
+            if seq == session.seq {
+                return self.reply(&session.outcome);
+            }
+        }
+        let outcome = match self.execute(op) {
+            Ok(outcome) => outcome,
+            Err(e) => Outcome::Refused(e),
+        };
+        let reply = self.reply(&outcome);
+        self.sessions.insert(client_id, Session { seq, outcome });
+        reply
+    }
+
+    fn reply(&self, outcome: &Outcome) -> Result<Reply, OpError> {
+        match outcome {
+            Outcome::Created(num) => Ok(Reply::Created { num: *num }),
+            Outcome::Queried(num) => Ok(Reply::Config(self.query(Some(*num)).clone())),
+            Outcome::Refused(e) => Err(e.clone()),
+        }
+    }
+
+    fn execute(&mut self, op: Op) -> Result<Outcome, OpError> {
+        match op {
+            Op::Join(groups) => self.join(groups),
+            Op::Leave(gids) => self.leave(&gids),
+            Op::Move { shard, gid } => self.move_shard(shard, gid),
+            Op::Query(num) => Ok(Outcome::Queried(self.query(num).num)),
+        }
+    }
+
+    fn join(&mut self, joining: BTreeMap<u64, Vec<String>>) -> Result<Outcome, OpError> {
+        if joining.is_empty() {
+            return Err(OpError::NoGroups);
+        }
+        let latest = self.latest();
+        for (&gid, servers) in &joining {
+            if gid == UNASSIGNED {
+                return Err(OpError::ReservedGid);
+            }
+            if latest.groups.contains_key(&gid) {
+                return Err(OpError::AlreadyJoined(gid));
+            }
+            if servers.is_empty() {
+                return Err(OpError::EmptyServerList(gid));
+            }
+            if servers.iter().any(String::is_empty) {
+                return Err(OpError::EmptyServerAddress(gid));
+            }
+        }
+        let mut groups = latest.groups.clone();
+        groups.extend(joining);
+        let shards = rebalance(&latest.shards, groups.keys().copied());
+        Ok(self.push(shards, groups))
+    }
+
+    fn leave(&mut self, gids: &[u64]) -> Result<Outcome, OpError> {
+        if gids.is_empty() {
+            return Err(OpError::NoGroups);
+        }
+        let latest = self.latest();
+        let mut seen = BTreeSet::new();
+        for &gid in gids {
+            if gid == UNASSIGNED {
+                return Err(OpError::ReservedGid);
+            }
+            if !seen.insert(gid) {
+                return Err(OpError::DuplicateGid(gid));
+            }
+            if !latest.groups.contains_key(&gid) {
+                return Err(OpError::UnknownGroup(gid));
+            }
+        }
+        let mut groups = latest.groups.clone();
+        groups.retain(|gid, _| !seen.contains(gid));
+        let shards = rebalance(&latest.shards, groups.keys().copied());
+        Ok(self.push(shards, groups))
+    }
+
+    fn move_shard(&mut self, shard: u32, gid: u64) -> Result<Outcome, OpError> {
+        let latest = self.latest();
+        let num_shards = latest.num_shards();
+        if shard as usize >= num_shards {
+            return Err(OpError::ShardOutOfRange { shard, num_shards });
+        }
+        if gid == UNASSIGNED {
+            return Err(OpError::ReservedGid);
+        }
+        if !latest.groups.contains_key(&gid) {
+            return Err(OpError::UnknownGroup(gid));
+        }
+        let mut shards = latest.shards.clone();
+        shards[shard as usize] = gid;
+        let groups = latest.groups.clone();
+        Ok(self.push(shards, groups))
+    }
+
+    fn push(&mut self, shards: Vec<u64>, groups: BTreeMap<u64, Vec<String>>) -> Outcome {
+        let num = self.latest().num + 1;
+        self.configs.push(Config {
+            num,
+            shards,
+            groups,
+        });
+        Outcome::Created(num)
+    }
+}
