@@ -13,6 +13,7 @@
 //! - [`state`]: [`MasterState`], applying operations exactly once per `(client, seq)`.
 //! - [`codec`]: the bytes of an [`Op`] (replicated through the log) and of a [`Config`].
 //! - [`snapshot`]: a [`MasterState`] as a lazy stream of chunks, and restoring from one.
+//! - [`machine`]: the state as a `strata_node::StateMachine` fed by the Paxos log.
 //!
 //! After a Join or Leave every group owns `⌊N/G⌋` or `⌈N/G⌉` shards and the fewest possible
 //! shards change owner. A Move pins nothing: the next Join or Leave rebalances from whatever
@@ -60,12 +61,13 @@
 
 pub mod codec;
 pub mod config;
+pub mod machine;
 pub mod op;
 pub mod rebalance;
 pub mod snapshot;
 pub mod state;
 
-pub use codec::DecodeError;
+pub use codec::{decode_command, decode_result, encode_command, encode_result, DecodeError};
 pub use config::{
     Config, Gid, InvalidShardCount, ShardId, DEFAULT_NUM_SHARDS, MAX_NUM_SHARDS, UNASSIGNED,
 };
