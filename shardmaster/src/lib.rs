@@ -14,6 +14,9 @@
 //! - [`codec`]: the bytes of an [`Op`] (replicated through the log) and of a [`Config`].
 //! - [`snapshot`]: a [`MasterState`] as a lazy stream of chunks, and restoring from one.
 //! - [`machine`]: the state as a `strata_node::StateMachine` fed by the Paxos log.
+//! - [`wire`]: conversions to and from the `strata.v1` messages.
+//! - [`server`]: the `ShardMaster` gRPC service of one replica.
+//! - [`run`]: the `strata-master` process (command line, data directory, serving).
 //!
 //! After a Join or Leave every group owns `⌊N/G⌋` or `⌈N/G⌉` shards and the fewest possible
 //! shards change owner. A Move pins nothing: the next Join or Leave rebalances from whatever
@@ -64,8 +67,11 @@ pub mod config;
 pub mod machine;
 pub mod op;
 pub mod rebalance;
+pub mod run;
+pub mod server;
 pub mod snapshot;
 pub mod state;
+pub mod wire;
 
 pub use codec::{decode_command, decode_result, encode_command, encode_result, DecodeError};
 pub use config::{
@@ -73,5 +79,7 @@ pub use config::{
 };
 pub use op::{Op, OpError, Reply};
 pub use rebalance::rebalance;
+pub use run::{run_master, MasterArgs, RunError};
+pub use server::MasterService;
 pub use snapshot::{SnapshotChunks, SnapshotRestore};
 pub use state::{MasterState, Outcome, Session};

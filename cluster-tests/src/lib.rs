@@ -1,0 +1,36 @@
+//! A local-cluster harness: real Strata processes on free 127.0.0.1 ports with temporary data
+//! directories, which tests start, SIGKILL, pause (SIGSTOP), resume (SIGCONT), restart on the
+//! same data and stop. Everything is killed and removed when the harness is dropped.
+//!
+//! The processes are the `strata-cluster` dispatch binary of this package
+//! (`strata-cluster master ...` runs a shard-master replica), which integration tests find with
+//! `env!("CARGO_BIN_EXE_strata-cluster")`, so `cargo test --workspace --release` builds and runs
+//! them from a clean checkout.
+//!
+//! - [`process`]: one child process ([`Proc`]): start, signals, log file.
+//! - [`masters`]: [`MasterCluster`], N shard-master replicas.
+//! - [`free_port`]: a port nothing listens on.
+//!
+//! Process tests share the machine's cores: run them one at a time ([`serial`]).
+
+#![warn(missing_docs)]
+
+pub mod masters;
+pub mod process;
+
+pub use masters::MasterCluster;
+pub use process::Proc;
+
+/// A 127.0.0.1 port that was free a moment ago (the OS picked it; it is released at once, so
+/// another process could take it, which is unlikely on a test machine).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0");
+    listener.local_addr().expect("local address").port()
+}
+
+/// Held by each process test for its whole run, so that tests of one test binary never run
+/// concurrently (they start several processes each and share the cores).
+pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
+}

@@ -1,0 +1,234 @@
+//! N shard-master replicas as real processes.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use strata_client::{MasterClient, MasterClientOptions};
+use strata_rpc::v1;
+use tempfile::TempDir;
+
+use crate::free_port;
+use crate::process::Proc;
+
+/// A shard master of N replicas (ids 1..=N) on free 127.0.0.1 ports, each with its own data
+/// directory under one temporary directory. Dropping it kills every replica and removes the
+/// directories (set `STRATA_KEEP_TEST_DIRS=1` to keep them, e.g. to read the logs).
+pub struct MasterCluster {
+    replicas: Vec<Proc>,
+    addresses: Vec<String>,
+    dir: Option<TempDir>,
+    binary: PathBuf,
+}
+
+impl MasterCluster {
+    /// Starts `n` replicas of `binary` (the `strata-cluster` dispatch binary) for a cluster of
+    /// `shards` shards, with a Paxos tick of `tick_ms`. Returns once they listen.
+    pub fn start(
+        binary: impl Into<PathBuf>,
+        n: usize,
+        shards: usize,
+        tick_ms: u64,
+    ) -> MasterCluster {
+        let binary = binary.into();
+        let dir = tempfile::Builder::new()
+            .prefix("strata-masters-")
+            .tempdir()
+            .expect("creating the cluster directory");
+        let addresses: Vec<String> = (0..n)
+            .map(|_| format!("127.0.0.1:{}", free_port()))
+            .collect();
+        let peers = addresses
+            .iter()
+            .enumerate()
+            .map(|(i, a)| format!("{}={a}", i + 1))
+            .collect::<Vec<_>>()
+            .join(",");
+        let replicas = (0..n)
+            .map(|i| {
+                let id = i + 1;
+                let args: Vec<OsString> = [
+                    "master".to_string(),
+                    "--id".into(),
+                    id.to_string(),
+                    "--peers".into(),
+                    peers.clone(),
+                    "--listen".into(),
+                    addresses[i].clone(),
+                    "--data-dir".into(),
+                    dir.path().join(format!("m{id}")).display().to_string(),
+                    "--shards".into(),
+                    shards.to_string(),
+                    "--tick-ms".into(),
+                    tick_ms.to_string(),
+                ]
+                .into_iter()
+                .map(OsString::from)
+                .collect();
+                let mut p = Proc::new(&binary, args, dir.path().join(format!("m{id}.log")));
+                p.start();
+                p
+            })
+            .collect();
+        let cluster = MasterCluster {
+            replicas,
+            addresses,
+            dir: Some(dir),
+            binary,
+        };
+        for i in 0..n {
+            cluster.wait_listening(i, Duration::from_secs(10));
+        }
+        cluster
+    }
+
+    /// The number of replicas.
+    pub fn len(&self) -> usize {
+        self.replicas.len()
+    }
+
+    /// Whether there are no replicas.
+    pub fn is_empty(&self) -> bool {
+        self.replicas.is_empty()
+    }
+
+    /// The replicas' gRPC addresses (replica `i` has id `i + 1`).
+    pub fn addresses(&self) -> Vec<String> {
+        self.addresses.clone()
+    }
+
+    /// The dispatch binary the replicas run.
+    pub fn binary(&self) -> &Path {
+        &self.binary
+    }
+
+    /// The data directory of replica `i`.
+    pub fn data_dir(&self, i: usize) -> PathBuf {
+        self.root().join(format!("m{}", i + 1))
+    }
+
+    fn root(&self) -> &Path {
+        self.dir.as_ref().expect("cluster directory").path()
+    }
+
+    /// A client of this master with default options.
+    pub fn client(&self) -> MasterClient {
+        MasterClient::new(self.addresses())
+    }
+
+    /// A client with explicit options.
+    pub fn client_with(&self, options: MasterClientOptions) -> MasterClient {
+        MasterClient::with_options(self.addresses(), options)
+    }
+
+    /// Replica `i`'s process.
+    pub fn replica(&mut self, i: usize) -> &mut Proc {
+        &mut self.replicas[i]
+    }
+
+    /// SIGKILLs replica `i`.
+    pub fn kill(&mut self, i: usize) {
+        self.replicas[i].kill();
+    }
+
+    /// SIGSTOPs replica `i`.
+    pub fn pause(&mut self, i: usize) {
+        self.replicas[i].pause();
+    }
+
+    /// SIGCONTs replica `i`.
+    pub fn resume(&mut self, i: usize) {
+        self.replicas[i].resume();
+    }
+
+    /// SIGTERMs replica `i` and waits for it to exit (SIGKILL after 5 s).
+    pub fn stop(&mut self, i: usize) -> Option<std::process::ExitStatus> {
+        self.replicas[i].stop(Duration::from_secs(5))
+    }
+
+    /// Restarts replica `i` (killed or stopped) on its data directory and waits until it listens.
+    pub fn restart(&mut self, i: usize) {
+        self.replicas[i].kill();
+        self.replicas[i].start();
+        self.wait_listening(i, Duration::from_secs(10));
+    }
+
+    fn wait_listening(&self, i: usize, timeout: Duration) {
+        let until = Instant::now() + timeout;
+        while Instant::now() < until {
+            if std::net::TcpStream::connect(&self.addresses[i]).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "master replica {} did not listen on {} within {timeout:?}; log:\n{}",
+            i + 1,
+            self.addresses[i],
+            self.replicas[i].log()
+        );
+    }
+
+    /// Replica `i`'s `Status`, or `None` if it does not answer within 500 ms.
+    pub async fn status(&self, i: usize) -> Option<v1::StatusResponse> {
+        let endpoint =
+            tonic::transport::Endpoint::from_shared(format!("http://{}", self.addresses[i]))
+                .ok()?
+                .connect_timeout(Duration::from_millis(300))
+                .timeout(Duration::from_millis(500));
+        let channel = tokio::time::timeout(Duration::from_millis(500), endpoint.connect())
+            .await
+            .ok()?
+            .ok()?;
+        let mut client = strata_rpc::limits::node_status_client(channel);
+        tokio::time::timeout(
+            Duration::from_millis(500),
+            client.status(v1::StatusRequest {}),
+        )
+        .await
+        .ok()?
+        .ok()
+        .map(|r| r.into_inner())
+    }
+
+    /// The replica that reports itself leader, waiting up to `timeout` for one.
+    pub async fn leader(&self, timeout: Duration) -> Option<usize> {
+        let until = Instant::now() + timeout;
+        while Instant::now() < until {
+            for i in 0..self.len() {
+                if !self.replicas[i].is_running() || self.replicas[i].is_paused() {
+                    continue;
+                }
+                if let Some(s) = self.status(i).await {
+                    if s.role() == v1::Role::Leader {
+                        return Some(i);
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
+    }
+
+    /// Every replica's log, for failure messages.
+    pub fn logs(&self) -> String {
+        self.replicas
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("==== replica {} ====\n{}", i + 1, p.log()))
+            .collect()
+    }
+}
+
+impl Drop for MasterCluster {
+    fn drop(&mut self) {
+        for p in &mut self.replicas {
+            p.kill();
+        }
+        if std::env::var_os("STRATA_KEEP_TEST_DIRS").is_some() {
+            if let Some(dir) = self.dir.take() {
+                eprintln!("keeping {}", dir.keep().display());
+            }
+        }
+    }
+}

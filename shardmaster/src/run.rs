@@ -1,0 +1,314 @@
+//! One shard-master replica process: the `strata-master` command line and what it runs.
+//!
+//! The data directory holds:
+//!
+//! ```text
+//! <data-dir>/IDENTITY   the Paxos group and replica id (a directory of another replica is refused)
+//! <data-dir>/SHARDS     the cluster's shard count N, written on first boot, then fixed
+//! <data-dir>/paxos/     the Paxos log and acceptor state (its own engine, synced writes)
+//! ```
+//!
+//! The master's state lives in memory and is rebuilt on start by replaying the Paxos log (see
+//! [`machine`](crate::machine)). One tonic server on `--listen` serves `ShardMaster`,
+//! `PaxosPeer` and `NodeStatus`. SIGTERM or SIGINT shuts the replica down gracefully.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use strata_node::grpc::{check_identity, peer_service, status_service, GrpcTransport};
+use strata_node::{EnginePaxosStorage, Node, NodeConfig};
+use strata_paxos::ReplicaId;
+use strata_rpc::limits;
+
+use crate::config::{validate_num_shards, DEFAULT_NUM_SHARDS};
+use crate::machine::MasterMachine;
+use crate::server::{MasterService, DEFAULT_OP_TIMEOUT};
+use crate::state::MasterState;
+
+/// The Paxos group id of the shard master (shard-server groups use their gids, which are never
+/// 0, so a misdirected batch is recognised).
+pub const MASTER_GROUP: u64 = 0;
+
+/// Command line of a shard-master replica.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "strata-master",
+    about = "One replica of Strata's shard master",
+    version
+)]
+pub struct MasterArgs {
+    /// This replica's id (one of the ids in --peers).
+    #[arg(long)]
+    pub id: ReplicaId,
+    /// Every replica of the master, this one included: `id=host:port`, comma-separated or
+    /// repeated.
+    #[arg(long, value_delimiter = ',', required = true, value_parser = parse_peer)]
+    pub peers: Vec<(ReplicaId, String)>,
+    /// Address to serve gRPC on, `host:port` (defaults to this replica's address in --peers).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Directory of this replica's durable state.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Number of shards of the cluster, used on first boot only (default 64); a restart with
+    /// another value is refused.
+    #[arg(long)]
+    pub shards: Option<usize>,
+    /// Length of one Paxos tick in milliseconds (elections after 10..20 silent ticks,
+    /// heartbeats every 2).
+    #[arg(long, default_value_t = 20)]
+    pub tick_ms: u64,
+    /// How long a request waits for a quorum before failing with UNAVAILABLE, in milliseconds.
+    #[arg(long, default_value_t = DEFAULT_OP_TIMEOUT.as_millis() as u64)]
+    pub op_timeout_ms: u64,
+}
+
+fn parse_peer(s: &str) -> Result<(ReplicaId, String), String> {
+    let (id, addr) = s
+        .split_once('=')
+        .ok_or_else(|| format!("peer `{s}` is not `id=host:port`"))?;
+    let id = id
+        .trim()
+        .parse()
+        .map_err(|e| format!("peer `{s}`: bad id: {e}"))?;
+    let addr = addr.trim();
+    if addr.is_empty() {
+        return Err(format!("peer `{s}` has an empty address"));
+    }
+    Ok((id, addr.to_owned()))
+}
+
+/// Why a master replica could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The command line is inconsistent.
+    #[error("invalid arguments: {0}")]
+    Args(String),
+    /// The data directory belongs to another replica, or its shard count differs.
+    #[error("data directory {dir}: {message}")]
+    DataDir {
+        /// The directory.
+        dir: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// I/O on the data directory or the listening socket failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The failure.
+        source: std::io::Error,
+    },
+    /// The Paxos storage or node failed to start.
+    #[error("paxos node: {0}")]
+    Node(String),
+    /// The gRPC server failed.
+    #[error("grpc server: {0}")]
+    Server(#[from] tonic::transport::Error),
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> RunError {
+    let what = what.into();
+    move |source| RunError::Io { what, source }
+}
+
+/// Reads `<dir>/SHARDS`, or writes it on first boot; refuses a `requested` count that differs
+/// from the stored one.
+pub fn shard_count(dir: &Path, requested: Option<usize>) -> Result<usize, RunError> {
+    let path = dir.join("SHARDS");
+    let data_dir_error = |message: String| RunError::DataDir {
+        dir: dir.to_owned(),
+        message,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let stored: usize = text.trim().parse().map_err(|_| {
+                data_dir_error(format!("SHARDS holds {:?}, not a shard count", text.trim()))
+            })?;
+            match requested {
+                Some(n) if n != stored => Err(data_dir_error(format!(
+                    "this cluster was created with --shards {stored}; the shard count cannot change (restarted with --shards {n})"
+                ))),
+                _ => Ok(stored),
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let n = requested.unwrap_or(DEFAULT_NUM_SHARDS);
+            validate_num_shards(n).map_err(|e| RunError::Args(e.to_string()))?;
+            // Written whole then renamed, so a crash never leaves a half-written count.
+            let tmp = dir.join("SHARDS.tmp");
+            std::fs::write(&tmp, format!("{n}\n")).map_err(io("writing SHARDS"))?;
+            std::fs::File::open(&tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(io("syncing SHARDS"))?;
+            std::fs::rename(&tmp, &path).map_err(io("renaming SHARDS"))?;
+            std::fs::File::open(dir)
+                .and_then(|f| f.sync_all())
+                .map_err(io("syncing the data directory"))?;
+            Ok(n)
+        }
+        Err(e) => Err(io("reading SHARDS")(e)),
+    }
+}
+
+/// Runs a replica until SIGTERM or SIGINT, on a runtime of its own.
+pub fn run_master(args: MasterArgs) -> Result<(), RunError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(io("starting the tokio runtime"))?;
+    runtime.block_on(serve(args, shutdown_signal()))
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM");
+            std::future::pending::<()>().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+    }
+}
+
+/// Runs a replica on the current tokio runtime until `shutdown` resolves.
+pub async fn serve(args: MasterArgs, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
+    let peers: BTreeMap<ReplicaId, String> = args.peers.iter().cloned().collect();
+    if peers.len() != args.peers.len() {
+        return Err(RunError::Args(
+            "a replica id is listed twice in --peers".into(),
+        ));
+    }
+    let Some(own_address) = peers.get(&args.id) else {
+        return Err(RunError::Args(format!(
+            "--id {} is not one of the --peers",
+            args.id
+        )));
+    };
+    let listen = args.listen.clone().unwrap_or_else(|| own_address.clone());
+    if args.tick_ms == 0 {
+        return Err(RunError::Args("--tick-ms must be at least 1".into()));
+    }
+
+    std::fs::create_dir_all(&args.data_dir).map_err(io(format!(
+        "creating the data directory {}",
+        args.data_dir.display()
+    )))?;
+    check_identity(&args.data_dir, MASTER_GROUP, args.id).map_err(|message| RunError::DataDir {
+        dir: args.data_dir.clone(),
+        message,
+    })?;
+    let num_shards = shard_count(&args.data_dir, args.shards)?;
+    let storage = EnginePaxosStorage::open(&args.data_dir.join("paxos"))
+        .map_err(|e| RunError::Node(e.to_string()))?;
+
+    // Bind before starting the node, so that a taken port fails the start.
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .map_err(io(format!("listening on {listen}")))?;
+
+    let machine = MasterMachine::new(
+        MasterState::new(num_shards).map_err(|e| RunError::Args(e.to_string()))?,
+    );
+    let state = machine.shared();
+    let mut paxos = strata_paxos::Config::new(args.id, peers.keys().copied().collect());
+    // Election timeouts are randomized from the seed: differ between replicas and restarts.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    paxos.seed = args.id.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ now;
+    let cfg = NodeConfig {
+        paxos,
+        tick: Duration::from_millis(args.tick_ms),
+        compaction_slack: 1 << 20,
+        queue_capacity: 10_000,
+    };
+    let transport = GrpcTransport::new(MASTER_GROUP, args.id, peers.clone());
+    let node =
+        Node::start(cfg, storage, machine, transport).map_err(|e| RunError::Node(e.to_string()))?;
+    tracing::info!(
+        id = args.id,
+        %listen,
+        shards = num_shards,
+        data_dir = %args.data_dir.display(),
+        "shard master replica started"
+    );
+
+    let service = MasterService::new(
+        node.clone(),
+        state,
+        peers,
+        Duration::from_millis(args.op_timeout_ms),
+    );
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let served = tonic::transport::Server::builder()
+        .add_service(limits::master_server(service))
+        .add_service(peer_service(MASTER_GROUP, node.clone()))
+        .add_service(status_service(MASTER_GROUP, node.clone()))
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await;
+    node.stop().await;
+    tracing::info!(id = args.id, "shard master replica stopped");
+    served.map_err(RunError::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn parses_peers() {
+        let args = MasterArgs::try_parse_from([
+            "strata-master",
+            "--id",
+            "2",
+            "--peers",
+            "1=127.0.0.1:7001,2=127.0.0.1:7002",
+            "--peers",
+            "3=127.0.0.1:7003",
+            "--data-dir",
+            "/tmp/x",
+        ])
+        .unwrap();
+        assert_eq!(args.peers.len(), 3);
+        assert_eq!(args.peers[2], (3, "127.0.0.1:7003".to_string()));
+        assert_eq!(args.tick_ms, 20);
+        assert!(MasterArgs::try_parse_from([
+            "strata-master",
+            "--id",
+            "1",
+            "--peers",
+            "1",
+            "--data-dir",
+            "d"
+        ])
+        .is_err());
+    }
+
+    #[test]
+    fn shard_count_is_fixed_at_first_boot() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(shard_count(dir.path(), Some(10)).unwrap(), 10);
+        assert_eq!(shard_count(dir.path(), None).unwrap(), 10);
+        assert_eq!(shard_count(dir.path(), Some(10)).unwrap(), 10);
+        let e = shard_count(dir.path(), Some(12)).unwrap_err().to_string();
+        assert!(
+            e.contains("--shards 10") && e.contains("--shards 12"),
+            "{e}"
+        );
+        let fresh = tempfile::tempdir().unwrap();
+        assert_eq!(shard_count(fresh.path(), None).unwrap(), DEFAULT_NUM_SHARDS);
+        assert!(shard_count(tempfile::tempdir().unwrap().path(), Some(0)).is_err());
+    }
+}

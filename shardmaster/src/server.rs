@@ -1,0 +1,168 @@
+//! The `ShardMaster` gRPC service of one master replica.
+//!
+//! Join, Leave and Move go through the Paxos log: the handler checks the request's shape,
+//! proposes the encoded command on the local node and answers with the state machine's reply
+//! once the command is applied here. Only the leader proposes: a follower answers
+//! `WRONG_LEADER` with its hint. Query is a linearizable read: the node's read barrier (a quorum
+//! confirms this replica still leads, and it has applied everything chosen before the read
+//! started) then a look at the applied state, without a log entry.
+//!
+//! Status codes (see `strata_rpc::error`): a refused operation ([`OpError`]) or a malformed
+//! request is `INVALID_ARGUMENT`; a follower is `UNAVAILABLE` with a `WRONG_LEADER` detail; a
+//! proposal or read that does not complete within the deadline (no quorum) is `UNAVAILABLE`
+//! without a detail — its outcome is unknown, and the client retries under the same
+//! `(client_id, seq)`, which the state machine applies at most once.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::RwLock;
+use strata_node::{Node, NodeError};
+use strata_paxos::ReplicaId;
+use strata_rpc::error::{invalid_argument, wrong_leader};
+use strata_rpc::v1;
+use tonic::{Request, Response, Status};
+
+use crate::codec::{decode_result, encode_command};
+use crate::op::{Op, Reply};
+use crate::state::MasterState;
+use crate::wire::{client_id_from_bytes, config_to_proto, groups_from_proto};
+
+/// How long a handler waits for a proposal to be applied or a read to be confirmed, unless
+/// told otherwise.
+pub const DEFAULT_OP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The `ShardMaster` service over one replica's [`Node`].
+#[derive(Clone)]
+pub struct MasterService {
+    node: Node,
+    state: Arc<RwLock<MasterState>>,
+    peers: Arc<BTreeMap<ReplicaId, String>>,
+    op_timeout: Duration,
+}
+
+impl MasterService {
+    /// A service proposing on `node` and reading `state` (the
+    /// [`MasterMachine::shared`](crate::machine::MasterMachine::shared) handle of the machine
+    /// the node runs). `peers` maps replica ids to gRPC addresses, for leader hints.
+    pub fn new(
+        node: Node,
+        state: Arc<RwLock<MasterState>>,
+        peers: BTreeMap<ReplicaId, String>,
+        op_timeout: Duration,
+    ) -> MasterService {
+        MasterService {
+            node,
+            state,
+            peers: Arc::new(peers),
+            op_timeout,
+        }
+    }
+
+    fn node_error(&self, e: NodeError) -> Status {
+        match e {
+            NodeError::NotLeader(hint) => {
+                let address = hint
+                    .and_then(|id| self.peers.get(&id).cloned())
+                    .unwrap_or_default();
+                wrong_leader(hint, address)
+            }
+            NodeError::Stopped => Status::unavailable("the master replica is shutting down"),
+            NodeError::Storage(e) => Status::unavailable(format!("paxos storage failed: {e}")),
+        }
+    }
+
+    /// Proposes `op` for `(client_id, seq)` and returns the number of the config it created.
+    async fn mutate(&self, client_id: &[u8], seq: u64, op: Op) -> Result<u64, Status> {
+        let client = client_id_from_bytes(client_id).ok_or_else(|| {
+            invalid_argument(format!(
+                "client_id must be 16 bytes, got {}",
+                client_id.len()
+            ))
+        })?;
+        if seq == 0 {
+            return Err(invalid_argument("seq must be at least 1"));
+        }
+        let command = encode_command(client, seq, &op);
+        let reply = tokio::time::timeout(self.op_timeout, self.node.propose(command))
+            .await
+            .map_err(|_| {
+                Status::unavailable(format!(
+                    "the operation was not committed within {:?} (no quorum?); its outcome is unknown, retry it",
+                    self.op_timeout
+                ))
+            })?
+            .map_err(|e| self.node_error(e))?;
+        match decode_result(&reply) {
+            Ok(Ok(Reply::Created { num })) => Ok(num),
+            Ok(Ok(Reply::Config(_))) => {
+                Err(Status::internal("a mutation was answered with a config"))
+            }
+            Ok(Err(e)) => Err(invalid_argument(e.to_string())),
+            Err(e) => Err(Status::internal(format!("undecodable reply: {e}"))),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl v1::shard_master_server::ShardMaster for MasterService {
+    async fn join(
+        &self,
+        request: Request<v1::JoinRequest>,
+    ) -> Result<Response<v1::JoinResponse>, Status> {
+        let r = request.into_inner();
+        if r.groups.is_empty() {
+            return Err(invalid_argument("join names no group"));
+        }
+        // The wire map cannot hold a gid twice; the state machine checks the rest.
+        let op = Op::Join(groups_from_proto(r.groups));
+        let config_num = self.mutate(&r.client_id, r.seq, op).await?;
+        Ok(Response::new(v1::JoinResponse { config_num }))
+    }
+
+    async fn leave(
+        &self,
+        request: Request<v1::LeaveRequest>,
+    ) -> Result<Response<v1::LeaveResponse>, Status> {
+        let r = request.into_inner();
+        if r.gids.is_empty() {
+            return Err(invalid_argument("leave names no group"));
+        }
+        let config_num = self.mutate(&r.client_id, r.seq, Op::Leave(r.gids)).await?;
+        Ok(Response::new(v1::LeaveResponse { config_num }))
+    }
+
+    async fn r#move(
+        &self,
+        request: Request<v1::MoveRequest>,
+    ) -> Result<Response<v1::MoveResponse>, Status> {
+        let r = request.into_inner();
+        let op = Op::Move {
+            shard: r.shard,
+            gid: r.gid,
+        };
+        let config_num = self.mutate(&r.client_id, r.seq, op).await?;
+        Ok(Response::new(v1::MoveResponse { config_num }))
+    }
+
+    async fn query(
+        &self,
+        request: Request<v1::QueryRequest>,
+    ) -> Result<Response<v1::QueryResponse>, Status> {
+        let num = request.into_inner().num;
+        tokio::time::timeout(self.op_timeout, self.node.read_barrier())
+            .await
+            .map_err(|_| {
+                Status::unavailable(format!(
+                    "the read was not confirmed by a quorum within {:?}",
+                    self.op_timeout
+                ))
+            })?
+            .map_err(|e| self.node_error(e))?;
+        let config = config_to_proto(self.state.read().query(num));
+        Ok(Response::new(v1::QueryResponse {
+            config: Some(config),
+        }))
+    }
+}
