@@ -5,16 +5,21 @@
 //! - [`paxos_storage`]: the acceptor state and log in their own engine, synced batches;
 //! - [`state_machine`]: the [`StateMachine`] trait a service implements;
 //! - [`transport`]: how messages and snapshots reach peers;
-//! - [`driver`]: the loop that ties them together ([`Node`]).
+//! - [`driver`]: the loop that ties them together ([`Node`]);
+//! - [`wire`]: the Paxos messages in their protobuf form;
+//! - [`grpc`]: the peer transport, the `PaxosPeer` and `NodeStatus` services, identity checks.
 
 #![warn(missing_docs)]
 
 pub mod driver;
+pub mod grpc;
 pub mod paxos_storage;
 pub mod state_machine;
 pub mod transport;
+pub mod wire;
 
 pub use driver::{Node, NodeConfig, NodeError, NodeStatus};
+pub use grpc::{check_identity, peer_service, status_service, GrpcTransport};
 pub use paxos_storage::{EnginePaxosStorage, StorageError};
 pub use state_machine::{SnapshotStream, StateMachine};
 pub use transport::Transport;

@@ -1,0 +1,364 @@
+//! The gRPC side of a node: the `PaxosPeer` service that receives batches, the transport that
+//! sends them, the `NodeStatus` service, and the identity check of a data directory.
+//!
+//! The transport keeps, per peer, a bounded queue and one task that (re)connects with
+//! exponential back-off and sends the queue as batches capped at
+//! [`MAX_PAXOS_BATCH_BYTES`](strata_rpc::MAX_PAXOS_BATCH_BYTES). When a peer is down or slow
+//! its queue fills and further messages to it are dropped — Paxos tolerates loss, the leader
+//! re-sends what matters — so a dead peer never grows the sender's memory.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prost::Message as _;
+use strata_paxos::{Message, ReplicaId, Slot};
+use strata_rpc::v1;
+use strata_rpc::v1::node_status_server::{NodeStatus, NodeStatusServer};
+use strata_rpc::v1::paxos_peer_server::{PaxosPeer, PaxosPeerServer};
+use tokio::sync::mpsc;
+use tonic::codegen::tokio_stream::{self, StreamExt};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::driver::Node;
+use crate::state_machine::SnapshotStream;
+use crate::transport::Transport;
+use crate::wire::{from_proto, to_proto};
+
+/// Messages queued per peer before new ones are dropped.
+const PEER_QUEUE: usize = 4096;
+/// Deadline of one batch RPC.
+const SEND_TIMEOUT: Duration = Duration::from_secs(2);
+/// Deadline of one snapshot transfer.
+const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Sends Paxos traffic to the peers of one group over gRPC.
+pub struct GrpcTransport {
+    group: u64,
+    me: ReplicaId,
+    peers: BTreeMap<ReplicaId, (String, mpsc::Sender<Message>)>,
+}
+
+impl GrpcTransport {
+    /// A transport to `peers` (replica id → `host:port`; this replica's own entry is ignored).
+    /// Spawns one sender task per peer on the current tokio runtime.
+    pub fn new(
+        group: u64,
+        me: ReplicaId,
+        peers: BTreeMap<ReplicaId, String>,
+    ) -> Arc<GrpcTransport> {
+        let mut links = BTreeMap::new();
+        for (id, addr) in peers {
+            if id == me {
+                continue;
+            }
+            let (tx, rx) = mpsc::channel(PEER_QUEUE);
+            tokio::spawn(peer_sender(group, me, id, addr.clone(), rx));
+            links.insert(id, (addr, tx));
+        }
+        Arc::new(GrpcTransport {
+            group,
+            me,
+            peers: links,
+        })
+    }
+}
+
+impl Transport for GrpcTransport {
+    fn send(&self, messages: Vec<Message>) {
+        for m in messages {
+            if let Some((_, tx)) = self.peers.get(&m.to) {
+                // Full queue: the peer is down or slow; dropping is safe.
+                let _ = tx.try_send(m);
+            }
+        }
+    }
+
+    fn send_snapshot(&self, to: ReplicaId, index: Slot, chunks: SnapshotStream) {
+        let Some((addr, _)) = self.peers.get(&to) else {
+            return;
+        };
+        let (group, me) = (self.group, self.me);
+        let chunks = chunks.enumerate().map(move |(i, data)| v1::SnapshotChunk {
+            group_id: group,
+            from: me,
+            to,
+            ballot: None,
+            index,
+            chunk_index: i as u64,
+            data,
+            done: false,
+        });
+        let last = v1::SnapshotChunk {
+            group_id: group,
+            from: me,
+            to,
+            index,
+            done: true,
+            ..Default::default()
+        };
+        let chunks: Box<dyn Iterator<Item = v1::SnapshotChunk> + Send> =
+            Box::new(chunks.chain(std::iter::once(last)));
+        tokio::spawn(transfer_snapshot(addr.clone(), to, chunks));
+    }
+}
+
+/// Streams one snapshot to a peer; failures are logged (the leader asks again later).
+async fn transfer_snapshot(
+    addr: String,
+    to: ReplicaId,
+    chunks: Box<dyn Iterator<Item = v1::SnapshotChunk> + Send>,
+) {
+    let channel = match connect(&addr).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(peer = to, error = %e, "snapshot transfer: peer unreachable");
+            return;
+        }
+    };
+    let mut client = strata_rpc::limits::paxos_peer_client(channel);
+    // Chunks are produced on a blocking thread (they may come from disk) and flow through a
+    // small bounded channel: the snapshot is never held whole in memory.
+    let (tx, rx) = mpsc::channel(4);
+    tokio::task::spawn_blocking(move || {
+        for chunk in chunks {
+            if tx.blocking_send(chunk).is_err() {
+                return; // the transfer was abandoned
+            }
+        }
+    });
+    let mut req = Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+    req.set_timeout(SNAPSHOT_TIMEOUT);
+    if let Err(e) = client.install_snapshot(req).await {
+        tracing::warn!(peer = to, error = %e, "snapshot transfer failed");
+    }
+}
+
+async fn connect(addr: &str) -> Result<tonic::transport::Channel, String> {
+    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|e| e.to_string())?
+        .connect_timeout(Duration::from_secs(1))
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Sends one peer's queue as batches, reconnecting with back-off.
+async fn peer_sender(
+    group: u64,
+    me: ReplicaId,
+    to: ReplicaId,
+    addr: String,
+    mut rx: mpsc::Receiver<Message>,
+) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let mut client = match connect(&addr).await {
+            Ok(c) => {
+                backoff = Duration::from_millis(50);
+                strata_rpc::limits::paxos_peer_client(c)
+            }
+            Err(e) => {
+                tracing::debug!(peer = to, error = %e, "peer unreachable");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                // Messages queued meanwhile are stale by now; drop them rather than replay.
+                while rx.try_recv().is_ok() {}
+                continue;
+            }
+        };
+        loop {
+            let Some(first) = rx.recv().await else {
+                return; // the transport was dropped
+            };
+            let mut batch = v1::PaxosBatch {
+                group_id: group,
+                from: me,
+                to,
+                messages: vec![to_proto(&first.body)],
+            };
+            let mut bytes = batch.encoded_len();
+            while bytes < strata_rpc::MAX_PAXOS_BATCH_BYTES {
+                let Ok(m) = rx.try_recv() else { break };
+                let p = to_proto(&m.body);
+                bytes += p.encoded_len() + 4;
+                batch.messages.push(p);
+            }
+            let mut req = Request::new(batch);
+            req.set_timeout(SEND_TIMEOUT);
+            if let Err(e) = client.send(req).await {
+                tracing::debug!(peer = to, error = %e, "send failed; reconnecting");
+                break;
+            }
+        }
+    }
+}
+
+struct PeerService {
+    group: u64,
+    node: Node,
+}
+
+type AckResult = Result<Response<v1::SendAck>, Status>;
+
+impl PeerService {
+    fn deliver(&self, batch: v1::PaxosBatch) -> Result<(), Status> {
+        if batch.group_id != self.group {
+            return Err(strata_rpc::error::invalid_argument(format!(
+                "batch for group {} sent to group {}",
+                batch.group_id, self.group
+            )));
+        }
+        for m in batch.messages {
+            if let Some(m) = from_proto(batch.from, batch.to, m) {
+                self.node.deliver(m);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[tonic::async_trait]
+impl PaxosPeer for PeerService {
+    async fn send(&self, request: Request<v1::PaxosBatch>) -> AckResult {
+        self.deliver(request.into_inner())?;
+        Ok(Response::new(v1::SendAck {}))
+    }
+
+    async fn send_stream(&self, request: Request<Streaming<v1::PaxosBatch>>) -> AckResult {
+        let mut stream = request.into_inner();
+        while let Some(batch) = stream.next().await {
+            self.deliver(batch?)?;
+        }
+        Ok(Response::new(v1::SendAck {}))
+    }
+
+    async fn install_snapshot(
+        &self,
+        request: Request<Streaming<v1::SnapshotChunk>>,
+    ) -> Result<Response<v1::InstallSnapshotResponse>, Status> {
+        let mut stream = request.into_inner();
+        // The chunks are gathered before the state machine sees them, so that a transfer cut
+        // off halfway never leaves a half-restored state.
+        let mut chunks = Vec::new();
+        let mut index = None;
+        let mut complete = false;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            if chunk.group_id != self.group {
+                return Err(strata_rpc::error::invalid_argument(
+                    "snapshot for another group",
+                ));
+            }
+            index = Some(chunk.index);
+            if chunk.done {
+                complete = true;
+                break;
+            }
+            chunks.push(chunk.data);
+        }
+        let (Some(index), true) = (index, complete) else {
+            return Err(Status::aborted("snapshot stream ended early"));
+        };
+        self.node
+            .install_snapshot(index, Box::new(chunks.into_iter()))
+            .await;
+        Ok(Response::new(v1::InstallSnapshotResponse {
+            applied_index: self.node.status().applied_index,
+        }))
+    }
+}
+
+/// The `PaxosPeer` gRPC service delivering batches for `group` to `node`.
+pub fn peer_service(group: u64, node: Node) -> PaxosPeerServer<impl PaxosPeer> {
+    strata_rpc::limits::paxos_peer_server(PeerService { group, node })
+}
+
+struct StatusService {
+    group: u64,
+    node: Node,
+}
+
+#[tonic::async_trait]
+impl NodeStatus for StatusService {
+    async fn status(
+        &self,
+        _: Request<v1::StatusRequest>,
+    ) -> Result<Response<v1::StatusResponse>, Status> {
+        let s = self.node.status();
+        let role = match s.role.as_str() {
+            "leader" => v1::Role::Leader,
+            "candidate" => v1::Role::Candidate,
+            "follower" => v1::Role::Follower,
+            _ => v1::Role::Unspecified,
+        };
+        Ok(Response::new(v1::StatusResponse {
+            role: role as i32,
+            ballot: Some(v1::Ballot {
+                round: s.ballot.round,
+                replica: s.ballot.replica,
+            }),
+            leader_id: s.leader,
+            leader_address: String::new(),
+            commit_index: s.commit_index,
+            applied_index: s.applied_index,
+            log_start: s.log_start,
+            log_entries: s.log_len,
+            log_bytes: 0,
+            group_id: self.group,
+            replica_id: s.id,
+            config_num: None,
+        }))
+    }
+}
+
+/// The `NodeStatus` service: role, ballot, leader, commit and applied index, log size.
+pub fn status_service(group: u64, node: Node) -> NodeStatusServer<impl NodeStatus> {
+    strata_rpc::limits::node_status_server(StatusService { group, node })
+}
+
+/// Writes `dir/IDENTITY` (group and replica id) on first start; afterwards refuses to run a
+/// replica on a directory that belongs to another group or replica.
+pub fn check_identity(dir: &Path, group: u64, id: ReplicaId) -> Result<(), String> {
+    let path = dir.join("IDENTITY");
+    let mine = format!("group={group}\nreplica={id}\n");
+    match std::fs::read_to_string(&path) {
+        Ok(found) if found == mine => Ok(()),
+        Ok(found) => Err(format!(
+            "{} belongs to another node ({}), not group {group} replica {id}",
+            dir.display(),
+            found.trim().replace('\n', ", ")
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+            let tmp = dir.join("IDENTITY.tmp");
+            std::fs::write(&tmp, &mine).map_err(|e| e.to_string())?;
+            std::fs::File::open(&tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| e.to_string())?;
+            std::fs::rename(&tmp, &path).map_err(|e| e.to_string())?;
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| e.to_string())?;
+            Ok(())
+        }
+        Err(e) => Err(format!("reading {}: {e}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_is_written_once_and_enforced() {
+        let dir = tempfile::tempdir().unwrap();
+        check_identity(dir.path(), 1, 2).unwrap();
+        check_identity(dir.path(), 1, 2).unwrap();
+        let err = check_identity(dir.path(), 1, 3).unwrap_err();
+        assert!(err.contains("belongs to another node"), "{err}");
+        assert!(check_identity(dir.path(), 9, 2).is_err());
+    }
+}
