@@ -525,7 +525,9 @@ mod parking_lot_free {
 async fn restart_refuses_another_shard_count_or_identity() {
     let _serial = serial().await;
     let mut mc = cluster();
-    mc.stop(0);
+    // SIGTERM: a graceful, successful exit.
+    let exit = mc.stop(0).expect("exits within the grace period");
+    assert!(exit.success(), "{exit:?}");
     let peers = mc
         .addresses()
         .iter()

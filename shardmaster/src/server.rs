@@ -7,7 +7,7 @@
 //! confirms this replica still leads, and it has applied everything chosen before the read
 //! started) then a look at the applied state, without a log entry.
 //!
-//! Status codes (see `strata_rpc::error`): a refused operation ([`OpError`]) or a malformed
+//! Status codes (see `strata_rpc::error`): a refused operation ([`OpError`](crate::OpError)) or a malformed
 //! request is `INVALID_ARGUMENT`; a follower is `UNAVAILABLE` with a `WRONG_LEADER` detail; a
 //! proposal or read that does not complete within the deadline (no quorum) is `UNAVAILABLE`
 //! without a detail — its outcome is unknown, and the client retries under the same
