@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,8 +27,11 @@ use crate::state_machine::SnapshotStream;
 use crate::transport::Transport;
 use crate::wire::{from_proto, to_proto};
 
-/// Messages queued per peer before new ones are dropped.
+/// Messages queued per peer before new ones are dropped...
 const PEER_QUEUE: usize = 4096;
+/// ...and bytes (of command payload) queued per peer: a peer that is down or stalled costs
+/// the sender at most this much memory.
+const PEER_QUEUE_BYTES: usize = 8 << 20;
 /// Deadline of one batch RPC.
 const SEND_TIMEOUT: Duration = Duration::from_secs(2);
 /// Deadline of one snapshot transfer.
@@ -37,7 +41,30 @@ const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(600);
 pub struct GrpcTransport {
     group: u64,
     me: ReplicaId,
-    peers: BTreeMap<ReplicaId, (String, mpsc::Sender<Message>)>,
+    peers: BTreeMap<ReplicaId, PeerLink>,
+}
+
+/// The queue to one peer. Invariant: `queued_bytes` is the payload size of the messages in
+/// the channel (added before a send, subtracted when the sender task takes one out).
+struct PeerLink {
+    addr: String,
+    tx: mpsc::Sender<Message>,
+    queued_bytes: Arc<AtomicUsize>,
+}
+
+/// Payload bytes a message holds (what a stalled peer's queue would accumulate).
+fn payload_bytes(m: &Message) -> usize {
+    let values =
+        |es: &[(Slot, strata_paxos::Value)]| es.iter().map(|(_, v)| v.payload_bytes() + 16).sum();
+    64 + match &m.body {
+        strata_paxos::Body::Accept { entries, .. } | strata_paxos::Body::Learn { entries, .. } => {
+            values(entries)
+        }
+        strata_paxos::Body::Promise { entries, .. } => {
+            entries.iter().map(|e| e.value.payload_bytes() + 32).sum()
+        }
+        _ => 0,
+    }
 }
 
 impl GrpcTransport {
@@ -54,8 +81,23 @@ impl GrpcTransport {
                 continue;
             }
             let (tx, rx) = mpsc::channel(PEER_QUEUE);
-            tokio::spawn(peer_sender(group, me, id, addr.clone(), rx));
-            links.insert(id, (addr, tx));
+            let queued_bytes = Arc::new(AtomicUsize::new(0));
+            tokio::spawn(peer_sender(
+                group,
+                me,
+                id,
+                addr.clone(),
+                rx,
+                queued_bytes.clone(),
+            ));
+            links.insert(
+                id,
+                PeerLink {
+                    addr,
+                    tx,
+                    queued_bytes,
+                },
+            );
         }
         Arc::new(GrpcTransport {
             group,
@@ -68,15 +110,24 @@ impl GrpcTransport {
 impl Transport for GrpcTransport {
     fn send(&self, messages: Vec<Message>) {
         for m in messages {
-            if let Some((_, tx)) = self.peers.get(&m.to) {
-                // Full queue: the peer is down or slow; dropping is safe.
-                let _ = tx.try_send(m);
+            let Some(link) = self.peers.get(&m.to) else {
+                continue;
+            };
+            // Full queue: the peer is down or slow; dropping is safe (Paxos re-sends what
+            // matters), and it bounds the memory a dead peer costs.
+            let size = payload_bytes(&m);
+            if link.queued_bytes.load(Ordering::Relaxed) + size > PEER_QUEUE_BYTES {
+                continue;
+            }
+            link.queued_bytes.fetch_add(size, Ordering::Relaxed);
+            if link.tx.try_send(m).is_err() {
+                link.queued_bytes.fetch_sub(size, Ordering::Relaxed);
             }
         }
     }
 
     fn send_snapshot(&self, to: ReplicaId, index: Slot, chunks: SnapshotStream) {
-        let Some((addr, _)) = self.peers.get(&to) else {
+        let Some(PeerLink { addr, .. }) = self.peers.get(&to) else {
             return;
         };
         let (group, me) = (self.group, self.me);
@@ -136,13 +187,16 @@ async fn transfer_snapshot(
 }
 
 async fn connect(addr: &str) -> Result<tonic::transport::Channel, String> {
-    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
         .map_err(|e| e.to_string())?
         .connect_timeout(Duration::from_secs(1))
-        .tcp_nodelay(true)
-        .connect()
-        .await
-        .map_err(|e| e.to_string())
+        .tcp_nodelay(true);
+    // The whole connection set-up, HTTP/2 handshake included, has a deadline: a peer that
+    // accepts TCP but never answers (stopped, hung) must not hold the sender forever.
+    match tokio::time::timeout(Duration::from_secs(2), endpoint.connect()).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err(format!("connecting to {addr} timed out")),
+    }
 }
 
 /// Sends one peer's queue as batches, reconnecting with back-off.
@@ -152,7 +206,11 @@ async fn peer_sender(
     to: ReplicaId,
     addr: String,
     mut rx: mpsc::Receiver<Message>,
+    queued_bytes: Arc<AtomicUsize>,
 ) {
+    let taken = |m: &Message| {
+        queued_bytes.fetch_sub(payload_bytes(m), Ordering::Relaxed);
+    };
     let mut backoff = Duration::from_millis(50);
     loop {
         let mut client = match connect(&addr).await {
@@ -165,7 +223,9 @@ async fn peer_sender(
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(1));
                 // Messages queued meanwhile are stale by now; drop them rather than replay.
-                while rx.try_recv().is_ok() {}
+                while let Ok(m) = rx.try_recv() {
+                    taken(&m);
+                }
                 continue;
             }
         };
@@ -173,6 +233,7 @@ async fn peer_sender(
             let Some(first) = rx.recv().await else {
                 return; // the transport was dropped
             };
+            taken(&first);
             let mut batch = v1::PaxosBatch {
                 group_id: group,
                 from: me,
@@ -182,6 +243,7 @@ async fn peer_sender(
             let mut bytes = batch.encoded_len();
             while bytes < strata_rpc::MAX_PAXOS_BATCH_BYTES {
                 let Ok(m) = rx.try_recv() else { break };
+                taken(&m);
                 let p = to_proto(&m.body);
                 bytes += p.encoded_len() + 4;
                 batch.messages.push(p);

@@ -1,4 +1,4 @@
-//! The shard master as a [`StateMachine`] for the node runtime: replicated commands are
+//! The shard master as a `StateMachine` for the node runtime: replicated commands are
 //! [`encode_command`](crate::codec::encode_command) bytes, replies are
 //! [`encode_result`](crate::codec::encode_result) bytes.
 //!
