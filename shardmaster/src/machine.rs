@@ -1,6 +1,6 @@
 //! The shard master as a `StateMachine` for the node runtime: replicated commands are
-//! [`encode_command`](crate::codec::encode_command) bytes, replies are
-//! [`encode_result`](crate::codec::encode_result) bytes.
+//! `encode_command` bytes (see [`codec`](crate::codec)), replies are
+//! `encode_result` bytes.
 //!
 //! The master's state is small (configs and one session per client) and lives in memory; its
 //! durability is the Paxos log itself, which the node never compacts for the master
