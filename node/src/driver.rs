@@ -26,7 +26,7 @@ use strata_paxos::{Ballot, Message, NotLeader, Replica, ReplicaId, Role, Slot, S
 use tokio::sync::{mpsc, oneshot};
 
 use crate::paxos_storage::EnginePaxosStorage;
-use crate::state_machine::{SnapshotStream, StateMachine};
+use crate::state_machine::{IncomingSnapshot, StateMachine};
 use crate::transport::Transport;
 
 /// Why a proposal or read did not complete here.
@@ -68,7 +68,7 @@ enum Input {
     Propose(Vec<u8>, oneshot::Sender<Result<Vec<u8>, NodeError>>),
     Read(oneshot::Sender<Result<(), NodeError>>),
     Message(Message),
-    Snapshot(Slot, SnapshotStream),
+    Snapshot(Slot, IncomingSnapshot),
     Stop,
 }
 
@@ -103,6 +103,14 @@ impl Node {
         state_machine: S,
         transport: Arc<dyn Transport>,
     ) -> Result<Node, NodeError> {
+        if tokio::runtime::Handle::current().runtime_flavor()
+            != tokio::runtime::RuntimeFlavor::MultiThread
+        {
+            return Err(NodeError::Storage(
+                "a node needs a multi-threaded tokio runtime (snapshot installs block a worker)"
+                    .into(),
+            ));
+        }
         let state = storage
             .load()
             .map_err(|e| NodeError::Storage(e.to_string()))?;
@@ -154,8 +162,9 @@ impl Node {
         let _ = self.tx.try_send(Input::Message(message));
     }
 
-    /// Installs an application snapshot received from a peer.
-    pub async fn install_snapshot(&self, index: Slot, chunks: SnapshotStream) {
+    /// Installs an application snapshot received from a peer; its chunks are consumed as they
+    /// arrive.
+    pub async fn install_snapshot(&self, index: Slot, chunks: IncomingSnapshot) {
         let _ = self.tx.send(Input::Snapshot(index, chunks)).await;
     }
 
@@ -217,7 +226,7 @@ struct Driver<S: StateMachine> {
     waiting_reads: HashMap<u64, oneshot::Sender<Result<(), NodeError>>>,
     next_read: u64,
     /// A snapshot received from a peer, installed at the end of the next round.
-    snapshot_to_install: Option<(Slot, SnapshotStream)>,
+    snapshot_to_install: Option<(Slot, IncomingSnapshot)>,
     status: Arc<Mutex<NodeStatus>>,
 }
 
@@ -375,7 +384,11 @@ impl<S: StateMachine> Driver<S> {
         }
         if let Some((index, mut chunks)) = self.snapshot_to_install.take() {
             if index > self.replica.applied_index() {
-                match self.sm.restore(index, &mut chunks) {
+                // The chunks arrive from the network while the state machine consumes them:
+                // this worker blocks, so the runtime must be multi-threaded (checked at start).
+                let sm = &mut self.sm;
+                let restored = tokio::task::block_in_place(|| sm.restore(index, &mut chunks));
+                match restored {
                     Ok(()) => self.replica.restore_snapshot(index),
                     Err(e) => tracing::warn!(error = %e, "snapshot install failed"),
                 }

@@ -302,31 +302,56 @@ impl PaxosPeer for PeerService {
         request: Request<Streaming<v1::SnapshotChunk>>,
     ) -> Result<Response<v1::InstallSnapshotResponse>, Status> {
         let mut stream = request.into_inner();
-        // The chunks are gathered before the state machine sees them, so that a transfer cut
-        // off halfway never leaves a half-restored state.
-        let mut chunks = Vec::new();
-        let mut index = None;
+        // Chunks flow to the state machine as they arrive, through a small bounded channel:
+        // the snapshot is never held whole in memory. A transfer that breaks off hands the
+        // state machine an error, so it keeps its old state.
+        let first = match stream.next().await {
+            Some(chunk) => chunk?,
+            None => return Err(Status::aborted("empty snapshot stream")),
+        };
+        if first.group_id != self.group {
+            return Err(strata_rpc::error::invalid_argument(
+                "snapshot for another group",
+            ));
+        }
+        let index = first.index;
+        let (tx, mut rx) = mpsc::channel::<Result<Vec<u8>, String>>(4);
+        let chunks = std::iter::from_fn(move || rx.blocking_recv());
+        self.node.install_snapshot(index, Box::new(chunks)).await;
+        let mut next = Some(first);
         let mut complete = false;
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk?;
-            if chunk.group_id != self.group {
+        while let Some(chunk) = next.take() {
+            if chunk.index != index || chunk.group_id != self.group {
+                let _ = tx
+                    .send(Err("snapshot chunks disagree on index or group".into()))
+                    .await;
                 return Err(strata_rpc::error::invalid_argument(
-                    "snapshot for another group",
+                    "inconsistent snapshot stream",
                 ));
             }
-            index = Some(chunk.index);
             if chunk.done {
                 complete = true;
                 break;
             }
-            chunks.push(chunk.data);
+            if tx.send(Ok(chunk.data)).await.is_err() {
+                return Err(Status::aborted("the node stopped consuming the snapshot"));
+            }
+            next = match stream.next().await {
+                Some(Ok(c)) => Some(c),
+                Some(Err(e)) => {
+                    let _ = tx.send(Err(format!("snapshot stream failed: {e}"))).await;
+                    return Err(e);
+                }
+                None => None,
+            };
         }
-        let (Some(index), true) = (index, complete) else {
+        if !complete {
+            let _ = tx
+                .send(Err("snapshot stream ended before its last chunk".into()))
+                .await;
             return Err(Status::aborted("snapshot stream ended early"));
-        };
-        self.node
-            .install_snapshot(index, Box::new(chunks.into_iter()))
-            .await;
+        }
+        drop(tx);
         Ok(Response::new(v1::InstallSnapshotResponse {
             applied_index: self.node.status().applied_index,
         }))

@@ -21,5 +21,5 @@ pub mod wire;
 pub use driver::{Node, NodeConfig, NodeError, NodeStatus};
 pub use grpc::{check_identity, peer_service, status_service, GrpcTransport};
 pub use paxos_storage::{EnginePaxosStorage, StorageError};
-pub use state_machine::{SnapshotStream, StateMachine};
+pub use state_machine::{IncomingSnapshot, SnapshotStream, StateMachine};
 pub use transport::Transport;

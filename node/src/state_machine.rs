@@ -6,6 +6,10 @@ use strata_paxos::Slot;
 /// A snapshot's contents, as chunks.
 pub type SnapshotStream = Box<dyn Iterator<Item = Vec<u8>> + Send>;
 
+/// A snapshot being received: chunks as they arrive, or an error if the transfer broke off
+/// (the state machine must then keep its old state).
+pub type IncomingSnapshot = Box<dyn Iterator<Item = Result<Vec<u8>, String>> + Send>;
+
 /// A deterministic state machine replicated by a [`Node`](crate::Node).
 ///
 /// Every replica applies the same commands in the same order, so `apply` must depend only on
@@ -26,10 +30,12 @@ pub trait StateMachine: Send + 'static {
     fn snapshot(&self) -> (Slot, SnapshotStream);
 
     /// Replaces the whole state with a snapshot covering every slot below `index`, delivered
-    /// as chunks in order.
+    /// as chunks in order while they arrive (the iterator may block waiting for the network).
+    /// If a chunk is an `Err` the transfer broke off: return an error and keep the old state
+    /// (build the new one aside, or in a form that is only adopted at the end).
     fn restore(
         &mut self,
         index: Slot,
-        chunks: &mut dyn Iterator<Item = Vec<u8>>,
+        chunks: &mut dyn Iterator<Item = Result<Vec<u8>, String>>,
     ) -> Result<(), String>;
 }

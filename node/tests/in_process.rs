@@ -28,7 +28,11 @@ impl StateMachine for Recorder {
     fn snapshot(&self) -> (Slot, SnapshotStream) {
         (1, Box::new(std::iter::empty()))
     }
-    fn restore(&mut self, _: Slot, _: &mut dyn Iterator<Item = Vec<u8>>) -> Result<(), String> {
+    fn restore(
+        &mut self,
+        _: Slot,
+        _: &mut dyn Iterator<Item = Result<Vec<u8>, String>>,
+    ) -> Result<(), String> {
         Ok(())
     }
 }

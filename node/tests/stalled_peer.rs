@@ -33,7 +33,11 @@ impl StateMachine for Counter {
     fn snapshot(&self) -> (Slot, SnapshotStream) {
         (self.applied, Box::new(std::iter::empty()))
     }
-    fn restore(&mut self, index: Slot, _: &mut dyn Iterator<Item = Vec<u8>>) -> Result<(), String> {
+    fn restore(
+        &mut self,
+        index: Slot,
+        _: &mut dyn Iterator<Item = Result<Vec<u8>, String>>,
+    ) -> Result<(), String> {
         self.applied = index;
         Ok(())
     }

@@ -65,9 +65,16 @@ impl StateMachine for MasterMachine {
     fn restore(
         &mut self,
         index: Slot,
-        chunks: &mut dyn Iterator<Item = Vec<u8>>,
+        chunks: &mut dyn Iterator<Item = Result<Vec<u8>, String>>,
     ) -> Result<(), String> {
-        *self.state.write() = MasterState::restore(chunks).map_err(|e| e.to_string())?;
+        // Built aside and adopted only when the whole stream arrived and decoded.
+        let mut broken = None;
+        let ok_chunks = chunks.map_while(|c| c.map_err(|e| broken = Some(e)).ok());
+        let restored = MasterState::restore(ok_chunks);
+        if let Some(e) = broken {
+            return Err(e);
+        }
+        *self.state.write() = restored.map_err(|e| e.to_string())?;
         self.applied = index;
         Ok(())
     }
@@ -96,7 +103,18 @@ mod tests {
         let (index, chunks) = m.snapshot();
         assert_eq!(index, 4);
         let mut other = MasterMachine::new(MasterState::new(4).unwrap());
-        other.restore(index, &mut chunks.into_iter()).unwrap();
+        other
+            .restore(index, &mut chunks.into_iter().map(Ok))
+            .unwrap();
+        // A transfer that breaks off leaves the old state.
+        let (index, chunks) = m.snapshot();
+        let mut broken = chunks
+            .take(1)
+            .map(Ok)
+            .chain(std::iter::once(Err("cut".to_string())));
+        let mut third = MasterMachine::new(MasterState::new(4).unwrap());
+        assert!(third.restore(index, &mut broken).is_err());
+        assert_eq!(third.shared().read().latest().num, 0);
         assert_eq!(other.shared().read().latest(), m.shared().read().latest());
     }
 }
