@@ -430,6 +430,14 @@ fn decode_error(r: &mut Reader<'_>) -> Result<OpError, DecodeError> {
     })
 }
 
+/// The shard count of a stored config chunk (tag byte, then a config).
+pub(crate) fn decode_config_chunk_shards(chunk: &[u8]) -> Result<usize, String> {
+    let body = chunk.get(1..).ok_or("empty config chunk")?;
+    let mut r = Reader::new(body);
+    let config = decode_config(&mut r).map_err(|e| e.to_string())?;
+    Ok(config.num_shards())
+}
+
 /// A replicated request: who sent it, its sequence number, and the operation.
 ///
 /// ```text

@@ -71,6 +71,7 @@ pub mod run;
 pub mod server;
 pub mod snapshot;
 pub mod state;
+pub mod store;
 pub mod wire;
 
 pub use codec::{decode_command, decode_result, encode_command, encode_result, DecodeError};

@@ -2,11 +2,12 @@
 //! `encode_command` bytes (see [`codec`](crate::codec)), replies are
 //! `encode_result` bytes.
 //!
-//! The master's state is small (configs and one session per client) and lives in memory; its
-//! durability is the Paxos log itself, which the node never compacts for the master
-//! (`durable_index` stays at 1), so a restarted replica rebuilds its state by replaying the log.
+//! The state lives in memory and, when opened with [`MasterMachine::open`], also in its own
+//! engine ([`MasterStore`]), written with every applied command and synced every
+//! `SYNC_EVERY` commands; the applied index of the last synced write is the `durable_index`
+//! below which the node compacts the Paxos log, so the log does not grow without bound.
 //! Queries do not go through the log (they are linearizable reads behind the node's read
-//! barrier), so the log only grows with administrative operations.
+//! barrier).
 
 use std::sync::Arc;
 
@@ -16,6 +17,10 @@ use strata_paxos::Slot;
 
 use crate::codec::{decode_command, encode_result};
 use crate::state::MasterState;
+use crate::store::MasterStore;
+
+/// Commands between two synced writes of the store.
+const SYNC_EVERY: u32 = 64;
 
 /// [`MasterState`] driven by the Paxos log. The state is shared (read-only) with the RPC
 /// handlers, which answer queries from it once the node's read barrier passed.
@@ -23,15 +28,52 @@ use crate::state::MasterState;
 pub struct MasterMachine {
     state: Arc<RwLock<MasterState>>,
     applied: Slot,
+    store: Option<MasterStore>,
+    /// Applied index of the last synced store write.
+    durable: Slot,
+    unsynced: u32,
 }
 
 impl MasterMachine {
-    /// A master starting from `state` (config 0 of a new cluster).
+    /// A master held in memory only, starting from `state` (its durability is then the whole
+    /// Paxos log: `durable_index` stays at 1). For tests.
     pub fn new(state: MasterState) -> Self {
         MasterMachine {
             state: Arc::new(RwLock::new(state)),
             applied: 1,
+            store: None,
+            durable: 1,
+            unsynced: 0,
         }
+    }
+
+    /// A master whose state is kept in the engine in `dir`: loaded if present (it must have
+    /// `num_shards` shards), else created with config 0.
+    pub fn open(dir: &std::path::Path, num_shards: usize) -> Result<Self, String> {
+        let store = MasterStore::open(dir)?;
+        let (state, applied) = match store.load()? {
+            Some((state, applied)) => {
+                if state.num_shards() != num_shards {
+                    return Err(format!(
+                        "stored master state has {} shards, not {num_shards}",
+                        state.num_shards()
+                    ));
+                }
+                (state, applied)
+            }
+            None => {
+                let state = MasterState::new(num_shards).map_err(|e| e.to_string())?;
+                store.replace(&state, 1)?;
+                (state, 1)
+            }
+        };
+        Ok(MasterMachine {
+            state: Arc::new(RwLock::new(state)),
+            applied,
+            store: Some(store),
+            durable: applied,
+            unsynced: 0,
+        })
     }
 
     /// A handle on the state for readers.
@@ -43,18 +85,40 @@ impl MasterMachine {
 impl StateMachine for MasterMachine {
     fn apply(&mut self, slot: Slot, command: &[u8]) -> Vec<u8> {
         self.applied = slot + 1;
-        match decode_command(command) {
-            Ok((client, seq, op)) => encode_result(&self.state.write().apply(client, seq, op)),
+        let mut state = self.state.write();
+        let before = state.latest().num;
+        let (reply, client) = match decode_command(command) {
+            Ok((client, seq, op)) => (encode_result(&state.apply(client, seq, op)), Some(client)),
             Err(e) => {
                 // Only a bug or a damaged log gets here; every replica skips it alike.
                 tracing::error!(slot, error = %e, "undecodable master command; skipped");
-                Vec::new()
+                (Vec::new(), None)
+            }
+        };
+        if let Some(store) = &self.store {
+            let created = (state.latest().num != before).then(|| state.latest().num);
+            self.unsynced += 1;
+            let sync = self.unsynced >= SYNC_EVERY;
+            match store.record(&state, created, client, slot, sync) {
+                Ok(()) if sync => {
+                    self.durable = slot + 1;
+                    self.unsynced = 0;
+                }
+                Ok(()) => {}
+                // The log still holds the command (durable_index did not move): a restart
+                // replays it.
+                Err(e) => tracing::error!(slot, error = %e, "writing the master state failed"),
             }
         }
+        reply
     }
 
     fn durable_index(&self) -> Slot {
-        1
+        if self.store.is_some() {
+            self.durable
+        } else {
+            1
+        }
     }
 
     fn snapshot(&self) -> (Slot, SnapshotStream) {
@@ -74,7 +138,13 @@ impl StateMachine for MasterMachine {
         if let Some(e) = broken {
             return Err(e);
         }
-        *self.state.write() = restored.map_err(|e| e.to_string())?;
+        let restored = restored.map_err(|e| e.to_string())?;
+        if let Some(store) = &self.store {
+            store.replace(&restored, index)?;
+            self.durable = index;
+            self.unsynced = 0;
+        }
+        *self.state.write() = restored;
         self.applied = index;
         Ok(())
     }
@@ -83,6 +153,29 @@ impl StateMachine for MasterMachine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stored_master_reopens_with_its_state_and_reports_what_is_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let join = |gid: u64| Op::join([(gid, vec![format!("g{gid}:1")])]).unwrap();
+        {
+            let mut m = MasterMachine::open(dir.path(), 8).unwrap();
+            assert_eq!(m.durable_index(), 1);
+            for i in 0..100u64 {
+                m.apply(i + 1, &encode_command(9, i + 1, &join(i + 1)));
+            }
+            // Synced every SYNC_EVERY commands.
+            assert_eq!(m.durable_index(), u64::from(SYNC_EVERY) + 1);
+            assert_eq!(m.shared().read().latest().num, 100);
+        }
+        let m = MasterMachine::open(dir.path(), 8).unwrap();
+        // Everything written is there (a process crash keeps unsynced writes; a power cut
+        // would keep at least the synced prefix, and the log replays the rest).
+        assert_eq!(m.shared().read().latest().num, 100);
+        assert_eq!(m.durable_index(), 101);
+        assert_eq!(m.shared().read().sessions()[&9].seq, 100);
+        assert!(MasterMachine::open(dir.path(), 16).is_err(), "another shard count is refused");
+    }
     use crate::codec::{decode_result, encode_command};
     use crate::op::{Op, Reply};
 

@@ -25,7 +25,6 @@ use strata_rpc::limits;
 use crate::config::{validate_num_shards, DEFAULT_NUM_SHARDS};
 use crate::machine::MasterMachine;
 use crate::server::{MasterService, DEFAULT_OP_TIMEOUT};
-use crate::state::MasterState;
 
 /// The Paxos group id of the shard master (shard-server groups use their gids, which are never
 /// 0, so a misdirected batch is recognised).
@@ -217,9 +216,12 @@ pub async fn serve(args: MasterArgs, shutdown: impl Future<Output = ()>) -> Resu
         .await
         .map_err(io(format!("listening on {listen}")))?;
 
-    let machine = MasterMachine::new(
-        MasterState::new(num_shards).map_err(|e| RunError::Args(e.to_string()))?,
-    );
+    let machine = MasterMachine::open(&args.data_dir.join("state"), num_shards).map_err(|message| {
+        RunError::DataDir {
+            dir: args.data_dir.join("state"),
+            message,
+        }
+    })?;
     let state = machine.shared();
     let mut paxos = strata_paxos::Config::new(args.id, peers.keys().copied().collect());
     // Election timeouts are randomized from the seed: differ between replicas and restarts.
@@ -230,7 +232,9 @@ pub async fn serve(args: MasterArgs, shutdown: impl Future<Output = ()>) -> Resu
     let cfg = NodeConfig {
         paxos,
         tick: Duration::from_millis(args.tick_ms),
-        compaction_slack: 1 << 20,
+        // The state is on disk (synced every few commands): keep a little log for followers
+        // that lag, compact the rest.
+        compaction_slack: 1024,
         queue_capacity: 10_000,
     };
     let transport = GrpcTransport::new(MASTER_GROUP, args.id, peers.clone());

@@ -31,6 +31,40 @@ const TAG_SESSIONS: u8 = 0x03;
 /// Sessions per Sessions chunk.
 const SESSIONS_PER_CHUNK: usize = 1024;
 
+/// The header chunk of a snapshot with these counts.
+pub(crate) fn header_chunk(num_shards: usize, configs: usize, sessions: usize) -> Vec<u8> {
+    let mut w = Writer::default();
+    w.u8(TAG_HEADER);
+    w.buf.extend_from_slice(MAGIC);
+    w.varint(VERSION);
+    w.len(num_shards);
+    w.len(configs);
+    w.len(sessions);
+    w.buf
+}
+
+/// The chunk of one config.
+pub(crate) fn config_chunk(config: &Config) -> Vec<u8> {
+    let mut w = Writer::default();
+    w.u8(TAG_CONFIG);
+    encode_config(&mut w, config);
+    w.buf
+}
+
+/// A sessions chunk (clients must be ascending).
+pub(crate) fn sessions_chunk<'a>(sessions: impl IntoIterator<Item = (&'a u128, &'a Session)>) -> Vec<u8> {
+    let batch: Vec<_> = sessions.into_iter().collect();
+    let mut w = Writer::default();
+    w.u8(TAG_SESSIONS);
+    w.len(batch.len());
+    for (&client, session) in batch {
+        w.u128(client);
+        w.varint(session.seq);
+        encode_outcome(&mut w, &session.outcome);
+    }
+    w.buf
+}
+
 /// The chunks of a snapshot of a [`MasterState`], encoded one at a time as the iterator is
 /// advanced (see [`MasterState::snapshot_chunks`]).
 #[derive(Debug)]
@@ -45,35 +79,23 @@ impl Iterator for SnapshotChunks<'_> {
     type Item = Vec<u8>;
 
     fn next(&mut self) -> Option<Vec<u8>> {
-        let mut w = Writer::default();
         if !self.header_sent {
             self.header_sent = true;
-            w.u8(TAG_HEADER);
-            w.buf.extend_from_slice(MAGIC);
-            w.varint(VERSION);
-            w.len(self.state.num_shards());
-            w.len(self.state.configs().len());
-            w.len(self.state.sessions().len());
-            return Some(w.buf);
+            return Some(header_chunk(
+                self.state.num_shards(),
+                self.state.configs().len(),
+                self.state.sessions().len(),
+            ));
         }
         if let Some(config) = self.state.configs().get(self.next_config) {
             self.next_config += 1;
-            w.u8(TAG_CONFIG);
-            encode_config(&mut w, config);
-            return Some(w.buf);
+            return Some(config_chunk(config));
         }
         let batch: Vec<_> = self.sessions.by_ref().take(SESSIONS_PER_CHUNK).collect();
         if batch.is_empty() {
             return None;
         }
-        w.u8(TAG_SESSIONS);
-        w.len(batch.len());
-        for (&client, session) in batch {
-            w.u128(client);
-            w.varint(session.seq);
-            encode_outcome(&mut w, &session.outcome);
-        }
-        Some(w.buf)
+        Some(sessions_chunk(batch))
     }
 }
 
