@@ -174,7 +174,10 @@ mod tests {
         assert_eq!(m.shared().read().latest().num, 100);
         assert_eq!(m.durable_index(), 101);
         assert_eq!(m.shared().read().sessions()[&9].seq, 100);
-        assert!(MasterMachine::open(dir.path(), 16).is_err(), "another shard count is refused");
+        assert!(
+            MasterMachine::open(dir.path(), 16).is_err(),
+            "another shard count is refused"
+        );
     }
     use crate::codec::{decode_result, encode_command};
     use crate::op::{Op, Reply};

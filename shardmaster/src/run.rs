@@ -216,12 +216,13 @@ pub async fn serve(args: MasterArgs, shutdown: impl Future<Output = ()>) -> Resu
         .await
         .map_err(io(format!("listening on {listen}")))?;
 
-    let machine = MasterMachine::open(&args.data_dir.join("state"), num_shards).map_err(|message| {
-        RunError::DataDir {
-            dir: args.data_dir.join("state"),
-            message,
-        }
-    })?;
+    let machine =
+        MasterMachine::open(&args.data_dir.join("state"), num_shards).map_err(|message| {
+            RunError::DataDir {
+                dir: args.data_dir.join("state"),
+                message,
+            }
+        })?;
     let state = machine.shared();
     let mut paxos = strata_paxos::Config::new(args.id, peers.keys().copied().collect());
     // Election timeouts are randomized from the seed: differ between replicas and restarts.

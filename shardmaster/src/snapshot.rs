@@ -52,7 +52,9 @@ pub(crate) fn config_chunk(config: &Config) -> Vec<u8> {
 }
 
 /// A sessions chunk (clients must be ascending).
-pub(crate) fn sessions_chunk<'a>(sessions: impl IntoIterator<Item = (&'a u128, &'a Session)>) -> Vec<u8> {
+pub(crate) fn sessions_chunk<'a>(
+    sessions: impl IntoIterator<Item = (&'a u128, &'a Session)>,
+) -> Vec<u8> {
     let batch: Vec<_> = sessions.into_iter().collect();
     let mut w = Writer::default();
     w.u8(TAG_SESSIONS);

@@ -81,7 +81,8 @@ impl MasterStore {
         let num_shards = crate::codec::decode_config_chunk_shards(first)?;
         let header = header_chunk(num_shards, configs.len(), sessions.len());
         let chunks = std::iter::once(header).chain(configs).chain(sessions);
-        let state = MasterState::restore(chunks).map_err(|e| format!("stored master state: {e}"))?;
+        let state =
+            MasterState::restore(chunks).map_err(|e| format!("stored master state: {e}"))?;
         Ok(Some((state, applied)))
     }
 
