@@ -116,8 +116,8 @@ impl MasterStore {
     /// Replaces the whole stored state (after a snapshot install, or on first start), synced.
     pub fn replace(&self, state: &MasterState, applied: Slot) -> Result<(), String> {
         let mut b = WriteBatch::new();
-        b.delete_range(b"c/".to_vec(), b"c0".to_vec());
-        b.delete_range(b"s/".to_vec(), b"s0".to_vec());
+        b.delete_range(b"c/", b"c0");
+        b.delete_range(b"s/", b"s0");
         for c in state.configs() {
             b.put(config_key(c.num), config_chunk(c));
         }
