@@ -434,13 +434,7 @@ impl Replica {
     // ----- Acceptor -----
 
     fn on_prepare(&mut self, from: ReplicaId, ballot: Ballot, from_slot: Slot) {
-        if ballot < self.promised {
-            self.send(
-                from,
-                Body::Nack {
-                    promised: self.promised,
-                },
-            );
+        if self.nack_if_stale(from, ballot) {
             return;
         }
         self.promise(ballot);
@@ -477,13 +471,7 @@ impl Replica {
         entries: Vec<(Slot, Value)>,
         commit: Slot,
     ) {
-        if ballot < self.promised {
-            self.send(
-                from,
-                Body::Nack {
-                    promised: self.promised,
-                },
-            );
+        if self.nack_if_stale(from, ballot) {
             return;
         }
         self.follow(ballot);
@@ -500,13 +488,7 @@ impl Replica {
     }
 
     fn on_heartbeat(&mut self, from: ReplicaId, ballot: Ballot, commit: Slot, read_round: u64) {
-        if ballot < self.promised {
-            self.send(
-                from,
-                Body::Nack {
-                    promised: self.promised,
-                },
-            );
+        if self.nack_if_stale(from, ballot) {
             return;
         }
         self.follow(ballot);
@@ -519,6 +501,17 @@ impl Replica {
                 commit: self.commit,
             },
         );
+    }
+
+    /// Answers a proposal in a ballot below the promise with a `Nack` (so the stale proposer
+    /// learns of the newer ballot); true if it was stale.
+    fn nack_if_stale(&mut self, from: ReplicaId, ballot: Ballot) -> bool {
+        if ballot >= self.promised {
+            return false;
+        }
+        let promised = self.promised;
+        self.send(from, Body::Nack { promised });
+        true
     }
 
     /// Raises the promise to `ballot` (durably, before any reply).
