@@ -266,13 +266,7 @@ fn power_seed(seed: u64) -> (u64, usize) {
         let mut durable = 0;
         for _ in 0..rng.random_range(100..700) {
             let batch = random_batch(&mut rng);
-            let mut wb = WriteBatch::new();
-            for (k, v) in &batch {
-                match v {
-                    Some(v) => wb.put(k, v),
-                    None => wb.delete(k),
-                };
-            }
+            let wb = common::to_write_batch(&batch);
             let sync = rng.random_bool(0.2);
             db.write_opt(wb, &WriteOptions { sync }).unwrap();
             history.push(batch);

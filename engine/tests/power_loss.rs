@@ -59,13 +59,7 @@ fn run_seed(seed: u64) {
         let mut durable = 0;
         for _ in 0..rng.random_range(20..300) {
             let batch = random_batch(&mut rng);
-            let mut wb = WriteBatch::new();
-            for (k, v) in &batch {
-                match v {
-                    Some(v) => wb.put(k, v),
-                    None => wb.delete(k),
-                };
-            }
+            let wb = common::to_write_batch(&batch);
             let sync = rng.random_bool(0.2);
             db.write_opt(wb, &WriteOptions { sync }).unwrap();
             history.push(batch);

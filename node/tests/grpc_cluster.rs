@@ -8,39 +8,10 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use strata_node::{
     peer_service, status_service, EnginePaxosStorage, GrpcTransport, Node, NodeConfig, NodeError,
-    SnapshotStream, StateMachine,
 };
-use strata_paxos::Slot;
 
-struct Recorder(Arc<Mutex<Vec<Vec<u8>>>>);
-
-impl StateMachine for Recorder {
-    fn apply(&mut self, _slot: Slot, command: &[u8]) -> Vec<u8> {
-        self.0.lock().push(command.to_vec());
-        b"ok".to_vec()
-    }
-    fn durable_index(&self) -> Slot {
-        1
-    }
-    fn snapshot(&self) -> (Slot, SnapshotStream) {
-        (1, Box::new(std::iter::empty()))
-    }
-    fn restore(
-        &mut self,
-        _: Slot,
-        _: &mut dyn Iterator<Item = Result<Vec<u8>, String>>,
-    ) -> Result<(), String> {
-        Ok(())
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod common;
+use common::{free_port, Recorder};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_over_grpc_choose_and_apply_the_same_commands() {

@@ -6,37 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use strata_node::{
-    EnginePaxosStorage, Node, NodeConfig, NodeError, SnapshotStream, StateMachine, Transport,
-};
+use strata_node::{EnginePaxosStorage, Node, NodeConfig, NodeError, SnapshotStream, Transport};
 use strata_paxos::{Message, ReplicaId, Slot};
 
+mod common;
+use common::Recorder;
+
 /// Records every applied command; replies with the command's position in its sequence.
-struct Recorder {
-    applied: Arc<Mutex<Vec<Vec<u8>>>>,
-}
-
-impl StateMachine for Recorder {
-    fn apply(&mut self, _slot: Slot, command: &[u8]) -> Vec<u8> {
-        let mut a = self.applied.lock();
-        a.push(command.to_vec());
-        (a.len() as u64).to_le_bytes().to_vec()
-    }
-    fn durable_index(&self) -> Slot {
-        1 // in memory: replay everything after a restart
-    }
-    fn snapshot(&self) -> (Slot, SnapshotStream) {
-        (1, Box::new(std::iter::empty()))
-    }
-    fn restore(
-        &mut self,
-        _: Slot,
-        _: &mut dyn Iterator<Item = Result<Vec<u8>, String>>,
-    ) -> Result<(), String> {
-        Ok(())
-    }
-}
-
 #[derive(Default)]
 struct Net {
     nodes: Mutex<HashMap<ReplicaId, Node>>,
@@ -107,7 +83,7 @@ async fn three_nodes_agree_and_survive_the_leader_stopping() {
         let node = Node::start(
             config(id),
             storage,
-            Recorder { applied },
+            Recorder(applied),
             Arc::new(Link(net.clone())),
         )
         .unwrap();

@@ -12,6 +12,9 @@ use strata_node::{
 };
 use strata_paxos::Slot;
 
+mod common;
+use common::free_port;
+
 /// Keeps every applied command; durable as soon as applied, so logs get compacted.
 struct Log {
     applied: Slot,
@@ -45,14 +48,6 @@ impl StateMachine for Log {
         self.applied = index;
         Ok(())
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn start(

@@ -14,6 +14,9 @@ use strata_node::{
 };
 use strata_paxos::Slot;
 
+mod common;
+use common::free_port;
+
 /// Counts applied bytes; its state is "durable" as soon as applied, so the log is compacted.
 struct Counter {
     applied: Slot,
@@ -50,14 +53,6 @@ fn rss_bytes() -> u64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .map_or(0, |kb| kb * 1024)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use strata::Db;
+use strata::{Db, WriteBatch};
 
 /// The expected contents of a database.
 pub type Model = BTreeMap<Vec<u8>, Vec<u8>>;
@@ -22,6 +22,18 @@ pub fn apply(model: &mut Model, batch: &Batch) {
             None => model.remove(k),
         };
     }
+}
+
+/// The engine batch that writes `batch`.
+pub fn to_write_batch(batch: &Batch) -> WriteBatch {
+    let mut wb = WriteBatch::new();
+    for (k, v) in batch {
+        match v {
+            Some(v) => wb.put(k, v),
+            None => wb.delete(k),
+        };
+    }
+    wb
 }
 
 /// Everything in the database.
