@@ -34,7 +34,8 @@ pub struct Config {
 }
 
 impl Config {
-    fn from_proto(c: v1::Config) -> Config {
+    /// From the wire form.
+    pub fn from_proto(c: v1::Config) -> Config {
         Config {
             num: c.num,
             shards: c.shards,
@@ -44,6 +45,31 @@ impl Config {
                 .map(|(gid, list)| (gid, list.addresses))
                 .collect(),
         }
+    }
+
+    /// The wire form.
+    pub fn to_proto(&self) -> v1::Config {
+        v1::Config {
+            num: self.num,
+            shards: self.shards.clone(),
+            groups: self
+                .groups
+                .iter()
+                .map(|(&gid, addresses)| {
+                    (
+                        gid,
+                        v1::ServerList {
+                            addresses: addresses.clone(),
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// The gid owning `shard` (0: unassigned, or out of range).
+    pub fn owner(&self, shard: u32) -> u64 {
+        self.shards.get(shard as usize).copied().unwrap_or(0)
     }
 }
 

@@ -27,6 +27,8 @@ use crate::v1::{
     node_status_server::{NodeStatus, NodeStatusServer},
     paxos_peer_client::PaxosPeerClient,
     paxos_peer_server::{PaxosPeer, PaxosPeerServer},
+    shard_group_client::ShardGroupClient,
+    shard_group_server::{ShardGroup, ShardGroupServer},
     shard_kv_client::ShardKvClient,
     shard_kv_server::{ShardKv, ShardKvServer},
     shard_master_client::ShardMasterClient,
@@ -46,6 +48,20 @@ pub fn master_client(channel: Channel) -> ShardMasterClient<Channel> {
 /// A [`ShardKvClient`] over `channel`, with the message size limits.
 pub fn kv_client(channel: Channel) -> ShardKvClient<Channel> {
     ShardKvClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+}
+
+/// A [`ShardGroupClient`] over `channel`, with the message size limits.
+pub fn shard_group_client(channel: Channel) -> ShardGroupClient<Channel> {
+    ShardGroupClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+}
+
+/// A [`ShardGroupServer`] for `service`, with the message size limits.
+pub fn shard_group_server<S: ShardGroup>(service: S) -> ShardGroupServer<S> {
+    ShardGroupServer::new(service)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES)
 }

@@ -1,0 +1,183 @@
+//! The commands of a group's Paxos log and the replies of their application, in protobuf
+//! (prost) form: a damaged or hostile entry decodes to an error, never a panic.
+//!
+//! Every command carries the proposing leader's wall-clock time: the *log time* that expires
+//! idle client sessions is the largest such stamp applied, identical on every replica (a
+//! replica's own clock never enters the state machine).
+
+use prost::Message;
+use strata_rpc::v1;
+
+/// One entry of a group's log.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Command {
+    /// The proposer's clock when it proposed, in milliseconds since the Unix epoch.
+    #[prost(uint64, tag = "1")]
+    pub now_ms: u64,
+    /// What to do.
+    #[prost(oneof = "Kind", tags = "2, 3, 4, 5, 6, 7, 8, 9")]
+    pub kind: Option<Kind>,
+}
+
+/// The kinds of commands.
+#[derive(Clone, PartialEq, prost::Oneof)]
+pub enum Kind {
+    /// A client's Put.
+    #[prost(message, tag = "2")]
+    Put(v1::PutRequest),
+    /// A client's Append.
+    #[prost(message, tag = "3")]
+    Append(v1::AppendRequest),
+    /// A client's Delete.
+    #[prost(message, tag = "4")]
+    Delete(v1::DeleteRequest),
+    /// A client's CompareAndSwap.
+    #[prost(message, tag = "5")]
+    CompareAndSwap(v1::CompareAndSwapRequest),
+    /// Move to the next configuration (applied only if its number is the current one plus 1
+    /// and every shard has settled).
+    #[prost(message, tag = "6")]
+    Reconfigure(v1::Config),
+    /// A chunk of a shard being pulled from its previous owner.
+    #[prost(message, tag = "7")]
+    Install(InstallChunk),
+    /// The new owner of a shard has installed it: delete our frozen copy.
+    #[prost(message, tag = "8")]
+    DeleteShard(ShardRef),
+    /// The previous owner of a shard we gained has deleted its copy.
+    #[prost(message, tag = "9")]
+    Notified(ShardRef),
+}
+
+/// A chunk of a shard to install, after the chunk whose resume token is `after` (empty for
+/// the first chunk, whose application first clears the shard's range).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct InstallChunk {
+    /// The install progress this chunk continues from.
+    #[prost(bytes = "vec", tag = "1")]
+    pub after: Vec<u8>,
+    /// The chunk, as the previous owner streamed it.
+    #[prost(message, optional, tag = "2")]
+    pub chunk: Option<v1::ShardChunk>,
+}
+
+/// A shard in a configuration.
+#[derive(Clone, Copy, PartialEq, Eq, prost::Message)]
+pub struct ShardRef {
+    /// The shard.
+    #[prost(uint32, tag = "1")]
+    pub shard: u32,
+    /// The configuration in which the shard moved to its new owner.
+    #[prost(uint64, tag = "2")]
+    pub config_num: u64,
+}
+
+/// What applying a command produced.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ApplyReply {
+    /// The outcome.
+    #[prost(oneof = "Outcome", tags = "1, 2, 3")]
+    pub outcome: Option<Outcome>,
+}
+
+/// The outcomes of applying a command.
+#[derive(Clone, PartialEq, prost::Oneof)]
+pub enum Outcome {
+    /// A client mutation's reply (also what a retry gets).
+    #[prost(message, tag = "1")]
+    Kv(v1::KvReply),
+    /// The command was refused (wrong group, installing, expired session, ...).
+    #[prost(message, tag = "2")]
+    Refused(Refusal),
+    /// A reconfiguration step: whether it took effect (false: stale or out of order, ignored).
+    #[prost(bool, tag = "3")]
+    Done(bool),
+}
+
+/// Why a client mutation was refused, for the gRPC status.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Refusal {
+    /// An `ErrorReason`.
+    #[prost(enumeration = "v1::ErrorReason", tag = "1")]
+    pub reason: i32,
+    /// The configuration the replica had applied.
+    #[prost(uint64, tag = "2")]
+    pub config_num: u64,
+    /// The shard concerned.
+    #[prost(uint32, tag = "3")]
+    pub shard: u32,
+    /// A message for people.
+    #[prost(string, tag = "4")]
+    pub message: String,
+}
+
+impl Command {
+    /// A command stamped with `now_ms`.
+    pub fn new(now_ms: u64, kind: Kind) -> Command {
+        Command {
+            now_ms,
+            kind: Some(kind),
+        }
+    }
+
+    /// Its bytes in the log.
+    pub fn encode(&self) -> Vec<u8> {
+        self.encode_to_vec()
+    }
+
+    /// Decodes a log entry.
+    pub fn decode(bytes: &[u8]) -> Result<Command, prost::DecodeError> {
+        <Command as Message>::decode(bytes)
+    }
+}
+
+impl ApplyReply {
+    /// A reply with `outcome`.
+    pub fn new(outcome: Outcome) -> ApplyReply {
+        ApplyReply {
+            outcome: Some(outcome),
+        }
+    }
+
+    /// Bytes handed back to the proposer.
+    pub fn encode(&self) -> Vec<u8> {
+        self.encode_to_vec()
+    }
+
+    /// Decodes what the state machine replied.
+    pub fn decode(bytes: &[u8]) -> Result<ApplyReply, prost::DecodeError> {
+        <ApplyReply as Message>::decode(bytes)
+    }
+}
+
+/// The current wall clock in milliseconds since the Unix epoch (the leader's stamp).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_round_trip_and_garbage_is_an_error() {
+        let c = Command::new(
+            42,
+            Kind::Install(InstallChunk {
+                after: b"t".to_vec(),
+                chunk: Some(v1::ShardChunk {
+                    shard: 3,
+                    config_num: 9,
+                    done: true,
+                    ..Default::default()
+                }),
+            }),
+        );
+        assert_eq!(Command::decode(&c.encode()).unwrap(), c);
+        assert!(Command::decode(&[0xff, 0xff, 0xff]).is_err());
+        let r = ApplyReply::new(Outcome::Done(true));
+        assert_eq!(ApplyReply::decode(&r.encode()).unwrap(), r);
+    }
+}
