@@ -1,5 +1,7 @@
 //! Clients of Strata's services. Depends only on `strata-rpc`.
 //!
+//! - [`kv`]: [`Client`], the routing key-value client (get, put, append, delete,
+//!   compare-and-swap, ordered whole-keyspace scans), exactly-once and retrying;
 //! - [`master`]: [`MasterClient`], the shard master's client (join, leave, move, query), which
 //!   finds the leader and retries with back-off.
 //!
@@ -24,6 +26,8 @@
 
 #![warn(missing_docs)]
 
+pub mod kv;
 pub mod master;
 
+pub use kv::{CasOutcome, Client, ClientOptions, KvError, Scanner};
 pub use master::{ClientError, Config, MasterClient, MasterClientOptions};

@@ -7,10 +7,12 @@
 //! - [`transport`]: how messages and snapshots reach peers;
 //! - [`driver`]: the loop that ties them together ([`Node`]);
 //! - [`wire`]: the Paxos messages in their protobuf form;
+//! - [`cli`]: what the server binaries share (`--peers` parsing, shutdown signal);
 //! - [`grpc`]: the peer transport, the `PaxosPeer` and `NodeStatus` services, identity checks.
 
 #![warn(missing_docs)]
 
+pub mod cli;
 pub mod driver;
 pub mod grpc;
 pub mod paxos_storage;

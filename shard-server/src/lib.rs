@@ -22,9 +22,12 @@ pub mod handoff;
 pub mod keys;
 pub mod machine;
 pub mod reconfig;
+pub mod run;
+pub mod service;
 pub mod session;
 pub mod shard_state;
 pub mod store;
+pub mod worker;
 
 pub use machine::{KvMachine, MachineOptions, View};
 pub use store::{DbStore, MemStore, Store};

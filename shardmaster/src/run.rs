@@ -43,7 +43,7 @@ pub struct MasterArgs {
     pub id: ReplicaId,
     /// Every replica of the master, this one included: `id=host:port`, comma-separated or
     /// repeated.
-    #[arg(long, value_delimiter = ',', required = true, value_parser = parse_peer)]
+    #[arg(long, value_delimiter = ',', required = true, value_parser = strata_node::cli::parse_peer)]
     pub peers: Vec<(ReplicaId, String)>,
     /// Address to serve gRPC on, `host:port` (defaults to this replica's address in --peers).
     #[arg(long)]
@@ -62,21 +62,6 @@ pub struct MasterArgs {
     /// How long a request waits for a quorum before failing with UNAVAILABLE, in milliseconds.
     #[arg(long, default_value_t = DEFAULT_OP_TIMEOUT.as_millis() as u64)]
     pub op_timeout_ms: u64,
-}
-
-fn parse_peer(s: &str) -> Result<(ReplicaId, String), String> {
-    let (id, addr) = s
-        .split_once('=')
-        .ok_or_else(|| format!("peer `{s}` is not `id=host:port`"))?;
-    let id = id
-        .trim()
-        .parse()
-        .map_err(|e| format!("peer `{s}`: bad id: {e}"))?;
-    let addr = addr.trim();
-    if addr.is_empty() {
-        return Err(format!("peer `{s}` has an empty address"));
-    }
-    Ok((id, addr.to_owned()))
 }
 
 /// Why a master replica could not start or stopped with an error.
@@ -163,22 +148,7 @@ pub fn run_master(args: MasterArgs) -> Result<(), RunError> {
     runtime.block_on(serve(args, shutdown_signal()))
 }
 
-/// Resolves on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot listen for SIGTERM");
-            std::future::pending::<()>().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
-    }
-}
+pub use strata_node::cli::shutdown_signal;
 
 /// Runs a replica on the current tokio runtime until `shutdown` resolves.
 pub async fn serve(args: MasterArgs, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
@@ -226,10 +196,7 @@ pub async fn serve(args: MasterArgs, shutdown: impl Future<Output = ()>) -> Resu
     let state = machine.shared();
     let mut paxos = strata_paxos::Config::new(args.id, peers.keys().copied().collect());
     // Election timeouts are randomized from the seed: differ between replicas and restarts.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    paxos.seed = args.id.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ now;
+    paxos.seed = strata_node::cli::election_seed(args.id);
     let cfg = NodeConfig {
         paxos,
         tick: Duration::from_millis(args.tick_ms),

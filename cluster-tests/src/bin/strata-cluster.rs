@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! strata-cluster master <strata-master arguments>
+//! strata-cluster server <strata-server arguments>
 //! ```
 
 use clap::Parser;
@@ -25,6 +26,13 @@ fn main() -> anyhow::Result<()> {
             strata_shardmaster::run_master(args)?;
             Ok(())
         }
-        other => anyhow::bail!("usage: strata-cluster master [ARGS...] (got {other:?})"),
+        Some("server") => {
+            let args = strata_server::run::ServerArgs::parse_from(
+                std::iter::once("strata-server".into()).chain(args),
+            );
+            strata_server::run::run_server(args)?;
+            Ok(())
+        }
+        other => anyhow::bail!("usage: strata-cluster master|server [ARGS...] (got {other:?})"),
     }
 }

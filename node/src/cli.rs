@@ -1,0 +1,58 @@
+//! What the server binaries built on a node share: parsing `--peers` and waiting for the
+//! signal to shut down.
+
+use strata_paxos::ReplicaId;
+
+/// Parses one `id=host:port` peer of a `--peers` list.
+pub fn parse_peer(s: &str) -> Result<(ReplicaId, String), String> {
+    let (id, addr) = s
+        .split_once('=')
+        .ok_or_else(|| format!("peer `{s}` is not `id=host:port`"))?;
+    let id = id
+        .trim()
+        .parse()
+        .map_err(|e| format!("peer `{s}`: bad id: {e}"))?;
+    let addr = addr.trim();
+    if addr.is_empty() {
+        return Err(format!("peer `{s}` has an empty address"));
+    }
+    Ok((id, addr.to_owned()))
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM");
+            std::future::pending::<()>().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+    }
+}
+
+/// A seed for election-timeout randomness that differs between replicas and restarts.
+pub fn election_seed(id: ReplicaId) -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    id.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ now
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peers_parse() {
+        assert_eq!(parse_peer("3=h:1").unwrap(), (3, "h:1".to_string()));
+        assert!(parse_peer("3").is_err());
+        assert!(parse_peer("x=h:1").is_err());
+        assert!(parse_peer("3=").is_err());
+    }
+}

@@ -1,0 +1,232 @@
+//! One shard-server replica process: the `strata-server` command line and what it runs.
+//!
+//! The data directory holds:
+//!
+//! ```text
+//! <data-dir>/IDENTITY   the group and replica id (a directory of another replica is refused)
+//! <data-dir>/paxos/     the Paxos log and acceptor state (its own engine, synced writes)
+//! <data-dir>/state/     the state machine's engine: shard data, dedup tables, metadata
+//! ```
+//! One tonic server on `--listen` serves `ShardKv`, `ShardMigration`, `ShardGroup`,
+//! `PaxosPeer` and `NodeStatus`. SIGTERM or SIGINT shuts the replica down gracefully; SIGKILL
+//! loses nothing acknowledged (a restart recovers from both engines and rejoins the group).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use strata_node::cli::{election_seed, parse_peer};
+use strata_node::grpc::{check_identity, peer_service, status_service, GrpcTransport};
+use strata_node::{EnginePaxosStorage, Node, NodeConfig};
+use strata_paxos::ReplicaId;
+use strata_rpc::limits;
+
+use crate::machine::{KvMachine, MachineOptions};
+use crate::service::{GroupService, KvService, MigrationService, Replica};
+use crate::store::DbStore;
+
+/// Command line of a shard-server replica.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "strata-server",
+    about = "One replica of a Strata shard-server group",
+    version
+)]
+pub struct ServerArgs {
+    /// The replica group's id (as joined at the shard master; not 0).
+    #[arg(long)]
+    pub gid: u64,
+    /// This replica's id within its group (one of the ids in --peers).
+    #[arg(long)]
+    pub id: ReplicaId,
+    /// Every replica of the group, this one included: `id=host:port`, comma-separated or
+    /// repeated. The addresses are the ones clients and other groups use.
+    #[arg(long, value_delimiter = ',', required = true, value_parser = parse_peer)]
+    pub peers: Vec<(ReplicaId, String)>,
+    /// Address to serve gRPC on (defaults to this replica's address in --peers).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// The shard master's replicas, `host:port`, comma-separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub masters: Vec<String>,
+    /// Directory of this replica's durable state.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Length of one Paxos tick in milliseconds.
+    #[arg(long, default_value_t = 20)]
+    pub tick_ms: u64,
+    /// How long a request waits for a quorum before failing with UNAVAILABLE, in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    pub op_timeout_ms: u64,
+    /// Client sessions idle longer than this (log time) expire. Must be the same on every
+    /// replica of the group (it decides what the state machine does).
+    #[arg(long, default_value_t = MachineOptions::default().session_timeout_ms)]
+    pub session_timeout_ms: u64,
+    /// Memtable size of the data engine, in MiB.
+    #[arg(long, default_value_t = 16)]
+    pub write_buffer_mb: usize,
+    /// Block cache of the data engine, in MiB.
+    #[arg(long, default_value_t = 32)]
+    pub block_cache_mb: usize,
+}
+
+/// Why a replica could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The command line is inconsistent.
+    #[error("invalid arguments: {0}")]
+    Args(String),
+    /// The data directory is unusable or belongs to another replica.
+    #[error("data directory {dir}: {message}")]
+    DataDir {
+        /// The directory.
+        dir: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// I/O failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The failure.
+        source: std::io::Error,
+    },
+    /// The Paxos storage or node failed to start.
+    #[error("paxos node: {0}")]
+    Node(String),
+    /// The gRPC server failed.
+    #[error("grpc server: {0}")]
+    Server(#[from] tonic::transport::Error),
+}
+
+/// Runs a replica until SIGTERM or SIGINT, on a runtime of its own.
+pub fn run_server(args: ServerArgs) -> Result<(), RunError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|source| RunError::Io {
+            what: "starting the tokio runtime".into(),
+            source,
+        })?;
+    runtime.block_on(serve(args, strata_node::cli::shutdown_signal()))
+}
+
+/// Runs a replica on the current (multi-threaded) tokio runtime until `shutdown` resolves.
+pub async fn serve(args: ServerArgs, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
+    if args.gid == 0 {
+        return Err(RunError::Args("--gid 0 is reserved (unassigned shards)".into()));
+    }
+    let peers: BTreeMap<ReplicaId, String> = args.peers.iter().cloned().collect();
+    if peers.len() != args.peers.len() {
+        return Err(RunError::Args("a replica id is listed twice in --peers".into()));
+    }
+    let Some(own_address) = peers.get(&args.id) else {
+        return Err(RunError::Args(format!("--id {} is not one of the --peers", args.id)));
+    };
+    let listen = args.listen.clone().unwrap_or_else(|| own_address.clone());
+    if args.tick_ms == 0 {
+        return Err(RunError::Args("--tick-ms must be at least 1".into()));
+    }
+    let data_dir_error = |message: String| RunError::DataDir {
+        dir: args.data_dir.clone(),
+        message,
+    };
+    std::fs::create_dir_all(&args.data_dir).map_err(|e| data_dir_error(e.to_string()))?;
+    check_identity(&args.data_dir, args.gid, args.id).map_err(data_dir_error)?;
+    let storage = EnginePaxosStorage::open(&args.data_dir.join("paxos"))
+        .map_err(|e| RunError::Node(e.to_string()))?;
+    let engine_options = strata::Options {
+        write_buffer_size: args.write_buffer_mb.max(1) << 20,
+        block_cache_bytes: args.block_cache_mb << 20,
+        ..strata::Options::default()
+    };
+    let store = Arc::new(
+        DbStore::open(&args.data_dir.join("state"), engine_options).map_err(data_dir_error)?,
+    );
+    let options = MachineOptions {
+        session_timeout_ms: args.session_timeout_ms,
+        ..MachineOptions::default()
+    };
+    let machine = KvMachine::open(args.gid, store.clone(), options).map_err(data_dir_error)?;
+    let view = machine.view();
+    let applied = machine.applied_handle();
+
+    // Bind before starting the node, so that a taken port fails the start.
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .map_err(|source| RunError::Io {
+            what: format!("listening on {listen}"),
+            source,
+        })?;
+
+    let mut paxos = strata_paxos::Config::new(args.id, peers.keys().copied().collect());
+    paxos.seed = election_seed(args.id);
+    let cfg = NodeConfig {
+        paxos,
+        tick: Duration::from_millis(args.tick_ms),
+        // The state machine syncs every few hundred commands: keep some log for followers
+        // that lag a little, compact the rest.
+        compaction_slack: 4096,
+        queue_capacity: 20_000,
+    };
+    let transport = GrpcTransport::new(args.gid, args.id, peers.clone());
+    let node =
+        Node::start(cfg, storage, machine, transport).map_err(|e| RunError::Node(e.to_string()))?;
+    tracing::info!(gid = args.gid, id = args.id, %listen, data_dir = %args.data_dir.display(), "shard server started");
+
+    let replica = Replica {
+        gid: args.gid,
+        node: node.clone(),
+        view,
+        applied,
+        store,
+        peers: Arc::new(peers),
+        op_timeout: Duration::from_millis(args.op_timeout_ms),
+    };
+    let worker = tokio::spawn(crate::worker::run(replica.clone(), args.masters.clone()));
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let served = tonic::transport::Server::builder()
+        .add_service(limits::kv_server(KvService(replica.clone())))
+        .add_service(limits::migration_server(MigrationService(replica.clone())))
+        .add_service(limits::shard_group_server(GroupService(replica.clone())))
+        .add_service(peer_service(args.gid, node.clone()))
+        .add_service(status_service(args.gid, node.clone()))
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await;
+    worker.abort();
+    node.stop().await;
+    tracing::info!(gid = args.gid, id = args.id, "shard server stopped");
+    served.map_err(RunError::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn parses_the_command_line() {
+        let args = ServerArgs::try_parse_from([
+            "strata-server",
+            "--gid",
+            "7",
+            "--id",
+            "2",
+            "--peers",
+            "1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003",
+            "--masters",
+            "127.0.0.1:6001,127.0.0.1:6002",
+            "--data-dir",
+            "/tmp/x",
+        ])
+        .unwrap();
+        assert_eq!(args.peers.len(), 3);
+        assert_eq!(args.masters.len(), 2);
+        assert_eq!(args.gid, 7);
+        assert!(ServerArgs::try_parse_from(["strata-server", "--gid", "1"]).is_err());
+    }
+}

@@ -1,0 +1,460 @@
+//! The gRPC services of one shard-server replica: `ShardKv` (clients), `ShardMigration`
+//! (other groups pulling shards from this one) and `ShardGroup` (status).
+//!
+//! Mutations go through the Paxos log and are answered with the state machine's reply once
+//! applied here; ownership is decided at apply time. Reads (`Get`, `Scan`) wait on the node's
+//! read barrier (a quorum confirms the leadership and the replica has applied everything
+//! committed before the read began), then check ownership and read the store under the view's
+//! read lock, so a shard cannot be handed over and deleted between the check and the read.
+//!
+//! A follower answers `WRONG_LEADER` with the leader's address when it knows it.
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::RwLock;
+use strata_node::{Node, NodeError};
+use strata_paxos::ReplicaId;
+use strata_rpc::error::{
+    installing, invalid_argument, not_ready, overloaded, session_expired, wrong_group,
+    wrong_leader,
+};
+use strata_rpc::v1::{self, kv_reply::Reply, ErrorReason};
+use strata_rpc::{CLIENT_ID_BYTES, MAX_KEY_BYTES, MAX_VALUE_BYTES};
+use tonic::codegen::tokio_stream::{wrappers::ReceiverStream, Stream};
+use tonic::{Request, Response, Status};
+
+use crate::command::{now_ms, ApplyReply, Command, Kind, Outcome, Refusal, ShardRef};
+use crate::handoff::{read_chunk, CHUNK_BYTES};
+use crate::keys;
+use crate::machine::View;
+use crate::shard_state::ShardState;
+use crate::store::Store;
+
+/// Entries per `Scan` page when the request does not say.
+pub const DEFAULT_SCAN_LIMIT: u32 = 1000;
+/// Most entries per `Scan` page.
+pub const MAX_SCAN_LIMIT: u32 = 10_000;
+/// Bytes of keys and values per `Scan` page (at least one entry is always returned).
+pub const MAX_SCAN_PAGE_BYTES: usize = 4 << 20;
+/// How long a client should wait before retrying a shard that is being installed.
+const INSTALL_RETRY: Duration = Duration::from_millis(50);
+
+/// What every handler of one replica shares. Cheap to clone.
+#[derive(Clone)]
+pub struct Replica {
+    /// The replica's group.
+    pub gid: u64,
+    /// The Paxos node.
+    pub node: Node,
+    /// The state machine's view.
+    pub view: Arc<RwLock<View>>,
+    /// The state machine's applied index.
+    pub applied: Arc<AtomicU64>,
+    /// The state machine's store.
+    pub store: Arc<dyn Store>,
+    /// The group's replicas: id to address (for leader hints).
+    pub peers: Arc<BTreeMap<ReplicaId, String>>,
+    /// How long a proposal or read may wait for a quorum.
+    pub op_timeout: Duration,
+}
+
+impl Replica {
+    /// The status for a node failure.
+    pub fn node_error(&self, e: NodeError) -> Status {
+        match e {
+            NodeError::NotLeader(hint) => {
+                let address = hint
+                    .and_then(|id| self.peers.get(&id).cloned())
+                    .unwrap_or_default();
+                wrong_leader(hint, address)
+            }
+            NodeError::Stopped => Status::unavailable("the replica is shutting down"),
+            NodeError::Storage(e) => Status::unavailable(format!("paxos storage failed: {e}")),
+        }
+    }
+
+    /// Proposes `kind` and returns what applying it produced here.
+    pub async fn propose(&self, kind: Kind) -> Result<Outcome, Status> {
+        let command = Command::new(now_ms(), kind).encode();
+        let reply = tokio::time::timeout(self.op_timeout, self.node.propose(command))
+            .await
+            .map_err(|_| {
+                Status::unavailable(format!(
+                    "not committed within {:?} (no quorum?); the outcome is unknown, retry with the same seq",
+                    self.op_timeout
+                ))
+            })?
+            .map_err(|e| self.node_error(e))?;
+        ApplyReply::decode(&reply)
+            .ok()
+            .and_then(|r| r.outcome)
+            .ok_or_else(|| Status::internal("undecodable reply from the state machine"))
+    }
+
+    /// Waits until a linearizable read may be served here.
+    pub async fn read_barrier(&self) -> Result<(), Status> {
+        tokio::time::timeout(self.op_timeout, self.node.read_barrier())
+            .await
+            .map_err(|_| {
+                Status::unavailable(format!(
+                    "the read was not confirmed by a quorum within {:?}",
+                    self.op_timeout
+                ))
+            })?
+            .map_err(|e| self.node_error(e))
+    }
+}
+
+/// The status a client gets for a refusal of the state machine.
+pub fn refusal_status(r: &Refusal) -> Status {
+    match r.reason() {
+        ErrorReason::WrongGroup => wrong_group(r.shard, r.config_num),
+        ErrorReason::Installing => installing(r.shard, r.config_num, INSTALL_RETRY),
+        ErrorReason::SessionExpired => session_expired(),
+        ErrorReason::Overloaded => overloaded(Duration::from_millis(100)),
+        ErrorReason::InvalidArgument => invalid_argument(r.message.clone()),
+        _ => Status::internal(r.message.clone()),
+    }
+}
+
+fn check_key(key: &[u8]) -> Result<(), Status> {
+    if key.len() > MAX_KEY_BYTES {
+        return Err(invalid_argument(format!(
+            "key of {} bytes exceeds the limit of {MAX_KEY_BYTES} bytes",
+            key.len()
+        )));
+    }
+    Ok(())
+}
+
+fn check_value(value: &[u8]) -> Result<(), Status> {
+    if value.len() > MAX_VALUE_BYTES {
+        return Err(invalid_argument(format!(
+            "value of {} bytes exceeds the limit of {MAX_VALUE_BYTES} bytes",
+            value.len()
+        )));
+    }
+    Ok(())
+}
+
+fn check_session(client_id: &[u8], seq: u64, first_incomplete: u64) -> Result<(), Status> {
+    if client_id.len() != CLIENT_ID_BYTES {
+        return Err(invalid_argument(format!(
+            "client_id must be {CLIENT_ID_BYTES} bytes, got {}",
+            client_id.len()
+        )));
+    }
+    if seq == 0 {
+        return Err(invalid_argument("seq must be at least 1"));
+    }
+    if first_incomplete > seq {
+        return Err(invalid_argument(format!(
+            "first_incomplete_seq {first_incomplete} is above the request's own seq {seq}"
+        )));
+    }
+    Ok(())
+}
+
+/// The `ShardKv` service.
+#[derive(Clone)]
+pub struct KvService(pub Replica);
+
+impl KvService {
+    async fn mutate(&self, kind: Kind) -> Result<Reply, Status> {
+        match self.0.propose(kind).await? {
+            Outcome::Kv(v1::KvReply { reply: Some(reply) }) => Ok(reply),
+            Outcome::Refused(r) => Err(refusal_status(&r)),
+            _ => Err(Status::internal("a mutation got an unexpected reply")),
+        }
+    }
+}
+
+fn wrong_reply() -> Status {
+    Status::internal("the state machine answered with another operation's reply")
+}
+
+#[tonic::async_trait]
+impl v1::shard_kv_server::ShardKv for KvService {
+    async fn get(
+        &self,
+        request: Request<v1::GetRequest>,
+    ) -> Result<Response<v1::GetResponse>, Status> {
+        let r = request.into_inner();
+        check_key(&r.key)?;
+        self.0.read_barrier().await?;
+        let view = self.0.view.read();
+        let Some(shard) = view.shard_of(&r.key) else {
+            return Err(wrong_group(0, view.config.num));
+        };
+        view.check_serving(shard)
+            .map_err(|refusal| refusal_status(&refusal))?;
+        // Read under the view's read lock: the shard cannot leave and be deleted meanwhile.
+        let value = self
+            .0
+            .store
+            .get(&keys::data_key(shard, &r.key))
+            .map_err(|e| Status::internal(format!("reading the store: {e}")))?;
+        Ok(Response::new(v1::GetResponse { value }))
+    }
+
+    async fn put(
+        &self,
+        request: Request<v1::PutRequest>,
+    ) -> Result<Response<v1::PutResponse>, Status> {
+        let r = request.into_inner();
+        check_session(&r.client_id, r.seq, r.first_incomplete_seq)?;
+        check_key(&r.key)?;
+        check_value(&r.value)?;
+        match self.mutate(Kind::Put(r)).await? {
+            Reply::Put(p) => Ok(Response::new(p)),
+            _ => Err(wrong_reply()),
+        }
+    }
+
+    async fn append(
+        &self,
+        request: Request<v1::AppendRequest>,
+    ) -> Result<Response<v1::AppendResponse>, Status> {
+        let r = request.into_inner();
+        check_session(&r.client_id, r.seq, r.first_incomplete_seq)?;
+        check_key(&r.key)?;
+        check_value(&r.value)?;
+        match self.mutate(Kind::Append(r)).await? {
+            Reply::Append(p) => Ok(Response::new(p)),
+            _ => Err(wrong_reply()),
+        }
+    }
+
+    async fn delete(
+        &self,
+        request: Request<v1::DeleteRequest>,
+    ) -> Result<Response<v1::DeleteResponse>, Status> {
+        let r = request.into_inner();
+        check_session(&r.client_id, r.seq, r.first_incomplete_seq)?;
+        check_key(&r.key)?;
+        match self.mutate(Kind::Delete(r)).await? {
+            Reply::Delete(p) => Ok(Response::new(p)),
+            _ => Err(wrong_reply()),
+        }
+    }
+
+    async fn compare_and_swap(
+        &self,
+        request: Request<v1::CompareAndSwapRequest>,
+    ) -> Result<Response<v1::CompareAndSwapResponse>, Status> {
+        let r = request.into_inner();
+        check_session(&r.client_id, r.seq, r.first_incomplete_seq)?;
+        check_key(&r.key)?;
+        for v in r.expected.iter().chain(r.new_value.iter()) {
+            check_value(v)?;
+        }
+        match self.mutate(Kind::CompareAndSwap(r)).await? {
+            Reply::CompareAndSwap(p) => Ok(Response::new(p)),
+            _ => Err(wrong_reply()),
+        }
+    }
+
+    async fn scan(
+        &self,
+        request: Request<v1::ScanRequest>,
+    ) -> Result<Response<v1::ScanResponse>, Status> {
+        let r = request.into_inner();
+        check_key(&r.start)?;
+        if let Some(end) = &r.end {
+            check_key(end)?;
+        }
+        let limit = match r.limit {
+            0 => DEFAULT_SCAN_LIMIT,
+            n => n.min(MAX_SCAN_LIMIT),
+        } as usize;
+        // The resume token is the first key of the next page.
+        let from = if r.resume_token.is_empty() {
+            r.start.clone()
+        } else if r.resume_token < r.start {
+            return Err(invalid_argument("resume_token is before the range's start"));
+        } else {
+            r.resume_token.clone()
+        };
+        check_key(&from)?;
+        self.0.read_barrier().await?;
+        let view = self.0.view.read();
+        let n = view.config.shards.len();
+        if n == 0 {
+            return Err(wrong_group(r.shard, view.config.num));
+        }
+        if r.shard as usize >= n {
+            return Err(invalid_argument(format!(
+                "shard {} is out of range: the cluster has {n} shards",
+                r.shard
+            )));
+        }
+        view.check_serving(r.shard)
+            .map_err(|refusal| refusal_status(&refusal))?;
+        let start = keys::data_key(r.shard, &from);
+        let end = match &r.end {
+            Some(end) => keys::data_key(r.shard, end),
+            None => keys::data_range(r.shard).1,
+        };
+        let mut entries = Vec::new();
+        let mut bytes = 0;
+        let mut more = false;
+        for entry in self.0.store.scan(&start, &end) {
+            let (k, value) = entry.map_err(|e| Status::internal(format!("reading the store: {e}")))?;
+            if entries.len() >= limit
+                || (!entries.is_empty() && bytes + k.len() + value.len() > MAX_SCAN_PAGE_BYTES)
+            {
+                more = true;
+                break;
+            }
+            let Some(key) = keys::user_key(r.shard, &k) else {
+                continue;
+            };
+            bytes += k.len() + value.len();
+            entries.push(v1::KeyValue {
+                key: key.to_vec(),
+                value,
+            });
+        }
+        drop(view);
+        let resume_token = match (more, entries.last()) {
+            (true, Some(last)) => {
+                let mut t = last.key.clone();
+                t.push(0);
+                t
+            }
+            _ => Vec::new(),
+        };
+        Ok(Response::new(v1::ScanResponse {
+            entries,
+            resume_token,
+            more,
+        }))
+    }
+}
+
+/// The `ShardMigration` service.
+#[derive(Clone)]
+pub struct MigrationService(pub Replica);
+
+/// Why a shard cannot be handed out for a configuration (rule 3), or `None` if it can: this
+/// replica must have applied exactly that configuration and hold the shard frozen for it.
+pub fn pull_refusal(view: &View, shard: u32, config_num: u64) -> Option<Status> {
+    if view.config.num < config_num {
+        return Some(not_ready(
+            format!(
+                "this replica has applied config {}, not yet {config_num}",
+                view.config.num
+            ),
+            Some(view.config.num),
+            Duration::from_millis(50),
+        ));
+    }
+    match view.shards.get(shard as usize) {
+        Some(ShardState::Leaving { .. }) if view.config.num == config_num => None,
+        _ => Some(Status::failed_precondition(format!(
+            "shard {shard} is not held for a move in config {config_num} (this replica is at config {}); it was handed over already",
+            view.config.num
+        ))),
+    }
+}
+
+type ChunkStream = Pin<Box<dyn Stream<Item = Result<v1::ShardChunk, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl v1::shard_migration_server::ShardMigration for MigrationService {
+    type PullShardStream = ChunkStream;
+
+    async fn pull_shard(
+        &self,
+        request: Request<v1::PullShardRequest>,
+    ) -> Result<Response<Self::PullShardStream>, Status> {
+        let r = request.into_inner();
+        if let Some(status) = pull_refusal(&self.0.view.read(), r.shard, r.config_num) {
+            return Err(status);
+        }
+        tracing::info!(shard = r.shard, config = r.config_num, to = r.gid, "handing a shard over");
+        // Two chunks in flight at most: gRPC's flow control holds the reader back, so a large
+        // shard never sits in memory.
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        let replica = self.0.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut token = r.resume_token;
+            loop {
+                let chunk = {
+                    // Frozen data; the lock only guards against a concurrent deletion.
+                    let view = replica.view.read();
+                    if let Some(status) = pull_refusal(&view, r.shard, r.config_num) {
+                        let _ = tx.blocking_send(Err(status));
+                        return;
+                    }
+                    read_chunk(replica.store.as_ref(), r.shard, r.config_num, &token, CHUNK_BYTES)
+                };
+                match chunk {
+                    Ok(chunk) => {
+                        let done = chunk.done;
+                        token = chunk.resume_token.clone();
+                        if tx.blocking_send(Ok(chunk)).is_err() || done {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(invalid_argument(format!(
+                            "cannot read shard {}: {e}",
+                            r.shard
+                        ))));
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn delete_shard(
+        &self,
+        request: Request<v1::DeleteShardRequest>,
+    ) -> Result<Response<v1::DeleteShardResponse>, Status> {
+        let r = request.into_inner();
+        let outcome = self
+            .0
+            .propose(Kind::DeleteShard(ShardRef {
+                shard: r.shard,
+                config_num: r.config_num,
+            }))
+            .await?;
+        match outcome {
+            Outcome::Done(deleted) => {
+                if deleted {
+                    tracing::info!(shard = r.shard, config = r.config_num, by = r.gid, "handed-over shard deleted");
+                }
+                Ok(Response::new(v1::DeleteShardResponse { deleted }))
+            }
+            _ => Err(Status::internal("DeleteShard got an unexpected reply")),
+        }
+    }
+}
+
+/// The `ShardGroup` service.
+#[derive(Clone)]
+pub struct GroupService(pub Replica);
+
+#[tonic::async_trait]
+impl v1::shard_group_server::ShardGroup for GroupService {
+    async fn shards(
+        &self,
+        _request: Request<v1::ShardsRequest>,
+    ) -> Result<Response<v1::ShardsResponse>, Status> {
+        let view = self.0.view.read();
+        Ok(Response::new(v1::ShardsResponse {
+            gid: self.0.gid,
+            config_num: view.config.num,
+            shards: view.shards.iter().map(|s| s.to_proto() as i32).collect(),
+            applied_index: self.0.applied.load(Ordering::Acquire),
+            sessions: view.sessions as u64,
+        }))
+    }
+}

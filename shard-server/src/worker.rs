@@ -1,0 +1,315 @@
+//! The reconfiguration worker: while this replica leads its group, it carries out what
+//! [`reconfig::next_actions`](crate::reconfig::next_actions) decides — fetch the next
+//! configuration from the master and propose it, pull gained shards from their previous owners
+//! and propose their chunks, tell previous owners to delete what we installed — one task per
+//! shard, so a shard whose previous owner is down never holds up the others.
+//!
+//! Everything it proposes is checked again when applied (the state machine ignores stale or
+//! duplicate steps), so a deposed leader's late proposals are harmless.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use strata_client::{MasterClient, MasterClientOptions};
+use strata_rpc::error::{error_detail, reason};
+use strata_rpc::v1::{self, shard_migration_client::ShardMigrationClient, ErrorReason};
+use tokio::task::JoinHandle;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::command::{InstallChunk, Kind, Outcome, ShardRef};
+use crate::reconfig::{next_actions, Action};
+use crate::service::Replica;
+use crate::shard_state::ShardState;
+
+/// How often the worker looks at the state.
+const POLL: Duration = Duration::from_millis(50);
+/// Deadline of one call to another group or the master.
+const RPC_TIMEOUT: Duration = Duration::from_secs(3);
+/// Longest pause between attempts on a group that does not answer.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Connections to other servers, by address (lazy, reconnecting).
+#[derive(Clone, Default)]
+struct Connections {
+    channels: Arc<Mutex<HashMap<String, Channel>>>,
+}
+
+impl Connections {
+    fn migration(&self, address: &str) -> Result<ShardMigrationClient<Channel>, String> {
+        let mut channels = self.channels.lock();
+        if let Some(c) = channels.get(address) {
+            return Ok(strata_rpc::limits::migration_client(c.clone()));
+        }
+        let channel = Endpoint::from_shared(format!("http://{address}"))
+            .map_err(|e| format!("bad address {address}: {e}"))?
+            .connect_timeout(Duration::from_millis(500))
+            .tcp_nodelay(true)
+            .connect_lazy();
+        channels.insert(address.to_owned(), channel.clone());
+        Ok(strata_rpc::limits::migration_client(channel))
+    }
+}
+
+/// Runs the worker until the process ends.
+pub async fn run(replica: Replica, masters: Vec<String>) {
+    let master = Arc::new(MasterClient::with_options(
+        masters,
+        MasterClientOptions {
+            rpc_timeout: Duration::from_secs(1),
+            request_timeout: RPC_TIMEOUT,
+            ..MasterClientOptions::default()
+        },
+    ));
+    let connections = Connections::default();
+    // One task per (action kind, shard, config): started once, replaced when it ends.
+    let mut tasks: HashMap<(u8, u32, u64), JoinHandle<()>> = HashMap::new();
+    let mut fetch: Option<JoinHandle<()>> = None;
+    let mut ticker = tokio::time::interval(POLL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        tasks.retain(|_, t| !t.is_finished());
+        let reclaim = std::mem::take(&mut replica.view.write().deleted_ranges);
+        for (start, end) in reclaim {
+            // Space of a deleted shard comes back through compaction; off the async workers.
+            let store = replica.store.clone();
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = store.compact(&start, &end) {
+                    tracing::warn!(error = %e, "compacting a deleted shard's range failed");
+                }
+            });
+        }
+        if replica.node.status().role != "leader" {
+            for (_, t) in tasks.drain() {
+                t.abort();
+            }
+            continue;
+        }
+        let view = replica.view.read().clone();
+        for action in next_actions(&view) {
+            match action {
+                Action::FetchConfig { num } => {
+                    if fetch.as_ref().is_none_or(|f| f.is_finished()) {
+                        fetch = Some(tokio::spawn(fetch_config(
+                            replica.clone(),
+                            master.clone(),
+                            num,
+                        )));
+                    }
+                }
+                Action::Pull {
+                    shard,
+                    config_num,
+                    from,
+                    servers,
+                    after,
+                } => {
+                    tasks.entry((0, shard, config_num)).or_insert_with(|| {
+                        tokio::spawn(pull(
+                            replica.clone(),
+                            connections.clone(),
+                            PullJob {
+                                shard,
+                                config_num,
+                                from,
+                                servers,
+                                after,
+                            },
+                        ))
+                    });
+                }
+                Action::Notify {
+                    shard,
+                    config_num,
+                    owner,
+                    servers,
+                } => {
+                    tasks.entry((1, shard, config_num)).or_insert_with(|| {
+                        tokio::spawn(notify(
+                            replica.clone(),
+                            connections.clone(),
+                            ShardRef { shard, config_num },
+                            owner,
+                            servers,
+                        ))
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Asks the master for config `num`; proposes it if it exists.
+async fn fetch_config(replica: Replica, master: Arc<MasterClient>, num: u64) {
+    let config = match master.query(Some(num)).await {
+        Ok(c) if c.num == num => c,
+        Ok(_) => return, // not created yet
+        Err(e) => {
+            tracing::debug!(error = %e, "querying the master failed");
+            return;
+        }
+    };
+    match replica.propose(Kind::Reconfigure(config.to_proto())).await {
+        Ok(Outcome::Done(true)) => tracing::info!(gid = replica.gid, config = num, "configuration applied"),
+        Ok(_) => {}
+        Err(e) => tracing::debug!(error = %e, "proposing a configuration failed"),
+    }
+}
+
+struct PullJob {
+    shard: u32,
+    config_num: u64,
+    from: u64,
+    servers: Vec<String>,
+    after: Vec<u8>,
+}
+
+/// The install progress of the job's shard, or `None` once it is no longer being pulled.
+fn progress(replica: &Replica, job: &PullJob) -> Option<Vec<u8>> {
+    let view = replica.view.read();
+    if view.config.num != job.config_num {
+        return None;
+    }
+    match view.shards.get(job.shard as usize) {
+        Some(ShardState::Pulling { token, .. }) => Some(token.clone()),
+        _ => None,
+    }
+}
+
+/// Pulls one shard from its previous owner's servers and installs it chunk by chunk.
+async fn pull(replica: Replica, connections: Connections, mut job: PullJob) {
+    if job.servers.is_empty() {
+        tracing::error!(shard = job.shard, from = job.from, "previous owner has no servers in the previous config");
+        return;
+    }
+    tracing::info!(shard = job.shard, config = job.config_num, from = job.from, "pulling a shard");
+    let mut backoff = Duration::from_millis(20);
+    let mut next = 0usize;
+    loop {
+        let Some(after) = progress(&replica, &job) else {
+            return;
+        };
+        job.after = after;
+        let address = job.servers[next % job.servers.len()].clone();
+        next += 1;
+        match pull_from(&replica, &connections, &job, &address).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::debug!(shard = job.shard, %address, error = %e, "pull attempt failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+/// One attempt: stream from `address`, proposing each chunk as it arrives.
+async fn pull_from(
+    replica: &Replica,
+    connections: &Connections,
+    job: &PullJob,
+    address: &str,
+) -> Result<(), String> {
+    let mut client = connections.migration(address)?;
+    let request = v1::PullShardRequest {
+        shard: job.shard,
+        config_num: job.config_num,
+        gid: replica.gid,
+        resume_token: job.after.clone(),
+    };
+    let mut stream = tokio::time::timeout(RPC_TIMEOUT, client.pull_shard(request))
+        .await
+        .map_err(|_| "no answer".to_string())?
+        .map_err(|s| format!("{:?}: {}", s.code(), s.message()))?
+        .into_inner();
+    let mut after = job.after.clone();
+    loop {
+        let chunk = tokio::time::timeout(RPC_TIMEOUT, stream.message())
+            .await
+            .map_err(|_| "the stream stalled".to_string())?
+            .map_err(|s| format!("{:?}: {}", s.code(), s.message()))?
+            .ok_or("the stream ended before the last chunk")?;
+        if chunk.shard != job.shard || chunk.config_num != job.config_num {
+            return Err("a chunk of another shard or config".into());
+        }
+        let (token, done) = (chunk.resume_token.clone(), chunk.done);
+        let outcome = replica
+            .propose(Kind::Install(InstallChunk {
+                after: after.clone(),
+                chunk: Some(chunk),
+            }))
+            .await
+            .map_err(|s| format!("proposing a chunk: {}", s.message()))?;
+        if outcome != Outcome::Done(true) {
+            // Someone else installed this chunk (a previous leader's late proposal) or the
+            // shard moved on: start again from the state machine's progress.
+            return Err("chunk not applied (stale progress)".into());
+        }
+        if done {
+            tracing::info!(shard = job.shard, config = job.config_num, "shard installed");
+            return Ok(());
+        }
+        after = token;
+    }
+}
+
+/// Tells the previous owner of `shard` that it may delete its copy, then records that it did.
+async fn notify(
+    replica: Replica,
+    connections: Connections,
+    shard: ShardRef,
+    owner: u64,
+    servers: Vec<String>,
+) {
+    if servers.is_empty() {
+        tracing::error!(shard = shard.shard, owner, "previous owner has no servers in the previous config");
+        return;
+    }
+    let mut backoff = Duration::from_millis(20);
+    let mut next = 0usize;
+    loop {
+        let address = servers[next % servers.len()].clone();
+        let request = v1::DeleteShardRequest {
+            shard: shard.shard,
+            config_num: shard.config_num,
+            gid: replica.gid,
+        };
+        let answer = match connections.migration(&address) {
+            Ok(mut c) => tokio::time::timeout(RPC_TIMEOUT, c.delete_shard(request))
+                .await
+                .map_err(|_| "no answer".to_string())
+                .and_then(|r| r.map_err(|s| {
+                    // Follow a leader hint at once.
+                    if reason(&s) == ErrorReason::WrongLeader {
+                        if let Some(hint) = error_detail(&s).and_then(|d| d.leader_hint) {
+                            if let Some(i) = servers.iter().position(|a| *a == hint.address) {
+                                next = i;
+                                return "redirected".to_string();
+                            }
+                        }
+                    }
+                    format!("{:?}: {}", s.code(), s.message())
+                })),
+            Err(e) => Err(e),
+        };
+        match answer {
+            Ok(r) if r.get_ref().deleted => {
+                match replica.propose(Kind::Notified(shard)).await {
+                    Ok(_) => return,
+                    Err(e) => tracing::debug!(error = %e, "proposing Notified failed"),
+                }
+            }
+            // Not deleted yet: the owner has not reached this config; ask again later.
+            Ok(_) => {}
+            Err(e) if e == "redirected" => {}
+            Err(e) => {
+                tracing::debug!(shard = shard.shard, %address, error = %e, "delete request failed");
+                next += 1;
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
