@@ -248,6 +248,7 @@ impl Client {
         let mut backoff = o.initial_backoff;
         let mut last = String::from("no attempt");
         let mut redirects = 0;
+        let mut failures = 0usize;
         loop {
             let now = Instant::now();
             if now >= deadline {
@@ -304,6 +305,12 @@ impl Client {
                     last = why;
                     self.leaders.lock().insert(gid, i + 1);
                     self.pause(&mut backoff, deadline).await;
+                    failures += 1;
+                    if failures % servers.len() == 0 {
+                        // No replica of the group answered: it may have left the
+                        // configuration (and shut down) since we cached it.
+                        let _ = self.refresh_config(config.num).await;
+                    }
                 }
                 Attempt::Refresh(why) => {
                     last = why;

@@ -9,16 +9,21 @@
 //!
 //! - [`process`]: one child process ([`Proc`]): start, signals, log file.
 //! - [`masters`]: [`MasterCluster`], N shard-master replicas.
+//! - [`shards`]: [`ShardCluster`], a master and shard-server groups.
+//! - [`linearizability`]: a checker for recorded histories of key-value operations.
 //! - [`free_port`]: a port nothing listens on.
 //!
 //! Process tests share the machine's cores: run them one at a time ([`serial`]).
 
 #![warn(missing_docs)]
 
+pub mod linearizability;
 pub mod masters;
 pub mod process;
+pub mod shards;
 
 pub use masters::MasterCluster;
+pub use shards::{ServerGroup, ShardCluster};
 pub use process::Proc;
 
 /// A 127.0.0.1 port that was free a moment ago (the OS picked it; it is released at once, so

@@ -1,0 +1,340 @@
+//! A whole sharded cluster as real processes: a shard master of three replicas and any number
+//! of shard-server groups, each of several `strata-server` replicas.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use strata_client::{Client, ClientOptions, MasterClient};
+use strata_rpc::v1;
+use tempfile::TempDir;
+
+use crate::free_port;
+use crate::masters::MasterCluster;
+use crate::process::Proc;
+
+/// One replica group of shard servers.
+pub struct ServerGroup {
+    gid: u64,
+    replicas: Vec<Proc>,
+    addresses: Vec<String>,
+    dirs: Vec<PathBuf>,
+}
+
+impl ServerGroup {
+    /// The group's id.
+    pub fn gid(&self) -> u64 {
+        self.gid
+    }
+
+    /// The replicas' addresses (replica `i` has id `i + 1`).
+    pub fn addresses(&self) -> Vec<String> {
+        self.addresses.clone()
+    }
+
+    /// Number of replicas.
+    pub fn len(&self) -> usize {
+        self.replicas.len()
+    }
+
+    /// No replicas.
+    pub fn is_empty(&self) -> bool {
+        self.replicas.is_empty()
+    }
+
+    /// Replica `i`'s process.
+    pub fn replica(&mut self, i: usize) -> &mut Proc {
+        &mut self.replicas[i]
+    }
+
+    /// SIGKILLs replica `i`.
+    pub fn kill(&mut self, i: usize) {
+        self.replicas[i].kill();
+    }
+
+    /// SIGKILLs every replica.
+    pub fn kill_all(&mut self) {
+        for p in &mut self.replicas {
+            p.kill();
+        }
+    }
+
+    /// (Re)starts replica `i` on its data directory and waits until it listens.
+    pub fn restart(&mut self, i: usize) {
+        self.replicas[i].kill();
+        self.replicas[i].start();
+        wait_listening(&self.addresses[i], &self.replicas[i]);
+    }
+
+    /// Restarts every replica.
+    pub fn restart_all(&mut self) {
+        for i in 0..self.len() {
+            self.restart(i);
+        }
+    }
+
+    /// The data directory of replica `i`.
+    pub fn data_dir(&self, i: usize) -> &Path {
+        &self.dirs[i]
+    }
+
+    /// Bytes on disk of replica `i`'s state-machine engine.
+    pub fn state_bytes(&self, i: usize) -> u64 {
+        dir_bytes(&self.dirs[i].join("state"))
+    }
+
+    /// Replica `i`'s shards and configuration, or `None` if it does not answer.
+    pub async fn shards(&self, i: usize) -> Option<v1::ShardsResponse> {
+        if !self.replicas[i].is_running() || self.replicas[i].is_paused() {
+            return None;
+        }
+        let endpoint =
+            tonic::transport::Endpoint::from_shared(format!("http://{}", self.addresses[i]))
+                .ok()?
+                .connect_timeout(Duration::from_millis(300))
+                .timeout(Duration::from_millis(500));
+        let channel = tokio::time::timeout(Duration::from_millis(500), endpoint.connect())
+            .await
+            .ok()?
+            .ok()?;
+        let mut client = strata_rpc::limits::shard_group_client(channel);
+        client
+            .shards(v1::ShardsRequest {})
+            .await
+            .ok()
+            .map(|r| r.into_inner())
+    }
+
+    /// Every replica's log, for failure messages.
+    pub fn logs(&self) -> String {
+        self.replicas
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("==== group {} replica {} ====\n{}", self.gid, i + 1, p.log()))
+            .collect()
+    }
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+fn wait_listening(address: &str, p: &Proc) {
+    let until = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < until {
+        if std::net::TcpStream::connect(address).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{address} did not listen within 10 s; log:\n{}", p.log());
+}
+
+/// A shard master and shard-server groups on 127.0.0.1, in one temporary directory. Dropping
+/// it kills every process and removes the directory (`STRATA_KEEP_TEST_DIRS=1` keeps it).
+pub struct ShardCluster {
+    /// The shard master.
+    pub masters: MasterCluster,
+    groups: BTreeMap<u64, ServerGroup>,
+    dir: Option<TempDir>,
+    binary: PathBuf,
+    tick_ms: u64,
+    extra_args: Vec<String>,
+}
+
+impl ShardCluster {
+    /// A master of three replicas for `shards` shards, and no groups yet.
+    pub fn start(binary: impl Into<PathBuf>, shards: usize, tick_ms: u64) -> ShardCluster {
+        let binary = binary.into();
+        let masters = MasterCluster::start(&binary, 3, shards, tick_ms);
+        let dir = tempfile::Builder::new()
+            .prefix("strata-shards-")
+            .tempdir()
+            .expect("creating the cluster directory");
+        ShardCluster {
+            masters,
+            groups: BTreeMap::new(),
+            dir: Some(dir),
+            binary,
+            tick_ms,
+            extra_args: Vec::new(),
+        }
+    }
+
+    /// Extra arguments for every server started from now on (e.g. a session timeout).
+    pub fn server_args(&mut self, args: &[&str]) {
+        self.extra_args = args.iter().map(|s| s.to_string()).collect();
+    }
+
+    /// Starts group `gid` with `n` replicas (not joined to the master yet).
+    pub fn add_group(&mut self, gid: u64, n: usize) -> &mut ServerGroup {
+        let root = self.dir.as_ref().expect("cluster directory").path().to_owned();
+        let addresses: Vec<String> = (0..n)
+            .map(|_| format!("127.0.0.1:{}", free_port()))
+            .collect();
+        let peers = addresses
+            .iter()
+            .enumerate()
+            .map(|(i, a)| format!("{}={a}", i + 1))
+            .collect::<Vec<_>>()
+            .join(",");
+        let masters = self.masters.addresses().join(",");
+        let mut replicas = Vec::new();
+        let mut dirs = Vec::new();
+        for i in 0..n {
+            let dir = root.join(format!("g{gid}-{}", i + 1));
+            let mut args: Vec<String> = vec![
+                "server".into(),
+                "--gid".into(),
+                gid.to_string(),
+                "--id".into(),
+                (i + 1).to_string(),
+                "--peers".into(),
+                peers.clone(),
+                "--masters".into(),
+                masters.clone(),
+                "--data-dir".into(),
+                dir.display().to_string(),
+                "--tick-ms".into(),
+                self.tick_ms.to_string(),
+            ];
+            args.extend(self.extra_args.iter().cloned());
+            let args = args.into_iter().map(OsString::from).collect();
+            let mut p = Proc::new(&self.binary, args, root.join(format!("g{gid}-{}.log", i + 1)));
+            p.start();
+            replicas.push(p);
+            dirs.push(dir);
+        }
+        for (a, p) in addresses.iter().zip(&replicas) {
+            wait_listening(a, p);
+        }
+        self.groups.insert(
+            gid,
+            ServerGroup {
+                gid,
+                replicas,
+                addresses,
+                dirs,
+            },
+        );
+        self.groups.get_mut(&gid).expect("just inserted")
+    }
+
+    /// Group `gid`.
+    pub fn group(&mut self, gid: u64) -> &mut ServerGroup {
+        self.groups.get_mut(&gid).expect("no such group")
+    }
+
+    /// Group `gid`, shared.
+    pub fn group_ref(&self, gid: u64) -> &ServerGroup {
+        &self.groups[&gid]
+    }
+
+    /// A master client.
+    pub fn master(&self) -> MasterClient {
+        self.masters.client()
+    }
+
+    /// Joins groups (already started) at the master; returns the new config number.
+    pub async fn join(&self, gids: &[u64]) -> u64 {
+        let groups = gids
+            .iter()
+            .map(|g| (*g, self.groups[g].addresses()))
+            .collect();
+        self.master().join(groups).await.expect("join")
+    }
+
+    /// Removes groups at the master; returns the new config number.
+    pub async fn leave(&self, gids: &[u64]) -> u64 {
+        self.master().leave(gids.to_vec()).await.expect("leave")
+    }
+
+    /// A KV client with default options.
+    pub async fn client(&self) -> Client {
+        Client::connect(self.masters.addresses())
+            .await
+            .expect("connecting a client")
+    }
+
+    /// A KV client with explicit options.
+    pub async fn client_with(&self, options: ClientOptions) -> Client {
+        Client::connect_with(self.masters.addresses(), options)
+            .await
+            .expect("connecting a client")
+    }
+
+    /// Waits until a majority of every group in `gids` has applied config `num` with every
+    /// shard settled; panics with the logs after `timeout`.
+    pub async fn wait_settled(&self, gids: &[u64], num: u64, timeout: Duration) {
+        let until = Instant::now() + timeout;
+        loop {
+            let mut all = true;
+            for gid in gids {
+                let g = &self.groups[gid];
+                let mut ok = 0;
+                for i in 0..g.len() {
+                    if let Some(s) = g.shards(i).await {
+                        let settled = s.shards.iter().all(|&st| {
+                            st == v1::ShardState::Absent as i32
+                                || st == v1::ShardState::Serving as i32
+                        });
+                        if s.config_num >= num && settled {
+                            ok += 1;
+                        }
+                    }
+                }
+                if ok * 2 <= g.len() {
+                    all = false;
+                }
+            }
+            if all {
+                return;
+            }
+            if Instant::now() > until {
+                panic!(
+                    "groups {gids:?} did not settle in config {num} within {timeout:?}\n{}",
+                    self.logs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Every process's log (tails), for failure messages.
+    pub fn logs(&self) -> String {
+        let tail = |s: String| {
+            let start = s.len().saturating_sub(6000);
+            let start = (start..s.len()).find(|&i| s.is_char_boundary(i)).unwrap_or(0);
+            s[start..].to_string()
+        };
+        let mut out = tail(self.masters.logs());
+        for g in self.groups.values() {
+            out.push_str(&tail(g.logs()));
+        }
+        out
+    }
+}
+
+impl Drop for ShardCluster {
+    fn drop(&mut self) {
+        for g in self.groups.values_mut() {
+            g.kill_all();
+        }
+        if std::env::var_os("STRATA_KEEP_TEST_DIRS").is_some() {
+            if let Some(dir) = self.dir.take() {
+                eprintln!("keeping {}", dir.keep().display());
+            }
+        }
+    }
+}
