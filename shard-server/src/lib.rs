@@ -5,6 +5,7 @@
 //! - [`keys`]: the data engine's key layout (one contiguous range per shard);
 //! - [`store`]: the [`Store`] the state machine writes ([`DbStore`] on the engine,
 //!   [`MemStore`] in memory);
+//! - [`chaos`]: a simulated unreliable network for tests;
 //! - [`command`]: the log's commands and the replies of their application;
 //! - [`session`]: per-shard, per-client dedup sessions (exactly-once mutations);
 //! - [`shard_state`]: the life of a shard at a replica (pulling, serving, leaving...);
@@ -17,6 +18,7 @@
 
 #![warn(missing_docs)]
 
+pub mod chaos;
 pub mod command;
 pub mod handoff;
 pub mod keys;

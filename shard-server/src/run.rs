@@ -23,6 +23,7 @@ use strata_node::{EnginePaxosStorage, Node, NodeConfig};
 use strata_paxos::ReplicaId;
 use strata_rpc::limits;
 
+use crate::chaos::Chaos;
 use crate::machine::{KvMachine, MachineOptions};
 use crate::service::{GroupService, KvService, MigrationService, Replica};
 use crate::store::DbStore;
@@ -70,6 +71,10 @@ pub struct ServerArgs {
     /// Block cache of the data engine, in MiB.
     #[arg(long, default_value_t = 32)]
     pub block_cache_mb: usize,
+    /// For tests only: simulate an unreliable network by dropping about this percentage of
+    /// client and migration requests, as many replies, and delaying as many more.
+    #[arg(long, default_value_t = 0)]
+    pub chaos_percent: u32,
 }
 
 /// Why a replica could not start or stopped with an error.
@@ -186,6 +191,7 @@ pub async fn serve(args: ServerArgs, shutdown: impl Future<Output = ()>) -> Resu
         store,
         peers: Arc::new(peers),
         op_timeout: Duration::from_millis(args.op_timeout_ms),
+        chaos: (args.chaos_percent > 0).then(|| Arc::new(Chaos::new(args.chaos_percent))),
     };
     let worker = tokio::spawn(crate::worker::run(replica.clone(), args.masters.clone()));
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));

@@ -27,6 +27,7 @@ use strata_rpc::{CLIENT_ID_BYTES, MAX_KEY_BYTES, MAX_VALUE_BYTES};
 use tonic::codegen::tokio_stream::{wrappers::ReceiverStream, Stream};
 use tonic::{Request, Response, Status};
 
+use crate::chaos::Chaos;
 use crate::command::{now_ms, ApplyReply, Command, Kind, Outcome, Refusal, ShardRef};
 use crate::handoff::{read_chunk, CHUNK_BYTES};
 use crate::keys;
@@ -60,9 +61,25 @@ pub struct Replica {
     pub peers: Arc<BTreeMap<ReplicaId, String>>,
     /// How long a proposal or read may wait for a quorum.
     pub op_timeout: Duration,
+    /// Simulated unreliable network (tests only).
+    pub chaos: Option<Arc<Chaos>>,
 }
 
 impl Replica {
+    /// Runs a handler under the simulated unreliable network, if any.
+    async fn unreliable<T>(
+        &self,
+        handler: impl std::future::Future<Output = Result<T, Status>>,
+    ) -> Result<T, Status> {
+        match &self.chaos {
+            None => handler.await,
+            Some(chaos) => {
+                chaos.before().await?;
+                chaos.after(handler.await)
+            }
+        }
+    }
+
     /// The status for a node failure.
     pub fn node_error(&self, e: NodeError) -> Status {
         match e {
@@ -184,6 +201,52 @@ impl v1::shard_kv_server::ShardKv for KvService {
         request: Request<v1::GetRequest>,
     ) -> Result<Response<v1::GetResponse>, Status> {
         let r = request.into_inner();
+        self.0.unreliable(self.get_inner(r)).await.map(Response::new)
+    }
+
+    async fn put(
+        &self,
+        request: Request<v1::PutRequest>,
+    ) -> Result<Response<v1::PutResponse>, Status> {
+        let r = request.into_inner();
+        self.0.unreliable(self.put_inner(r)).await.map(Response::new)
+    }
+
+    async fn append(
+        &self,
+        request: Request<v1::AppendRequest>,
+    ) -> Result<Response<v1::AppendResponse>, Status> {
+        let r = request.into_inner();
+        self.0.unreliable(self.append_inner(r)).await.map(Response::new)
+    }
+
+    async fn delete(
+        &self,
+        request: Request<v1::DeleteRequest>,
+    ) -> Result<Response<v1::DeleteResponse>, Status> {
+        let r = request.into_inner();
+        self.0.unreliable(self.delete_inner(r)).await.map(Response::new)
+    }
+
+    async fn compare_and_swap(
+        &self,
+        request: Request<v1::CompareAndSwapRequest>,
+    ) -> Result<Response<v1::CompareAndSwapResponse>, Status> {
+        let r = request.into_inner();
+        self.0.unreliable(self.compare_and_swap_inner(r)).await.map(Response::new)
+    }
+
+    async fn scan(
+        &self,
+        request: Request<v1::ScanRequest>,
+    ) -> Result<Response<v1::ScanResponse>, Status> {
+        let r = request.into_inner();
+        self.0.unreliable(self.scan_inner(r)).await.map(Response::new)
+    }
+}
+
+impl KvService {
+    async fn get_inner(&self, r: v1::GetRequest) -> Result<v1::GetResponse, Status> {
         check_key(&r.key)?;
         self.0.read_barrier().await?;
         let view = self.0.view.read();
@@ -198,71 +261,51 @@ impl v1::shard_kv_server::ShardKv for KvService {
             .store
             .get(&keys::data_key(shard, &r.key))
             .map_err(|e| Status::internal(format!("reading the store: {e}")))?;
-        Ok(Response::new(v1::GetResponse { value }))
+        Ok(v1::GetResponse { value })
     }
 
-    async fn put(
-        &self,
-        request: Request<v1::PutRequest>,
-    ) -> Result<Response<v1::PutResponse>, Status> {
-        let r = request.into_inner();
+    async fn put_inner(&self, r: v1::PutRequest) -> Result<v1::PutResponse, Status> {
         check_session(&r.client_id, r.seq, r.first_incomplete_seq)?;
         check_key(&r.key)?;
         check_value(&r.value)?;
         match self.mutate(Kind::Put(r)).await? {
-            Reply::Put(p) => Ok(Response::new(p)),
+            Reply::Put(p) => Ok(p),
             _ => Err(wrong_reply()),
         }
     }
 
-    async fn append(
-        &self,
-        request: Request<v1::AppendRequest>,
-    ) -> Result<Response<v1::AppendResponse>, Status> {
-        let r = request.into_inner();
+    async fn append_inner(&self, r: v1::AppendRequest) -> Result<v1::AppendResponse, Status> {
         check_session(&r.client_id, r.seq, r.first_incomplete_seq)?;
         check_key(&r.key)?;
         check_value(&r.value)?;
         match self.mutate(Kind::Append(r)).await? {
-            Reply::Append(p) => Ok(Response::new(p)),
+            Reply::Append(p) => Ok(p),
             _ => Err(wrong_reply()),
         }
     }
 
-    async fn delete(
-        &self,
-        request: Request<v1::DeleteRequest>,
-    ) -> Result<Response<v1::DeleteResponse>, Status> {
-        let r = request.into_inner();
+    async fn delete_inner(&self, r: v1::DeleteRequest) -> Result<v1::DeleteResponse, Status> {
         check_session(&r.client_id, r.seq, r.first_incomplete_seq)?;
         check_key(&r.key)?;
         match self.mutate(Kind::Delete(r)).await? {
-            Reply::Delete(p) => Ok(Response::new(p)),
+            Reply::Delete(p) => Ok(p),
             _ => Err(wrong_reply()),
         }
     }
 
-    async fn compare_and_swap(
-        &self,
-        request: Request<v1::CompareAndSwapRequest>,
-    ) -> Result<Response<v1::CompareAndSwapResponse>, Status> {
-        let r = request.into_inner();
+    async fn compare_and_swap_inner(&self, r: v1::CompareAndSwapRequest) -> Result<v1::CompareAndSwapResponse, Status> {
         check_session(&r.client_id, r.seq, r.first_incomplete_seq)?;
         check_key(&r.key)?;
         for v in r.expected.iter().chain(r.new_value.iter()) {
             check_value(v)?;
         }
         match self.mutate(Kind::CompareAndSwap(r)).await? {
-            Reply::CompareAndSwap(p) => Ok(Response::new(p)),
+            Reply::CompareAndSwap(p) => Ok(p),
             _ => Err(wrong_reply()),
         }
     }
 
-    async fn scan(
-        &self,
-        request: Request<v1::ScanRequest>,
-    ) -> Result<Response<v1::ScanResponse>, Status> {
-        let r = request.into_inner();
+    async fn scan_inner(&self, r: v1::ScanRequest) -> Result<v1::ScanResponse, Status> {
         check_key(&r.start)?;
         if let Some(end) = &r.end {
             check_key(end)?;
@@ -328,11 +371,11 @@ impl v1::shard_kv_server::ShardKv for KvService {
             }
             _ => Vec::new(),
         };
-        Ok(Response::new(v1::ScanResponse {
+        Ok(v1::ScanResponse {
             entries,
             resume_token,
             more,
-        }))
+        })
     }
 }
 
@@ -373,6 +416,9 @@ impl v1::shard_migration_server::ShardMigration for MigrationService {
         request: Request<v1::PullShardRequest>,
     ) -> Result<Response<Self::PullShardStream>, Status> {
         let r = request.into_inner();
+        if let Some(chaos) = &self.0.chaos {
+            chaos.before().await?;
+        }
         if let Some(status) = pull_refusal(&self.0.view.read(), r.shard, r.config_num) {
             return Err(status);
         }
@@ -393,6 +439,10 @@ impl v1::shard_migration_server::ShardMigration for MigrationService {
                     }
                     read_chunk(replica.store.as_ref(), r.shard, r.config_num, &token, CHUNK_BYTES)
                 };
+                if replica.chaos.as_ref().is_some_and(|c| c.roll()) {
+                    let _ = tx.blocking_send(Err(Status::unavailable("chaos: stream cut")));
+                    return;
+                }
                 match chunk {
                     Ok(chunk) => {
                         let done = chunk.done;
@@ -419,22 +469,25 @@ impl v1::shard_migration_server::ShardMigration for MigrationService {
         request: Request<v1::DeleteShardRequest>,
     ) -> Result<Response<v1::DeleteShardResponse>, Status> {
         let r = request.into_inner();
-        let outcome = self
-            .0
-            .propose(Kind::DeleteShard(ShardRef {
-                shard: r.shard,
-                config_num: r.config_num,
-            }))
-            .await?;
-        match outcome {
-            Outcome::Done(deleted) => {
-                if deleted {
-                    tracing::info!(shard = r.shard, config = r.config_num, by = r.gid, "handed-over shard deleted");
+        let delete = async {
+            let outcome = self
+                .0
+                .propose(Kind::DeleteShard(ShardRef {
+                    shard: r.shard,
+                    config_num: r.config_num,
+                }))
+                .await?;
+            match outcome {
+                Outcome::Done(deleted) => {
+                    if deleted {
+                        tracing::info!(shard = r.shard, config = r.config_num, by = r.gid, "handed-over shard deleted");
+                    }
+                    Ok(v1::DeleteShardResponse { deleted })
                 }
-                Ok(Response::new(v1::DeleteShardResponse { deleted }))
+                _ => Err(Status::internal("DeleteShard got an unexpected reply")),
             }
-            _ => Err(Status::internal("DeleteShard got an unexpected reply")),
-        }
+        };
+        self.0.unreliable(delete).await.map(Response::new)
     }
 }
 

@@ -137,10 +137,10 @@ fn presets() -> Vec<Preset> {
         policy: Policy::Correct,
     };
     vec![
-        p("reliable", 100, 0.0, 0.0, 20, false),
-        p("lossy", 150, 0.1, 0.1, 100, false),
-        p("lossy_crashes", 150, 0.1, 0.1, 100, true),
-        p("hostile", 100, 0.25, 0.25, 300, true),
+        p("reliable", 200, 0.0, 0.0, 20, false),
+        p("lossy", 300, 0.1, 0.1, 100, false),
+        p("lossy_crashes", 300, 0.1, 0.1, 100, true),
+        p("hostile", 200, 0.25, 0.25, 300, true),
     ]
 }
 
@@ -423,6 +423,8 @@ struct Group {
     /// The latest snapshot taken (its index and chunks).
     snap: Option<(u64, Vec<Vec<u8>>)>,
     snap_every: u64,
+    /// The store as of the durable index (what survives a power loss), if kept.
+    synced: Option<(u64, BTreeMap<Vec<u8>, Vec<u8>>)>,
     down_until: Option<u64>,
 }
 
@@ -450,7 +452,9 @@ struct Client {
     replied: BTreeSet<u32>,
     /// Shards a request of this id was given up on.
     given_up: BTreeSet<u32>,
-    pending: Option<Pending>,
+    /// Requests in flight, by seq.
+    pending: BTreeMap<u64, Pending>,
+    max_in_flight: usize,
     next_op_at: u64,
     registers: BTreeMap<Vec<u8>, Model>,
 }
@@ -478,6 +482,8 @@ struct Report {
     ops_unknown: u64,
     reads: u64,
     restarts: u64,
+    sessions_expired: u64,
+    split_values: u64,
     sim_ms: u64,
 }
 
@@ -489,6 +495,8 @@ impl std::ops::AddAssign for Report {
         self.ops_unknown += o.ops_unknown;
         self.reads += o.reads;
         self.restarts += o.restarts;
+        self.sessions_expired += o.sessions_expired;
+        self.split_values += o.split_values;
         self.sim_ms += o.sim_ms;
     }
 }
@@ -525,7 +533,7 @@ impl Sim {
         let n = if rng.chance(0.5) { 8 } else { 10 };
         let g = rng.range(2, 4);
         let gids: Vec<u64> = (1..=g).map(|i| i * 100 + rng.below(100)).collect();
-        let k = rng.range(5, 12) as usize;
+        let k = rng.range(5, 16) as usize;
         let configs = generate_configs(&mut rng, n, &gids, k);
         let mut publish_at = vec![0];
         let mut t = rng.range(0, 200);
@@ -573,6 +581,7 @@ impl Sim {
                     log: Vec::new(),
                     snap: None,
                     snap_every,
+                    synced: sim.p.crashes.then(|| (1, BTreeMap::new())),
                     down_until: None,
                 },
             );
@@ -596,7 +605,8 @@ impl Sim {
                 next_seq: 1,
                 replied: BTreeSet::new(),
                 given_up: BTreeSet::new(),
-                pending: None,
+                pending: BTreeMap::new(),
+                max_in_flight: sim.rng.range(1, 3) as usize,
                 next_op_at: 0,
                 registers,
             });
@@ -712,7 +722,7 @@ impl Sim {
             );
         }
         for (i, c) in self.clients.iter().enumerate() {
-            if let Some(p) = &c.pending {
+            for p in c.pending.values() {
                 out += &format!("client {i}: pending {:?} since {}\n", p.req, p.invoked);
             }
         }
@@ -793,6 +803,11 @@ impl Sim {
         let reply = g.m.apply(slot, &cmd);
         g.slot += 1;
         g.log.push(cmd.clone());
+        if let Some((durable, _)) = &g.synced {
+            if g.m.durable_index() != *durable {
+                g.synced = Some((g.m.durable_index(), g.store.dump()));
+            }
+        }
         if g.slot % g.snap_every == 0 {
             let (index, chunks) = g.m.snapshot();
             g.snap = Some((index, chunks.collect()));
@@ -810,6 +825,9 @@ impl Sim {
                 }
                 Some(Kind::Install(c)) => {
                     self.report.chunks_installed += 1;
+                    if c.chunk.as_ref().is_some_and(|c| c.entries.iter().any(|e| e.continues)) {
+                        self.report.split_values += 1;
+                    }
                     self.log(|| {
                         let c = c.chunk.as_ref().expect("chunk");
                         format!(
@@ -1012,28 +1030,52 @@ impl Sim {
         self.at(next, Event::Crash(gid));
     }
 
-    /// A new process: either reopened from the store it wrote (a crash), or a fresh replica
-    /// restored from the last snapshot and replaying the log after it (a lagging replica taking
-    /// over) — which must rebuild exactly the same store.
+    /// A new process: reopened from the store it wrote (a crash); or a fresh replica restored
+    /// from the last snapshot that replays the log after it (a lagging replica taking over);
+    /// or reopened from what the store held at its durable index, replaying the log from
+    /// there (a power loss). The last two must rebuild exactly the same store.
     fn restart(&mut self, gid: u64) -> Result<(), String> {
         self.report.restarts += 1;
-        let from_snapshot = self.rng.chance(0.4);
+        let roll = self.rng.below(10);
         let g = self.groups.get_mut(&gid).expect("group");
         g.down_until = None;
         let before = g.m.view().read().clone();
-        match (&g.snap, from_snapshot) {
-            (Some((index, chunks)), true) => {
+        let rebuilt = match (roll, &g.snap, &g.synced) {
+            (4..=6, Some((index, chunks)), _) => {
                 let store = MemStore::new();
                 let mut m = KvMachine::open(gid, Arc::new(store.clone()), g.options.clone())
                     .map_err(|e| format!("group {gid}: open: {e}"))?;
                 let mut it = chunks.iter().cloned().map(Ok);
                 m.restore(*index, &mut it)
                     .map_err(|e| format!("group {gid}: restore: {e}"))?;
-                for slot in *index..g.slot {
+                Some(("snapshot", *index, store, m))
+            }
+            (7..=9, _, Some((index, contents))) => {
+                let store = MemStore::new();
+                let mut it = contents.clone().into_iter().map(Ok);
+                store.replace(&mut it).expect("mem");
+                let m = KvMachine::open(gid, Arc::new(store.clone()), g.options.clone())
+                    .map_err(|e| format!("group {gid}: open after power loss: {e}"))?;
+                if m.durable_index() != *index {
+                    return fail(format!(
+                        "group {gid}: the store synced at durable index {index} reopens at {}",
+                        m.durable_index()
+                    ));
+                }
+                Some(("power loss", *index, store, m))
+            }
+            _ => None,
+        };
+        let how = match rebuilt {
+            Some((how, index, store, mut m)) => {
+                // What the new store holds durably before it replays the log (a restored
+                // snapshot is written as a whole).
+                let durable = (m.durable_index(), store.dump());
+                for slot in index..g.slot {
                     m.apply(slot, &g.log[slot as usize - 1]);
                 }
-                if store.dump() != g.store.dump() {
-                    let (a, b) = (store.dump(), g.store.dump());
+                let (a, b) = (store.dump(), g.store.dump());
+                if a != b {
                     let diff: Vec<_> = a
                         .keys()
                         .chain(b.keys())
@@ -1043,48 +1085,78 @@ impl Sim {
                         .take(5)
                         .collect();
                     return fail(format!(
-                        "group {gid}: snapshot at {index} + replay to {} differs from the store; first keys {diff:?}",
+                        "group {gid}: {how} at {index} + replay to {} differs from the store; first keys {diff:?}",
                         g.slot
                     ));
                 }
                 g.store = store;
                 g.m = m;
+                if g.synced.is_some() {
+                    g.synced = Some(durable);
+                }
+                how
             }
-            _ => {
+            None => {
                 g.m = KvMachine::open(gid, Arc::new(g.store.clone()), g.options.clone())
                     .map_err(|e| format!("group {gid}: reopen: {e}"))?;
+                if g.synced.is_some() {
+                    // A reopened store is durable as a whole (the engine's recovery writes
+                    // what it replayed to tables before it opens).
+                    g.synced = Some((g.m.durable_index(), g.store.dump()));
+                }
+                "reopen"
             }
-        }
+        };
         let after = g.m.view().read().clone();
         if (after.config.num, &after.shards) != (before.config.num, &before.shards) {
-            return fail(format!("group {gid}: restart changed the view: {before:?} -> {after:?}"));
+            return fail(format!("group {gid}: restart ({how}) changed the view: {before:?} -> {after:?}"));
         }
-        self.log(|| format!("group {gid} restarts (from snapshot: {from_snapshot})"));
+        self.log(|| format!("group {gid} restarts ({how})"));
         Ok(())
     }
 
     // -- clients ------------------------------------------------------------------------------
 
     fn client_tick(&mut self, c: usize) -> Result<(), String> {
-        let client = &self.clients[c];
-        if client.pending.is_none() && self.now >= self.ops_end {
+        if self.clients[c].pending.is_empty() && self.now >= self.ops_end {
             return Ok(()); // done: no more ticks
         }
         let d = self.rng.range(5, 40);
         self.at(d, Event::ClientTick(c));
-        match &self.clients[c].pending {
-            Some(p) if self.now.saturating_sub(p.invoked) > DEADLINE_MS => self.give_up(c, false),
-            Some(p) if self.now >= p.resend_at => self.transmit(c),
-            Some(_) => {}
-            None if self.now >= self.clients[c].next_op_at => self.start_op(c),
-            None => {}
+        let seqs: Vec<u64> = self.clients[c].pending.keys().copied().collect();
+        for seq in seqs {
+            let p = &self.clients[c].pending[&seq];
+            if self.now.saturating_sub(p.invoked) > DEADLINE_MS {
+                self.give_up(c, seq, false);
+            } else if self.now >= p.resend_at {
+                self.transmit(c, seq);
+            }
+        }
+        let client = &self.clients[c];
+        if client.pending.len() < client.max_in_flight
+            && self.now >= client.next_op_at
+            && self.now < self.ops_end
+        {
+            self.start_op(c);
         }
         Ok(())
     }
 
+    /// The client's first incomplete seq under its current id, counting `seq` as incomplete.
+    fn first_incomplete(&self, c: usize, seq: u64) -> u64 {
+        let client = &self.clients[c];
+        client
+            .pending
+            .values()
+            .filter(|p| p.req.id == client.id)
+            .map(|p| p.req.seq)
+            .chain([seq])
+            .min()
+            .expect("seq")
+    }
+
     fn start_op(&mut self, c: usize) {
         let seq = self.clients[c].next_seq;
-        self.clients[c].next_seq += 1;
         let roll = self.rng.below(100);
         let (key, op) = if roll < 45 {
             let key = self.rng.pick(&self.append_keys).clone();
@@ -1103,8 +1175,18 @@ impl Sim {
                 (key, Op::Append(token))
             }
         } else {
-            let keys: Vec<Vec<u8>> = self.clients[c].registers.keys().cloned().collect();
-            let key = self.rng.pick(&keys).clone();
+            // A register has one writer and one request at a time: its model stays exact.
+            let client = &self.clients[c];
+            let free: Vec<Vec<u8>> = client
+                .registers
+                .keys()
+                .filter(|k| !client.pending.values().any(|p| &p.req.key == *k))
+                .cloned()
+                .collect();
+            if free.is_empty() {
+                return;
+            }
+            let key = self.rng.pick(&free).clone();
             let value = |rng: &mut Rng| {
                 let mut v = format!("v{c}.{seq}.").into_bytes();
                 if rng.chance(0.1) {
@@ -1134,6 +1216,7 @@ impl Sim {
             };
             (key, op)
         };
+        self.clients[c].next_seq += 1;
         let shard = shard_for_key(&key, self.n);
         let client = &self.clients[c];
         let opens = !client.replied.contains(&shard) && !client.given_up.contains(&shard);
@@ -1146,29 +1229,45 @@ impl Sim {
             key,
             op,
         };
-        self.clients[c].pending = Some(Pending {
-            req,
-            shard,
-            invoked: self.now,
-            resend_at: self.now,
-        });
-        self.transmit(c);
+        let think = if self.rng.chance(0.004) {
+            // Long enough for the client's sessions to expire.
+            self.rng.range(SESSION_TIMEOUT_MS, SESSION_TIMEOUT_MS + 3000)
+        } else {
+            self.rng.range(0, 40)
+        };
+        let client = &mut self.clients[c];
+        client.next_op_at = self.now + think;
+        client.pending.insert(
+            seq,
+            Pending {
+                req,
+                shard,
+                invoked: self.now,
+                resend_at: self.now,
+            },
+        );
+        self.transmit(c, seq);
     }
 
-    /// Sends (again) the pending request to the group the client believes owns its shard.
-    fn transmit(&mut self, c: usize) {
+    /// Sends (again) a pending request to the group the client believes owns its shard.
+    fn transmit(&mut self, c: usize, seq: u64) {
         if self.clients[c].config.num == 0 || self.rng.chance(0.05) {
             self.clients[c].config = self.latest();
         }
         let rto = self.rng.range(150, 400);
+        let first = self.first_incomplete(c, seq);
         let client = &mut self.clients[c];
-        let p = client.pending.as_mut().expect("pending");
+        let p = client.pending.get_mut(&seq).expect("pending");
         p.resend_at = self.now + rto;
         let gid = client.config.shards.get(p.shard as usize).copied().unwrap_or(0);
         if gid == 0 {
             return;
         }
         p.req.config_num = client.config.num;
+        if p.req.id == client.id {
+            // Requests completed (or given up) since the first send need no reply any more.
+            p.req.first_incomplete = first;
+        }
         let msg = Msg::Request {
             gid,
             client: c,
@@ -1177,11 +1276,12 @@ impl Sim {
         self.send(msg);
     }
 
-    /// The client stops waiting: the request's outcome is unknown.
-    fn give_up(&mut self, c: usize, new_id: bool) {
+    /// The client stops waiting for `seq`: its outcome is unknown. With `new_id`, the client
+    /// continues under a fresh id (its sessions are gone).
+    fn give_up(&mut self, c: usize, seq: u64, new_id: bool) {
         let now = self.now;
         let client = &mut self.clients[c];
-        let Some(p) = client.pending.take() else {
+        let Some(p) = client.pending.remove(&seq) else {
             return;
         };
         self.report.ops_unknown += 1;
@@ -1192,9 +1292,10 @@ impl Sim {
                 };
             }
         }
-        client.given_up.insert(p.shard);
-        client.next_op_at = now;
-        if new_id {
+        if p.req.id == client.id {
+            client.given_up.insert(p.shard);
+        }
+        if new_id && p.req.id == client.id {
             client.ids += 1;
             let nth = client.ids;
             let id = self.fresh_id(c, nth);
@@ -1203,25 +1304,22 @@ impl Sim {
             client.replied.clear();
             client.given_up.clear();
         }
-        self.log(|| format!("client {c} gives up on seq {} (new id: {new_id})", p.req.seq));
+        self.log(|| format!("client {c} gives up on seq {seq} (new id: {new_id})"));
     }
 
     fn client_reply(&mut self, c: usize, seq: u64, answer: Answer) -> Result<(), String> {
-        let Some(p) = &self.clients[c].pending else {
-            return Ok(());
+        let Some(p) = self.clients[c].pending.get(&seq) else {
+            return Ok(()); // a late answer to a request completed or given up
         };
-        if p.req.seq != seq {
-            return Ok(()); // a late answer to an earlier request
-        }
         let wait = self.rng.range(5, 60);
         match answer {
             Answer::Refused(ErrorReason::WrongGroup, _) => {
                 self.clients[c].config = self.latest();
-                self.clients[c].pending.as_mut().expect("pending").resend_at = self.now + wait;
+                self.clients[c].pending.get_mut(&seq).expect("pending").resend_at = self.now + wait;
                 return Ok(());
             }
             Answer::Refused(ErrorReason::Installing | ErrorReason::Overloaded, _) => {
-                self.clients[c].pending.as_mut().expect("pending").resend_at = self.now + wait;
+                self.clients[c].pending.get_mut(&seq).expect("pending").resend_at = self.now + wait;
                 return Ok(());
             }
             Answer::Refused(ErrorReason::SessionExpired, _) => {
@@ -1231,7 +1329,8 @@ impl Sim {
                         p.req
                     ));
                 }
-                self.give_up(c, true);
+                self.report.sessions_expired += 1;
+                self.give_up(c, seq, true);
                 return Ok(());
             }
             Answer::Refused(reason, message) => {
@@ -1240,30 +1339,23 @@ impl Sim {
                     p.req
                 ))
             }
-            Answer::Got(value) => self.check_read(c, value)?,
-            Answer::Kv(reply) => self.check_mutation(c, reply)?,
+            Answer::Got(value) => self.check_read(c, seq, value)?,
+            Answer::Kv(reply) => self.check_mutation(c, seq, reply)?,
         }
-        let think = if self.rng.chance(0.01) {
-            // Long enough for the client's sessions to expire.
-            self.rng.range(SESSION_TIMEOUT_MS, SESSION_TIMEOUT_MS + 3000)
-        } else {
-            self.rng.range(0, 30)
-        };
         let client = &mut self.clients[c];
-        let p = client.pending.take().expect("pending");
-        if !matches!(p.req.op, Op::Get) {
+        let p = client.pending.remove(&seq).expect("pending");
+        if !matches!(p.req.op, Op::Get) && p.req.id == client.id {
             client.replied.insert(p.shard);
         }
-        client.next_op_at = self.now + think;
         self.report.ops_acked += 1;
         Ok(())
     }
 
-    fn check_read(&mut self, c: usize, value: Option<Vec<u8>>) -> Result<(), String> {
+    fn check_read(&mut self, c: usize, seq: u64, value: Option<Vec<u8>>) -> Result<(), String> {
         self.report.reads += 1;
         let now = self.now;
         let client = &mut self.clients[c];
-        let p = client.pending.as_ref().expect("pending");
+        let p = &client.pending[&seq];
         match client.registers.get_mut(&p.req.key) {
             None => {
                 self.gets.push(GetObs {
@@ -1294,10 +1386,10 @@ impl Sim {
         Ok(())
     }
 
-    fn check_mutation(&mut self, c: usize, reply: v1::KvReply) -> Result<(), String> {
+    fn check_mutation(&mut self, c: usize, seq: u64, reply: v1::KvReply) -> Result<(), String> {
         let now = self.now;
         let client = &mut self.clients[c];
-        let p = client.pending.as_ref().expect("pending");
+        let p = &client.pending[&seq];
         let bad = |what: &str| {
             fail(format!(
                 "client {c}: request {:?} got {reply:?}: {what}",
@@ -1403,7 +1495,7 @@ impl Sim {
     fn converged(&self) -> bool {
         let last = self.configs.len() as u64 - 1;
         self.published() == self.configs.len()
-            && self.clients.iter().all(|c| c.pending.is_none())
+            && self.clients.iter().all(|c| c.pending.is_empty())
             && self.groups.values().all(|g| {
                 let v = g.m.view();
                 let v = v.read();
@@ -1596,16 +1688,18 @@ fn sweep(p: &Preset, seeds: std::ops::Range<u64>) -> (Report, Vec<(u64, String)>
         }
     }
     println!(
-        "{} ({:?}): {count} seeds in {:.1?}, {} failed; {} configs applied, {} chunks installed, {} ops acknowledged, {} given up, {} reads, {} restarts, {:.0} s simulated",
+        "{} ({:?}): {count} seeds in {:.1?}, {} failed; {} configs applied, {} chunks installed ({} with split values), {} ops acknowledged ({} reads), {} given up ({} on expired sessions), {} restarts, {:.0} s simulated",
         p.name,
         p.policy,
         start.elapsed(),
         failures.len(),
         total.configs_applied,
         total.chunks_installed,
+        total.split_values,
         total.ops_acked,
-        total.ops_unknown,
         total.reads,
+        total.ops_unknown,
+        total.sessions_expired,
         total.restarts,
         total.sim_ms as f64 / 1000.0,
     );
@@ -1678,7 +1772,7 @@ fn the_checker_catches_broken_workers() {
         // Caught when the puller starts serving while the owner still does, or by the writes
         // the owner took after the pull.
         (Policy::PullFromUnfrozen, &["served by groups", "is lost"][..]),
-        (Policy::ReadWithoutOwnership, &["stale read"][..]),
+        (Policy::ReadWithoutOwnership, &["stale read", "writer expects"][..]),
         // A retry that reaches the new owner runs again.
         (Policy::DropSessions, &["applied twice", "writer expects", "the model holds"][..]),
     ] {
