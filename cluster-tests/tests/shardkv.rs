@@ -169,3 +169,251 @@ async fn join_then_leave_keeps_every_value_and_hands_everything_off() {
     expected.sort();
     assert_eq!(scanned, expected, "an ordered scan over every shard");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_server_restarts_after_changes_and_recovers_from_disk() {
+    let _serial = serial().await;
+    let mut c = ShardCluster::start(BIN, SHARDS, 20);
+    c.add_group(1, 3);
+    c.add_group(2, 3);
+    let num = c.join(&[1]).await;
+    c.wait_settled(&[1], num, SETTLE).await;
+    let client = c.client().await;
+    for i in 0..30 {
+        client.put(key(i), value(i, 0)).await.unwrap();
+    }
+    let num = c.join(&[2]).await;
+    c.wait_settled(&[1, 2], num, SETTLE).await;
+    for i in 0..30 {
+        client.append(key(i), b"!").await.unwrap();
+    }
+    for gid in [1, 2] {
+        c.group(gid).kill_all();
+    }
+    for gid in [1, 2] {
+        c.group(gid).restart_all();
+    }
+    for i in 0..30 {
+        let mut v = value(i, 0);
+        v.push(b'!');
+        assert_eq!(client.get(key(i)).await.unwrap(), Some(v), "key {i}");
+    }
+    // And they go on through another change.
+    let num = c.leave(&[2]).await;
+    c.wait_settled(&[1, 2], num, SETTLE).await;
+    for i in 0..30 {
+        assert!(client.get(key(i)).await.unwrap().is_some(), "key {i}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_group_down_through_several_configs_catches_up_one_at_a_time() {
+    let _serial = serial().await;
+    let mut c = ShardCluster::start(BIN, SHARDS, 20);
+    for gid in 1..=3 {
+        c.add_group(gid, 3);
+    }
+    let num = c.join(&[1, 2]).await;
+    c.wait_settled(&[1, 2], num, SETTLE).await;
+    let client = c.client().await;
+    for i in 0..30 {
+        client.put(key(i), value(i, 0)).await.unwrap();
+    }
+    // Group 2 is down while the configuration moves on three times; only changes that do
+    // not need its shards can complete meanwhile.
+    c.group(2).kill_all();
+    let master = c.master();
+    master.join([(3, c.group_ref(3).addresses())].into()).await.unwrap();
+    let config = master.query(None).await.unwrap();
+    let first_shard_of_1 = config.shards.iter().position(|&g| g == 1).unwrap() as u32;
+    master.move_shard(first_shard_of_1, 3).await.unwrap();
+    let last = master.leave(vec![3]).await.unwrap();
+    c.group(2).restart_all();
+    c.wait_settled(&[1, 2, 3], last, SETTLE).await;
+    for i in 0..30 {
+        assert_eq!(client.get(key(i)).await.unwrap(), Some(value(i, 0)), "key {i}");
+    }
+    for i in 0..3 {
+        let s = c.group_ref(2).shards(i).await.unwrap();
+        assert_eq!(s.config_num, last, "replica {i} of group 2 caught up");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn other_groups_keep_serving_while_one_is_dead_and_arrived_shards_serve_early() {
+    let _serial = serial().await;
+    let mut c = ShardCluster::start(BIN, SHARDS, 20);
+    for gid in 1..=3 {
+        c.add_group(gid, 3);
+    }
+    let num = c.join(&[1, 2]).await;
+    c.wait_settled(&[1, 2], num, SETTLE).await;
+    let client = c.client().await;
+    let n = 60;
+    for i in 0..n {
+        client.put(key(i), value(i, 0)).await.unwrap();
+    }
+    let before = client.config();
+    c.group(2).kill_all();
+    // Group 3 takes shards from both 1 (alive) and 2 (dead).
+    let num = c.join(&[3]).await;
+    let master = c.master();
+    let after = master.query(Some(num)).await.unwrap();
+    let owner_before = |i: usize| before.owner(shard_for_key(&key(i), SHARDS as u32));
+    let owner_after = |i: usize| after.owner(shard_for_key(&key(i), SHARDS as u32));
+    assert!((0..n).any(|i| owner_before(i) == 1 && owner_after(i) == 3));
+    assert!((0..n).any(|i| owner_before(i) == 2 && owner_after(i) == 3));
+    let short = c.client_with(short_client()).await;
+    // Group 1's remaining shards, and the shards 3 got from 1, are served while the shards
+    // that were on the dead group 2 wait for it.
+    let deadline = std::time::Instant::now() + SETTLE;
+    loop {
+        let mut pending = 0;
+        for i in 0..n {
+            let served_by_live_groups = owner_before(i) == 1;
+            if !served_by_live_groups {
+                continue;
+            }
+            match short.get(key(i)).await {
+                Ok(v) => assert_eq!(v, Some(value(i, 0)), "key {i}"),
+                Err(_) => pending += 1,
+            }
+        }
+        if pending == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{pending} keys of live groups not served\n{}",
+            c.logs()
+        );
+    }
+    for i in (0..n).filter(|&i| owner_before(i) == 1) {
+        short.put(key(i), value(i, 1)).await.unwrap();
+    }
+    for i in (0..n).filter(|&i| owner_before(i) == 2).take(3) {
+        assert!(short.get(key(i)).await.is_err(), "key {i} was on the dead group");
+    }
+    // Group 2 comes back: everything completes.
+    c.group(2).restart_all();
+    c.wait_settled(&[1, 2, 3], num, SETTLE).await;
+    for i in 0..n {
+        let round = usize::from(owner_before(i) == 1);
+        assert_eq!(client.get(key(i)).await.unwrap(), Some(value(i, round)), "key {i}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn moved_shards_are_garbage_collected() {
+    let _serial = serial().await;
+    let mut c = ShardCluster::start(BIN, SHARDS, 20);
+    c.add_group(1, 3);
+    c.add_group(2, 3);
+    let num = c.join(&[1]).await;
+    c.wait_settled(&[1], num, SETTLE).await;
+    let client = c.client().await;
+    let big = vec![b'x'; 64 << 10];
+    for i in 0..200 {
+        client.put(key(i), &big).await.unwrap();
+    }
+    let full: Vec<u64> = (0..3).map(|i| c.group_ref(1).state_bytes(i)).collect();
+    assert!(full.iter().all(|&b| b > 10 << 20), "{full:?}");
+    let num = c.join(&[2]).await;
+    c.wait_settled(&[1, 2], num, SETTLE).await;
+    let num = c.leave(&[1]).await;
+    c.wait_settled(&[1, 2], num, SETTLE).await;
+    // The moved shards' space is reclaimed (deleted, then compacted away).
+    let deadline = std::time::Instant::now() + SETTLE;
+    loop {
+        let now: Vec<u64> = (0..3).map(|i| c.group_ref(1).state_bytes(i)).collect();
+        if now.iter().zip(&full).all(|(n, f)| *n < f / 4) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "group 1 still holds {now:?} bytes (was {full:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for i in 0..200 {
+        assert_eq!(client.get(key(i)).await.unwrap().as_deref(), Some(&big[..]));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_input_gets_clear_errors() {
+    let _serial = serial().await;
+    let mut c = ShardCluster::start(BIN, SHARDS, 20);
+    c.add_group(1, 3);
+    let num = c.join(&[1]).await;
+    c.wait_settled(&[1], num, SETTLE).await;
+    let client = c.client().await;
+    // The empty key is a key like any other.
+    client.put(b"", b"empty").await.unwrap();
+    assert_eq!(client.get(b"").await.unwrap(), Some(b"empty".to_vec()));
+    let huge_key = vec![0u8; strata_rpc::MAX_KEY_BYTES + 1];
+    match client.put(&huge_key, b"v").await {
+        Err(KvError::InvalidArgument(m)) => assert!(m.contains("65536"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    let huge_value = vec![0u8; strata_rpc::MAX_VALUE_BYTES + 1];
+    match client.put(b"k", &huge_value).await {
+        Err(KvError::InvalidArgument(m)) => assert!(m.contains("16777216"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    // Malformed session fields and a shard out of range, straight to a server.
+    let address = c.group_ref(1).addresses()[0].clone();
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut kv = strata_rpc::limits::kv_client(channel);
+    let status = kv
+        .put(v1::PutRequest {
+            client_id: vec![1; 3],
+            seq: 1,
+            key: b"k".to_vec(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    let status = kv
+        .put(v1::PutRequest {
+            client_id: vec![1; 16],
+            seq: 0,
+            key: b"k".to_vec(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    match client.scan(Vec::new(), None).collect(10).await {
+        Ok(entries) => assert_eq!(entries, vec![(b"".to_vec(), b"empty".to_vec())]),
+        Err(e) => panic!("{e}"),
+    }
+    let status = loop {
+        let s = kv
+            .scan(v1::ScanRequest {
+                shard: SHARDS as u32,
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        if reason(&s) != ErrorReason::WrongLeader {
+            break s;
+        }
+        let hint = error_detail(&s).unwrap().leader_hint.unwrap().address;
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{hint}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        kv = strata_rpc::limits::kv_client(channel);
+    };
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("out of range"), "{status:?}");
+    // The servers are still fine.
+    assert_eq!(client.get(b"").await.unwrap(), Some(b"empty".to_vec()));
+}

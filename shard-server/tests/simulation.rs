@@ -803,10 +803,9 @@ impl Sim {
         let reply = g.m.apply(slot, &cmd);
         g.slot += 1;
         g.log.push(cmd.clone());
-        if let Some((durable, _)) = &g.synced {
-            if g.m.durable_index() != *durable {
-                g.synced = Some((g.m.durable_index(), g.store.dump()));
-            }
+        if g.synced.is_some() && g.m.durable_index() == g.slot {
+            // This command was synced with everything before it.
+            g.synced = Some((g.slot, g.store.dump()));
         }
         if g.slot % g.snap_every == 0 {
             let (index, chunks) = g.m.snapshot();
@@ -1070,9 +1069,12 @@ impl Sim {
             Some((how, index, store, mut m)) => {
                 // What the new store holds durably before it replays the log (a restored
                 // snapshot is written as a whole).
-                let durable = (m.durable_index(), store.dump());
+                let mut durable = (m.durable_index(), store.dump());
                 for slot in index..g.slot {
                     m.apply(slot, &g.log[slot as usize - 1]);
+                    if m.durable_index() == slot + 1 {
+                        durable = (slot + 1, store.dump());
+                    }
                 }
                 let (a, b) = (store.dump(), g.store.dump());
                 if a != b {
