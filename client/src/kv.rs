@@ -29,8 +29,8 @@
 //! [`Client::scan`] reads every shard a page at a time and merges the pages into one stream in
 //! key order (hash partitioning scatters keys over shards), holding at most one page per shard.
 
-use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -306,7 +306,7 @@ impl Client {
                     self.leaders.lock().insert(gid, i + 1);
                     self.pause(&mut backoff, deadline).await;
                     failures += 1;
-                    if failures % servers.len() == 0 {
+                    if failures.is_multiple_of(servers.len()) {
                         // No replica of the group answered: it may have left the
                         // configuration (and shut down) since we cached it.
                         let _ = self.refresh_config(config.num).await;
@@ -611,7 +611,10 @@ impl Scanner<'_> {
             return Ok(None);
         };
         let cursor = &mut self.shards[shard as usize];
-        let entry = cursor.buffered.pop_front().expect("a head has a buffered entry");
+        let entry = cursor
+            .buffered
+            .pop_front()
+            .expect("a head has a buffered entry");
         if cursor.buffered.is_empty() {
             self.refill(shard).await?;
         } else {
@@ -639,7 +642,12 @@ impl Scanner<'_> {
         while cursor.buffered.is_empty() && cursor.more {
             let page = self
                 .client
-                .scan_page(shard, &self.start, self.end.as_deref(), &cursor.resume_token)
+                .scan_page(
+                    shard,
+                    &self.start,
+                    self.end.as_deref(),
+                    &cursor.resume_token,
+                )
                 .await?;
             cursor.more = page.more;
             cursor.resume_token = page.resume_token;

@@ -23,8 +23,8 @@ pub mod process;
 pub mod shards;
 
 pub use masters::MasterCluster;
-pub use shards::{ServerGroup, ShardCluster};
 pub use process::Proc;
+pub use shards::{ServerGroup, ShardCluster};
 
 /// A 127.0.0.1 port that was free a moment ago (the OS picked it; it is released at once, so
 /// another process could take it, which is unlikely on a test machine).

@@ -44,10 +44,20 @@ impl Proc {
 
     /// Resident memory (VmRSS) of the running process, in bytes.
     pub fn rss_bytes(&self) -> Option<u64> {
+        self.status_kb("VmRSS:")
+    }
+
+    /// Anonymous resident memory (RssAnon: heap and stacks, not mapped files such as
+    /// memory-mapped tables, which are cache) of the running process, in bytes.
+    pub fn rss_anon_bytes(&self) -> Option<u64> {
+        self.status_kb("RssAnon:")
+    }
+
+    fn status_kb(&self, field: &str) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
         let kb: u64 = status
             .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))?
+            .find_map(|l| l.strip_prefix(field))?
             .trim()
             .trim_end_matches("kB")
             .trim()

@@ -111,7 +111,14 @@ impl ServerGroup {
         self.replicas
             .iter()
             .enumerate()
-            .map(|(i, p)| format!("==== group {} replica {} ====\n{}", self.gid, i + 1, p.log()))
+            .map(|(i, p)| {
+                format!(
+                    "==== group {} replica {} ====\n{}",
+                    self.gid,
+                    i + 1,
+                    p.log()
+                )
+            })
             .collect()
     }
 }
@@ -179,7 +186,12 @@ impl ShardCluster {
 
     /// Starts group `gid` with `n` replicas (not joined to the master yet).
     pub fn add_group(&mut self, gid: u64, n: usize) -> &mut ServerGroup {
-        let root = self.dir.as_ref().expect("cluster directory").path().to_owned();
+        let root = self
+            .dir
+            .as_ref()
+            .expect("cluster directory")
+            .path()
+            .to_owned();
         let addresses: Vec<String> = (0..n)
             .map(|_| format!("127.0.0.1:{}", free_port()))
             .collect();
@@ -211,7 +223,11 @@ impl ShardCluster {
             ];
             args.extend(self.extra_args.iter().cloned());
             let args = args.into_iter().map(OsString::from).collect();
-            let mut p = Proc::new(&self.binary, args, root.join(format!("g{gid}-{}.log", i + 1)));
+            let mut p = Proc::new(
+                &self.binary,
+                args,
+                root.join(format!("g{gid}-{}.log", i + 1)),
+            );
             p.start();
             replicas.push(p);
             dirs.push(dir);
@@ -315,7 +331,9 @@ impl ShardCluster {
     pub fn logs(&self) -> String {
         let tail = |s: String| {
             let start = s.len().saturating_sub(6000);
-            let start = (start..s.len()).find(|&i| s.is_char_boundary(i)).unwrap_or(0);
+            let start = (start..s.len())
+                .find(|&i| s.is_char_boundary(i))
+                .unwrap_or(0);
             s[start..].to_string()
         };
         let mut out = tail(self.masters.logs());

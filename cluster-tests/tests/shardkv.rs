@@ -5,8 +5,8 @@ use std::time::Duration;
 use strata_client::{ClientOptions, KvError};
 use strata_cluster_tests::{serial, ShardCluster};
 use strata_rpc::error::{error_detail, reason};
-use strata_rpc::v1::{self, ErrorReason};
 use strata_rpc::shard_for_key;
+use strata_rpc::v1::{self, ErrorReason};
 
 const BIN: &str = env!("CARGO_BIN_EXE_strata-cluster");
 const SHARDS: usize = 10;
@@ -151,7 +151,11 @@ async fn join_then_leave_keeps_every_value_and_hands_everything_off() {
         v
     };
     for i in 0..n {
-        assert_eq!(client.get(key(i)).await.unwrap(), Some(expect(i)), "key {i}");
+        assert_eq!(
+            client.get(key(i)).await.unwrap(),
+            Some(expect(i)),
+            "key {i}"
+        );
     }
     let num = c.leave(&[1]).await;
     c.wait_settled(&[1, 2, 3], num, SETTLE).await;
@@ -159,12 +163,18 @@ async fn join_then_leave_keeps_every_value_and_hands_everything_off() {
     for i in 0..3 {
         let s = c.group_ref(1).shards(i).await.unwrap();
         assert!(
-            s.shards.iter().all(|&st| st == v1::ShardState::Absent as i32),
+            s.shards
+                .iter()
+                .all(|&st| st == v1::ShardState::Absent as i32),
             "{s:?}"
         );
     }
     c.group(1).kill_all();
-    let scanned = client.scan(Vec::new(), None).collect(usize::MAX).await.unwrap();
+    let scanned = client
+        .scan(Vec::new(), None)
+        .collect(usize::MAX)
+        .await
+        .unwrap();
     let mut expected: Vec<(Vec<u8>, Vec<u8>)> = (0..n).map(|i| (key(i), expect(i))).collect();
     expected.sort();
     assert_eq!(scanned, expected, "an ordered scan over every shard");
@@ -223,7 +233,10 @@ async fn a_group_down_through_several_configs_catches_up_one_at_a_time() {
     // not need its shards can complete meanwhile.
     c.group(2).kill_all();
     let master = c.master();
-    master.join([(3, c.group_ref(3).addresses())].into()).await.unwrap();
+    master
+        .join([(3, c.group_ref(3).addresses())].into())
+        .await
+        .unwrap();
     let config = master.query(None).await.unwrap();
     let first_shard_of_1 = config.shards.iter().position(|&g| g == 1).unwrap() as u32;
     master.move_shard(first_shard_of_1, 3).await.unwrap();
@@ -231,7 +244,11 @@ async fn a_group_down_through_several_configs_catches_up_one_at_a_time() {
     c.group(2).restart_all();
     c.wait_settled(&[1, 2, 3], last, SETTLE).await;
     for i in 0..30 {
-        assert_eq!(client.get(key(i)).await.unwrap(), Some(value(i, 0)), "key {i}");
+        assert_eq!(
+            client.get(key(i)).await.unwrap(),
+            Some(value(i, 0)),
+            "key {i}"
+        );
     }
     for i in 0..3 {
         let s = c.group_ref(2).shards(i).await.unwrap();
@@ -292,14 +309,21 @@ async fn other_groups_keep_serving_while_one_is_dead_and_arrived_shards_serve_ea
         short.put(key(i), value(i, 1)).await.unwrap();
     }
     for i in (0..n).filter(|&i| owner_before(i) == 2).take(3) {
-        assert!(short.get(key(i)).await.is_err(), "key {i} was on the dead group");
+        assert!(
+            short.get(key(i)).await.is_err(),
+            "key {i} was on the dead group"
+        );
     }
     // Group 2 comes back: everything completes.
     c.group(2).restart_all();
     c.wait_settled(&[1, 2, 3], num, SETTLE).await;
     for i in 0..n {
         let round = usize::from(owner_before(i) == 1);
-        assert_eq!(client.get(key(i)).await.unwrap(), Some(value(i, round)), "key {i}");
+        assert_eq!(
+            client.get(key(i)).await.unwrap(),
+            Some(value(i, round)),
+            "key {i}"
+        );
     }
 }
 

@@ -10,8 +10,7 @@ use std::time::Duration;
 use rand::{Rng, SeedableRng};
 use strata_client::{Client, ClientOptions, KvError};
 use strata_cluster_tests::linearizability::{
-    append_token, check, check_appends, AppendRecord, CheckBudget, Input, Output, Recorder,
-    Verdict,
+    append_token, check, check_appends, AppendRecord, CheckBudget, Input, Output, Recorder, Verdict,
 };
 use strata_cluster_tests::{serial, ShardCluster};
 
@@ -176,11 +175,11 @@ async fn run(disruption: Disruption, chaos: bool) {
         history.len(),
         last
     );
+    assert!(matches!(verdict, Verdict::Linearizable), "{verdict}");
     assert!(
-        matches!(verdict, Verdict::Linearizable),
-        "{verdict}"
+        acknowledged > 50,
+        "too little progress: {acknowledged} operations"
     );
-    assert!(acknowledged > 50, "too little progress: {acknowledged} operations");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

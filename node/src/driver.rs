@@ -80,8 +80,11 @@ pub struct NodeConfig {
     /// Length of one tick.
     pub tick: Duration,
     /// Compact the Paxos log once the state machine's durable index is this many slots past
-    /// the log start.
+    /// the log start...
     pub compaction_slack: u64,
+    /// ...or once this many bytes of commands were applied since the last compaction (the log
+    /// is held in memory: a few large commands must not pin it).
+    pub compaction_bytes: usize,
     /// Capacity of the input queue (proposals, reads, messages); beyond it, peer messages are
     /// dropped and proposals refused, so a flood cannot exhaust memory.
     pub queue_capacity: usize,
@@ -131,6 +134,7 @@ impl Node {
             waiting_reads: HashMap::new(),
             next_read: 1,
             snapshot_to_install: None,
+            applied_bytes: 0,
             status: status.clone(),
         };
         tokio::spawn(driver.run());
@@ -227,6 +231,8 @@ struct Driver<S: StateMachine> {
     next_read: u64,
     /// A snapshot received from a peer, installed at the end of the next round.
     snapshot_to_install: Option<(Slot, IncomingSnapshot)>,
+    /// Bytes of commands applied since the log was last compacted.
+    applied_bytes: usize,
     status: Arc<Mutex<NodeStatus>>,
 }
 
@@ -334,6 +340,7 @@ impl<S: StateMachine> Driver<S> {
             self.transport.send(ready.messages);
         }
         for (slot, value) in ready.committed {
+            self.applied_bytes += value.payload_bytes();
             for command in value.commands {
                 let Some((origin, request, payload)) = unwrap(&command) else {
                     tracing::error!(slot, "undecodable command envelope; skipped");
@@ -389,7 +396,10 @@ impl<S: StateMachine> Driver<S> {
                 let sm = &mut self.sm;
                 let restored = tokio::task::block_in_place(|| sm.restore(index, &mut chunks));
                 match restored {
-                    Ok(()) => self.replica.restore_snapshot(index),
+                    Ok(()) => {
+                        tracing::info!(index, "snapshot installed");
+                        self.replica.restore_snapshot(index);
+                    }
                     Err(e) => tracing::warn!(error = %e, "snapshot install failed"),
                 }
             }
@@ -399,8 +409,12 @@ impl<S: StateMachine> Driver<S> {
             self.transport.send_snapshot(to, index, chunks);
         }
         let durable = self.sm.durable_index();
-        if durable > self.replica.log_start() + self.cfg.compaction_slack {
+        let log_start = self.replica.log_start();
+        if durable > log_start + self.cfg.compaction_slack
+            || (durable > log_start && self.applied_bytes > self.cfg.compaction_bytes)
+        {
             self.replica.compact(durable);
+            self.applied_bytes = 0;
         }
         self.publish_status();
         Ok(())

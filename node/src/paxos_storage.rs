@@ -97,6 +97,8 @@ impl EnginePaxosStorage {
                 // The log is written and trimmed continuously: small memtables keep recovery
                 // quick and memory low.
                 write_buffer_size: 8 << 20,
+                // Read only on start and to serve a lagging peer: a small cache does.
+                block_cache_bytes: 4 << 20,
                 ..Options::create()
             },
         )?;

@@ -29,6 +29,7 @@ async fn three_nodes_over_grpc_choose_and_apply_the_same_commands() {
             paxos: strata_paxos::Config::new(id, vec![1, 2, 3]),
             tick: Duration::from_millis(10),
             compaction_slack: 1000,
+            compaction_bytes: 64 << 20,
             queue_capacity: 10_000,
         };
         let storage = EnginePaxosStorage::open(dirs[id as usize - 1].path()).unwrap();

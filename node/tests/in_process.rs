@@ -37,6 +37,7 @@ fn config(id: ReplicaId) -> NodeConfig {
         paxos: strata_paxos::Config::new(id, vec![1, 2, 3]),
         tick: Duration::from_millis(5),
         compaction_slack: 1000,
+        compaction_bytes: 64 << 20,
         queue_capacity: 10_000,
     }
 }

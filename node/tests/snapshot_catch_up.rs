@@ -60,6 +60,7 @@ fn start(
         paxos: strata_paxos::Config::new(id, vec![1, 2, 3]),
         tick: Duration::from_millis(10),
         compaction_slack: 16,
+        compaction_bytes: 64 << 20,
         queue_capacity: 10_000,
     };
     let storage = EnginePaxosStorage::open(dir).unwrap();

@@ -82,6 +82,7 @@ async fn a_stalled_peer_neither_stops_commits_nor_grows_memory() {
             paxos: strata_paxos::Config::new(id, vec![1, 2, 3]),
             tick: Duration::from_millis(10),
             compaction_slack: 64,
+            compaction_bytes: 64 << 20,
             queue_capacity: 10_000,
         };
         let storage = EnginePaxosStorage::open(dirs[id as usize - 1].path()).unwrap();

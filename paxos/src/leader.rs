@@ -373,11 +373,12 @@ impl Replica {
         read_round: u64,
         their_commit: Slot,
     ) {
-        let (commit, log_start, now, max_learn) = (
+        let (commit, log_start, now, max_learn, max_learn_bytes) = (
             self.commit,
             self.log_start,
             self.now,
             self.cfg.max_learn_entries,
+            self.cfg.max_batch_bytes.saturating_mul(4),
         );
         let RoleState::Leader(l) = &mut self.role else {
             return;
@@ -397,10 +398,18 @@ impl Replica {
                 self.ready.send_snapshot.push(from);
             }
         } else if their_commit < commit {
+            // Bounded in entries and in bytes (at least one entry): a follower far behind on
+            // large commands gets several messages, never one huge one.
+            let mut bytes = 0;
             let entries: Vec<(Slot, Value)> = self
                 .log
                 .range(their_commit..commit)
                 .take(max_learn.max(1))
+                .take_while(|(_, e)| {
+                    let first = bytes == 0;
+                    bytes += e.value.payload_bytes().max(1);
+                    first || bytes <= max_learn_bytes
+                })
                 .map(|(&s, e)| (s, e.value.clone()))
                 .collect();
             self.send(from, Body::Learn { ballot, entries });

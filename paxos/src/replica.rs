@@ -56,7 +56,8 @@ pub struct Config {
     pub max_batch_bytes: usize,
     /// At most this many slots proposed but not yet chosen (the pipeline window).
     pub max_inflight_slots: u64,
-    /// At most this many chosen values in one catch-up message.
+    /// At most this many chosen values in one catch-up message (and at most about
+    /// `4 * max_batch_bytes` bytes of them, unless a single value is larger).
     pub max_learn_entries: usize,
     /// Seed for the election-timeout randomness (deterministic runs).
     pub seed: u64,

@@ -291,6 +291,7 @@ fn put(key: &[u8], value: Vec<u8>) -> v1::PutRequest {
         config_num: 1,
         key: key.to_vec(),
         value,
+        opens_session: true,
     }
 }
 

@@ -137,6 +137,15 @@ mod tests {
         loop {
             let c = read_chunk(&store, 3, 5, &token, 1000).unwrap();
             chunks += 1;
+            let full = read_chunk(&store, 3, 5, &token, CHUNK_BYTES).unwrap();
+            let entry = crate::command::Command::new(
+                u64::MAX,
+                crate::command::Kind::Install(crate::command::InstallChunk {
+                    after: token.clone(),
+                    chunk: Some(full),
+                }),
+            );
+            assert!(entry.encode().len() <= strata_rpc::MAX_SHARD_CHUNK_BYTES);
             let size: usize = c.entries.iter().map(|e| e.key.len() + e.value.len()).sum();
             assert!(size <= 1000, "chunk of {size} bytes");
             for e in c.entries {
@@ -151,7 +160,7 @@ mod tests {
         assert!(chunks > 10);
         assert_eq!(values.len(), 51);
         assert_eq!(values[&b"big".to_vec()], vec![7u8; 5000]);
-        assert!(!values.contains_key(&b"other".to_vec()));
+        assert!(!values.contains_key(b"other".as_slice()));
         assert_eq!(sessions, 1);
         assert!(read_chunk(&store, 3, 5, &[1, 2], 1000).is_err());
         assert!(read_chunk(&store, 3, 5, &super::token(0, b"\x09"), 1000).is_err());

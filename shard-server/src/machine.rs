@@ -30,8 +30,8 @@ use strata::WriteBatch;
 use strata_client::Config;
 use strata_node::{SnapshotStream, StateMachine};
 use strata_paxos::Slot;
-use strata_rpc::v1::{self, kv_reply::Reply, ErrorReason};
 use strata_rpc::shard_for_key;
+use strata_rpc::v1::{self, kv_reply::Reply, ErrorReason};
 
 use crate::command::{ApplyReply, Command, InstallChunk, Kind, Outcome, Refusal, ShardRef};
 use crate::keys;
@@ -45,8 +45,10 @@ use crate::store::Store;
 pub struct MachineOptions {
     /// A session idle for longer than this (in log time) is dropped.
     pub session_timeout_ms: u64,
-    /// Sync the store every this many commands (the durable index moves then).
+    /// Sync the store every this many commands (the durable index moves then)...
     pub sync_every: u32,
+    /// ...or once this many bytes of commands were applied since the last sync.
+    pub sync_bytes: usize,
     /// At most this many unacknowledged replies per session; beyond, mutations are refused
     /// as overload.
     pub max_pending_replies: usize,
@@ -57,6 +59,7 @@ impl Default for MachineOptions {
         MachineOptions {
             session_timeout_ms: 10 * 60 * 1000,
             sync_every: 256,
+            sync_bytes: 2 << 20,
             max_pending_replies: 4096,
         }
     }
@@ -103,27 +106,32 @@ impl View {
 }
 
 /// `Ok` if `shard` is served by group `gid` with these shard states, else the refusal.
-fn check_serving(gid: u64, config: &Config, shards: &[ShardState], shard: u32) -> Result<(), Refusal> {
+fn check_serving(
+    gid: u64,
+    config: &Config,
+    shards: &[ShardState],
+    shard: u32,
+) -> Result<(), Refusal> {
     match shards.get(shard as usize) {
-            Some(s) if s.is_served() => Ok(()),
-            Some(ShardState::Pulling { .. }) => Err(refusal(
-                ErrorReason::Installing,
-                config.num,
-                shard,
-                format!(
-                    "shard {shard} is still being installed for config {}",
-                    config.num
-                ),
-            )),
-            _ => Err(refusal(
-                ErrorReason::WrongGroup,
-                config.num,
-                shard,
-                format!(
-                    "shard {shard} is not served by group {gid} in config {}",
-                    config.num
-                ),
-            )),
+        Some(s) if s.is_served() => Ok(()),
+        Some(ShardState::Pulling { .. }) => Err(refusal(
+            ErrorReason::Installing,
+            config.num,
+            shard,
+            format!(
+                "shard {shard} is still being installed for config {}",
+                config.num
+            ),
+        )),
+        _ => Err(refusal(
+            ErrorReason::WrongGroup,
+            config.num,
+            shard,
+            format!(
+                "shard {shard} is not served by group {gid} in config {}",
+                config.num
+            ),
+        )),
     }
 }
 
@@ -152,6 +160,7 @@ pub struct KvMachine<S: Store> {
     applied: Arc<AtomicU64>,
     durable: Slot,
     unsynced: u32,
+    unsynced_bytes: usize,
     /// A shard whose install completed in the command being applied.
     installed: Option<u32>,
 }
@@ -196,6 +205,7 @@ impl<S: Store> KvMachine<S> {
             applied: Arc::new(AtomicU64::new(1)),
             durable: 1,
             unsynced: 0,
+            unsynced_bytes: 0,
             installed: None,
         };
         m.load()?;
@@ -245,6 +255,7 @@ impl<S: Store> KvMachine<S> {
         self.applied.store(applied, Ordering::Release);
         self.durable = applied;
         self.unsynced = 0;
+        self.unsynced_bytes = 0;
         self.publish();
         Ok(())
     }
@@ -315,11 +326,27 @@ impl<S: Store> KvMachine<S> {
         match kind {
             Kind::Put(r) => {
                 let op = Mutation::Put(r.value);
-                self.mutate(batch, r.client_id, r.seq, r.first_incomplete_seq, r.opens_session, r.key, op)
+                self.mutate(
+                    batch,
+                    r.client_id,
+                    r.seq,
+                    r.first_incomplete_seq,
+                    r.opens_session,
+                    r.key,
+                    op,
+                )
             }
             Kind::Append(r) => {
                 let op = Mutation::Append(r.value);
-                self.mutate(batch, r.client_id, r.seq, r.first_incomplete_seq, r.opens_session, r.key, op)
+                self.mutate(
+                    batch,
+                    r.client_id,
+                    r.seq,
+                    r.first_incomplete_seq,
+                    r.opens_session,
+                    r.key,
+                    op,
+                )
             }
             Kind::Delete(r) => self.mutate(
                 batch,
@@ -335,7 +362,15 @@ impl<S: Store> KvMachine<S> {
                     expected: r.expected,
                     new_value: r.new_value,
                 };
-                self.mutate(batch, r.client_id, r.seq, r.first_incomplete_seq, r.opens_session, r.key, op)
+                self.mutate(
+                    batch,
+                    r.client_id,
+                    r.seq,
+                    r.first_incomplete_seq,
+                    r.opens_session,
+                    r.key,
+                    op,
+                )
             }
             Kind::Reconfigure(c) => {
                 let done = self.reconfigure(batch, Config::from_proto(c));
@@ -357,7 +392,9 @@ impl<S: Store> KvMachine<S> {
     }
 
     fn expire_sessions(&mut self, batch: &mut WriteBatch) {
-        let cutoff = self.log_time.saturating_sub(self.options.session_timeout_ms);
+        let cutoff = self
+            .log_time
+            .saturating_sub(self.options.session_timeout_ms);
         for (shard, client) in self.sessions.expire(cutoff) {
             batch.delete(keys::session_key(shard, client));
         }
@@ -543,7 +580,10 @@ impl<S: Store> KvMachine<S> {
                     self.sessions.forget_shard(shard);
                     if after == 0 {
                         // Every group left: nobody will take the shard over.
-                        tracing::warn!(shard, "shard unassigned by the master; its data is dropped");
+                        tracing::warn!(
+                            shard,
+                            "shard unassigned by the master; its data is dropped"
+                        );
                         let (start, end) = keys::shard_range(shard);
                         batch.delete_range(start, end);
                         ShardState::Absent
@@ -557,7 +597,10 @@ impl<S: Store> KvMachine<S> {
         self.shards = shards;
         self.previous = std::mem::replace(&mut self.config, next);
         batch.put(keys::CONFIG, self.config.to_proto().encode_to_vec());
-        batch.put(keys::PREVIOUS_CONFIG, self.previous.to_proto().encode_to_vec());
+        batch.put(
+            keys::PREVIOUS_CONFIG,
+            self.previous.to_proto().encode_to_vec(),
+        );
         self.save_states(batch);
         true
     }
@@ -596,7 +639,10 @@ impl<S: Store> KvMachine<S> {
         let mut fresh_pieces: Vec<Vec<u8>> = Vec::new();
         for entry in chunk.entries {
             if shard_for_key(&entry.key, n) != shard {
-                tracing::warn!(shard, "an install chunk holds a key of another shard; skipped");
+                tracing::warn!(
+                    shard,
+                    "an install chunk holds a key of another shard; skipped"
+                );
                 continue;
             }
             if entry.continues {
@@ -717,7 +763,9 @@ impl<S: Store> KvMachine<S> {
         };
         batch.put(keys::APPLIED, (slot + 1).to_le_bytes());
         self.unsynced += 1;
-        let sync = self.unsynced >= self.options.sync_every;
+        self.unsynced_bytes += command.len();
+        let sync = self.unsynced >= self.options.sync_every
+            || self.unsynced_bytes >= self.options.sync_bytes;
         if let Err(e) = self.store.write(batch, sync) {
             // The state in memory is ahead of the store: this replica cannot go on. A restart
             // recovers the durable prefix and replays the log.
@@ -727,6 +775,7 @@ impl<S: Store> KvMachine<S> {
         if sync {
             self.durable = slot + 1;
             self.unsynced = 0;
+            self.unsynced_bytes = 0;
         }
         if let Some(shard) = self.installed.take() {
             // The shard is served from now on: load its dedup table (just written).
@@ -743,7 +792,6 @@ impl<S: Store> KvMachine<S> {
         self.applied.store(slot + 1, Ordering::Release);
         reply.encode()
     }
-
 }
 
 /// A client mutation, decoded.
@@ -823,7 +871,11 @@ impl<S: Store> StateMachine for KvMachine<S> {
         let applied = self.applied.load(Ordering::Acquire);
         if applied != index {
             // The store is what it is; the node resumes from what the store says.
-            tracing::warn!(applied, index, "snapshot's applied index differs from its label");
+            tracing::warn!(
+                applied,
+                index,
+                "snapshot's applied index differs from its label"
+            );
         }
         Ok(())
     }

@@ -65,12 +65,19 @@ pub struct ServerArgs {
     /// replica of the group (it decides what the state machine does).
     #[arg(long, default_value_t = MachineOptions::default().session_timeout_ms)]
     pub session_timeout_ms: u64,
-    /// Memtable size of the data engine, in MiB.
-    #[arg(long, default_value_t = 16)]
+    /// Memtable size of the data engine, in MiB (two may be in memory at once).
+    #[arg(long, default_value_t = 8)]
     pub write_buffer_mb: usize,
     /// Block cache of the data engine, in MiB.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 16)]
     pub block_cache_mb: usize,
+    /// Keep at most about this many slots of Paxos log behind the durable state (a replica
+    /// further behind catches up by snapshot)...
+    #[arg(long, default_value_t = 4096)]
+    pub log_compaction_slack: u64,
+    /// ...and at most about this many MiB of commands (the log is held in memory).
+    #[arg(long, default_value_t = 8)]
+    pub log_compaction_mb: usize,
     /// For tests only: simulate an unreliable network by dropping about this percentage of
     /// client and migration requests, as many replies, and delaying as many more.
     #[arg(long, default_value_t = 0)]
@@ -123,14 +130,21 @@ pub fn run_server(args: ServerArgs) -> Result<(), RunError> {
 /// Runs a replica on the current (multi-threaded) tokio runtime until `shutdown` resolves.
 pub async fn serve(args: ServerArgs, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
     if args.gid == 0 {
-        return Err(RunError::Args("--gid 0 is reserved (unassigned shards)".into()));
+        return Err(RunError::Args(
+            "--gid 0 is reserved (unassigned shards)".into(),
+        ));
     }
     let peers: BTreeMap<ReplicaId, String> = args.peers.iter().cloned().collect();
     if peers.len() != args.peers.len() {
-        return Err(RunError::Args("a replica id is listed twice in --peers".into()));
+        return Err(RunError::Args(
+            "a replica id is listed twice in --peers".into(),
+        ));
     }
     let Some(own_address) = peers.get(&args.id) else {
-        return Err(RunError::Args(format!("--id {} is not one of the --peers", args.id)));
+        return Err(RunError::Args(format!(
+            "--id {} is not one of the --peers",
+            args.id
+        )));
     };
     let listen = args.listen.clone().unwrap_or_else(|| own_address.clone());
     if args.tick_ms == 0 {
@@ -170,12 +184,16 @@ pub async fn serve(args: ServerArgs, shutdown: impl Future<Output = ()>) -> Resu
 
     let mut paxos = strata_paxos::Config::new(args.id, peers.keys().copied().collect());
     paxos.seed = election_seed(args.id);
+    // A Promise carries every accepted, uncommitted slot: with 1 MiB batches, 32 of them
+    // keep it well under the maximum message size.
+    paxos.max_inflight_slots = 32;
     let cfg = NodeConfig {
         paxos,
         tick: Duration::from_millis(args.tick_ms),
         // The state machine syncs every few hundred commands: keep some log for followers
         // that lag a little, compact the rest.
-        compaction_slack: 4096,
+        compaction_slack: args.log_compaction_slack,
+        compaction_bytes: args.log_compaction_mb << 20,
         queue_capacity: 20_000,
     };
     let transport = GrpcTransport::new(args.gid, args.id, peers.clone());

@@ -19,8 +19,7 @@ use parking_lot::RwLock;
 use strata_node::{Node, NodeError};
 use strata_paxos::ReplicaId;
 use strata_rpc::error::{
-    installing, invalid_argument, not_ready, overloaded, session_expired, wrong_group,
-    wrong_leader,
+    installing, invalid_argument, not_ready, overloaded, session_expired, wrong_group, wrong_leader,
 };
 use strata_rpc::v1::{self, kv_reply::Reply, ErrorReason};
 use strata_rpc::{CLIENT_ID_BYTES, MAX_KEY_BYTES, MAX_VALUE_BYTES};
@@ -201,7 +200,10 @@ impl v1::shard_kv_server::ShardKv for KvService {
         request: Request<v1::GetRequest>,
     ) -> Result<Response<v1::GetResponse>, Status> {
         let r = request.into_inner();
-        self.0.unreliable(self.get_inner(r)).await.map(Response::new)
+        self.0
+            .unreliable(self.get_inner(r))
+            .await
+            .map(Response::new)
     }
 
     async fn put(
@@ -209,7 +211,10 @@ impl v1::shard_kv_server::ShardKv for KvService {
         request: Request<v1::PutRequest>,
     ) -> Result<Response<v1::PutResponse>, Status> {
         let r = request.into_inner();
-        self.0.unreliable(self.put_inner(r)).await.map(Response::new)
+        self.0
+            .unreliable(self.put_inner(r))
+            .await
+            .map(Response::new)
     }
 
     async fn append(
@@ -217,7 +222,10 @@ impl v1::shard_kv_server::ShardKv for KvService {
         request: Request<v1::AppendRequest>,
     ) -> Result<Response<v1::AppendResponse>, Status> {
         let r = request.into_inner();
-        self.0.unreliable(self.append_inner(r)).await.map(Response::new)
+        self.0
+            .unreliable(self.append_inner(r))
+            .await
+            .map(Response::new)
     }
 
     async fn delete(
@@ -225,7 +233,10 @@ impl v1::shard_kv_server::ShardKv for KvService {
         request: Request<v1::DeleteRequest>,
     ) -> Result<Response<v1::DeleteResponse>, Status> {
         let r = request.into_inner();
-        self.0.unreliable(self.delete_inner(r)).await.map(Response::new)
+        self.0
+            .unreliable(self.delete_inner(r))
+            .await
+            .map(Response::new)
     }
 
     async fn compare_and_swap(
@@ -233,7 +244,10 @@ impl v1::shard_kv_server::ShardKv for KvService {
         request: Request<v1::CompareAndSwapRequest>,
     ) -> Result<Response<v1::CompareAndSwapResponse>, Status> {
         let r = request.into_inner();
-        self.0.unreliable(self.compare_and_swap_inner(r)).await.map(Response::new)
+        self.0
+            .unreliable(self.compare_and_swap_inner(r))
+            .await
+            .map(Response::new)
     }
 
     async fn scan(
@@ -241,7 +255,10 @@ impl v1::shard_kv_server::ShardKv for KvService {
         request: Request<v1::ScanRequest>,
     ) -> Result<Response<v1::ScanResponse>, Status> {
         let r = request.into_inner();
-        self.0.unreliable(self.scan_inner(r)).await.map(Response::new)
+        self.0
+            .unreliable(self.scan_inner(r))
+            .await
+            .map(Response::new)
     }
 }
 
@@ -293,7 +310,10 @@ impl KvService {
         }
     }
 
-    async fn compare_and_swap_inner(&self, r: v1::CompareAndSwapRequest) -> Result<v1::CompareAndSwapResponse, Status> {
+    async fn compare_and_swap_inner(
+        &self,
+        r: v1::CompareAndSwapRequest,
+    ) -> Result<v1::CompareAndSwapResponse, Status> {
         check_session(&r.client_id, r.seq, r.first_incomplete_seq)?;
         check_key(&r.key)?;
         for v in r.expected.iter().chain(r.new_value.iter()) {
@@ -346,7 +366,8 @@ impl KvService {
         let mut bytes = 0;
         let mut more = false;
         for entry in self.0.store.scan(&start, &end) {
-            let (k, value) = entry.map_err(|e| Status::internal(format!("reading the store: {e}")))?;
+            let (k, value) =
+                entry.map_err(|e| Status::internal(format!("reading the store: {e}")))?;
             if entries.len() >= limit
                 || (!entries.is_empty() && bytes + k.len() + value.len() > MAX_SCAN_PAGE_BYTES)
             {
@@ -422,7 +443,12 @@ impl v1::shard_migration_server::ShardMigration for MigrationService {
         if let Some(status) = pull_refusal(&self.0.view.read(), r.shard, r.config_num) {
             return Err(status);
         }
-        tracing::info!(shard = r.shard, config = r.config_num, to = r.gid, "handing a shard over");
+        tracing::info!(
+            shard = r.shard,
+            config = r.config_num,
+            to = r.gid,
+            "handing a shard over"
+        );
         // Two chunks in flight at most: gRPC's flow control holds the reader back, so a large
         // shard never sits in memory.
         let (tx, rx) = tokio::sync::mpsc::channel(2);
@@ -437,7 +463,13 @@ impl v1::shard_migration_server::ShardMigration for MigrationService {
                         let _ = tx.blocking_send(Err(status));
                         return;
                     }
-                    read_chunk(replica.store.as_ref(), r.shard, r.config_num, &token, CHUNK_BYTES)
+                    read_chunk(
+                        replica.store.as_ref(),
+                        r.shard,
+                        r.config_num,
+                        &token,
+                        CHUNK_BYTES,
+                    )
                 };
                 if replica.chaos.as_ref().is_some_and(|c| c.roll()) {
                     let _ = tx.blocking_send(Err(Status::unavailable("chaos: stream cut")));
@@ -480,7 +512,12 @@ impl v1::shard_migration_server::ShardMigration for MigrationService {
             match outcome {
                 Outcome::Done(deleted) => {
                     if deleted {
-                        tracing::info!(shard = r.shard, config = r.config_num, by = r.gid, "handed-over shard deleted");
+                        tracing::info!(
+                            shard = r.shard,
+                            config = r.config_num,
+                            by = r.gid,
+                            "handed-over shard deleted"
+                        );
                     }
                     Ok(v1::DeleteShardResponse { deleted })
                 }

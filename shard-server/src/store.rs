@@ -29,8 +29,10 @@ pub trait Store: Send + Sync + 'static {
     fn scan(&self, start: &[u8], end: &[u8]) -> EntryIter;
     /// Replaces the whole contents with `entries` (in key order). Atomic: if an entry is an
     /// `Err` (or writing fails), the old contents stay.
-    fn replace(&self, entries: &mut dyn Iterator<Item = Result<Entry, String>>)
-        -> Result<(), String>;
+    fn replace(
+        &self,
+        entries: &mut dyn Iterator<Item = Result<Entry, String>>,
+    ) -> Result<(), String>;
     /// Reclaims the space of deleted data in `[start, end)` (a hint; may do nothing).
     fn compact(&self, _start: &[u8], _end: &[u8]) -> Result<(), String> {
         Ok(())
@@ -308,7 +310,10 @@ mod tests {
 
     fn exercise(store: &dyn Store) {
         let mut b = WriteBatch::new();
-        b.put(b"a", b"1").put(b"b", b"2").put(b"c", b"3").put(b"d", b"4");
+        b.put(b"a", b"1")
+            .put(b"b", b"2")
+            .put(b"c", b"3")
+            .put(b"d", b"4");
         store.write(b, false).unwrap();
         let mut b = WriteBatch::new();
         b.delete_range(b"b", b"d").delete(b"a").put(b"e", b"5");
@@ -316,20 +321,24 @@ mod tests {
         assert_eq!(store.get(b"a").unwrap(), None);
         assert_eq!(store.get(b"d").unwrap(), Some(b"4".to_vec()));
         let before = store.scan(b"a", b"z");
-        store.write(WriteBatch::new().put(b"f", b"6").clone(), false).unwrap();
+        store
+            .write(WriteBatch::new().put(b"f", b"6").clone(), false)
+            .unwrap();
         let seen: Vec<_> = before.map(|r| r.unwrap().0).collect();
         assert_eq!(seen, vec![b"d".to_vec(), b"e".to_vec()], "point in time");
 
         // A broken replacement keeps the old contents; a whole one replaces everything.
         let old = contents(store);
-        let mut broken = vec![Ok((b"x".to_vec(), b"1".to_vec())), Err("cut".to_string())]
-            .into_iter();
+        let mut broken =
+            vec![Ok((b"x".to_vec(), b"1".to_vec())), Err("cut".to_string())].into_iter();
         assert!(store.replace(&mut broken).is_err());
         assert_eq!(contents(store), old);
         let mut whole = vec![Ok((b"y".to_vec(), b"2".to_vec()))].into_iter();
         store.replace(&mut whole).unwrap();
         assert_eq!(contents(store), vec![(b"y".to_vec(), b"2".to_vec())]);
-        store.write(WriteBatch::new().put(b"z", b"3").clone(), true).unwrap();
+        store
+            .write(WriteBatch::new().put(b"z", b"3").clone(), true)
+            .unwrap();
         assert_eq!(store.get(b"z").unwrap(), Some(b"3".to_vec()));
     }
 
@@ -348,7 +357,10 @@ mod tests {
         let store = DbStore::open(dir.path(), Options::default()).unwrap();
         assert_eq!(
             contents(&store),
-            vec![(b"y".to_vec(), b"2".to_vec()), (b"z".to_vec(), b"3".to_vec())]
+            vec![
+                (b"y".to_vec(), b"2".to_vec()),
+                (b"z".to_vec(), b"3".to_vec())
+            ]
         );
     }
 

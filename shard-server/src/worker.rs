@@ -152,7 +152,9 @@ async fn fetch_config(replica: Replica, master: Arc<MasterClient>, num: u64) {
         }
     };
     match replica.propose(Kind::Reconfigure(config.to_proto())).await {
-        Ok(Outcome::Done(true)) => tracing::info!(gid = replica.gid, config = num, "configuration applied"),
+        Ok(Outcome::Done(true)) => {
+            tracing::info!(gid = replica.gid, config = num, "configuration applied")
+        }
         Ok(_) => {}
         Err(e) => tracing::debug!(error = %e, "proposing a configuration failed"),
     }
@@ -181,10 +183,19 @@ fn progress(replica: &Replica, job: &PullJob) -> Option<Vec<u8>> {
 /// Pulls one shard from its previous owner's servers and installs it chunk by chunk.
 async fn pull(replica: Replica, connections: Connections, mut job: PullJob) {
     if job.servers.is_empty() {
-        tracing::error!(shard = job.shard, from = job.from, "previous owner has no servers in the previous config");
+        tracing::error!(
+            shard = job.shard,
+            from = job.from,
+            "previous owner has no servers in the previous config"
+        );
         return;
     }
-    tracing::info!(shard = job.shard, config = job.config_num, from = job.from, "pulling a shard");
+    tracing::info!(
+        shard = job.shard,
+        config = job.config_num,
+        from = job.from,
+        "pulling a shard"
+    );
     let mut backoff = Duration::from_millis(20);
     let mut next = 0usize;
     loop {
@@ -248,7 +259,11 @@ async fn pull_from(
             return Err("chunk not applied (stale progress)".into());
         }
         if done {
-            tracing::info!(shard = job.shard, config = job.config_num, "shard installed");
+            tracing::info!(
+                shard = job.shard,
+                config = job.config_num,
+                "shard installed"
+            );
             return Ok(());
         }
         after = token;
@@ -264,7 +279,11 @@ async fn notify(
     servers: Vec<String>,
 ) {
     if servers.is_empty() {
-        tracing::error!(shard = shard.shard, owner, "previous owner has no servers in the previous config");
+        tracing::error!(
+            shard = shard.shard,
+            owner,
+            "previous owner has no servers in the previous config"
+        );
         return;
     }
     let mut backoff = Duration::from_millis(20);
@@ -280,27 +299,27 @@ async fn notify(
             Ok(mut c) => tokio::time::timeout(RPC_TIMEOUT, c.delete_shard(request))
                 .await
                 .map_err(|_| "no answer".to_string())
-                .and_then(|r| r.map_err(|s| {
-                    // Follow a leader hint at once.
-                    if reason(&s) == ErrorReason::WrongLeader {
-                        if let Some(hint) = error_detail(&s).and_then(|d| d.leader_hint) {
-                            if let Some(i) = servers.iter().position(|a| *a == hint.address) {
-                                next = i;
-                                return "redirected".to_string();
+                .and_then(|r| {
+                    r.map_err(|s| {
+                        // Follow a leader hint at once.
+                        if reason(&s) == ErrorReason::WrongLeader {
+                            if let Some(hint) = error_detail(&s).and_then(|d| d.leader_hint) {
+                                if let Some(i) = servers.iter().position(|a| *a == hint.address) {
+                                    next = i;
+                                    return "redirected".to_string();
+                                }
                             }
                         }
-                    }
-                    format!("{:?}: {}", s.code(), s.message())
-                })),
+                        format!("{:?}: {}", s.code(), s.message())
+                    })
+                }),
             Err(e) => Err(e),
         };
         match answer {
-            Ok(r) if r.get_ref().deleted => {
-                match replica.propose(Kind::Notified(shard)).await {
-                    Ok(_) => return,
-                    Err(e) => tracing::debug!(error = %e, "proposing Notified failed"),
-                }
-            }
+            Ok(r) if r.get_ref().deleted => match replica.propose(Kind::Notified(shard)).await {
+                Ok(_) => return,
+                Err(e) => tracing::debug!(error = %e, "proposing Notified failed"),
+            },
             // Not deleted yet: the owner has not reached this config; ask again later.
             Ok(_) => {}
             Err(e) if e == "redirected" => {}

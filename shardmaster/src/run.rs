@@ -203,6 +203,7 @@ pub async fn serve(args: MasterArgs, shutdown: impl Future<Output = ()>) -> Resu
         // The state is on disk (synced every few commands): keep a little log for followers
         // that lag, compact the rest.
         compaction_slack: 1024,
+        compaction_bytes: 64 << 20,
         queue_capacity: 10_000,
     };
     let transport = GrpcTransport::new(MASTER_GROUP, args.id, peers.clone());

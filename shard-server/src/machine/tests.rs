@@ -202,7 +202,11 @@ fn a_shard_moves_with_its_data_and_dedup_table() {
         }
     }
     let big = key_of(3).into_iter().chain(*b"big").collect::<Vec<u8>>();
-    let big = if shard_for_key(&big, N as u32) == 3 { big } else { key_of(3) };
+    let big = if shard_for_key(&big, N as u32) == 3 {
+        big
+    } else {
+        key_of(3)
+    };
     assert_eq!(a.put(&big, &vec![9u8; 70_000]), ok_put());
     assert!(a.reconfigure(&c2) && b.reconfigure(&c2));
     assert!(matches!(b.state(3), ShardState::Pulling { from: 1, .. }));
@@ -269,13 +273,18 @@ fn rule4_an_install_clears_the_range_first_and_restarts_cleanly() {
     let first = read_chunk(a.m.store.as_ref(), 1, 2, &[], 512).unwrap();
     assert!(!first.done);
     let token = first.resume_token.clone();
-    let install = |after: Vec<u8>, chunk| Kind::Install(InstallChunk {
-        after,
-        chunk: Some(chunk),
-    });
+    let install = |after: Vec<u8>, chunk| {
+        Kind::Install(InstallChunk {
+            after,
+            chunk: Some(chunk),
+        })
+    };
     assert_eq!(b.apply(install(vec![], first.clone())), Outcome::Done(true));
     // A duplicate of the first chunk, or a chunk out of order, is ignored.
-    assert_eq!(b.apply(install(vec![], first.clone())), Outcome::Done(false));
+    assert_eq!(
+        b.apply(install(vec![], first.clone())),
+        Outcome::Done(false)
+    );
     let third = read_chunk(a.m.store.as_ref(), 1, 2, &token, 512).unwrap();
     assert_eq!(
         b.apply(install(third.resume_token.clone(), third)),
@@ -285,7 +294,9 @@ fn rule4_an_install_clears_the_range_first_and_restarts_cleanly() {
     let store = b.m.store.as_ref().clone();
     let mut b = Replica::on(2, store, MachineOptions::default());
     b.slot = 100;
-    assert!(matches!(b.state(1), ShardState::Pulling { ref token, .. } if *token == first.resume_token));
+    assert!(
+        matches!(b.state(1), ShardState::Pulling { ref token, .. } if *token == first.resume_token)
+    );
     b.pull_from(&a, 1, 512);
     assert_eq!(b.m.store.get(&stale).unwrap(), None);
     for k in &keys_1 {
@@ -442,15 +453,15 @@ fn the_state_survives_reopen_and_moves_by_snapshot() {
     assert_eq!(reopened.m.applied.load(Ordering::Relaxed), applied);
     assert_eq!(reopened.m.config().num, 2);
     assert_eq!(reopened.state(2), ShardState::Leaving { to: 2 });
-    assert_eq!(reopened.m.sessions.len(), r.m.sessions.len() - sessions_in(&r, 2));
+    assert_eq!(
+        reopened.m.sessions.len(),
+        r.m.sessions.len() - sessions_in(&r, 2)
+    );
 
     let (index, chunks) = r.m.snapshot();
     assert_eq!(index, applied);
     let mut other = Replica::new(1);
-    other
-        .m
-        .restore(index, &mut chunks.map(Ok))
-        .unwrap();
+    other.m.restore(index, &mut chunks.map(Ok)).unwrap();
     assert_eq!(other.m.store.dump(), store.dump());
     assert_eq!(other.m.config().num, 2);
     // A transfer that breaks off keeps the old state.
@@ -466,7 +477,10 @@ fn the_state_survives_reopen_and_moves_by_snapshot() {
 }
 
 fn sessions_in(r: &Replica, shard: u32) -> usize {
-    r.m.sessions.iter().filter(|((s, _), _)| *s == shard).count()
+    r.m.sessions
+        .iter()
+        .filter(|((s, _), _)| *s == shard)
+        .count()
 }
 
 #[test]

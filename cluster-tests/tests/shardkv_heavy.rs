@@ -1,0 +1,192 @@
+//! Shard-KV cases that move a lot of data: a lagging replica catching up by a streamed
+//! snapshot after the log was compacted, and a 100 MB shard moving between groups with
+//! bounded memory.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use strata_cluster_tests::{serial, ShardCluster};
+use strata_rpc::shard_for_key;
+use strata_rpc::v1;
+
+const BIN: &str = env!("CARGO_BIN_EXE_strata-cluster");
+const SHARDS: usize = 10;
+const SETTLE: Duration = Duration::from_secs(60);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lagging_replica_catches_up_by_snapshot_after_the_log_was_compacted() {
+    let _serial = serial().await;
+    let mut c = ShardCluster::start(BIN, SHARDS, 20);
+    // A short log behind the durable state, so that the test compacts it quickly.
+    c.server_args(&["--log-compaction-slack", "50"]);
+    c.add_group(1, 3);
+    let num = c.join(&[1]).await;
+    c.wait_settled(&[1], num, SETTLE).await;
+    let client = Arc::new(c.client().await);
+    c.group(1).kill(2);
+    // Enough commands that the others compact their logs past what replica 3 has.
+    let mut tasks = Vec::new();
+    for t in 0..16usize {
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..700usize {
+                let k = format!("lag-{t}-{i}");
+                client.put(&k, k.as_bytes()).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let reference = c.group_ref(1).shards(0).await.expect("replica 1 answers");
+    c.group(1).restart(2);
+    // Replica 3 catches up...
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let s = c.group_ref(1).shards(2).await;
+        if s.as_ref()
+            .is_some_and(|s| s.applied_index >= reference.applied_index)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replica 3 did not catch up: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let logs = c.group_ref(1).logs();
+    assert!(
+        logs.contains("snapshot installed"),
+        "replica 3 did not get a snapshot:\n{logs}"
+    );
+    // ...and can serve in a quorum without one of the others.
+    c.group(1).kill(0);
+    for t in [0usize, 7, 15] {
+        for i in [0usize, 350, 699] {
+            let k = format!("lag-{t}-{i}");
+            assert_eq!(client.get(&k).await.unwrap(), Some(k.into_bytes()));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_100_mb_shard_moves_with_bounded_memory() {
+    let _serial = serial().await;
+    let mut c = ShardCluster::start(BIN, SHARDS, 20);
+    c.add_group(1, 3);
+    c.add_group(2, 3);
+    let num = c.join(&[1, 2]).await;
+    c.wait_settled(&[1, 2], num, SETTLE).await;
+    let client = Arc::new(c.client().await);
+    let config = client.config();
+    let shard = 0u32;
+    let keys: Vec<String> = (0..)
+        .map(|i| format!("big-{i}"))
+        .filter(|k| shard_for_key(k.as_bytes(), SHARDS as u32) == shard)
+        .take(1000)
+        .collect();
+    let value = vec![0xabu8; 100 << 10];
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for chunk in keys.chunks(125) {
+        let (client, chunk, value) = (client.clone(), chunk.to_vec(), value.clone());
+        tasks.push(tokio::spawn(async move {
+            for k in chunk {
+                client.put(&k, &value).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let wrote = started.elapsed();
+    let from = config.owner(shard);
+    let to = if from == 1 { 2 } else { 1 };
+    // The receiving group serves data of its own already (its engines are warm): what is
+    // measured is what the move adds, not the engines filling their configured memory.
+    let own: Vec<String> = (0..)
+        .map(|i| format!("own-{i}"))
+        .filter(|k| config.owner(shard_for_key(k.as_bytes(), SHARDS as u32)) == to)
+        .take(400)
+        .collect();
+    let mut tasks = Vec::new();
+    for chunk in own.chunks(50) {
+        let (client, chunk, value) = (client.clone(), chunk.to_vec(), value.clone());
+        tasks.push(tokio::spawn(async move {
+            for k in chunk {
+                client.put(&k, &value).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let baseline: Vec<(u64, usize, u64)> = [1u64, 2]
+        .iter()
+        .flat_map(|&g| (0..3).map(move |i| (g, i)))
+        .map(|(g, i)| (g, i, c.group(g).replica(i).rss_anon_bytes().unwrap()))
+        .collect();
+    let started = Instant::now();
+    let num = c.master().move_shard(shard, to).await.unwrap();
+    let mut peak = baseline.clone();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        for p in &mut peak {
+            if let Some(rss) = c.group(p.0).replica(p.1).rss_anon_bytes() {
+                p.2 = p.2.max(rss);
+            }
+        }
+        let mut done = 0;
+        for g in [1u64, 2] {
+            for i in 0..3 {
+                if let Some(s) = c.group_ref(g).shards(i).await {
+                    let settled = s.shards.iter().all(|&st| {
+                        st == v1::ShardState::Absent as i32 || st == v1::ShardState::Serving as i32
+                    });
+                    if s.config_num >= num && settled {
+                        done += 1;
+                    }
+                }
+            }
+        }
+        if done == 6 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the move did not finish\n{}",
+            c.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let moved = started.elapsed();
+    for (b, p) in baseline.iter().zip(&peak) {
+        let growth = p.2.saturating_sub(b.2);
+        eprintln!(
+            "group {} replica {}: RssAnon {} MiB -> peak {} MiB (+{} MiB)",
+            b.0,
+            b.1 + 1,
+            b.2 >> 20,
+            p.2 >> 20,
+            growth >> 20
+        );
+    }
+    for (b, p) in baseline.iter().zip(&peak) {
+        let growth = p.2.saturating_sub(b.2);
+        assert!(
+            growth < 64 << 20,
+            "group {} replica {} grew by {growth} bytes",
+            b.0,
+            b.1 + 1
+        );
+    }
+    eprintln!(
+        "100 MB shard: written in {wrote:?} ({:.1} MB/s), moved in {moved:?} ({:.1} MB/s)",
+        100.0 / wrote.as_secs_f64(),
+        100.0 / moved.as_secs_f64()
+    );
+    for k in keys.iter().step_by(97) {
+        assert_eq!(client.get(k).await.unwrap().as_deref(), Some(&value[..]));
+    }
+}
