@@ -8,18 +8,28 @@
 //! # Example
 //!
 //! ```no_run
-//! # async fn example() -> Result<(), strata_client::ClientError> {
-//! use std::collections::BTreeMap;
-//! use strata_client::MasterClient;
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use strata_client::{Client, MasterClient};
 //!
-//! let master = MasterClient::new(vec![
-//!     "127.0.0.1:7001".into(),
-//!     "127.0.0.1:7002".into(),
-//!     "127.0.0.1:7003".into(),
-//! ]);
-//! master.join(BTreeMap::from([(1, vec!["127.0.0.1:8001".to_string()])])).await?;
-//! let latest = master.query(None).await?;
-//! assert!(latest.shards.iter().all(|&gid| gid == 1));
+//! let masters = vec![
+//!     "127.0.0.1:7001".to_string(),
+//!     "127.0.0.1:7002".to_string(),
+//!     "127.0.0.1:7003".to_string(),
+//! ];
+//! // An operator adds a replica group of shard servers...
+//! let servers = vec!["127.0.0.1:8001".to_string(), "127.0.0.1:8002".to_string()];
+//! MasterClient::new(masters.clone()).join([(100, servers)].into()).await?;
+//! // ...and applications use the routing client.
+//! let kv = Client::connect(masters).await?;
+//! kv.put("user:1", "ada").await?;
+//! kv.append("log", "+1").await?;
+//! assert_eq!(kv.get("user:1").await?, Some(b"ada".to_vec()));
+//! let cas = kv
+//!     .compare_and_swap("user:1", Some(&b"ada"[..]), Some(&b"grace"[..]))
+//!     .await?;
+//! assert!(cas.swapped);
+//! let everything = kv.scan(Vec::new(), None).collect(1000).await?;
+//! assert!(everything.windows(2).all(|w| w[0].0 < w[1].0));
 //! # Ok(())
 //! # }
 //! ```

@@ -16,6 +16,40 @@
 //! - [`worker`]: the leader's reconfiguration loop (talks to the master and other groups);
 //! - [`run`]: the `strata-server` command line and process.
 
+//! # Example: the state machine on its own
+//!
+//! What every replica of a group does with each chosen log entry (the node runtime feeds it;
+//! here by hand, on an in-memory store):
+//!
+//! ```
+//! use std::sync::Arc;
+//! use strata_node::StateMachine;
+//! use strata_rpc::v1;
+//! use strata_server::command::{ApplyReply, Command, Kind, Outcome};
+//! use strata_server::{KvMachine, MachineOptions, MemStore};
+//!
+//! let mut machine = KvMachine::open(1, Arc::new(MemStore::new()), MachineOptions::default())?;
+//! // Configuration 1 gives group 1 all four shards (they were unassigned: nothing to pull).
+//! let config = v1::Config { num: 1, shards: vec![1; 4], ..Default::default() };
+//! machine.apply(1, &Command::new(1_000, Kind::Reconfigure(config)).encode());
+//! let put = v1::PutRequest {
+//!     client_id: vec![7; 16],
+//!     seq: 1,
+//!     first_incomplete_seq: 1,
+//!     key: b"k".to_vec(),
+//!     value: b"v".to_vec(),
+//!     opens_session: true,
+//!     ..Default::default()
+//! };
+//! let command = Command::new(1_001, Kind::Put(put)).encode();
+//! let first = machine.apply(2, &command);
+//! // The same request chosen again (a client's retry): answered, not applied twice.
+//! let again = machine.apply(3, &command);
+//! assert_eq!(first, again);
+//! assert!(matches!(ApplyReply::decode(&first)?.outcome, Some(Outcome::Kv(_))));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
 #![warn(missing_docs)]
 
 pub mod chaos;
