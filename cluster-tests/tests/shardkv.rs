@@ -441,3 +441,30 @@ async fn bad_input_gets_clear_errors() {
     // The servers are still fine.
     assert_eq!(client.get(b"").await.unwrap(), Some(b"empty".to_vec()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_idle_session_expires_in_log_time_and_the_client_is_told() {
+    let _serial = serial().await;
+    let mut c = ShardCluster::start(BIN, SHARDS, 20);
+    c.server_args(&["--session-timeout-ms", "500"]);
+    c.add_group(1, 3);
+    let num = c.join(&[1]).await;
+    c.wait_settled(&[1], num, SETTLE).await;
+    let idle = c.client().await;
+    let busy = c.client().await;
+    idle.put(key(0), b"1").await.unwrap();
+    let first_id = idle.client_id();
+    // Another client keeps the log moving for longer than the timeout.
+    let until = std::time::Instant::now() + Duration::from_millis(1500);
+    let mut i = 1;
+    while std::time::Instant::now() < until {
+        busy.put(key(i % 20 + 1), b"x").await.unwrap();
+        i += 1;
+    }
+    // The idle client's session is gone: its next mutation on that shard is refused rather
+    // than risk applying it twice, and the client goes on under a new id.
+    assert_eq!(idle.put(key(0), b"2").await, Err(KvError::SessionExpired));
+    assert_ne!(idle.client_id(), first_id);
+    idle.put(key(0), b"3").await.unwrap();
+    assert_eq!(idle.get(key(0)).await.unwrap(), Some(b"3".to_vec()));
+}
