@@ -123,6 +123,19 @@ impl ServerGroup {
     }
 }
 
+/// A `ShardKv` client of the server at `address` (connected now), for tests that talk to one
+/// server directly.
+pub async fn kv_client_at(
+    address: &str,
+) -> strata_rpc::v1::shard_kv_client::ShardKvClient<tonic::transport::Channel> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        .expect("address")
+        .connect()
+        .await
+        .expect("connecting");
+    strata_rpc::limits::kv_client(channel)
+}
+
 fn dir_bytes(dir: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;

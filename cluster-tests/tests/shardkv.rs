@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use strata_client::{ClientOptions, KvError};
+use strata_cluster_tests::shards::kv_client_at;
 use strata_cluster_tests::{serial, ShardCluster};
 use strata_rpc::error::{error_detail, reason};
 use strata_rpc::shard_for_key;
@@ -84,12 +85,7 @@ async fn a_group_rejects_keys_it_does_not_own_with_its_config_number() {
     // config number; followers send us to the leader.
     let mut wrong_group = 0;
     for address in c.group_ref(2).addresses() {
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
-        let mut kv = strata_rpc::limits::kv_client(channel);
+        let mut kv = kv_client_at(&address).await;
         let put = kv
             .put(v1::PutRequest {
                 client_id: vec![7; 16],
@@ -387,12 +383,7 @@ async fn bad_input_gets_clear_errors() {
     }
     // Malformed session fields and a shard out of range, straight to a server.
     let address = c.group_ref(1).addresses()[0].clone();
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut kv = strata_rpc::limits::kv_client(channel);
+    let mut kv = kv_client_at(&address).await;
     let status = kv
         .put(v1::PutRequest {
             client_id: vec![1; 3],
@@ -429,12 +420,7 @@ async fn bad_input_gets_clear_errors() {
             break s;
         }
         let hint = error_detail(&s).unwrap().leader_hint.unwrap().address;
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{hint}"))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
-        kv = strata_rpc::limits::kv_client(channel);
+        kv = kv_client_at(&hint).await;
     };
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
     assert!(status.message().contains("out of range"), "{status:?}");

@@ -1,7 +1,40 @@
 //! What the server binaries built on a node share: parsing `--peers` and waiting for the
-//! signal to shut down.
+//! signal to shut down, and how they fail.
 
 use strata_paxos::ReplicaId;
+
+use std::path::PathBuf;
+
+/// Why a server replica (master or shard server) could not start, or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The command line is inconsistent.
+    #[error("invalid arguments: {0}")]
+    Args(String),
+    /// The data directory is unusable, belongs to another replica, or disagrees with the
+    /// arguments.
+    #[error("data directory {dir}: {message}")]
+    DataDir {
+        /// The directory.
+        dir: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// I/O on the data directory or the listening socket failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The failure.
+        source: std::io::Error,
+    },
+    /// The Paxos storage or node failed to start.
+    #[error("paxos node: {0}")]
+    Node(String),
+    /// The gRPC server failed.
+    #[error("grpc server: {0}")]
+    Server(#[from] tonic::transport::Error),
+}
 
 /// Parses one `id=host:port` peer of a `--peers` list.
 pub fn parse_peer(s: &str) -> Result<(ReplicaId, String), String> {

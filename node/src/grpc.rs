@@ -22,10 +22,25 @@ use tokio::sync::mpsc;
 use tonic::codegen::tokio_stream::{self, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::driver::Node;
+use crate::driver::{Node, NodeError};
 use crate::state_machine::SnapshotStream;
 use crate::transport::Transport;
 use crate::wire::{from_proto, to_proto};
+
+/// The gRPC status a service answers with when its node refuses or fails a proposal or read:
+/// `WRONG_LEADER` with the leader's address from `peers` (replica id to address) when known.
+pub fn node_error_status(e: NodeError, peers: &BTreeMap<ReplicaId, String>) -> Status {
+    match e {
+        NodeError::NotLeader(hint) => {
+            let address = hint
+                .and_then(|id| peers.get(&id).cloned())
+                .unwrap_or_default();
+            strata_rpc::error::wrong_leader(hint, address)
+        }
+        NodeError::Stopped => Status::unavailable("the replica is shutting down"),
+        NodeError::Storage(e) => Status::unavailable(format!("paxos storage failed: {e}")),
+    }
+}
 
 /// Messages queued per peer before new ones are dropped...
 const PEER_QUEUE: usize = 4096;

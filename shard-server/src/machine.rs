@@ -325,52 +325,28 @@ impl<S: Store> KvMachine<S> {
         };
         match kind {
             Kind::Put(r) => {
-                let op = Mutation::Put(r.value);
-                self.mutate(
-                    batch,
-                    r.client_id,
-                    r.seq,
-                    r.first_incomplete_seq,
-                    r.opens_session,
-                    r.key,
-                    op,
-                )
+                let request =
+                    ClientRequest::new(r.client_id, r.seq, r.first_incomplete_seq, r.opens_session);
+                self.mutate(batch, request, r.key, Mutation::Put(r.value))
             }
             Kind::Append(r) => {
-                let op = Mutation::Append(r.value);
-                self.mutate(
-                    batch,
-                    r.client_id,
-                    r.seq,
-                    r.first_incomplete_seq,
-                    r.opens_session,
-                    r.key,
-                    op,
-                )
+                let request =
+                    ClientRequest::new(r.client_id, r.seq, r.first_incomplete_seq, r.opens_session);
+                self.mutate(batch, request, r.key, Mutation::Append(r.value))
             }
-            Kind::Delete(r) => self.mutate(
-                batch,
-                r.client_id,
-                r.seq,
-                r.first_incomplete_seq,
-                r.opens_session,
-                r.key,
-                Mutation::Delete,
-            ),
+            Kind::Delete(r) => {
+                let request =
+                    ClientRequest::new(r.client_id, r.seq, r.first_incomplete_seq, r.opens_session);
+                self.mutate(batch, request, r.key, Mutation::Delete)
+            }
             Kind::CompareAndSwap(r) => {
+                let request =
+                    ClientRequest::new(r.client_id, r.seq, r.first_incomplete_seq, r.opens_session);
                 let op = Mutation::CompareAndSwap {
                     expected: r.expected,
                     new_value: r.new_value,
                 };
-                self.mutate(
-                    batch,
-                    r.client_id,
-                    r.seq,
-                    r.first_incomplete_seq,
-                    r.opens_session,
-                    r.key,
-                    op,
-                )
+                self.mutate(batch, request, r.key, op)
             }
             Kind::Reconfigure(c) => {
                 let done = self.reconfigure(batch, Config::from_proto(c));
@@ -400,17 +376,19 @@ impl<S: Store> KvMachine<S> {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn mutate(
         &mut self,
         batch: &mut WriteBatch,
-        client_id: Vec<u8>,
-        seq: u64,
-        first_incomplete: u64,
-        opens_session: bool,
+        request: ClientRequest,
         key: Vec<u8>,
         op: Mutation,
     ) -> (ApplyReply, bool) {
+        let ClientRequest {
+            client_id,
+            seq,
+            first_incomplete,
+            opens_session,
+        } = request;
         let refused = |r: Refusal| (ApplyReply::new(Outcome::Refused(r)), false);
         let n = self.config.shards.len() as u32;
         let shard = if n == 0 { 0 } else { shard_for_key(&key, n) };
@@ -791,6 +769,25 @@ impl<S: Store> KvMachine<S> {
         }
         self.applied.store(slot + 1, Ordering::Release);
         reply.encode()
+    }
+}
+
+/// The session fields of a client mutation.
+struct ClientRequest {
+    client_id: Vec<u8>,
+    seq: u64,
+    first_incomplete: u64,
+    opens_session: bool,
+}
+
+impl ClientRequest {
+    fn new(client_id: Vec<u8>, seq: u64, first_incomplete: u64, opens_session: bool) -> Self {
+        ClientRequest {
+            client_id,
+            seq,
+            first_incomplete,
+            opens_session,
+        }
     }
 }
 

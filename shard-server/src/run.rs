@@ -84,35 +84,7 @@ pub struct ServerArgs {
     pub chaos_percent: u32,
 }
 
-/// Why a replica could not start or stopped with an error.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    /// The command line is inconsistent.
-    #[error("invalid arguments: {0}")]
-    Args(String),
-    /// The data directory is unusable or belongs to another replica.
-    #[error("data directory {dir}: {message}")]
-    DataDir {
-        /// The directory.
-        dir: PathBuf,
-        /// What is wrong with it.
-        message: String,
-    },
-    /// I/O failed.
-    #[error("{what}: {source}")]
-    Io {
-        /// What was being done.
-        what: String,
-        /// The failure.
-        source: std::io::Error,
-    },
-    /// The Paxos storage or node failed to start.
-    #[error("paxos node: {0}")]
-    Node(String),
-    /// The gRPC server failed.
-    #[error("grpc server: {0}")]
-    Server(#[from] tonic::transport::Error),
-}
+pub use strata_node::cli::RunError;
 
 /// Runs a replica until SIGTERM or SIGINT, on a runtime of its own.
 pub fn run_server(args: ServerArgs) -> Result<(), RunError> {

@@ -16,10 +16,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::RwLock;
+use strata_node::grpc::node_error_status;
 use strata_node::{Node, NodeError};
 use strata_paxos::ReplicaId;
 use strata_rpc::error::{
-    installing, invalid_argument, not_ready, overloaded, session_expired, wrong_group, wrong_leader,
+    installing, invalid_argument, not_ready, overloaded, session_expired, wrong_group,
 };
 use strata_rpc::v1::{self, kv_reply::Reply, ErrorReason};
 use strata_rpc::{CLIENT_ID_BYTES, MAX_KEY_BYTES, MAX_VALUE_BYTES};
@@ -81,16 +82,7 @@ impl Replica {
 
     /// The status for a node failure.
     pub fn node_error(&self, e: NodeError) -> Status {
-        match e {
-            NodeError::NotLeader(hint) => {
-                let address = hint
-                    .and_then(|id| self.peers.get(&id).cloned())
-                    .unwrap_or_default();
-                wrong_leader(hint, address)
-            }
-            NodeError::Stopped => Status::unavailable("the replica is shutting down"),
-            NodeError::Storage(e) => Status::unavailable(format!("paxos storage failed: {e}")),
-        }
+        node_error_status(e, &self.peers)
     }
 
     /// Proposes `kind` and returns what applying it produced here.

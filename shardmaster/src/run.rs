@@ -64,35 +64,7 @@ pub struct MasterArgs {
     pub op_timeout_ms: u64,
 }
 
-/// Why a master replica could not start or stopped with an error.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    /// The command line is inconsistent.
-    #[error("invalid arguments: {0}")]
-    Args(String),
-    /// The data directory belongs to another replica, or its shard count differs.
-    #[error("data directory {dir}: {message}")]
-    DataDir {
-        /// The directory.
-        dir: PathBuf,
-        /// What is wrong with it.
-        message: String,
-    },
-    /// I/O on the data directory or the listening socket failed.
-    #[error("{what}: {source}")]
-    Io {
-        /// What was being done.
-        what: String,
-        /// The failure.
-        source: std::io::Error,
-    },
-    /// The Paxos storage or node failed to start.
-    #[error("paxos node: {0}")]
-    Node(String),
-    /// The gRPC server failed.
-    #[error("grpc server: {0}")]
-    Server(#[from] tonic::transport::Error),
-}
+pub use strata_node::cli::RunError;
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> RunError {
     let what = what.into();

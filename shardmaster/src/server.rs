@@ -20,7 +20,7 @@ use std::time::Duration;
 use parking_lot::RwLock;
 use strata_node::{Node, NodeError};
 use strata_paxos::ReplicaId;
-use strata_rpc::error::{invalid_argument, wrong_leader};
+use strata_rpc::error::invalid_argument;
 use strata_rpc::v1;
 use tonic::{Request, Response, Status};
 
@@ -61,16 +61,7 @@ impl MasterService {
     }
 
     fn node_error(&self, e: NodeError) -> Status {
-        match e {
-            NodeError::NotLeader(hint) => {
-                let address = hint
-                    .and_then(|id| self.peers.get(&id).cloned())
-                    .unwrap_or_default();
-                wrong_leader(hint, address)
-            }
-            NodeError::Stopped => Status::unavailable("the master replica is shutting down"),
-            NodeError::Storage(e) => Status::unavailable(format!("paxos storage failed: {e}")),
-        }
+        strata_node::grpc::node_error_status(e, &self.peers)
     }
 
     /// Proposes `op` for `(client_id, seq)` and returns the number of the config it created.
