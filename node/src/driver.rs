@@ -327,7 +327,18 @@ impl<S: StateMachine> Driver<S> {
             self.publish_status();
             return Ok(());
         }
-        if ready.must_persist() {
+        // Requests to peers go out while this replica's own state is made durable (its own
+        // vote counts only from the next round, after the persist); answers that vouch for
+        // that state go out after.
+        let must_persist = ready.must_persist();
+        let (early, late): (Vec<_>, Vec<_>) = ready
+            .messages
+            .into_iter()
+            .partition(|m| !m.body.vouches_for_state());
+        if !early.is_empty() {
+            self.transport.send(early);
+        }
+        if must_persist {
             let persist = strata_paxos::Ready {
                 promised: ready.promised,
                 entries: ready.entries.clone(),
@@ -336,8 +347,8 @@ impl<S: StateMachine> Driver<S> {
             };
             self.persister.persist(persist).await?;
         }
-        if !ready.messages.is_empty() {
-            self.transport.send(ready.messages);
+        if !late.is_empty() {
+            self.transport.send(late);
         }
         for (slot, value) in ready.committed {
             self.applied_bytes += value.payload_bytes();

@@ -102,6 +102,17 @@ pub enum Body {
 }
 
 impl Body {
+    /// An acceptor's answer (`Promise`, `Accepted`, `HeartbeatAck`, `Nack`): it states what the
+    /// sender promised or accepted, so it must leave only once that state is durable. The
+    /// other messages are a leader's or candidate's requests and the facts it learned (what is
+    /// chosen); sending them early promises nothing about the sender's storage.
+    pub fn vouches_for_state(&self) -> bool {
+        matches!(
+            self,
+            Body::Promise { .. } | Body::Accepted { .. } | Body::HeartbeatAck { .. } | Body::Nack { .. }
+        )
+    }
+
     /// The ballot the message carries.
     pub fn ballot(&self) -> Ballot {
         match self {

@@ -49,7 +49,13 @@ pub struct Ready {
     pub entries: Vec<PersistedEntry>,
     /// Entries below this slot may be discarded from storage.
     pub compact_to: Option<Slot>,
-    /// Messages to send after persisting.
+    /// Messages to send after persisting. Those whose [`Body::vouches_for_state`] is false (a
+    /// leader's or candidate's requests) may be sent before, in parallel with the persist, as
+    /// long as the driver feeds the replica no further input until the persist completed:
+    /// the replica counts its own vote only when a later input arrives, so a decision never
+    /// rests on a vote that is not durable.
+    ///
+    /// [`Body::vouches_for_state`]: crate::message::Body::vouches_for_state
     pub messages: Vec<Message>,
     /// Newly chosen values, consecutive, in slot order: apply them.
     pub committed: Vec<(Slot, Value)>,
