@@ -96,7 +96,12 @@ pub fn run_server(args: ServerArgs) -> Result<(), RunError> {
             what: "starting the tokio runtime".into(),
             source,
         })?;
-    runtime.block_on(serve(args, strata_node::cli::shutdown_signal()))
+    // Signal handlers first: a SIGTERM during start-up is a clean stop, not a kill.
+    let shutdown = {
+        let _runtime = runtime.enter();
+        strata_node::cli::shutdown_signal()
+    };
+    runtime.block_on(serve(args, shutdown))
 }
 
 /// Runs a replica on the current (multi-threaded) tokio runtime until `shutdown` resolves.

@@ -117,7 +117,12 @@ pub fn run_master(args: MasterArgs) -> Result<(), RunError> {
         .enable_all()
         .build()
         .map_err(io("starting the tokio runtime"))?;
-    runtime.block_on(serve(args, shutdown_signal()))
+    // Signal handlers first: a SIGTERM during start-up is a clean stop, not a kill.
+    let shutdown = {
+        let _runtime = runtime.enter();
+        shutdown_signal()
+    };
+    runtime.block_on(serve(args, shutdown))
 }
 
 pub use strata_node::cli::shutdown_signal;
