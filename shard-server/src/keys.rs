@@ -99,6 +99,11 @@ pub fn session_key(shard: u32, client: u128) -> Vec<u8> {
     k
 }
 
+/// Whether `engine_key` is a session of some shard's dedup table.
+pub fn is_session_key(engine_key: &[u8]) -> bool {
+    engine_key.len() == 1 + 4 + 1 + 16 && engine_key[0] == SHARD && engine_key[5] == SESSION
+}
+
 /// `[start, end)` of the pieces of values being installed into `shard`.
 pub fn piece_range(shard: u32) -> (Vec<u8>, Vec<u8>) {
     let start = shard_prefix(PIECE, shard);
@@ -147,6 +152,8 @@ mod tests {
         assert_eq!(user_key(7, &data_key(7, b"abc")), Some(&b"abc"[..]));
         assert_eq!(user_key(8, &data_key(7, b"abc")), None);
         assert_eq!(user_key(7, &session_key(7, 1)), None);
+        assert!(is_session_key(&session_key(7, 1)));
+        assert!(!is_session_key(&data_key(7, &[0u8; 17])));
         let (ps, pe) = piece_range(u32::MAX);
         assert!(ps <= piece_key(u32::MAX, 3) && piece_key(u32::MAX, 3) < pe);
         assert_eq!(shard_range(u32::MAX).1, vec![0x02]);

@@ -13,7 +13,7 @@
 //!    replica that has applied `num` and holds the shard frozen for it;
 //! 4. installing a shard first clears its range; chunks apply in order (each names the
 //!    progress it continues from), so an install interrupted by a crash or a change of leader
-//!    resumes, or restarts from scratch, without mixing data;
+//!    resumes from the last chunk installed, without mixing data;
 //! 5. deletion of a handed-over shard names `(shard, config num)` and only deletes a shard
 //!    frozen for exactly that configuration.
 //!
@@ -37,7 +37,7 @@ use crate::command::{ApplyReply, Command, InstallChunk, Kind, Outcome, Refusal, 
 use crate::keys;
 use crate::session::{Session, SessionTable};
 use crate::shard_state::{decode_states, encode_states, ShardState};
-use crate::store::Store;
+use crate::store::{MemStore, Store};
 
 /// Tuning of the state machine. Every replica of a group must use the same values (they
 /// decide what the state machine does).
@@ -185,6 +185,126 @@ fn owned_by(config: &Config, shard: usize) -> u64 {
     config.shards.get(shard).copied().unwrap_or(0)
 }
 
+/// The metadata of a stored state machine.
+struct Meta {
+    applied: Slot,
+    log_time: u64,
+    config: Config,
+    previous: Config,
+    shards: Vec<ShardState>,
+}
+
+impl Meta {
+    /// Reads and checks the metadata in `store`.
+    fn read(store: &dyn Store) -> Result<Meta, String> {
+        let u64_at = |key: &[u8]| -> Result<Option<u64>, String> {
+            match store.get(key)? {
+                None => Ok(None),
+                Some(v) => Ok(Some(u64::from_le_bytes(
+                    v.as_slice()
+                        .try_into()
+                        .map_err(|_| format!("malformed metadata {key:?}"))?,
+                ))),
+            }
+        };
+        let config_at = |key: &[u8]| -> Result<Config, String> {
+            store
+                .get(key)?
+                .map_or(Ok(Config::default()), |b| decode_config(&b))
+        };
+        let meta = Meta {
+            applied: u64_at(keys::APPLIED)?.unwrap_or(1),
+            log_time: u64_at(keys::LOG_TIME)?.unwrap_or(0),
+            config: config_at(keys::CONFIG)?,
+            previous: config_at(keys::PREVIOUS_CONFIG)?,
+            shards: match store.get(keys::SHARD_STATES)? {
+                Some(b) => decode_states(&b)?,
+                None => Vec::new(),
+            },
+        };
+        if meta.shards.len() != meta.config.shards.len() {
+            return Err(format!(
+                "stored state has {} shard states for {} shards",
+                meta.shards.len(),
+                meta.config.shards.len()
+            ));
+        }
+        Ok(meta)
+    }
+}
+
+/// Adds the stored sessions of `shard` to `table`.
+fn load_sessions(store: &dyn Store, shard: u32, table: &mut SessionTable) -> Result<(), String> {
+    let (start, end) = keys::session_range(shard);
+    for entry in store.scan(&start, &end) {
+        let (_, bytes) = entry?;
+        let (client, session) = Session::decode(&bytes)?;
+        table.put(shard, client, session);
+    }
+    Ok(())
+}
+
+/// Checks a snapshot's entries while they stream into the store: the metadata (the first
+/// keys, in key order) must load and carry `index`, and every session must decode; otherwise
+/// an `Err` entry makes the store keep its old contents.
+struct CheckedSnapshot<I> {
+    entries: I,
+    index: Slot,
+    meta: MemStore,
+    meta_checked: bool,
+    failed: bool,
+}
+
+impl<I: Iterator<Item = Result<(Vec<u8>, Vec<u8>), String>>> CheckedSnapshot<I> {
+    fn check_meta(&mut self) -> Result<(), String> {
+        self.meta_checked = true;
+        let meta = Meta::read(&self.meta).map_err(|e| format!("snapshot metadata: {e}"))?;
+        if meta.applied != self.index {
+            return Err(format!(
+                "snapshot labelled {} holds the state after slot {}",
+                self.index, meta.applied
+            ));
+        }
+        Ok(())
+    }
+
+    fn check(&mut self, key: &[u8], value: &[u8]) -> Result<(), String> {
+        if key.first() == Some(&0) {
+            let mut b = WriteBatch::new();
+            b.put(key, value);
+            return self.meta.write(b, false);
+        }
+        if !self.meta_checked {
+            self.check_meta()?;
+        }
+        if keys::is_session_key(key) {
+            Session::decode(value)?;
+        }
+        Ok(())
+    }
+}
+
+impl<I: Iterator<Item = Result<(Vec<u8>, Vec<u8>), String>>> Iterator for CheckedSnapshot<I> {
+    type Item = Result<(Vec<u8>, Vec<u8>), String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        let item = match self.entries.next() {
+            Some(Ok((k, v))) => self.check(&k, &v).map(|()| (k, v)),
+            Some(Err(e)) => Err(e),
+            None if !self.meta_checked => match self.check_meta() {
+                Ok(()) => return None,
+                Err(e) => Err(e),
+            },
+            None => return None,
+        };
+        self.failed = item.is_err();
+        Some(item)
+    }
+}
+
 impl<S: Store> KvMachine<S> {
     /// The state machine of group `gid` over `store`, loaded from what the store holds (a
     /// fresh store starts before configuration 1, owning nothing).
@@ -212,61 +332,25 @@ impl<S: Store> KvMachine<S> {
         Ok(m)
     }
 
-    /// (Re)loads everything from the store.
+    /// (Re)loads everything from the store; on error nothing changes.
     fn load(&mut self) -> Result<(), String> {
-        let store = &self.store;
-        let u64_at = |key: &[u8]| -> Result<Option<u64>, String> {
-            match store.get(key)? {
-                None => Ok(None),
-                Some(v) => Ok(Some(u64::from_le_bytes(
-                    v.as_slice()
-                        .try_into()
-                        .map_err(|_| format!("malformed metadata {key:?}"))?,
-                ))),
-            }
-        };
-        let applied = u64_at(keys::APPLIED)?.unwrap_or(1);
-        self.log_time = u64_at(keys::LOG_TIME)?.unwrap_or(0);
-        self.config = match store.get(keys::CONFIG)? {
-            Some(b) => decode_config(&b)?,
-            None => Config::default(),
-        };
-        self.previous = match store.get(keys::PREVIOUS_CONFIG)? {
-            Some(b) => decode_config(&b)?,
-            None => Config::default(),
-        };
-        self.shards = match store.get(keys::SHARD_STATES)? {
-            Some(b) => decode_states(&b)?,
-            None => Vec::new(),
-        };
-        if self.shards.len() != self.config.shards.len() {
-            return Err(format!(
-                "stored state has {} shard states for {} shards",
-                self.shards.len(),
-                self.config.shards.len()
-            ));
-        }
-        self.sessions = SessionTable::default();
-        for shard in 0..self.shards.len() as u32 {
-            if self.shards[shard as usize].is_served() {
-                self.load_sessions(shard)?;
+        let meta = Meta::read(self.store.as_ref())?;
+        let mut sessions = SessionTable::default();
+        for (s, state) in meta.shards.iter().enumerate() {
+            if state.is_served() {
+                load_sessions(self.store.as_ref(), s as u32, &mut sessions)?;
             }
         }
-        self.applied.store(applied, Ordering::Release);
-        self.durable = applied;
+        self.log_time = meta.log_time;
+        self.config = meta.config;
+        self.previous = meta.previous;
+        self.shards = meta.shards;
+        self.sessions = sessions;
+        self.applied.store(meta.applied, Ordering::Release);
+        self.durable = meta.applied;
         self.unsynced = 0;
         self.unsynced_bytes = 0;
         self.publish();
-        Ok(())
-    }
-
-    fn load_sessions(&mut self, shard: u32) -> Result<(), String> {
-        let (start, end) = keys::session_range(shard);
-        for entry in self.store.scan(&start, &end) {
-            let (_, bytes) = entry?;
-            let (client, session) = Session::decode(&bytes)?;
-            self.sessions.put(shard, client, session);
-        }
         Ok(())
     }
 
@@ -757,7 +841,7 @@ impl<S: Store> KvMachine<S> {
         }
         if let Some(shard) = self.installed.take() {
             // The shard is served from now on: load its dedup table (just written).
-            if let Err(e) = self.load_sessions(shard) {
+            if let Err(e) = load_sessions(self.store.as_ref(), shard, &mut self.sessions) {
                 tracing::error!(shard, error = %e, "loading installed sessions failed; stopping");
                 std::process::abort();
             }
@@ -855,7 +939,7 @@ impl<S: Store> StateMachine for KvMachine<S> {
         index: Slot,
         chunks: &mut dyn Iterator<Item = Result<Vec<u8>, String>>,
     ) -> Result<(), String> {
-        let mut entries = chunks.flat_map(|chunk| -> Box<dyn Iterator<Item = _>> {
+        let entries = chunks.flat_map(|chunk| -> Box<dyn Iterator<Item = _>> {
             match chunk.and_then(|c| {
                 SnapshotChunk::decode(c.as_slice()).map_err(|e| format!("snapshot chunk: {e}"))
             }) {
@@ -863,17 +947,18 @@ impl<S: Store> StateMachine for KvMachine<S> {
                 Err(e) => Box::new(std::iter::once(Err(e))),
             }
         });
-        self.store.replace(&mut entries)?;
-        self.load()?;
-        let applied = self.applied.load(Ordering::Acquire);
-        if applied != index {
-            // The store is what it is; the node resumes from what the store says.
-            tracing::warn!(
-                applied,
-                index,
-                "snapshot's applied index differs from its label"
-            );
-        }
+        let mut checked = CheckedSnapshot {
+            entries,
+            index,
+            meta: MemStore::new(),
+            meta_checked: false,
+            failed: false,
+        };
+        self.store.replace(&mut checked)?;
+        // Checked while streaming: loads (a failure here would be a bug; the machine stops
+        // using the snapshot and says so).
+        self.load()
+            .map_err(|e| format!("loading an installed snapshot: {e}"))?;
         Ok(())
     }
 }

@@ -497,3 +497,43 @@ fn garbage_commands_are_refused_without_effect() {
     before.remove(keys::APPLIED);
     assert_eq!(before, after);
 }
+
+#[test]
+fn a_snapshot_that_decodes_but_does_not_load_is_refused_without_effect() {
+    let mut source = Replica::new(1);
+    assert!(source.reconfigure(&config(1, [1; N])));
+    source.put(&key_of(0), b"v");
+    let (index, chunks) = source.m.snapshot();
+    // Damage the metadata inside a well-formed chunk: the shard states no longer match.
+    let damaged: Vec<Vec<u8>> = chunks
+        .map(|c| {
+            let mut chunk = SnapshotChunk::decode(c.as_slice()).unwrap();
+            for kv in &mut chunk.entries {
+                if kv.key == keys::SHARD_STATES {
+                    kv.value = encode_states(&[ShardState::Serving]);
+                }
+            }
+            chunk.encode_to_vec()
+        })
+        .collect();
+    let mut target = Replica::new(1);
+    assert!(target.reconfigure(&config(1, [1; N])));
+    target.put(&key_of(1), b"mine");
+    let before = target.m.store.dump();
+    let err = target
+        .m
+        .restore(index, &mut damaged.into_iter().map(Ok))
+        .unwrap_err();
+    assert!(err.contains("shard states"), "{err}");
+    assert_eq!(target.m.store.dump(), before);
+    assert_eq!(target.m.config().num, 1);
+    assert_eq!(target.m.shard_states().len(), N);
+    // A snapshot labelled with another index than the state it holds is refused too.
+    let (index, chunks) = source.m.snapshot();
+    let err = target
+        .m
+        .restore(index + 5, &mut chunks.map(Ok))
+        .unwrap_err();
+    assert!(err.contains("labelled"), "{err}");
+    assert_eq!(target.m.store.dump(), before);
+}

@@ -1,0 +1,192 @@
+//! What happens in the simulated world: client requests, messages between groups and clients,
+//! and scheduled events.
+
+use std::cmp::Ordering;
+
+use strata_rpc::v1::{self, ErrorReason};
+use strata_server::command::{Kind, ShardRef};
+
+#[derive(Clone, Debug)]
+pub(super) enum Op {
+    Get,
+    Put(Vec<u8>),
+    Append(Vec<u8>),
+    Delete,
+    Cas {
+        expected: Option<Vec<u8>>,
+        new: Option<Vec<u8>>,
+    },
+}
+
+/// A client request as sent (a retry sends the same one again).
+#[derive(Clone, Debug)]
+pub(super) struct Request {
+    pub(super) id: u128,
+    pub(super) seq: u64,
+    pub(super) first_incomplete: u64,
+    pub(super) opens: bool,
+    pub(super) config_num: u64,
+    pub(super) key: Vec<u8>,
+    pub(super) op: Op,
+}
+
+impl Request {
+    /// The log command of a mutation (`None` for a read).
+    pub(super) fn kind(&self) -> Option<Kind> {
+        let client_id = self.id.to_be_bytes().to_vec();
+        let (seq, first, opens, num, key) = (
+            self.seq,
+            self.first_incomplete,
+            self.opens,
+            self.config_num,
+            self.key.clone(),
+        );
+        Some(match &self.op {
+            Op::Get => return None,
+            Op::Put(v) => Kind::Put(v1::PutRequest {
+                client_id,
+                seq,
+                first_incomplete_seq: first,
+                config_num: num,
+                key,
+                value: v.clone(),
+                opens_session: opens,
+            }),
+            Op::Append(v) => Kind::Append(v1::AppendRequest {
+                client_id,
+                seq,
+                first_incomplete_seq: first,
+                config_num: num,
+                key,
+                value: v.clone(),
+                opens_session: opens,
+            }),
+            Op::Delete => Kind::Delete(v1::DeleteRequest {
+                client_id,
+                seq,
+                first_incomplete_seq: first,
+                config_num: num,
+                key,
+                opens_session: opens,
+            }),
+            Op::Cas { expected, new } => Kind::CompareAndSwap(v1::CompareAndSwapRequest {
+                client_id,
+                seq,
+                first_incomplete_seq: first,
+                config_num: num,
+                key,
+                expected: expected.clone(),
+                new_value: new.clone(),
+                opens_session: opens,
+            }),
+        })
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(super) enum Answer {
+    Got(Option<Vec<u8>>),
+    Kv(v1::KvReply),
+    Refused(ErrorReason, String),
+}
+
+#[derive(Clone, Debug)]
+pub(super) enum Msg {
+    /// Puller -> previous owner: the chunk of `shard` for `num` at `after`; `claim` is the
+    /// progress the puller will say the chunk continues (== `after` unless the policy is
+    /// broken).
+    Pull {
+        owner: u64,
+        puller: u64,
+        shard: u32,
+        num: u64,
+        after: Vec<u8>,
+        claim: Vec<u8>,
+    },
+    Chunk {
+        puller: u64,
+        claim: Vec<u8>,
+        chunk: v1::ShardChunk,
+    },
+    /// New owner -> previous owner: delete your frozen copy.
+    Delete {
+        owner: u64,
+        puller: u64,
+        r: ShardRef,
+    },
+    Deleted {
+        puller: u64,
+        r: ShardRef,
+        done: bool,
+    },
+    Request {
+        gid: u64,
+        client: usize,
+        req: Request,
+    },
+    Reply {
+        client: usize,
+        seq: u64,
+        answer: Answer,
+    },
+}
+
+impl Msg {
+    /// The group it goes to (`None`: a client).
+    pub(super) fn group(&self) -> Option<u64> {
+        match self {
+            Msg::Pull { owner, .. } | Msg::Delete { owner, .. } => Some(*owner),
+            Msg::Chunk { puller, .. } | Msg::Deleted { puller, .. } => Some(*puller),
+            Msg::Request { gid, .. } => Some(*gid),
+            Msg::Reply { .. } => None,
+        }
+    }
+}
+
+/// Where the reply of an applied proposal goes.
+#[derive(Clone, Debug)]
+pub(super) enum Then {
+    Nothing,
+    Client { client: usize, seq: u64 },
+    Deleted { puller: u64, r: ShardRef },
+}
+
+#[derive(Debug)]
+pub(super) enum Event {
+    /// The group's leader looks at its view and acts.
+    Tick(u64),
+    /// The group's log reaches a proposal.
+    Apply {
+        gid: u64,
+        cmd: Vec<u8>,
+        then: Then,
+    },
+    Deliver(Msg),
+    ClientTick(usize),
+    Crash(u64),
+    Restart(u64),
+}
+
+pub(super) struct Scheduled {
+    pub(super) time: u64,
+    pub(super) seq: u64,
+    pub(super) event: Event,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, o: &Self) -> bool {
+        (self.time, self.seq) == (o.time, o.seq)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Scheduled {
+    /// Reversed: the heap pops the earliest.
+    fn cmp(&self, o: &Self) -> Ordering {
+        (o.time, o.seq).cmp(&(self.time, self.seq))
+    }
+}
