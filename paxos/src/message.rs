@@ -109,7 +109,10 @@ impl Body {
     pub fn vouches_for_state(&self) -> bool {
         matches!(
             self,
-            Body::Promise { .. } | Body::Accepted { .. } | Body::HeartbeatAck { .. } | Body::Nack { .. }
+            Body::Promise { .. }
+                | Body::Accepted { .. }
+                | Body::HeartbeatAck { .. }
+                | Body::Nack { .. }
         )
     }
 
