@@ -540,3 +540,36 @@ impl v1::shard_group_server::ShardGroup for GroupService {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_client::Config;
+
+    #[test]
+    fn rule3_a_shard_is_handed_out_only_for_the_config_the_replica_applied() {
+        let mut view = View {
+            gid: 1,
+            config: Config {
+                num: 5,
+                shards: vec![2, 1],
+                ..Config::default()
+            },
+            shards: vec![ShardState::Leaving { to: 2 }, ShardState::Serving],
+            ..View::default()
+        };
+        // Frozen for config 5: served.
+        assert!(pull_refusal(&view, 0, 5).is_none());
+        // Config 6 not applied yet: the shard may still change here, so not yet.
+        let s = pull_refusal(&view, 0, 6).unwrap();
+        assert_eq!(strata_rpc::error::reason(&s), ErrorReason::NotReady);
+        // Not frozen (still served, or already deleted), or a stale config: refused.
+        assert!(pull_refusal(&view, 1, 5).is_some());
+        assert!(pull_refusal(&view, 0, 4).is_some());
+        view.shards[0] = ShardState::Absent;
+        assert_eq!(
+            pull_refusal(&view, 0, 5).unwrap().code(),
+            tonic::Code::FailedPrecondition
+        );
+    }
+}
