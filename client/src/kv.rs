@@ -73,7 +73,9 @@ pub enum KvError {
 pub struct ClientOptions {
     /// Deadline of one RPC to one server.
     pub rpc_timeout: Duration,
-    /// Deadline of a whole request, retries included.
+    /// Deadline of a whole request, retries included. Keep it well below the servers'
+    /// session timeout (10 minutes by default): exactly-once relies on a request never being
+    /// retried after its session could have expired.
     pub request_timeout: Duration,
     /// First back-off delay; doubles on each retry.
     pub initial_backoff: Duration,
