@@ -332,7 +332,8 @@ async fn moved_shards_are_garbage_collected() {
     let num = c.join(&[1]).await;
     c.wait_settled(&[1], num, SETTLE).await;
     let client = c.client().await;
-    let big = vec![b'x'; 64 << 10];
+    // Incompressible, so that what is on disk is what was written.
+    let big: Vec<u8> = (0..64 << 10).map(|_| rand::random::<u8>()).collect();
     for i in 0..200 {
         client.put(key(i), &big).await.unwrap();
     }
