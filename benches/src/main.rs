@@ -27,7 +27,7 @@ use workload::{Bench, RunConfig, Workload};
 
 /// db_bench's flags (`--name=value`), plus `--engines` and `--distribution`.
 #[derive(Debug, Parser)]
-#[command(name = "strata-bench", version, about)]
+#[command(name = "strata-bench", version, about, rename_all = "snake_case")]
 struct Args {
     /// Comma-separated workloads, run in order: fillseq, fillrandom, fillbatch, overwrite,
     /// readrandom, readmissing, readseq, seekrandom, deleterandom, readwhilewriting,
@@ -186,8 +186,8 @@ fn run_parent(args: &Args) -> anyhow::Result<()> {
         let out = args.db.join(format!("{e}.result.json"));
         let status = Command::new(&exe)
             .args(std::env::args_os().skip(1))
-            .arg(format!("--child-engine={e}"))
-            .arg(format!("--child-out={}", out.display()))
+            .arg(format!("--child_engine={e}"))
+            .arg(format!("--child_out={}", out.display()))
             .status()
             .with_context(|| format!("starting the {e} child"))?;
         anyhow::ensure!(status.success(), "the {e} run failed ({status})");
@@ -225,7 +225,7 @@ fn run_child(args: &Args, name: &str) -> anyhow::Result<()> {
     let out = args
         .child_out
         .as_ref()
-        .context("--child-engine needs --child-out")?;
+        .context("--child_engine needs --child_out")?;
     let settings = args.settings();
     let dir = args.db.join(name);
     let sampler = measure::RssSampler::start();

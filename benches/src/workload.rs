@@ -548,11 +548,9 @@ impl Bench {
                         picker.next_key()
                     };
                     make_key(&mut key, id, false);
-                    if read || rmw {
-                        if engine.get(&key)?.is_some() {
-                            tally.found += 1;
-                            tally.bytes += kv;
-                        }
+                    if (read || rmw) && engine.get(&key)?.is_some() {
+                        tally.found += 1;
+                        tally.bytes += kv;
                     }
                     if update || rmw {
                         engine.put(&key, self.values.value(id, salt, vs))?;
