@@ -1,6 +1,7 @@
 //! Micro-benchmarks of the engine's parts, through the modules the `strata` crate exports:
 //! memtable insert and lookup (beside `crossbeam-skiplist` and a `BTreeMap` behind a lock),
-//! data block build and seek, and Bloom filter probes.
+//! data block build and seek, Bloom filter probes, WAL append with and without sync, SSTable
+//! point lookups (hit and miss) and merging-iterator steps.
 //!
 //! `cargo bench -p strata-benches --bench parts`
 
@@ -10,12 +11,17 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use parking_lot::RwLock;
+use strata::fs::{FileSystem, StdFs};
+use strata::iter::merging::{MergingIterator, VecIterator};
 use strata::iter::InternalIterator;
 use strata::key::{make_internal_key, seek_key, ValueKind};
 use strata::memtable::MemTable;
 use strata::sstable::block::Block;
 use strata::sstable::block_builder::BlockBuilder;
+use strata::sstable::builder::{TableBuilder, TableBuilderOptions};
 use strata::sstable::filter::{filter_may_contain, BloomFilterBuilder};
+use strata::sstable::table::Table;
+use strata::wal::LogWriter;
 use strata::WriteBatch;
 
 const N: u64 = 10_000;
@@ -178,9 +184,112 @@ fn bloom(c: &mut Criterion) {
     g.finish();
 }
 
+fn wal(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let record = [5u8; 116];
+    let mut g = c.benchmark_group("wal");
+    g.throughput(Throughput::Elements(1));
+    let file = StdFs.create(&dir.path().join("flush.log")).expect("create");
+    let mut writer = LogWriter::new(file);
+    g.bench_function("append-116B-flush", |b| {
+        b.iter(|| {
+            writer.add_record(&record).expect("append");
+            writer.flush().expect("flush")
+        })
+    });
+    let file = StdFs.create(&dir.path().join("sync.log")).expect("create");
+    let mut writer = LogWriter::new(file);
+    g.sample_size(10);
+    g.bench_function("append-116B-sync", |b| {
+        b.iter(|| {
+            writer.add_record(&record).expect("append");
+            writer.sync().expect("sync")
+        })
+    });
+    g.finish();
+}
+
+fn sstable(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("000001.sst");
+    let mut ikeys: Vec<(Vec<u8>, [u8; 16])> = (0..N)
+        .map(|i| (make_internal_key(&key(i), 1, ValueKind::Value), key(i)))
+        .collect();
+    ikeys.sort_by(|a, b| strata::key::compare_internal_keys(&a.0, &b.0));
+    let file = StdFs.create(&path).expect("create");
+    let mut builder = TableBuilder::new(TableBuilderOptions::default(), file);
+    for (ik, _) in &ikeys {
+        builder.add(ik, &VALUE).expect("add");
+    }
+    builder.finish().expect("finish");
+    let table = Table::open(StdFs.open(&path).expect("open"), 1, None).expect("table");
+    let hits: Vec<(Vec<u8>, [u8; 16])> = (0..N)
+        .map(|i| (seek_key(&key(i), u64::MAX >> 8), key(i)))
+        .collect();
+    let misses: Vec<(Vec<u8>, [u8; 16])> = (N..2 * N)
+        .map(|i| (seek_key(&key(i), u64::MAX >> 8), key(i)))
+        .collect();
+    let mut g = c.benchmark_group("sstable");
+    g.throughput(Throughput::Elements(N));
+    g.bench_function("get-hit", |b| {
+        b.iter(|| {
+            hits.iter()
+                .filter(|(t, k)| table.get(t, k).expect("get").is_some())
+                .count()
+        })
+    });
+    g.bench_function("get-miss", |b| {
+        b.iter(|| {
+            misses
+                .iter()
+                .filter(|(t, k)| table.get(t, k).expect("get").is_some())
+                .count()
+        })
+    });
+    g.finish();
+}
+
+fn merging(c: &mut Criterion) {
+    // Four sorted runs with interleaved keys, as four overlapping level-0 tables.
+    let runs: Vec<Vec<(Vec<u8>, Vec<u8>)>> = (0..4u64)
+        .map(|r| {
+            (0..N / 4)
+                .map(|i| {
+                    let ik = make_internal_key(&key(i * 4 + r), 1, ValueKind::Value);
+                    (ik, VALUE.to_vec())
+                })
+                .collect()
+        })
+        .collect();
+    let mut g = c.benchmark_group("merging-iterator");
+    g.throughput(Throughput::Elements(N));
+    g.bench_function("step-4-runs", |b| {
+        b.iter_batched(
+            || {
+                let children: Vec<Box<dyn InternalIterator>> = runs
+                    .iter()
+                    .map(|r| Box::new(VecIterator::new(r.clone())) as Box<dyn InternalIterator>)
+                    .collect();
+                MergingIterator::new(children)
+            },
+            |mut it| {
+                let mut n = 0;
+                it.seek_to_first();
+                while it.valid() {
+                    n += it.key().len();
+                    it.next();
+                }
+                n
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = parts;
     config = Criterion::default().sample_size(20);
-    targets = memtable, block, bloom
+    targets = memtable, block, bloom, wal, sstable, merging
 }
 criterion_main!(parts);
