@@ -343,13 +343,12 @@ async fn moved_shards_are_garbage_collected() {
     c.wait_settled(&[1, 2], num, SETTLE).await;
     let num = c.leave(&[1]).await;
     c.wait_settled(&[1, 2], num, SETTLE).await;
-    // The moved shards' space is reclaimed (deleted, then compacted away). Not to zero at
-    // once: a table still pinned by a reader when its compaction ends is removed at the next
-    // flush, compaction or open.
+    // The moved shards' space is reclaimed (deleted, then compacted away; tables pinned by
+    // readers at the time go on a second pass).
     let deadline = std::time::Instant::now() + SETTLE;
     loop {
         let now: Vec<u64> = (0..3).map(|i| c.group_ref(1).state_bytes(i)).collect();
-        if now.iter().zip(&full).all(|(n, f)| *n < f / 2) {
+        if now.iter().zip(&full).all(|(n, f)| *n < f / 4) {
             break;
         }
         assert!(

@@ -27,6 +27,8 @@ use crate::shard_state::ShardState;
 const POLL: Duration = Duration::from_millis(50);
 /// Deadline of one call to another group or the master.
 const RPC_TIMEOUT: Duration = Duration::from_secs(3);
+/// Delay before the second reclaiming pass over a deleted shard's range.
+const RECLAIM_AGAIN: Duration = Duration::from_secs(2);
 /// Longest pause between attempts on a group that does not answer.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
@@ -73,11 +75,21 @@ pub async fn run(replica: Replica, masters: Vec<String>) {
         tasks.retain(|_, t| !t.is_finished());
         let reclaim = std::mem::take(&mut replica.view.write().deleted_ranges);
         for (start, end) in reclaim {
-            // Space of a deleted shard comes back through compaction; off the async workers.
+            // Space of a deleted shard comes back through compaction, off the async workers.
+            // Tables still pinned then by readers (pulls of other shards) go on a second pass
+            // a little later.
             let store = replica.store.clone();
-            tokio::task::spawn_blocking(move || {
-                if let Err(e) = store.compact(&start, &end) {
-                    tracing::warn!(error = %e, "compacting a deleted shard's range failed");
+            tokio::spawn(async move {
+                for pass in 0..2 {
+                    if pass > 0 {
+                        tokio::time::sleep(RECLAIM_AGAIN).await;
+                    }
+                    let (store, start, end) = (store.clone(), start.clone(), end.clone());
+                    let compacted =
+                        tokio::task::spawn_blocking(move || store.compact(&start, &end)).await;
+                    if let Ok(Err(e)) = compacted {
+                        tracing::warn!(error = %e, "compacting a deleted shard's range failed");
+                    }
                 }
             });
         }

@@ -168,6 +168,9 @@ impl DbInner {
             ready.and_then(|()| self.compact_range_exclusive(lo.as_deref(), hi.as_deref()));
         self.state.lock().manual_compactions -= 1;
         self.bg_cv.notify_all();
+        // Also tables made obsolete earlier but pinned by readers then: calling
+        // `compact_range` again once the readers are gone reclaims their space.
+        self.delete_obsolete_files();
         result
     }
 
