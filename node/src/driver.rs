@@ -17,6 +17,7 @@
 //! when it applies it.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -67,7 +68,8 @@ pub struct NodeStatus {
 enum Input {
     Propose(Vec<u8>, oneshot::Sender<Result<Vec<u8>, NodeError>>),
     Read(oneshot::Sender<Result<(), NodeError>>),
-    Message(Message),
+    /// A peer's message and its size (counted in `queued_bytes` until taken).
+    Message(Message, usize),
     Snapshot(Slot, IncomingSnapshot),
     Stop,
 }
@@ -90,11 +92,17 @@ pub struct NodeConfig {
     pub queue_capacity: usize,
 }
 
+/// Bytes of peer messages a node queues before it drops more: a slow replica (its disk
+/// busy) must not buffer every retransmission a leader sends it. Paxos tolerates the loss.
+pub const MAX_QUEUED_PEER_BYTES: usize = 32 << 20;
+
 /// A running replica. Cheap to clone.
 #[derive(Clone)]
 pub struct Node {
     tx: mpsc::Sender<Input>,
     status: Arc<Mutex<NodeStatus>>,
+    /// Bytes of peer messages in the input queue.
+    queued_bytes: Arc<AtomicUsize>,
 }
 
 impl Node {
@@ -120,6 +128,7 @@ impl Node {
         let replica = Replica::restart(cfg.paxos.clone(), state, state_machine.durable_index());
         let (tx, rx) = mpsc::channel(cfg.queue_capacity.max(16));
         let status = Arc::new(Mutex::new(NodeStatus::default()));
+        let queued_bytes = Arc::new(AtomicUsize::new(0));
         let persister = Persister::spawn(storage);
         let driver = Driver {
             replica,
@@ -135,10 +144,15 @@ impl Node {
             next_read: 1,
             snapshot_to_install: None,
             applied_bytes: 0,
+            queued_bytes: queued_bytes.clone(),
             status: status.clone(),
         };
         tokio::spawn(driver.run());
-        Ok(Node { tx, status })
+        Ok(Node {
+            tx,
+            status,
+            queued_bytes,
+        })
     }
 
     /// Proposes `command` and waits until it is chosen and applied here, returning the state
@@ -161,9 +175,17 @@ impl Node {
         rx.await.map_err(|_| NodeError::Stopped)?
     }
 
-    /// Delivers a message from a peer (dropped if the node is overloaded).
+    /// Delivers a message from a peer (dropped if the node is overloaded: its queue holds
+    /// [`MAX_QUEUED_PEER_BYTES`] or as many inputs as configured).
     pub fn deliver(&self, message: Message) {
-        let _ = self.tx.try_send(Input::Message(message));
+        let size = message.payload_bytes();
+        if self.queued_bytes.load(Ordering::Relaxed) + size > MAX_QUEUED_PEER_BYTES {
+            return;
+        }
+        self.queued_bytes.fetch_add(size, Ordering::Relaxed);
+        if self.tx.try_send(Input::Message(message, size)).is_err() {
+            self.queued_bytes.fetch_sub(size, Ordering::Relaxed);
+        }
     }
 
     /// Installs an application snapshot received from a peer; its chunks are consumed as they
@@ -233,6 +255,8 @@ struct Driver<S: StateMachine> {
     snapshot_to_install: Option<(Slot, IncomingSnapshot)>,
     /// Bytes of commands applied since the log was last compacted.
     applied_bytes: usize,
+    /// Bytes of peer messages in the input queue (shared with [`Node::deliver`]).
+    queued_bytes: Arc<AtomicUsize>,
     status: Arc<Mutex<NodeStatus>>,
 }
 
@@ -310,7 +334,10 @@ impl<S: StateMachine> Driver<S> {
                     }
                 }
             }
-            Input::Message(m) => self.replica.step(m),
+            Input::Message(m, size) => {
+                self.queued_bytes.fetch_sub(size, Ordering::Relaxed);
+                self.replica.step(m);
+            }
             Input::Stop => {}
             Input::Snapshot(index, chunks) => {
                 // Installed after the pending output is handled (persisted, sent, applied):

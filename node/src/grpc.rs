@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -65,20 +65,17 @@ struct PeerLink {
     addr: String,
     tx: mpsc::Sender<Message>,
     queued_bytes: Arc<AtomicUsize>,
+    /// A snapshot transfer to this peer is running: another one is not started meanwhile
+    /// (a large snapshot outlasts the leader's re-requests).
+    snapshot_running: Arc<AtomicBool>,
 }
 
-/// Payload bytes a message holds (what a stalled peer's queue would accumulate).
-fn payload_bytes(m: &Message) -> usize {
-    let values =
-        |es: &[(Slot, strata_paxos::Value)]| es.iter().map(|(_, v)| v.payload_bytes() + 16).sum();
-    64 + match &m.body {
-        strata_paxos::Body::Accept { entries, .. } | strata_paxos::Body::Learn { entries, .. } => {
-            values(entries)
-        }
-        strata_paxos::Body::Promise { entries, .. } => {
-            entries.iter().map(|e| e.value.payload_bytes() + 32).sum()
-        }
-        _ => 0,
+/// Clears a peer's `snapshot_running` when its transfer ends, however it ends.
+struct TransferGuard(Arc<AtomicBool>);
+
+impl Drop for TransferGuard {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
 
@@ -111,6 +108,7 @@ impl GrpcTransport {
                     addr,
                     tx,
                     queued_bytes,
+                    snapshot_running: Arc::new(AtomicBool::new(false)),
                 },
             );
         }
@@ -130,7 +128,7 @@ impl Transport for GrpcTransport {
             };
             // Full queue: the peer is down or slow; dropping is safe (Paxos re-sends what
             // matters), and it bounds the memory a dead peer costs.
-            let size = payload_bytes(&m);
+            let size = Message::payload_bytes(&m);
             if link.queued_bytes.load(Ordering::Relaxed) + size > PEER_QUEUE_BYTES {
                 continue;
             }
@@ -142,9 +140,18 @@ impl Transport for GrpcTransport {
     }
 
     fn send_snapshot(&self, to: ReplicaId, index: Slot, chunks: SnapshotStream) {
-        let Some(PeerLink { addr, .. }) = self.peers.get(&to) else {
+        let Some(PeerLink {
+            addr,
+            snapshot_running,
+            ..
+        }) = self.peers.get(&to)
+        else {
             return;
         };
+        if snapshot_running.swap(true, Ordering::AcqRel) {
+            return; // one is on its way; the leader asks again if that one fails
+        }
+        let guard = TransferGuard(snapshot_running.clone());
         let (group, me) = (self.group, self.me);
         let chunks = chunks.enumerate().map(move |(i, data)| v1::SnapshotChunk {
             group_id: group,
@@ -166,7 +173,11 @@ impl Transport for GrpcTransport {
         };
         let chunks: Box<dyn Iterator<Item = v1::SnapshotChunk> + Send> =
             Box::new(chunks.chain(std::iter::once(last)));
-        tokio::spawn(transfer_snapshot(addr.clone(), to, chunks));
+        let addr = addr.clone();
+        tokio::spawn(async move {
+            transfer_snapshot(addr, to, chunks).await;
+            drop(guard);
+        });
     }
 }
 
@@ -224,7 +235,7 @@ async fn peer_sender(
     queued_bytes: Arc<AtomicUsize>,
 ) {
     let taken = |m: &Message| {
-        queued_bytes.fetch_sub(payload_bytes(m), Ordering::Relaxed);
+        queued_bytes.fetch_sub(m.payload_bytes(), Ordering::Relaxed);
     };
     let mut backoff = Duration::from_millis(50);
     loop {

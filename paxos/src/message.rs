@@ -101,6 +101,22 @@ pub enum Body {
     },
 }
 
+impl Message {
+    /// About how many bytes the message holds (its values, plus a small constant): what a
+    /// queue of messages costs in memory.
+    pub fn payload_bytes(&self) -> usize {
+        64 + match &self.body {
+            Body::Accept { entries, .. } | Body::Learn { entries, .. } => {
+                entries.iter().map(|(_, v)| v.payload_bytes() + 16).sum()
+            }
+            Body::Promise { entries, .. } => {
+                entries.iter().map(|e| e.value.payload_bytes() + 32).sum()
+            }
+            _ => 0,
+        }
+    }
+}
+
 impl Body {
     /// An acceptor's answer (`Promise`, `Accepted`, `HeartbeatAck`, `Nack`): it states what the
     /// sender promised or accepted, so it must leave only once that state is durable. The
