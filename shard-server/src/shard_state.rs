@@ -12,7 +12,9 @@
 //! ```
 //! A group moves to the next configuration only when every shard has *settled* (`Absent` or
 //! `Serving`): a shard is never pulled from a group that has not finished handing it over, and
-//! a frozen shard is never deleted before its new owner has it.
+//! a frozen shard is never deleted before its new owner has it. The price: while a new owner
+//! is down, the previous owner holds the shard `Leaving` and cannot adopt later
+//! configurations (it keeps serving its other shards).
 
 use prost::Message;
 use strata_rpc::v1;
