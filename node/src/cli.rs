@@ -36,6 +36,32 @@ pub enum RunError {
     Server(#[from] tonic::transport::Error),
 }
 
+/// Checks a replica's `--id`, `--peers`, `--listen` and `--tick-ms`: returns the peers by id
+/// and the address to listen on (its own address in `--peers` unless `--listen` says).
+pub fn peers_and_listen(
+    id: ReplicaId,
+    peers: &[(ReplicaId, String)],
+    listen: Option<&str>,
+    tick_ms: u64,
+) -> Result<(std::collections::BTreeMap<ReplicaId, String>, String), RunError> {
+    let map: std::collections::BTreeMap<ReplicaId, String> = peers.iter().cloned().collect();
+    if map.len() != peers.len() {
+        return Err(RunError::Args(
+            "a replica id is listed twice in --peers".into(),
+        ));
+    }
+    let Some(own_address) = map.get(&id) else {
+        return Err(RunError::Args(format!(
+            "--id {id} is not one of the --peers"
+        )));
+    };
+    if tick_ms == 0 {
+        return Err(RunError::Args("--tick-ms must be at least 1".into()));
+    }
+    let listen = listen.map_or_else(|| own_address.clone(), str::to_owned);
+    Ok((map, listen))
+}
+
 /// Parses one `id=host:port` peer of a `--peers` list.
 pub fn parse_peer(s: &str) -> Result<(ReplicaId, String), String> {
     let (id, addr) = s

@@ -42,6 +42,41 @@ pub fn node_error_status(e: NodeError, peers: &BTreeMap<ReplicaId, String>) -> S
     }
 }
 
+/// Proposes `command` on `node` and waits at most `timeout` for its reply, failing with the
+/// status a client acts on (`UNAVAILABLE` on timeout: the outcome is unknown, the client
+/// retries the same request, which the state machine applies at most once).
+pub async fn propose_within(
+    node: &Node,
+    command: Vec<u8>,
+    timeout: Duration,
+    peers: &BTreeMap<ReplicaId, String>,
+) -> Result<Vec<u8>, Status> {
+    tokio::time::timeout(timeout, node.propose(command))
+        .await
+        .map_err(|_| {
+            Status::unavailable(format!(
+                "not committed within {timeout:?} (no quorum?); the outcome is unknown, retry the same request"
+            ))
+        })?
+        .map_err(|e| node_error_status(e, peers))
+}
+
+/// Waits at most `timeout` until `node` may serve a linearizable read.
+pub async fn read_barrier_within(
+    node: &Node,
+    timeout: Duration,
+    peers: &BTreeMap<ReplicaId, String>,
+) -> Result<(), Status> {
+    tokio::time::timeout(timeout, node.read_barrier())
+        .await
+        .map_err(|_| {
+            Status::unavailable(format!(
+                "the read was not confirmed by a quorum within {timeout:?}"
+            ))
+        })?
+        .map_err(|e| node_error_status(e, peers))
+}
+
 /// Messages queued per peer before new ones are dropped...
 const PEER_QUEUE: usize = 4096;
 /// ...and bytes (of command payload) queued per peer: a peer that is down or stalled costs

@@ -846,10 +846,9 @@ impl<S: Store> KvMachine<S> {
                 std::process::abort();
             }
         }
-        if changed {
+        if changed || self.view.read().sessions != self.sessions.len() {
+            // The write lock (which readers wait on) only when something they see changed.
             self.publish();
-        } else {
-            self.view.write().sessions = self.sessions.len();
         }
         self.applied.store(slot + 1, Ordering::Release);
         reply.encode()

@@ -11,7 +11,6 @@
 //! `PaxosPeer` and `NodeStatus`. SIGTERM or SIGINT shuts the replica down gracefully; SIGKILL
 //! loses nothing acknowledged (a restart recovers from both engines and rejoins the group).
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -111,22 +110,12 @@ pub async fn serve(args: ServerArgs, shutdown: impl Future<Output = ()>) -> Resu
             "--gid 0 is reserved (unassigned shards)".into(),
         ));
     }
-    let peers: BTreeMap<ReplicaId, String> = args.peers.iter().cloned().collect();
-    if peers.len() != args.peers.len() {
-        return Err(RunError::Args(
-            "a replica id is listed twice in --peers".into(),
-        ));
-    }
-    let Some(own_address) = peers.get(&args.id) else {
-        return Err(RunError::Args(format!(
-            "--id {} is not one of the --peers",
-            args.id
-        )));
-    };
-    let listen = args.listen.clone().unwrap_or_else(|| own_address.clone());
-    if args.tick_ms == 0 {
-        return Err(RunError::Args("--tick-ms must be at least 1".into()));
-    }
+    let (peers, listen) = strata_node::cli::peers_and_listen(
+        args.id,
+        &args.peers,
+        args.listen.as_deref(),
+        args.tick_ms,
+    )?;
     let data_dir_error = |message: String| RunError::DataDir {
         dir: args.data_dir.clone(),
         message,

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::RwLock;
-use strata_node::grpc::node_error_status;
-use strata_node::{Node, NodeError};
+use strata_node::grpc::{propose_within, read_barrier_within};
+use strata_node::Node;
 use strata_paxos::ReplicaId;
 use strata_rpc::error::{
     installing, invalid_argument, not_ready, overloaded, session_expired, wrong_group,
@@ -80,23 +80,10 @@ impl Replica {
         }
     }
 
-    /// The status for a node failure.
-    pub fn node_error(&self, e: NodeError) -> Status {
-        node_error_status(e, &self.peers)
-    }
-
     /// Proposes `kind` and returns what applying it produced here.
     pub async fn propose(&self, kind: Kind) -> Result<Outcome, Status> {
         let command = Command::new(now_ms(), kind).encode();
-        let reply = tokio::time::timeout(self.op_timeout, self.node.propose(command))
-            .await
-            .map_err(|_| {
-                Status::unavailable(format!(
-                    "not committed within {:?} (no quorum?); the outcome is unknown, retry with the same seq",
-                    self.op_timeout
-                ))
-            })?
-            .map_err(|e| self.node_error(e))?;
+        let reply = propose_within(&self.node, command, self.op_timeout, &self.peers).await?;
         ApplyReply::decode(&reply)
             .ok()
             .and_then(|r| r.outcome)
@@ -105,15 +92,7 @@ impl Replica {
 
     /// Waits until a linearizable read may be served here.
     pub async fn read_barrier(&self) -> Result<(), Status> {
-        tokio::time::timeout(self.op_timeout, self.node.read_barrier())
-            .await
-            .map_err(|_| {
-                Status::unavailable(format!(
-                    "the read was not confirmed by a quorum within {:?}",
-                    self.op_timeout
-                ))
-            })?
-            .map_err(|e| self.node_error(e))
+        read_barrier_within(&self.node, self.op_timeout, &self.peers).await
     }
 }
 

@@ -12,7 +12,6 @@
 //! [`machine`](crate::machine)). One tonic server on `--listen` serves `ShardMaster`,
 //! `PaxosPeer` and `NodeStatus`. SIGTERM or SIGINT shuts the replica down gracefully.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -129,22 +128,12 @@ pub use strata_node::cli::shutdown_signal;
 
 /// Runs a replica on the current tokio runtime until `shutdown` resolves.
 pub async fn serve(args: MasterArgs, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
-    let peers: BTreeMap<ReplicaId, String> = args.peers.iter().cloned().collect();
-    if peers.len() != args.peers.len() {
-        return Err(RunError::Args(
-            "a replica id is listed twice in --peers".into(),
-        ));
-    }
-    let Some(own_address) = peers.get(&args.id) else {
-        return Err(RunError::Args(format!(
-            "--id {} is not one of the --peers",
-            args.id
-        )));
-    };
-    let listen = args.listen.clone().unwrap_or_else(|| own_address.clone());
-    if args.tick_ms == 0 {
-        return Err(RunError::Args("--tick-ms must be at least 1".into()));
-    }
+    let (peers, listen) = strata_node::cli::peers_and_listen(
+        args.id,
+        &args.peers,
+        args.listen.as_deref(),
+        args.tick_ms,
+    )?;
 
     std::fs::create_dir_all(&args.data_dir).map_err(io(format!(
         "creating the data directory {}",

@@ -18,7 +18,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::RwLock;
-use strata_node::{Node, NodeError};
+use strata_node::grpc::{propose_within, read_barrier_within};
+use strata_node::Node;
 use strata_paxos::ReplicaId;
 use strata_rpc::error::invalid_argument;
 use strata_rpc::v1;
@@ -60,10 +61,6 @@ impl MasterService {
         }
     }
 
-    fn node_error(&self, e: NodeError) -> Status {
-        strata_node::grpc::node_error_status(e, &self.peers)
-    }
-
     /// Proposes `op` for `(client_id, seq)` and returns the number of the config it created.
     async fn mutate(&self, client_id: &[u8], seq: u64, op: Op) -> Result<u64, Status> {
         let client = client_id_from_bytes(client_id).ok_or_else(|| {
@@ -76,15 +73,7 @@ impl MasterService {
             return Err(invalid_argument("seq must be at least 1"));
         }
         let command = encode_command(client, seq, &op);
-        let reply = tokio::time::timeout(self.op_timeout, self.node.propose(command))
-            .await
-            .map_err(|_| {
-                Status::unavailable(format!(
-                    "the operation was not committed within {:?} (no quorum?); its outcome is unknown, retry it",
-                    self.op_timeout
-                ))
-            })?
-            .map_err(|e| self.node_error(e))?;
+        let reply = propose_within(&self.node, command, self.op_timeout, &self.peers).await?;
         match decode_result(&reply) {
             Ok(Ok(Reply::Created { num })) => Ok(num),
             Ok(Ok(Reply::Config(_))) => {
@@ -142,15 +131,7 @@ impl v1::shard_master_server::ShardMaster for MasterService {
         request: Request<v1::QueryRequest>,
     ) -> Result<Response<v1::QueryResponse>, Status> {
         let num = request.into_inner().num;
-        tokio::time::timeout(self.op_timeout, self.node.read_barrier())
-            .await
-            .map_err(|_| {
-                Status::unavailable(format!(
-                    "the read was not confirmed by a quorum within {:?}",
-                    self.op_timeout
-                ))
-            })?
-            .map_err(|e| self.node_error(e))?;
+        read_barrier_within(&self.node, self.op_timeout, &self.peers).await?;
         let config = config_to_proto(self.state.read().query(num));
         Ok(Response::new(v1::QueryResponse {
             config: Some(config),
