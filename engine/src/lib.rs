@@ -40,24 +40,40 @@
 
 #![warn(missing_docs)]
 
-pub mod cache;
+/// Declares engine-internal modules: public with the `bench-internals` cargo feature (for the
+/// micro-benchmarks in `benches/` and the fuzz targets, which drive the parts directly; not a
+/// stable API), crate-private otherwise.
+macro_rules! internal_mods {
+    ($($name:ident),* $(,)?) => {$(
+        #[cfg(feature = "bench-internals")]
+        pub mod $name;
+        #[cfg(not(feature = "bench-internals"))]
+        #[allow(dead_code, unused_imports)]
+        mod $name;
+    )*};
+}
+
+internal_mods!(
+    cache,
+    compaction,
+    filename,
+    iter,
+    key,
+    memtable,
+    range_del,
+    sstable,
+    table_cache,
+    version,
+    wal,
+);
+
 pub mod coding;
-pub mod compaction;
 mod db;
 pub mod error;
-pub mod filename;
 pub mod fs;
-pub mod iter;
-pub mod key;
-pub mod memtable;
 pub mod options;
-pub mod range_del;
 mod snapshot;
-pub mod sstable;
 mod stats;
-pub mod table_cache;
-pub mod version;
-pub mod wal;
 pub mod write_batch;
 
 pub use db::Db;

@@ -15,6 +15,9 @@ use crate::coding::{put_length_prefixed, Decoder};
 use crate::error::{Error, Result};
 use crate::key::{SeqNo, ValueKind};
 
+/// Bytes of the longest varint64.
+const MAX_VARINT64_LEN: usize = 10;
+
 const HEADER_LEN: usize = 12;
 /// Record kind of a range deletion in a batch (point records use their `ValueKind`).
 const RANGE_DELETION: u8 = 2;
@@ -70,19 +73,26 @@ impl WriteBatch {
 
     /// Adds `key -> value`.
     pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> &mut Self {
+        let (key, value) = (key.as_ref(), value.as_ref());
+        // One reservation for the whole record (tag, two varint lengths, the bytes): growing
+        // the buffer piecemeal reallocates several times for a single small put.
+        self.rep
+            .reserve(1 + 2 * MAX_VARINT64_LEN + key.len() + value.len());
         self.rep.push(ValueKind::Value as u8);
-        put_length_prefixed(&mut self.rep, key.as_ref());
-        put_length_prefixed(&mut self.rep, value.as_ref());
-        self.user_bytes += (key.as_ref().len() + value.as_ref().len()) as u64;
+        put_length_prefixed(&mut self.rep, key);
+        put_length_prefixed(&mut self.rep, value);
+        self.user_bytes += (key.len() + value.len()) as u64;
         self.set_count(self.count() + 1);
         self
     }
 
     /// Adds a deletion of `key`.
     pub fn delete(&mut self, key: impl AsRef<[u8]>) -> &mut Self {
+        let key = key.as_ref();
+        self.rep.reserve(1 + MAX_VARINT64_LEN + key.len());
         self.rep.push(ValueKind::Deletion as u8);
-        put_length_prefixed(&mut self.rep, key.as_ref());
-        self.user_bytes += key.as_ref().len() as u64;
+        put_length_prefixed(&mut self.rep, key);
+        self.user_bytes += key.len() as u64;
         self.set_count(self.count() + 1);
         self
     }

@@ -231,3 +231,50 @@ fn memory_stays_bounded_by_the_options() {
     assert!(s.open_tables <= 4, "{s:?}");
     assert!(s.block_cache_hits + s.block_cache_misses > 0);
 }
+
+#[test]
+fn borrowed_scan_entries_match_owned_ones_and_the_two_forms_mix() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), small()).unwrap();
+    for i in 0..3000u32 {
+        db.put(format!("k{i:05}"), format!("v{i}-old")).unwrap();
+    }
+    db.flush().unwrap();
+    // Newer versions in the memtable, some deletions, some keys only in the memtable.
+    for i in (0..3000u32).step_by(3) {
+        db.put(format!("k{i:05}"), format!("v{i}-new")).unwrap();
+    }
+    for i in (0..3000u32).step_by(7) {
+        db.delete(format!("k{i:05}")).unwrap();
+    }
+    let owned: Vec<(Vec<u8>, Vec<u8>)> = db
+        .scan(b"k00100".to_vec()..b"k02900".to_vec())
+        .map(Result::unwrap)
+        .collect();
+    assert!(owned.len() > 2000);
+    assert!(owned.windows(2).all(|w| w[0].0 < w[1].0));
+
+    let mut borrowed = Vec::new();
+    let mut it = db.scan(b"k00100".to_vec()..b"k02900".to_vec());
+    while let Some(entry) = it.next_ref() {
+        let (k, v) = entry.unwrap();
+        borrowed.push((k.to_vec(), v.to_vec()));
+    }
+    assert!(it.next_ref().is_none(), "exhausted stays exhausted");
+    assert_eq!(borrowed, owned);
+
+    // Alternating the two forms neither skips nor repeats an entry.
+    let mut mixed = Vec::new();
+    let mut it = db.scan(b"k00100".to_vec()..b"k02900".to_vec());
+    loop {
+        let next = if mixed.len() % 2 == 0 {
+            it.next_ref()
+                .map(|e| e.map(|(k, v)| (k.to_vec(), v.to_vec())))
+        } else {
+            it.next()
+        };
+        let Some(entry) = next else { break };
+        mixed.push(entry.unwrap());
+    }
+    assert_eq!(mixed, owned);
+}

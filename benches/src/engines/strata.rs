@@ -74,9 +74,11 @@ impl KvEngine for StrataEngine {
         visit: &mut dyn FnMut(&[u8], &[u8]),
     ) -> anyhow::Result<usize> {
         let mut count = 0;
-        for kv in self.db.scan(start.to_vec()..).take(n) {
-            let (k, v) = kv?;
-            visit(&k, &v);
+        let mut it = self.db.scan(start.to_vec()..);
+        while count < n {
+            let Some(entry) = it.next_ref() else { break };
+            let (k, v) = entry?;
+            visit(k, v);
             count += 1;
         }
         Ok(count)

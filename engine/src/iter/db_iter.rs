@@ -22,8 +22,13 @@ pub struct DbIterator {
     tombstones: TombstoneSet,
     started: bool,
     done: bool,
-    /// User key of the last entry emitted or found deleted: older versions of it are hidden.
-    skip: Option<Vec<u8>>,
+    /// `inner` is still positioned on the entry returned last (it moves on at the next call,
+    /// so that the entry can be lent out without a copy).
+    on_returned: bool,
+    /// User key of the last entry emitted or found deleted (when `has_skip`): older versions of
+    /// it are hidden. A buffer reused from entry to entry.
+    skip: Vec<u8>,
+    has_skip: bool,
     pending_error: Option<Error>,
     // Keeps the pinned state (memtables, version) alive for as long as `inner` reads it.
     _pins: Box<dyn Send>,
@@ -53,7 +58,9 @@ impl DbIterator {
             tombstones,
             started: false,
             done: false,
-            skip: None,
+            on_returned: false,
+            skip: Vec::new(),
+            has_skip: false,
             pending_error: None,
             _pins: pins,
         }
@@ -80,7 +87,9 @@ impl DbIterator {
             Bound::Included(k) => self.inner.seek(&seek_key(k, self.seq)),
             Bound::Excluded(k) => {
                 self.inner.seek(&seek_key(k, self.seq));
-                self.skip = Some(k.clone());
+                self.skip.clear();
+                self.skip.extend_from_slice(k);
+                self.has_skip = true;
             }
         }
     }
@@ -93,46 +102,58 @@ impl DbIterator {
         }
     }
 
-    fn advance(&mut self) -> Option<Result<(Vec<u8>, Vec<u8>)>> {
+    /// Moves `inner` to the next live entry at or after its position: `Some(Ok(()))` when it
+    /// is on one, `None` at the end of the range.
+    fn find_live(&mut self) -> Option<Result<()>> {
         while self.inner.valid() {
-            let ikey = self.inner.key();
-            let Some(parsed) = parse_internal_key(ikey) else {
+            let Some(parsed) = parse_internal_key(self.inner.key()) else {
                 return Some(Err(Error::corruption(0, "malformed internal key in scan")));
             };
-            if parsed.seq > self.seq || self.skip.as_deref() == Some(parsed.user_key) {
+            if parsed.seq > self.seq || (self.has_skip && self.skip == parsed.user_key) {
                 self.inner.next();
                 continue;
             }
             if self.past_end(parsed.user_key) {
                 return None;
             }
-            let key = parsed.user_key.to_vec();
-            let item = match parsed.kind {
-                ValueKind::Value if !self.tombstones.hides(&key, parsed.seq, self.seq) => {
-                    Some((key.clone(), self.inner.value().to_vec()))
+            self.skip.clear();
+            self.skip.extend_from_slice(parsed.user_key);
+            self.has_skip = true;
+            match parsed.kind {
+                ValueKind::Value if !self.tombstones.hides(&self.skip, parsed.seq, self.seq) => {
+                    return Some(Ok(()));
                 }
-                ValueKind::Value | ValueKind::Deletion => None,
+                ValueKind::Value | ValueKind::Deletion => self.inner.next(),
                 ValueKind::RangeDeletion => {
                     return Some(Err(Error::corruption(
                         0,
                         "range tombstone among point entries",
                     )))
                 }
-            };
-            self.skip = Some(key);
-            self.inner.next();
-            if let Some(item) = item {
-                return Some(Ok(item));
             }
         }
         self.inner.status().err().map(Err)
     }
-}
 
-impl Iterator for DbIterator {
-    type Item = Result<(Vec<u8>, Vec<u8>)>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+    /// The next live entry, lent out without copying: the key and value borrow from the
+    /// iterator and are valid until the next call. The zero-copy form of [`Iterator::next`]
+    /// (which returns owned vectors); the two may be mixed.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = strata::Db::open(dir.path(), strata::Options::create())?;
+    /// db.put(b"a", b"1")?;
+    /// db.put(b"b", b"22")?;
+    /// let mut it = db.scan(b"a".to_vec()..);
+    /// let mut total = 0;
+    /// while let Some(entry) = it.next_ref() {
+    ///     let (_key, value) = entry?;
+    ///     total += value.len();
+    /// }
+    /// assert_eq!(total, 3);
+    /// # Ok::<(), strata::Error>(())
+    /// ```
+    pub fn next_ref(&mut self) -> Option<Result<(&[u8], &[u8])>> {
         if self.done {
             return None;
         }
@@ -142,11 +163,32 @@ impl Iterator for DbIterator {
         }
         if !self.started {
             self.start();
+        } else if self.on_returned {
+            self.inner.next();
         }
-        let item = self.advance();
-        if !matches!(item, Some(Ok(_))) {
-            self.done = true;
+        self.on_returned = false;
+        match self.find_live() {
+            Some(Ok(())) => {
+                self.on_returned = true;
+                Some(Ok((&self.skip, self.inner.value())))
+            }
+            Some(Err(e)) => {
+                self.done = true;
+                Some(Err(e))
+            }
+            None => {
+                self.done = true;
+                None
+            }
         }
-        item
+    }
+}
+
+impl Iterator for DbIterator {
+    type Item = Result<(Vec<u8>, Vec<u8>)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_ref()
+            .map(|entry| entry.map(|(k, v)| (k.to_vec(), v.to_vec())))
     }
 }

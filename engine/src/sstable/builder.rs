@@ -13,7 +13,7 @@ use crate::key::{self, ValueKind, KIND_FOR_SEEK, MAX_SEQNO, TRAILER_LEN};
 
 use super::block_builder::BlockBuilder;
 use super::filter::BloomFilterBuilder;
-use super::format::{block_trailer, compress_block, BlockHandle, Compression, Footer};
+use super::format::{block_trailer, BlockCompressor, BlockHandle, Compression, Footer};
 use super::properties::TableProperties;
 
 /// Largest `key.len() + value.len()` one entry may have; keeps every block well below the 4 GiB
@@ -56,8 +56,7 @@ pub struct TableSummary {
 /// Streams sorted entries into a new table file.
 pub struct TableBuilder {
     opts: TableBuilderOptions,
-    file: Box<dyn WritableFile>,
-    offset: u64,
+    out: BlockWriter,
     data_block: BlockBuilder,
     index_block: BlockBuilder,
     filter: Option<BloomFilterBuilder>,
@@ -66,8 +65,17 @@ pub struct TableBuilder {
     /// Handle of the last data block written, whose index entry still waits for the next key.
     pending_handle: Option<BlockHandle>,
     props: TableProperties,
+}
+
+/// The output side of a table builder: the file, where the next block goes, and the
+/// compressor's reusable state. Kept apart from the block builders so that a finished block is
+/// written straight from its builder's buffer.
+struct BlockWriter {
+    file: Box<dyn WritableFile>,
+    offset: u64,
     /// Set after an I/O error: the file's contents are unknown, so nothing more is written.
     failed: bool,
+    compressor: BlockCompressor,
 }
 
 impl TableBuilder {
@@ -84,12 +92,15 @@ impl TableBuilder {
                 ..TableProperties::default()
             },
             opts,
-            file,
-            offset: 0,
+            out: BlockWriter {
+                file,
+                offset: 0,
+                failed: false,
+                compressor: BlockCompressor::default(),
+            },
             filter,
             last_key: Vec::new(),
             pending_handle: None,
-            failed: false,
         }
     }
 
@@ -164,7 +175,7 @@ impl TableBuilder {
 
     /// Bytes written so far plus the unfinished data block (meta blocks not included).
     pub fn estimated_file_size(&self) -> u64 {
-        self.offset + self.data_block.current_size_estimate() as u64
+        self.out.offset + self.data_block.current_size_estimate() as u64
     }
 
     /// Writes the last data block, filter, index, properties and footer, syncs the file and
@@ -172,7 +183,7 @@ impl TableBuilder {
     pub fn finish(mut self) -> Result<TableSummary> {
         self.check_usable()?;
         self.flush_data_block()?;
-        self.props.data_size = self.offset;
+        self.props.data_size = self.out.offset;
         if let Some(handle) = self.pending_handle.take() {
             let sep = short_successor(&self.last_key);
             self.index_block.add(&sep, &handle.encode());
@@ -182,36 +193,37 @@ impl TableBuilder {
         let filter_handle = match self.filter.take() {
             Some(f) => {
                 let bytes = f.finish();
-                self.write_block(&bytes, Compression::None)?
+                self.out.write_block(&bytes, Compression::None)?
             }
             None => BlockHandle::default(),
         };
-        self.props.filter_size = self.offset - self.props.data_size;
+        self.props.filter_size = self.out.offset - self.props.data_size;
 
-        let index_start = self.offset;
-        let index_raw = self.index_block.finish().to_vec();
-        let index_handle = self.write_block(&index_raw, self.opts.compression)?;
-        self.props.index_size = self.offset - index_start;
+        let index_start = self.out.offset;
+        let index_handle = self
+            .out
+            .write_block(self.index_block.finish(), self.opts.compression)?;
+        self.props.index_size = self.out.offset - index_start;
 
-        let props_handle = self.write_block(&self.props.encode(), Compression::None)?;
+        let props_handle = self.out.write_block(&self.props.encode(), Compression::None)?;
         let footer = Footer {
             index: index_handle,
             filter: filter_handle,
             properties: props_handle,
         };
-        self.append(&footer.encode())?;
-        if let Err(e) = self.file.sync() {
-            self.failed = true;
+        self.out.append(&footer.encode())?;
+        if let Err(e) = self.out.file.sync() {
+            self.out.failed = true;
             return Err(e.into());
         }
         Ok(TableSummary {
-            file_size: self.offset,
+            file_size: self.out.offset,
             properties: self.props,
         })
     }
 
     fn check_usable(&self) -> Result<()> {
-        if self.failed {
+        if self.out.failed {
             return Err(Error::InvalidArgument(
                 "table builder is unusable after an earlier I/O error".into(),
             ));
@@ -223,20 +235,32 @@ impl TableBuilder {
         if self.data_block.is_empty() {
             return Ok(());
         }
-        let raw = self.data_block.finish().to_vec();
-        let handle = self.write_block(&raw, self.opts.compression)?;
+        let handle = self
+            .out
+            .write_block(self.data_block.finish(), self.opts.compression)?;
         self.data_block.reset();
         self.pending_handle = Some(handle);
         self.props.num_data_blocks += 1;
         Ok(())
     }
 
+}
+
+impl BlockWriter {
     /// Writes `raw` (compressed if that pays) and its trailer; returns its handle.
     fn write_block(&mut self, raw: &[u8], compression: Compression) -> Result<BlockHandle> {
-        let (contents, ty) = compress_block(raw, compression);
+        let (contents, ty) = self.compressor.compress(raw, compression);
         let handle = BlockHandle::new(self.offset, contents.len() as u64);
-        self.append(&contents)?;
-        self.append(&block_trailer(&contents, ty))?;
+        let trailer = block_trailer(contents, ty);
+        if let Err(e) = self
+            .file
+            .append(contents)
+            .and_then(|()| self.file.append(&trailer))
+        {
+            self.failed = true;
+            return Err(e.into());
+        }
+        self.offset += (contents.len() + trailer.len()) as u64;
         Ok(handle)
     }
 

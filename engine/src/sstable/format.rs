@@ -207,20 +207,52 @@ pub fn block_trailer(contents: &[u8], ty: Compression) -> [u8; BLOCK_TRAILER_LEN
 }
 
 /// Compresses `raw` if `compression` asks for it and it saves at least 12.5%; returns the stored
-/// contents and the type actually used.
+/// contents and the type actually used. A one-off convenience over [`BlockCompressor`], which
+/// table builders keep so that lz4's hash table and the output buffer are reused.
 pub fn compress_block(raw: &[u8], compression: Compression) -> (Cow<'_, [u8]>, Compression) {
-    if compression == Compression::Lz4 && raw.len() <= MAX_UNCOMPRESSED_BLOCK_LEN {
-        let body = lz4_flex::block::compress(raw);
-        let mut out = Vec::with_capacity(varint_len(raw.len() as u64) + body.len());
-        put_varint64(&mut out, raw.len() as u64);
-        out.extend_from_slice(&body);
-        // The reader's ratio bound must accept everything the writer produces.
-        let within_bound = raw.len() <= lz4_bound(body.len());
-        if within_bound && out.len() < raw.len() - raw.len() / 8 {
-            return (Cow::Owned(out), Compression::Lz4);
-        }
+    let mut c = BlockCompressor::default();
+    match c.compress(raw, compression) {
+        (_, Compression::None) => (Cow::Borrowed(raw), Compression::None),
+        (body, ty) => (Cow::Owned(body.to_vec()), ty),
     }
-    (Cow::Borrowed(raw), Compression::None)
+}
+
+/// Block compression with state reused from block to block: lz4's 8 KiB hash table (allocated
+/// and zeroed on every call by `lz4_flex::block::compress`) and the output buffer.
+#[derive(Default)]
+pub struct BlockCompressor {
+    table: lz4_flex::block::CompressTable,
+    out: Vec<u8>,
+}
+
+impl BlockCompressor {
+    /// Compresses `raw` if `compression` asks for it and it saves at least 12.5%; returns the
+    /// stored contents (`raw` itself when stored uncompressed) and the type actually used.
+    pub fn compress<'a>(&'a mut self, raw: &'a [u8], compression: Compression) -> (&'a [u8], Compression) {
+        if compression == Compression::Lz4 && raw.len() <= MAX_UNCOMPRESSED_BLOCK_LEN {
+            let header = varint_len(raw.len() as u64);
+            self.out.clear();
+            put_varint64(&mut self.out, raw.len() as u64);
+            self.out
+                .resize(header + lz4_flex::block::get_maximum_output_size(raw.len()), 0);
+            let written = lz4_flex::block::compress_into_with_table(
+                raw,
+                &mut self.out[header..],
+                &mut self.table,
+            );
+            // The output is sized for the worst case, so this cannot fail; if it somehow did,
+            // storing the block raw is always correct.
+            if let Ok(body_len) = written {
+                self.out.truncate(header + body_len);
+                // The reader's ratio bound must accept everything the writer produces.
+                let within_bound = raw.len() <= lz4_bound(body_len);
+                if within_bound && self.out.len() < raw.len() - raw.len() / 8 {
+                    return (&self.out, Compression::Lz4);
+                }
+            }
+        }
+        (raw, Compression::None)
+    }
 }
 
 /// Verifies and decodes one stored block: `raw_with_trailer` is the stored contents followed by
@@ -355,6 +387,29 @@ mod tests {
         assert_eq!(&*c, &noise[..]);
         let (_, ty) = compress_block(&compressible, Compression::None);
         assert_eq!(ty, Compression::None);
+    }
+
+    #[test]
+    fn a_reused_compressor_roundtrips_every_block() {
+        // The hash table and output buffer carry over between calls; stale state from a
+        // previous block must never leak into the next one.
+        let mut c = BlockCompressor::default();
+        let mut x = 0x9e37_79b9u32;
+        for round in 0..200usize {
+            let len = 1 + (round * 977) % 70_000; // crosses lz4's small/large table boundary
+            let raw: Vec<u8> = (0..len)
+                .map(|i| {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    // Mostly repetitive text, with noise in some rounds.
+                    if round % 3 == 0 { x as u8 } else { b"abcdefgh"[(i / 5 + round) % 8] }
+                })
+                .collect();
+            let (body, ty) = c.compress(&raw, Compression::Lz4);
+            let s = stored(body, ty);
+            assert_eq!(&*decode_block_contents(&s).unwrap(), &raw[..], "round {round}");
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use super::format::{decode_physical, BadRecord, Physical, RecordType, BLOCK_SIZE
 ///
 /// # Recovery contract
 ///
-/// A *bad* physical record is one [`decode_physical`](super::format::decode_physical) rejects
+/// A *bad* physical record is one the WAL's record decoder rejects
 /// (header or payload cut by end of file, a length crossing its block, a checksum mismatch, an
 /// unknown type). A *structural* error is an intact physical record in the wrong place: MIDDLE or
 /// LAST without a FIRST, or FIRST or
@@ -22,7 +22,7 @@ use super::format::{decode_physical, BadRecord, Physical, RecordType, BLOCK_SIZE
 /// **End of log.** The log ends cleanly at end of file, or where every byte from the next
 /// record's start to end of file is `0x00` (block padding, preallocated space). If a FIRST..LAST
 /// sequence is open there, it is a torn tail (see below) with reason
-/// [`DropReason::UnfinishedRecord`].
+/// `DropReason::UnfinishedRecord`.
 ///
 /// **"Only zeros follow."** For a bad record starting at offset `p`, let `extent_end` be the end
 /// of the bytes its header claims: `p + 7 + length`, clamped to the end of `p`'s block and to end
@@ -42,7 +42,7 @@ use super::format::{decode_physical, BadRecord, Physical, RecordType, BLOCK_SIZE
 /// [`WalRecoveryMode::TolerateTornTail`] (the default):
 /// - a bad record that is the last thing in the file is a *torn tail*: it is dropped (with the
 ///   open FIRST..MIDDLE fragments before it, if any), reading ends with `Ok(None)`, and
-///   [`LogReader::dropped`] describes what was skipped. A power cut during an unsynced append
+///   the log reader's `dropped()` describes what was skipped. A power cut during an unsynced append
 ///   produces exactly this, and nothing that was acknowledged as synced is lost by dropping it;
 /// - any other bad record, and every structural error, is [`Error::Corruption`] naming the file
 ///   and the offset: dropping it could silently lose synced, acknowledged writes behind it. The
