@@ -108,6 +108,7 @@ pub fn open_engine(
         "rocksdb" => Ok(Box::new(crate::engines::rocksdb::RocksDbEngine::open(
             dir, settings,
         )?)),
+        #[cfg(not(feature = "rocksdb"))]
         "rocksdb" => anyhow::bail!(
             "this strata-bench was built without RocksDB: rebuild with `--features rocksdb`"
         ),

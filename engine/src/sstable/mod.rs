@@ -30,7 +30,7 @@ mod tests;
 pub use block::{Block, BlockIter};
 pub use block_builder::BlockBuilder;
 pub use builder::{TableBuilder, TableBuilderOptions, TableSummary, MAX_ENTRY_LEN};
-pub use filter::{bloom_hash, filter_may_contain, BloomFilterBuilder};
+pub use filter::{bloom_hash, filter_hash, filter_may_contain, BloomFilterBuilder};
 pub use format::{
     decode_block_contents, BlockHandle, Compression, Footer, BLOCK_TRAILER_LEN, FOOTER_LEN,
     TABLE_MAGIC,
