@@ -395,6 +395,10 @@ impl<C: KeyComparator> SkipList<C> {
     ) -> Option<NodePtr> {
         let mut x = self.head;
         let mut level = self.max_height.load(AtomicOrdering::Relaxed) - 1;
+        // The node last found `>= key`: when descending lands on it again (common, since tall
+        // towers are reached at several levels) it needs no second comparison (as RocksDB's
+        // InlineSkipList does).
+        let mut last_bigger: Option<NodePtr> = None;
         loop {
             // SAFETY: `x` is the head (height MAX_HEIGHT) or a node reached at a level >= `level`,
             // so its height is > `level`; nodes reached via Acquire loads are initialised, and
@@ -402,8 +406,14 @@ impl<C: KeyComparator> SkipList<C> {
             let next = unsafe { x.next(level) };
             match next {
                 // SAFETY: as above for `n`.
-                Some(n) if self.cmp.compare(unsafe { n.key() }, key) == Ordering::Less => x = n,
+                Some(n)
+                    if next != last_bigger
+                        && self.cmp.compare(unsafe { n.key() }, key) == Ordering::Less =>
+                {
+                    x = n
+                }
                 _ => {
+                    last_bigger = next;
                     if let Some(prev) = prev.as_deref_mut() {
                         prev[level] = x;
                     }
