@@ -49,7 +49,7 @@ fn memtable(c: &mut Criterion) {
     g.throughput(Throughput::Elements(N));
     g.bench_function("insert/strata", |b| {
         b.iter_batched(
-            || MemTable::new(1, 64 << 20),
+            || MemTable::new(1, 64 << 20, true),
             |m| {
                 for k in &keys {
                     let mut batch = WriteBatch::new();
@@ -86,7 +86,7 @@ fn memtable(c: &mut Criterion) {
         )
     });
 
-    let ours = MemTable::new(1, 64 << 20);
+    let ours = MemTable::new(1, 64 << 20, true);
     let skip = crossbeam_skiplist::SkipMap::new();
     let tree = RwLock::new(BTreeMap::new());
     for k in &keys {

@@ -14,6 +14,8 @@ pub struct EngineSettings {
     pub block_size: usize,
     /// Bloom filter bits per key; 0 disables filters.
     pub bloom_bits: u32,
+    /// A Bloom filter over each memtable's keys, where the engine has one.
+    pub memtable_filter: bool,
     /// Block compression: `none` or `lz4`.
     pub compression: Compression,
     /// Bytes of block cache.
@@ -131,6 +133,12 @@ pub fn describe(name: &str, s: &EngineSettings) -> String {
          background threads {}",
         s.write_buffer_size, s.block_size, s.compression, s.cache_size, s.sync, s.background_jobs
     );
+    let mem_filter = match (s.memtable_filter, name) {
+        (false, _) => "no memtable filter",
+        (true, "strata") => "memtable key filter (~2% of the memtable)",
+        (true, "rocksdb") => "memtable whole-key filter (bloom size ratio 0.02)",
+        (true, _) => "no memtable filter (not supported)",
+    };
     let extra = match name {
         "strata" => "leveled compaction (L0 trigger 4, L1 64 MiB, x10), 2 memtables max",
         "fjall" => {
@@ -140,5 +148,5 @@ pub fn describe(name: &str, s: &EngineSettings) -> String {
         "rocksdb" => "leveled compaction (defaults), 2 memtables max, block-based table",
         _ => "",
     };
-    format!("{common}; {extra}")
+    format!("{common}, {mem_filter}; {extra}")
 }

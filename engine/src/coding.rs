@@ -50,7 +50,16 @@ pub fn varint_len(mut v: u64) -> usize {
 
 /// Decodes a varint from the front of `src`; returns the value and the bytes consumed.
 /// `None` if `src` ends inside the varint or it overflows 64 bits.
+#[inline]
 pub fn get_varint64(src: &[u8]) -> Option<(u64, usize)> {
+    // Most varints in blocks and batches are lengths below 128: one byte.
+    match src.first() {
+        Some(&b) if b < 0x80 => Some((u64::from(b), 1)),
+        _ => get_varint64_multibyte(src),
+    }
+}
+
+fn get_varint64_multibyte(src: &[u8]) -> Option<(u64, usize)> {
     let mut result = 0u64;
     for (i, &byte) in src.iter().enumerate().take(10) {
         let shift = 7 * i as u32;
@@ -67,6 +76,7 @@ pub fn get_varint64(src: &[u8]) -> Option<(u64, usize)> {
 }
 
 /// Decodes a varint that must fit in 32 bits.
+#[inline]
 pub fn get_varint32(src: &[u8]) -> Option<(u32, usize)> {
     let (v, n) = get_varint64(src)?;
     Some((u32::try_from(v).ok()?, n))

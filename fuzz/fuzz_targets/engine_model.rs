@@ -70,6 +70,7 @@ fuzz_target!(|data: &[u8]| {
     let base = Options {
         create_if_missing: true,
         write_buffer_size: 4096 + (c.u8() as usize) * 64,
+        memtable_whole_key_filtering: c.u8() & 1 == 0,
         block_size: 64 + (c.u8() as usize) * 4,
         block_restart_interval: (c.u8() % 8) as usize + 1,
         bloom_bits_per_key: [0, 10][(c.u8() & 1) as usize],

@@ -31,6 +31,10 @@ impl RocksDbEngine {
         options.create_if_missing(true);
         options.set_write_buffer_size(s.write_buffer_size);
         options.set_max_write_buffer_number(2);
+        if s.memtable_filter {
+            options.set_memtable_whole_key_filtering(true);
+            options.set_memtable_prefix_bloom_ratio(0.02);
+        }
         options.set_max_background_jobs(i32::try_from(s.background_jobs.max(1))?);
         options.set_compression_type(match s.compression {
             Compression::None => DBCompressionType::None,

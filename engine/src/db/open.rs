@@ -57,7 +57,11 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Arc<DbInner>> {
         fs,
         tables,
         state: Mutex::new(State {
-            mem: Arc::new(MemTable::new(0, opts.write_buffer_size)),
+            mem: Arc::new(MemTable::new(
+                0,
+                opts.write_buffer_size,
+                opts.memtable_whole_key_filtering,
+            )),
             imm: VecDeque::new(),
             versions,
             writers: VecDeque::new(),
@@ -169,7 +173,11 @@ impl DbInner {
         wals.sort_unstable();
 
         let mut edit = VersionEdit::default();
-        let mut mem = MemTable::new(0, self.opts.write_buffer_size);
+        let mut mem = MemTable::new(
+            0,
+            self.opts.write_buffer_size,
+            self.opts.memtable_whole_key_filtering,
+        );
         let mut dropped_bytes = 0u64;
         let mut stop = false;
         for (i, &number) in wals.iter().enumerate() {
@@ -231,7 +239,11 @@ impl DbInner {
             let manifest = st
                 .versions
                 .write_new_manifest(self.fs.as_ref(), &self.dir, edit)?;
-            st.mem = Arc::new(MemTable::new(wal_number, self.opts.write_buffer_size));
+            st.mem = Arc::new(MemTable::new(
+                wal_number,
+                self.opts.write_buffer_size,
+                self.opts.memtable_whole_key_filtering,
+            ));
             manifest
         };
         *self.manifest.lock() = Some(manifest);
@@ -246,7 +258,11 @@ impl DbInner {
         if let Some(meta) = self.write_level0_table(mem, number)? {
             edit.new_files.push((0, meta));
         }
-        *mem = MemTable::new(0, self.opts.write_buffer_size);
+        *mem = MemTable::new(
+            0,
+            self.opts.write_buffer_size,
+            self.opts.memtable_whole_key_filtering,
+        );
         Ok(())
     }
 }

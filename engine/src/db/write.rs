@@ -183,7 +183,11 @@ impl DbInner {
             }
             let old = std::mem::replace(
                 &mut st.mem,
-                Arc::new(MemTable::new(number, self.opts.write_buffer_size)),
+                Arc::new(MemTable::new(
+                    number,
+                    self.opts.write_buffer_size,
+                    self.opts.memtable_whole_key_filtering,
+                )),
             );
             st.imm.push_back(old);
             self.bg_cv.notify_all();

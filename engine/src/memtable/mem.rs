@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
+use super::filter::MemFilter;
 use super::skiplist::{KeyComparator, SkipList, SkipListIter};
 use crate::error::Result;
 use crate::iter::InternalIterator;
@@ -31,6 +32,9 @@ impl KeyComparator for InternalKeyComparator {
 /// batch is inserted, so no reader ever sees part of a batch.
 pub struct MemTable {
     list: Arc<SkipList<InternalKeyComparator>>,
+    /// Every user key with a point entry (put or delete) in `list`: lookups of other keys skip
+    /// the skiplist search.
+    filter: Option<MemFilter>,
     /// Range tombstones, kept apart from point entries (few; appended by the writer, read
     /// under a short lock and filtered by sequence number like everything else).
     range_dels: RwLock<Vec<RangeTombstone>>,
@@ -40,11 +44,13 @@ pub struct MemTable {
 }
 
 impl MemTable {
-    /// An empty memtable whose writes are logged in WAL `wal_number`.
-    pub fn new(wal_number: u64, write_buffer_size: usize) -> Self {
+    /// An empty memtable whose writes are logged in WAL `wal_number`, sized for
+    /// `write_buffer_size` bytes, with a filter over its keys if `whole_key_filter`.
+    pub fn new(wal_number: u64, write_buffer_size: usize, whole_key_filter: bool) -> Self {
         let chunk = (write_buffer_size / 8).clamp(4096, 1 << 20);
         MemTable {
             list: Arc::new(SkipList::new(InternalKeyComparator, chunk)),
+            filter: whole_key_filter.then(|| MemFilter::for_write_buffer(write_buffer_size)),
             range_dels: RwLock::new(Vec::new()),
             range_del_bytes: AtomicUsize::new(0),
             wal_number,
@@ -81,6 +87,9 @@ impl MemTable {
                     continue;
                 }
             };
+            if let Some(f) = &self.filter {
+                f.add(crate::key::user_key(&ikey));
+            }
             self.list.insert(&ikey, value);
         }
     }
@@ -88,6 +97,9 @@ impl MemTable {
     /// The newest entry for `user_key` visible at the sequence number of `target`
     /// (a [`seek_key`](crate::key::seek_key)).
     pub fn get(&self, target: &[u8], user_key: &[u8]) -> Lookup {
+        if self.filter.as_ref().is_some_and(|f| !f.may_contain(user_key)) {
+            return Lookup::Absent;
+        }
         let mut it = SkipListIter::new(self.list.clone());
         it.seek(target);
         if !it.valid() {
@@ -109,9 +121,11 @@ impl MemTable {
         }
     }
 
-    /// Bytes allocated by the memtable's arena and its range tombstones.
+    /// Bytes allocated by the memtable's arena, its filter and its range tombstones.
     pub fn memory_usage(&self) -> usize {
-        self.list.memory_usage() + self.range_del_bytes.load(Ordering::Relaxed)
+        self.list.memory_usage()
+            + self.filter.as_ref().map_or(0, MemFilter::memory_usage)
+            + self.range_del_bytes.load(Ordering::Relaxed)
     }
 
     /// True if nothing was inserted.
@@ -166,13 +180,13 @@ mod tests {
 
     #[test]
     fn get_sees_newest_visible_version() {
-        let mem = MemTable::new(1, 1 << 20);
+        let mem = MemTable::new(1, 1 << 20, true);
         let mut b = WriteBatch::new();
         b.put("k", "v1");
         b.set_sequence(1);
         mem.apply(&b);
         let mut b = WriteBatch::new();
-        b.delete("k").put("other", "x");
+        b.delete("k").put("other", "x").delete("never-put");
         b.set_sequence(2);
         mem.apply(&b);
         let mut b = WriteBatch::new();
@@ -184,6 +198,12 @@ mod tests {
             Lookup::Found(1, b"v1".to_vec())
         );
         assert_eq!(mem.get(&seek_key(b"k", 2), b"k"), Lookup::Deleted(2));
+        // A key that was only deleted here must still be found (its tombstone hides older
+        // tables' versions), so the key filter holds deletions too.
+        assert_eq!(
+            mem.get(&seek_key(b"never-put", 9), b"never-put"),
+            Lookup::Deleted(4)
+        );
         assert_eq!(mem.get(&seek_key(b"k", 3), b"k"), Lookup::Deleted(2));
         assert_eq!(
             mem.get(&seek_key(b"k", 9), b"k"),
@@ -199,6 +219,6 @@ mod tests {
             n += 1;
             it.next();
         }
-        assert_eq!(n, 4);
+        assert_eq!(n, 5);
     }
 }

@@ -2,6 +2,7 @@
 //! wrapped as [`MemTable`] with internal-key ordering and snapshot-aware lookups.
 
 pub mod arena;
+pub mod filter;
 pub mod mem;
 pub mod skiplist;
 

@@ -153,12 +153,10 @@ impl BloomFilterBuilder {
         let lines = bits.div_ceil(LINE_BITS).clamp(1, u32::MAX as usize);
         let mut out = vec![0u8; lines * LINE_BYTES + 2];
         for &h in &self.hashes {
-            let line = local_line(h, lines);
-            let mut p = (h >> 32) as u32;
-            for _ in 0..k {
-                let bit = (p >> 23) as usize;
-                out[line + bit / 8] |= 1 << (bit % 8);
-                p = p.wrapping_mul(0x9e37_79b9);
+            let (line, probes) = local_probes(h, lines, k);
+            let line = &mut out[line * LINE_BYTES..][..LINE_BYTES];
+            for bit in probes {
+                line[bit / 8] |= 1 << (bit % 8);
             }
         }
         out[lines * LINE_BYTES] = k as u8;
@@ -170,6 +168,18 @@ impl BloomFilterBuilder {
 /// Byte offset of the line of hash `h` in a filter of `lines` lines.
 fn local_line(h: u64, lines: usize) -> usize {
     (((h as u32 as u64) * lines as u64) >> 32) as usize * LINE_BYTES
+}
+
+/// The probes of hash `h` in a cache-local filter of `lines` 64-byte lines: the line's index
+/// and the `k` bit positions (0..512) within it. Shared by the table filter and the memtable's.
+pub(crate) fn local_probes(h: u64, lines: usize, k: u32) -> (usize, impl Iterator<Item = usize>) {
+    let mut p = (h >> 32) as u32;
+    let bits = (0..k).map(move |_| {
+        let bit = (p >> 23) as usize;
+        p = p.wrapping_mul(0x9e37_79b9);
+        bit
+    });
+    (local_line(h, lines) / LINE_BYTES, bits)
 }
 
 /// Checks the filter for `user_key`: `false` means the key was definitely not added.
@@ -189,20 +199,11 @@ fn local_may_contain(filter: &[u8], user_key: &[u8]) -> bool {
     if lines.is_empty() || !lines.len().is_multiple_of(LINE_BYTES) || k > MAX_PROBES {
         return true;
     }
-    let h = filter_hash(user_key);
-    let start = local_line(h, lines.len() / LINE_BYTES);
-    let Some(line) = lines.get(start..start + LINE_BYTES) else {
+    let (line, mut probes) = local_probes(filter_hash(user_key), lines.len() / LINE_BYTES, k);
+    let Some(line) = lines.get(line * LINE_BYTES..(line + 1) * LINE_BYTES) else {
         return true;
     };
-    let mut p = (h >> 32) as u32;
-    for _ in 0..k {
-        let bit = (p >> 23) as usize;
-        if line[bit / 8] & (1 << (bit % 8)) == 0 {
-            return false;
-        }
-        p = p.wrapping_mul(0x9e37_79b9);
-    }
-    true
+    probes.all(|bit| line[bit / 8] & (1 << (bit % 8)) != 0)
 }
 
 fn classic_may_contain(array: &[u8], k: u8, user_key: &[u8]) -> bool {
