@@ -12,6 +12,11 @@
 //! and a fresh chunk is started. A request larger than a quarter of the chunk size gets a chunk of
 //! its own, so big entries neither waste a mostly-empty chunk's tail nor force a huge chunk size.
 //!
+//! Chunks of [`MAP_THRESHOLD`] bytes or more (every regular chunk of a real memtable) are mapped
+//! straight from the OS, anonymous and zero-filled, and unmapped when the arena drops. Through
+//! `malloc` they would be carved from the allocating thread's heap arena and, once freed, linger
+//! there fragmented: in `strata-bench` that kept ~40 MiB more RssAnon than the memtables held.
+//!
 //! Chunks never move and are never freed or reused before the arena drops, which is what lets the
 //! skiplist hand out raw node pointers: an address returned by [`Arena::allocate`] stays valid for
 //! the arena's whole life, no matter how many allocations follow.
@@ -23,6 +28,9 @@ pub const ARENA_ALIGN: usize = 8;
 
 /// Smallest chunk size the arena uses; smaller requested sizes are raised to it.
 pub const MIN_CHUNK_SIZE: usize = 64;
+
+/// Chunks at least this big are mapped from the OS rather than taken from the heap.
+pub const MAP_THRESHOLD: usize = 64 << 10;
 
 /// The unit chunks are made of: its alignment is what makes every chunk 8-aligned.
 #[derive(Clone, Copy)]
@@ -39,16 +47,24 @@ const _: () = assert!(std::mem::align_of::<Word>() == ARENA_ALIGN);
 /// thread-safety contract).
 pub struct Arena {
     chunk_size: usize,
-    /// Every chunk ever allocated, as raw pointers obtained from `Box::leak`. Kept raw (not
-    /// `Box`) so that moving this `Vec` never asserts uniqueness over memory that readers are
-    /// concurrently reading through node pointers.
-    chunks: Vec<NonNull<[Word]>>,
+    /// Every chunk ever allocated.
+    chunks: Vec<Chunk>,
     /// Next free byte in the current chunk (dangling while `remaining == 0`).
     cursor: NonNull<u8>,
     /// Bytes left after `cursor` in the current chunk; always a multiple of `ARENA_ALIGN`.
     remaining: usize,
     /// Sum of the sizes of all chunks.
     memory_usage: usize,
+}
+
+/// One chunk's memory.
+enum Chunk {
+    /// From the heap, as a raw pointer obtained from `Box::leak`. Kept raw (not `Box`) so that
+    /// moving the arena never asserts uniqueness over memory that readers are concurrently
+    /// reading through node pointers.
+    Heap(NonNull<[Word]>),
+    /// An anonymous mapping (a raw OS mapping: moving the handle asserts nothing about it).
+    Mapped(memmap2::MmapMut),
 }
 
 // SAFETY: `Arena` owns its chunks exclusively (like a `Vec<Box<[Word]>>`); the raw pointers only
@@ -116,11 +132,20 @@ impl Arena {
     /// Allocates and records a zeroed chunk of `size` bytes (a multiple of `ARENA_ALIGN`).
     fn new_chunk(&mut self, size: usize) -> NonNull<u8> {
         debug_assert_eq!(size % ARENA_ALIGN, 0);
+        self.memory_usage += size;
+        if size >= MAP_THRESHOLD {
+            // Page-aligned, zero-filled, faulted in as it is written. If the OS refuses the
+            // mapping, the heap gets a chance (and reports exhaustion the usual way).
+            if let Ok(mut map) = memmap2::MmapMut::map_anon(size) {
+                let start = NonNull::new(map.as_mut_ptr()).expect("mmap returned null");
+                self.chunks.push(Chunk::Mapped(map));
+                return start;
+            }
+        }
         let chunk: Box<[Word]> =
             vec![Word([0; ARENA_ALIGN]); size / ARENA_ALIGN].into_boxed_slice();
         let raw = NonNull::from(Box::leak(chunk));
-        self.chunks.push(raw);
-        self.memory_usage += size;
+        self.chunks.push(Chunk::Heap(raw));
         raw.cast::<u8>()
     }
 }
@@ -128,11 +153,16 @@ impl Arena {
 impl Drop for Arena {
     fn drop(&mut self) {
         for chunk in self.chunks.drain(..) {
-            // SAFETY: every pointer in `chunks` came from `Box::leak` in `new_chunk`, is stored
-            // exactly once, and `drain` removes it, so each chunk is reconstituted and freed
-            // exactly once. Dropping the arena means nothing can still use its memory: the
-            // skiplist owns the arena and is only dropped when no reader or iterator remains.
-            drop(unsafe { Box::from_raw(chunk.as_ptr()) });
+            match chunk {
+                // SAFETY: every heap pointer in `chunks` came from `Box::leak` in `new_chunk`,
+                // is stored exactly once, and `drain` removes it, so each chunk is reconstituted
+                // and freed exactly once. Dropping the arena means nothing can still use its
+                // memory: the skiplist owns the arena and is only dropped when no reader or
+                // iterator remains.
+                Chunk::Heap(raw) => drop(unsafe { Box::from_raw(raw.as_ptr()) }),
+                // Unmapped here, for the same reason safely.
+                Chunk::Mapped(map) => drop(map),
+            }
         }
     }
 }
@@ -147,6 +177,32 @@ fn round_up(n: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mapped_chunks_are_zeroed_aligned_and_hold_their_writes() {
+        let mut arena = Arena::new(MAP_THRESHOLD);
+        let mut blocks = Vec::new();
+        for i in 0..3 * MAP_THRESHOLD / 1000 {
+            let p = arena.allocate(1000);
+            assert_eq!(p.as_ptr() as usize % ARENA_ALIGN, 0);
+            // SAFETY: 1000 fresh bytes owned by the arena.
+            let bytes = unsafe { std::slice::from_raw_parts_mut(p.as_ptr(), 1000) };
+            assert!(bytes.iter().all(|&b| b == 0), "fresh memory is zeroed");
+            bytes.fill(i as u8);
+            blocks.push((p, i as u8));
+        }
+        // A dedicated big allocation is mapped too.
+        let big = arena.allocate(4 * MAP_THRESHOLD);
+        // SAFETY: as above.
+        unsafe { big.as_ptr().write_bytes(0xAB, 4 * MAP_THRESHOLD) };
+        for (p, v) in blocks {
+            // SAFETY: as above; nothing else wrote these bytes.
+            let bytes = unsafe { std::slice::from_raw_parts(p.as_ptr(), 1000) };
+            assert!(bytes.iter().all(|&b| b == v));
+        }
+        assert!(arena.chunks.iter().any(|c| matches!(c, Chunk::Mapped(_))));
+        assert!(arena.memory_usage() >= 7 * MAP_THRESHOLD);
+    }
 
     #[test]
     fn allocations_are_aligned_and_disjoint() {
