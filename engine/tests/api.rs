@@ -278,3 +278,47 @@ fn borrowed_scan_entries_match_owned_ones_and_the_two_forms_mix() {
     }
     assert_eq!(mixed, owned);
 }
+
+#[test]
+fn a_scan_opens_one_table_per_level_not_every_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        write_buffer_size: 64 * 1024,
+        target_file_size: 16 * 1024,
+        ..Options::create()
+    };
+    let db = Db::open(dir.path(), opts.clone()).unwrap();
+    for i in 0..20_000u32 {
+        db.put(format!("key{i:06}"), [b'v'; 40]).unwrap();
+    }
+    db.compact_range::<&[u8]>(..).unwrap();
+    db.close().unwrap();
+
+    // Reopen: a fresh table cache, so `open_tables` counts what this scan opens.
+    let db = Db::open(dir.path(), opts).unwrap();
+    let stats = db.stats();
+    let files: u64 = stats.files_per_level.iter().sum();
+    assert_eq!(stats.files_per_level[0], 0, "{:?}", stats.files_per_level);
+    let levels = stats.files_per_level.iter().filter(|&&n| n > 0).count() as u64;
+    assert!(
+        files >= 10,
+        "want many tables, got {:?}",
+        stats.files_per_level
+    );
+    let before = stats.open_tables;
+
+    let mut it = db.scan(b"key010000".to_vec()..);
+    let (k, _) = it.next().unwrap().unwrap();
+    assert_eq!(k, b"key010000");
+    let opened = db.stats().open_tables - before;
+    assert!(
+        opened <= levels,
+        "a seek opened {opened} tables over {levels} levels of {files} tables"
+    );
+
+    // Reading on crosses table boundaries in order.
+    let rest: Vec<_> = it.map(|kv| kv.unwrap().0).collect();
+    assert_eq!(rest.len(), 9_999);
+    assert!(rest.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(rest.last().unwrap(), b"key019999");
+}

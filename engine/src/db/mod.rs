@@ -83,7 +83,7 @@ pub(crate) struct DbInner {
     pub(crate) dir: PathBuf,
     pub(crate) opts: Options,
     pub(crate) fs: Arc<dyn FileSystem>,
-    pub(crate) tables: TableCache,
+    pub(crate) tables: Arc<TableCache>,
     /// Lock order: `manifest` before `state`; `state` before `wal` is never taken (the leader
     /// releases `state` before touching `wal`).
     pub(crate) state: Mutex<State>,

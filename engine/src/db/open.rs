@@ -51,7 +51,12 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Arc<DbInner>> {
     let versions = VersionSet::recover(fs.as_ref(), dir)?;
 
     let block_cache = Arc::new(crate::cache::BlockCache::new(opts.block_cache_bytes));
-    let tables = TableCache::new(fs.clone(), dir.to_owned(), opts.max_open_files, block_cache);
+    let tables = Arc::new(TableCache::new(
+        fs.clone(),
+        dir.to_owned(),
+        opts.max_open_files,
+        block_cache,
+    ));
     let inner = Arc::new(DbInner {
         dir: dir.to_owned(),
         fs,

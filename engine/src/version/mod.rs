@@ -1,6 +1,7 @@
 //! Versions: which table files make up the database, and the MANIFEST that records it.
 
 pub mod edit;
+pub mod level_iter;
 pub mod set;
 #[allow(clippy::module_inception)]
 pub mod version;

@@ -4,6 +4,7 @@ use std::cmp::Ordering;
 use std::sync::Arc;
 
 use super::edit::{FileMetaData, NUM_LEVELS};
+use super::level_iter::LevelIterator;
 use crate::error::Result;
 use crate::iter::InternalIterator;
 use crate::key::{compare_internal_keys, parse_internal_key, user_key, SeqNo, ValueKind};
@@ -60,13 +61,18 @@ impl Version {
         Ok(Lookup::Absent)
     }
 
-    /// One iterator per level-0 file and per file of the other levels, for a merged scan.
-    pub fn iterators(&self, tables: &TableCache) -> Result<Vec<Box<dyn InternalIterator>>> {
+    /// Iterators for a merged scan: one per level-0 file (they overlap) and one per non-empty
+    /// deeper level, which opens only the table it is reading.
+    pub fn iterators(&self, tables: &Arc<TableCache>) -> Result<Vec<Box<dyn InternalIterator>>> {
         let mut out: Vec<Box<dyn InternalIterator>> = Vec::new();
-        for level in &self.files {
-            for f in level {
-                out.push(Box::new(tables.get(f.number)?.iter()));
-            }
+        for f in &self.files[0] {
+            out.push(Box::new(tables.get(f.number)?.iter()));
+        }
+        for level in self.files[1..].iter().filter(|l| !l.is_empty()) {
+            out.push(Box::new(LevelIterator::new(
+                Arc::clone(tables),
+                level.clone(),
+            )));
         }
         Ok(out)
     }
