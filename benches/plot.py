@@ -1,22 +1,25 @@
 #!/usr/bin/env python3
-"""Draws ops/s per workload per engine from a `strata-bench --json` file as an SVG bar chart.
+"""Draws ops/s per workload per engine from `strata-bench --json` files as an SVG bar chart:
+the median of each over the runs given (one run is fine).
 
-    python3 benches/plot.py results.json chart.svg
+    python3 benches/plot.py chart.svg run1.json [run2.json ...]
 
 Standard library only, so that it runs wherever the driver does.
 """
-import json
 import sys
 from xml.sax.saxutils import escape
+
+from results import Runs
 
 COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"]
 
 
-def main(src, dst):
-    doc = json.load(open(src))
-    engines = doc["engines"]
-    workloads = [w["name"] for w in engines[0]["workloads"]]
-    ops = {e["engine"]: [w["ops_per_sec"] for w in e["workloads"]] for e in engines}
+def main(dst, srcs):
+    runs = Runs(srcs)
+    doc = {"run": runs.run}
+    engines = [{"engine": e} for e in runs.engines]
+    workloads = runs.workloads
+    ops = {e: [runs.ops(e, w) or 0 for w in workloads] for e in runs.engines}
     bar, gap, left, height, plot_h = 14, 18, 170, 0, 0
     group = bar * len(engines) + gap
     plot_h = group * len(workloads)
@@ -28,7 +31,8 @@ def main(src, dst):
         f'<rect width="{width}" height="{height}" fill="white"/>',
         f'<text x="{left}" y="20" font-size="14">ops/sec per workload '
         f'({doc["run"]["num"]} keys, {doc["run"]["key_size"]} B keys, '
-        f'{doc["run"]["value_size"]} B values, {doc["run"]["threads"]} thread(s))</text>',
+        f'{doc["run"]["value_size"]} B values, {doc["run"]["threads"]} thread(s)'
+        f'{", median of %d runs" % len(srcs) if len(srcs) > 1 else ""})</text>',
         f'<text x="{left}" y="36" font-size="11">bars scaled to the best engine of each '
         f'workload; numbers are ops/sec</text>',
     ]
@@ -53,6 +57,6 @@ def main(src, dst):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        sys.exit("usage: plot.py RESULTS.json CHART.svg")
-    main(sys.argv[1], sys.argv[2])
+    if len(sys.argv) < 3 or not sys.argv[1].endswith(".svg"):
+        sys.exit("usage: plot.py CHART.svg RUN.json [RUN.json ...]")
+    main(sys.argv[1], sys.argv[2:])

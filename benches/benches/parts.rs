@@ -181,6 +181,24 @@ fn bloom(c: &mut Criterion) {
                 .count()
         })
     });
+    // A filter far bigger than the CPU caches (a 1M-key table's, 1.2 MiB), probed at random
+    // keys: where keeping every probe of a key in one cache line pays.
+    let big_n = 1_000_000;
+    let mut builder = BloomFilterBuilder::new(10);
+    for i in 0..big_n {
+        builder.add_key(&key(i));
+    }
+    let big = builder.finish();
+    // Keys past `big_n` were never added (`key` is a permutation).
+    let probes: Vec<[u8; 16]> = (big_n..big_n + N).map(key).collect();
+    g.bench_function("probe-miss-1m-key-filter", |b| {
+        b.iter(|| {
+            probes
+                .iter()
+                .filter(|k| filter_may_contain(&big, &k[..]))
+                .count()
+        })
+    });
     g.finish();
 }
 

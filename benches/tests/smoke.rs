@@ -92,3 +92,32 @@ fn driver_runs_every_workload_on_strata_and_fjall() {
         assert!(e["db_bytes"].as_u64().unwrap_or(0) > 0, "{name}");
     }
 }
+
+#[test]
+fn memtable_filter_can_be_turned_off_and_reads_stay_right() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let json = dir.path().join("results.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_strata-bench"))
+        .arg("--benchmarks=fillrandom,readrandom,readmissing,deleterandom,readrandom")
+        .arg("--engines=strata")
+        .arg("--num=3000")
+        .arg("--memtable_whole_key_filtering=false")
+        .arg(format!("--db={}", dir.path().join("db").display()))
+        .arg(format!("--json={}", json.display()))
+        .output()
+        .expect("run strata-bench");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("no memtable filter"), "{stdout}");
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&json).expect("json written"))
+        .expect("valid json");
+    assert_eq!(doc["settings"]["memtable_filter"], Value::Bool(false));
+    let w = doc["engines"][0]["workloads"]
+        .as_array()
+        .expect("workloads");
+    assert_eq!(w[1]["found"].as_u64(), Some(3000));
+    assert_eq!(w[2]["found"].as_u64(), Some(0));
+    // deleterandom draws with replacement: some keys are gone, not all.
+    let left = w[4]["found"].as_u64().expect("found");
+    assert!(left > 0 && left < 3000, "{left}");
+}

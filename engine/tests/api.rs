@@ -322,3 +322,33 @@ fn a_scan_opens_one_table_per_level_not_every_table() {
     assert!(rest.windows(2).all(|w| w[0] < w[1]));
     assert_eq!(rest.last().unwrap(), b"key019999");
 }
+
+#[test]
+fn compactions_do_not_fill_the_block_cache_but_reads_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(
+        dir.path(),
+        Options {
+            write_buffer_size: 64 * 1024,
+            block_cache_bytes: 8 << 20,
+            ..Options::create()
+        },
+    )
+    .unwrap();
+    for i in 0..20_000u32 {
+        db.put(format!("key{i:06}"), format!("value-{i}-{}", i * 7))
+            .unwrap();
+    }
+    db.compact_range::<&[u8]>(..).unwrap();
+    let s = db.stats();
+    assert!(s.files_per_level[1..].iter().sum::<u64>() > 0, "{s:?}");
+    assert_eq!(
+        s.block_cache_bytes, 0,
+        "compaction read blocks into the cache"
+    );
+    assert_eq!(
+        db.get(b"key012345").unwrap(),
+        Some(b"value-12345-86415".to_vec())
+    );
+    assert!(db.stats().block_cache_bytes > 0, "a read fills the cache");
+}

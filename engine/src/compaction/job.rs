@@ -157,7 +157,7 @@ pub fn run(c: &Compaction, ctx: &JobContext<'_>) -> Result<JobOutput> {
     let mut out = JobOutput::default();
     let mut children: Vec<Box<dyn InternalIterator>> = Vec::new();
     for f in &c.inputs {
-        children.push(Box::new(ctx.tables.get(f.number)?.iter()));
+        children.push(Box::new(ctx.tables.get(f.number)?.iter_without_caching()));
         out.bytes_read += f.size;
     }
     for f in &c.next_inputs {
@@ -165,7 +165,7 @@ pub fn run(c: &Compaction, ctx: &JobContext<'_>) -> Result<JobOutput> {
             out.files_dropped += 1;
             continue;
         }
-        children.push(Box::new(ctx.tables.get(f.number)?.iter()));
+        children.push(Box::new(ctx.tables.get(f.number)?.iter_without_caching()));
         out.bytes_read += f.size;
     }
     let mut it = MergingIterator::new(children);

@@ -88,6 +88,12 @@ impl Table {
 
     /// Returns the data block at `handle`, from the cache or read, verified and cached.
     fn data_block(&self, handle: BlockHandle) -> Result<Arc<Block>> {
+        self.read_data_block(handle, true)
+    }
+
+    /// A data block, from the block cache if it is there; read from the file otherwise, and
+    /// then kept in the cache only if `fill_cache`.
+    fn read_data_block(&self, handle: BlockHandle, fill_cache: bool) -> Result<Arc<Block>> {
         let cache_key = (self.cache_id, handle.offset);
         if let Some(cache) = &self.cache {
             if let Some(block) = cache.get(cache_key) {
@@ -103,7 +109,7 @@ impl Table {
         )?;
         let block =
             Arc::new(Block::new(contents).map_err(|e| e.in_file(&self.file_name, handle.offset))?);
-        if let Some(cache) = &self.cache {
+        if let Some(cache) = self.cache.as_ref().filter(|_| fill_cache) {
             cache.insert(cache_key, Arc::clone(&block));
         }
         Ok(block)
@@ -154,9 +160,22 @@ impl Table {
 
     /// A two-level iterator over all entries (index block -> data blocks, loaded lazily).
     pub fn iter(self: &Arc<Self>) -> TableIterator {
+        self.iter_with(true)
+    }
+
+    /// Like [`iter`](Self::iter), but blocks it reads from the file are not added to the block
+    /// cache: for compactions, which read every block once (RocksDB's `fill_cache = false`).
+    /// Filling the cache from them would evict what readers use and, allocated on the
+    /// compaction thread, leave freed block memory stranded in that thread's malloc arena.
+    pub fn iter_without_caching(self: &Arc<Self>) -> TableIterator {
+        self.iter_with(false)
+    }
+
+    fn iter_with(self: &Arc<Self>, fill_cache: bool) -> TableIterator {
         TableIterator {
             index: self.index.iter(),
             table: Arc::clone(self),
+            fill_cache,
             data: None,
             data_offset: 0,
             err: None,
@@ -219,6 +238,8 @@ fn read_stored_block(
 pub struct TableIterator {
     table: Arc<Table>,
     index: BlockIter,
+    /// Whether blocks read from the file go into the block cache.
+    fill_cache: bool,
     data: Option<BlockIter>,
     /// File offset of the current data block, to name it in errors.
     data_offset: u64,
@@ -244,7 +265,7 @@ impl TableIterator {
         let block = self
             .table
             .decode_index_value(self.index.value())
-            .and_then(|h| Ok((h, self.table.data_block(h)?)));
+            .and_then(|h| Ok((h, self.table.read_data_block(h, self.fill_cache)?)));
         match block {
             Ok((h, block)) => {
                 self.data_offset = h.offset;
