@@ -32,7 +32,6 @@
 /// Seed of [`bloom_hash`], as in LevelDB's `BloomHash`.
 pub const BLOOM_HASH_SEED: u32 = 0xbc9f_1d34;
 const MAX_PROBES: u32 = 30;
-const MIN_BITS: usize = 64;
 /// Last byte of a cache-local filter (a classic filter ends with `k <= 30`).
 const LOCAL_MARKER: u8 = 0xFE;
 /// Bytes of one filter line: a cache line.
@@ -227,6 +226,9 @@ fn classic_may_contain(array: &[u8], k: u8, user_key: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Smallest classic filter, in bits.
+    const MIN_BITS: usize = 64;
 
     /// A classic (LevelDB) filter, as tables written before the cache-local filter hold.
     fn classic_filter(keys: &[Vec<u8>], bits_per_key: usize) -> Vec<u8> {
