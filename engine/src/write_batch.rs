@@ -11,12 +11,9 @@
 //! ```
 //! Record `i` gets sequence number `seq + i`.
 
-use crate::coding::{put_length_prefixed, Decoder};
+use crate::coding::{put_length_prefixed, varint_len, Decoder};
 use crate::error::{Error, Result};
 use crate::key::{SeqNo, ValueKind};
-
-/// Bytes of the longest varint64.
-const MAX_VARINT64_LEN: usize = 10;
 
 const HEADER_LEN: usize = 12;
 /// Record kind of a range deletion in a batch (point records use their `ValueKind`).
@@ -76,8 +73,9 @@ impl WriteBatch {
         let (key, value) = (key.as_ref(), value.as_ref());
         // One reservation for the whole record (tag, two varint lengths, the bytes): growing
         // the buffer piecemeal reallocates several times for a single small put.
+        let (k, v) = (key.len(), value.len());
         self.rep
-            .reserve(1 + 2 * MAX_VARINT64_LEN + key.len() + value.len());
+            .reserve(1 + varint_len(k as u64) + k + varint_len(v as u64) + v);
         self.rep.push(ValueKind::Value as u8);
         put_length_prefixed(&mut self.rep, key);
         put_length_prefixed(&mut self.rep, value);
@@ -89,7 +87,8 @@ impl WriteBatch {
     /// Adds a deletion of `key`.
     pub fn delete(&mut self, key: impl AsRef<[u8]>) -> &mut Self {
         let key = key.as_ref();
-        self.rep.reserve(1 + MAX_VARINT64_LEN + key.len());
+        self.rep
+            .reserve(1 + varint_len(key.len() as u64) + key.len());
         self.rep.push(ValueKind::Deletion as u8);
         put_length_prefixed(&mut self.rep, key);
         self.user_bytes += key.len() as u64;

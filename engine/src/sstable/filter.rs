@@ -164,9 +164,9 @@ impl BloomFilterBuilder {
     }
 }
 
-/// Byte offset of the line of hash `h` in a filter of `lines` lines.
+/// Index of the line of hash `h` in a filter of `lines` lines.
 fn local_line(h: u64, lines: usize) -> usize {
-    (((h as u32 as u64) * lines as u64) >> 32) as usize * LINE_BYTES
+    (((h as u32 as u64) * lines as u64) >> 32) as usize
 }
 
 /// The probes of hash `h` in a cache-local filter of `lines` 64-byte lines: the line's index
@@ -178,7 +178,7 @@ pub(crate) fn local_probes(h: u64, lines: usize, k: u32) -> (usize, impl Iterato
         p = p.wrapping_mul(0x9e37_79b9);
         bit
     });
-    (local_line(h, lines) / LINE_BYTES, bits)
+    (local_line(h, lines), bits)
 }
 
 /// Checks the filter for `user_key`: `false` means the key was definitely not added.
@@ -303,7 +303,7 @@ mod tests {
         let mut load = vec![0u32; lines];
         for i in 0..100_000u64 {
             let key = format!("{i:015}0");
-            load[local_line(filter_hash(key.as_bytes()), lines) / LINE_BYTES] += 1;
+            load[local_line(filter_hash(key.as_bytes()), lines)] += 1;
         }
         let (min, max) = (load.iter().min().unwrap(), load.iter().max().unwrap());
         assert!(*min > 50 && *max < 160, "line loads from {min} to {max} (mean 100)");
