@@ -99,9 +99,18 @@ pub fn session_key(shard: u32, client: u128) -> Vec<u8> {
     k
 }
 
-/// Whether `engine_key` is a session of some shard's dedup table.
-pub fn is_session_key(engine_key: &[u8]) -> bool {
-    engine_key.len() == 1 + 4 + 1 + 16 && engine_key[0] == SHARD && engine_key[5] == SESSION
+/// Whether `engine_key` lies in the session range of some shard's dedup table (well-formed
+/// or not).
+pub fn in_session_range(engine_key: &[u8]) -> bool {
+    engine_key.len() > 5 && engine_key[0] == SHARD && engine_key[5] == SESSION
+}
+
+/// The client `engine_key` is the session of, or `None` if it is not a well-formed session key.
+pub fn session_client(engine_key: &[u8]) -> Option<u128> {
+    if !in_session_range(engine_key) {
+        return None;
+    }
+    Some(u128::from_be_bytes(engine_key[6..].try_into().ok()?))
 }
 
 /// `[start, end)` of the pieces of values being installed into `shard`.
@@ -152,8 +161,13 @@ mod tests {
         assert_eq!(user_key(7, &data_key(7, b"abc")), Some(&b"abc"[..]));
         assert_eq!(user_key(8, &data_key(7, b"abc")), None);
         assert_eq!(user_key(7, &session_key(7, 1)), None);
-        assert!(is_session_key(&session_key(7, 1)));
-        assert!(!is_session_key(&data_key(7, &[0u8; 17])));
+        assert_eq!(session_client(&session_key(7, 1 << 100)), Some(1 << 100));
+        assert_eq!(session_client(&data_key(7, &[0u8; 17])), None);
+        let mut long = session_key(7, 1);
+        long.push(0);
+        assert!(in_session_range(&long));
+        assert_eq!(session_client(&long), None);
+        assert!(!in_session_range(&data_key(7, &[0u8; 17])));
         let (ps, pe) = piece_range(u32::MAX);
         assert!(ps <= piece_key(u32::MAX, 3) && piece_key(u32::MAX, 3) < pe);
         assert_eq!(shard_range(u32::MAX).1, vec![0x02]);

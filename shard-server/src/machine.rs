@@ -237,21 +237,35 @@ impl Meta {
 fn load_sessions(store: &dyn Store, shard: u32, table: &mut SessionTable) -> Result<(), String> {
     let (start, end) = keys::session_range(shard);
     for entry in store.scan(&start, &end) {
-        let (_, bytes) = entry?;
-        let (client, session) = Session::decode(&bytes)?;
+        let (key, bytes) = entry?;
+        let (client, session) = session_entry(&key, &bytes)?;
         table.put(shard, client, session);
     }
     Ok(())
 }
 
-/// Checks a snapshot's entries while they stream into the store: the metadata (the first
-/// keys, in key order) must load and carry `index`, and every session must decode; otherwise
-/// an `Err` entry makes the store keep its old contents.
+/// Decodes a stored session, checking that its key names its client.
+fn session_entry(key: &[u8], value: &[u8]) -> Result<(u128, Session), String> {
+    let (client, session) = Session::decode(value)?;
+    if keys::session_client(key) != Some(client) {
+        return Err(format!(
+            "session key {key:?} does not name the session's client {client:x}"
+        ));
+    }
+    Ok((client, session))
+}
+
+/// Checks a snapshot's entries while they stream into the store: keys must strictly ascend
+/// (a snapshot is a scan of the store), the metadata (the first keys) must load and carry
+/// `index`, and every session must decode; otherwise an `Err` entry makes the store keep its
+/// old contents.
 struct CheckedSnapshot<I> {
     entries: I,
     index: Slot,
     meta: MemStore,
     meta_checked: bool,
+    /// The key of the last entry passed on.
+    last_key: Option<Vec<u8>>,
     failed: bool,
 }
 
@@ -269,6 +283,20 @@ impl<I: Iterator<Item = Result<(Vec<u8>, Vec<u8>), String>>> CheckedSnapshot<I> 
     }
 
     fn check(&mut self, key: &[u8], value: &[u8]) -> Result<(), String> {
+        // Without this, a metadata key arriving after the metadata was checked would reach
+        // the store unchecked.
+        match &mut self.last_key {
+            Some(last) if key <= last.as_slice() => {
+                return Err(format!(
+                    "snapshot keys out of order: {key:?} after {last:?}"
+                ));
+            }
+            Some(last) => {
+                last.clear();
+                last.extend_from_slice(key);
+            }
+            None => self.last_key = Some(key.to_vec()),
+        }
         if key.first() == Some(&0) {
             let mut b = WriteBatch::new();
             b.put(key, value);
@@ -277,8 +305,8 @@ impl<I: Iterator<Item = Result<(Vec<u8>, Vec<u8>), String>>> CheckedSnapshot<I> 
         if !self.meta_checked {
             self.check_meta()?;
         }
-        if keys::is_session_key(key) {
-            Session::decode(value)?;
+        if keys::in_session_range(key) {
+            session_entry(key, value)?;
         }
         Ok(())
     }
@@ -951,6 +979,7 @@ impl<S: Store> StateMachine for KvMachine<S> {
             index,
             meta: MemStore::new(),
             meta_checked: false,
+            last_key: None,
             failed: false,
         };
         self.store.replace(&mut checked)?;

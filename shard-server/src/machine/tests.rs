@@ -537,3 +537,75 @@ fn a_snapshot_that_decodes_but_does_not_load_is_refused_without_effect() {
     assert!(err.contains("labelled"), "{err}");
     assert_eq!(target.m.store.dump(), before);
 }
+
+/// Restores `source`'s snapshot, its entries damaged by `damage`, into a replica holding data
+/// of its own; checks that the restore is refused without effect and returns the error.
+fn refused_snapshot(source: &Replica, damage: impl FnOnce(&mut Vec<v1::KeyValue>)) -> String {
+    let (index, chunks) = source.m.snapshot();
+    let mut entries: Vec<v1::KeyValue> = chunks
+        .flat_map(|c| SnapshotChunk::decode(c.as_slice()).unwrap().entries)
+        .collect();
+    damage(&mut entries);
+    let chunk = SnapshotChunk { entries }.encode_to_vec();
+    let mut target = Replica::new(1);
+    assert!(target.reconfigure(&config(1, [1; N])));
+    target.put(&key_of(1), b"mine");
+    let before = target.m.store.dump();
+    let err = target
+        .m
+        .restore(index, &mut std::iter::once(Ok(chunk)))
+        .unwrap_err();
+    assert_eq!(target.m.store.dump(), before, "{err}");
+    assert_eq!(target.m.shard_states().len(), N, "{err}");
+    // The snapshot as it was made still installs.
+    let (index, chunks) = source.m.snapshot();
+    target.m.restore(index, &mut chunks.map(Ok)).unwrap();
+    assert_eq!(target.m.store.dump(), source.m.store.dump());
+    err
+}
+
+#[test]
+fn a_snapshot_with_keys_out_of_order_is_refused_without_effect() {
+    let mut source = Replica::new(1);
+    assert!(source.reconfigure(&config(1, [1; N])));
+    source.put(&key_of(0), b"v");
+    // A metadata entry repeated after the data, where the metadata has already been checked:
+    // the shard states it carries would not match the configuration.
+    let err = refused_snapshot(&source, |entries| {
+        entries.push(v1::KeyValue {
+            key: keys::SHARD_STATES.to_vec(),
+            value: encode_states(&[ShardState::Serving]),
+        })
+    });
+    assert!(err.contains("out of order"), "{err}");
+    let err = refused_snapshot(&source, |entries| {
+        let first = entries[0].clone();
+        entries.insert(1, first);
+    });
+    assert!(err.contains("out of order"), "{err}");
+}
+
+#[test]
+fn a_snapshot_with_a_malformed_session_key_is_refused_without_effect() {
+    let mut source = Replica::new(1);
+    assert!(source.reconfigure(&config(1, [1; N])));
+    source.put(&key_of(0), b"v");
+    let session_at = |entries: &Vec<v1::KeyValue>| {
+        entries
+            .iter()
+            .position(|kv| keys::in_session_range(&kv.key))
+            .expect("the snapshot holds a session")
+    };
+    // A session key one byte too long, still in key order.
+    let err = refused_snapshot(&source, |entries| {
+        let at = session_at(entries);
+        entries[at].key.push(0);
+    });
+    assert!(err.contains("does not name"), "{err}");
+    // A session filed under another client.
+    let err = refused_snapshot(&source, |entries| {
+        let at = session_at(entries);
+        *entries[at].key.last_mut().unwrap() ^= 1;
+    });
+    assert!(err.contains("does not name"), "{err}");
+}
