@@ -60,6 +60,12 @@ pub struct Options {
     /// Background threads for flushes and compactions. With two or more, one of them only
     /// flushes, so a long compaction never delays a flush. Default 2.
     pub max_background_jobs: usize,
+    /// Write the WAL through a shared memory mapping (RocksDB's `allow_mmap_writes`, for the
+    /// WAL only), where the file system supports it: an unsynced write is then a copy into the
+    /// page cache instead of a `write(2)`, with the same durability (it survives the process
+    /// being killed; `sync` still `fdatasync`s). Space is reserved ahead in segments of up to
+    /// 4 MiB, so a full disk fails a write instead of the process. Default `true`.
+    pub wal_mmap_writes: bool,
     /// What to do with a damaged WAL on open. Default
     /// [`WalRecoveryMode::TolerateTornTail`]: drop only a torn record at the very end of the
     /// newest log, fail on anything else.
@@ -90,6 +96,7 @@ impl Default for Options {
             max_bytes_for_level_multiplier: 10,
             target_file_size: 8 << 20,
             max_background_jobs: 2,
+            wal_mmap_writes: true,
             wal_recovery_mode: WalRecoveryMode::default(),
             fs: Arc::new(StdFs),
         }

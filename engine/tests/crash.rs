@@ -1,6 +1,8 @@
-//! Crash recovery: a child process writes batches (half of them synced) and is SIGKILLed at a
+//! Crash recovery: a child process writes batches (some of them synced) and is SIGKILLed at a
 //! random moment, again and again. After every kill the database must reopen with every
-//! acknowledged batch present and every batch all-or-nothing.
+//! acknowledged batch present and every batch all-or-nothing. Each test runs this with other
+//! settings: the WAL written through a mapping (the default) or with `write(2)`, small logs or
+//! logs that grow over several of the mapping's segments.
 //!
 //! The child is this same test binary, re-executed with `STRATA_CRASH_CHILD` set: it then runs
 //! the writer loop instead of the test, printing `ack N` after batch `N` returns.
@@ -16,7 +18,16 @@ use strata::{Db, Options, WriteBatch, WriteOptions};
 const CHILD_ENV: &str = "STRATA_CRASH_CHILD";
 const KEYS_PER_BATCH: u64 = 7;
 
-fn options() -> Options {
+/// What a test varies.
+struct Variant {
+    /// Its test function's name (the child re-runs it).
+    test: &'static str,
+    options: fn() -> Options,
+    /// Every this many batches is written with `sync`.
+    sync_every: u64,
+}
+
+fn small_logs() -> Options {
     Options {
         write_buffer_size: 64 * 1024, // many WAL switches and flushes while being killed
         block_size: 1024,
@@ -34,8 +45,8 @@ fn batch_value(batch: u64, j: u64) -> Vec<u8> {
 }
 
 /// The writer: continues from the batch after the last one on disk, forever.
-fn child(dir: &Path) -> ! {
-    let db = Db::open(dir, options()).expect("child open");
+fn child(dir: &Path, v: &Variant) -> ! {
+    let db = Db::open(dir, (v.options)()).expect("child open");
     let next = match db.get(b"next").expect("child get") {
         Some(v) => u64::from_le_bytes(v.try_into().expect("8 bytes")),
         None => 0,
@@ -47,7 +58,8 @@ fn child(dir: &Path) -> ! {
             b.put(batch_key(n, j), batch_value(n, j));
         }
         b.put(b"next", (n + 1).to_le_bytes());
-        db.write_opt(b, &WriteOptions { sync: n % 2 == 0 })
+        let sync = n % v.sync_every == 0;
+        db.write_opt(b, &WriteOptions { sync })
             .expect("child write");
         use std::io::Write;
         writeln!(out, "ack {n}").expect("stdout");
@@ -58,8 +70,41 @@ fn child(dir: &Path) -> ! {
 
 #[test]
 fn sigkill_during_writes_loses_no_acknowledged_batch() {
+    kill_and_recover(&Variant {
+        test: "sigkill_during_writes_loses_no_acknowledged_batch",
+        options: small_logs,
+        sync_every: 2,
+    });
+}
+
+#[test]
+fn sigkill_during_writes_through_write_syscalls_loses_no_acknowledged_batch() {
+    kill_and_recover(&Variant {
+        test: "sigkill_during_writes_through_write_syscalls_loses_no_acknowledged_batch",
+        options: || Options {
+            wal_mmap_writes: false,
+            ..small_logs()
+        },
+        sync_every: 2,
+    });
+}
+
+#[test]
+fn sigkill_during_writes_to_a_log_of_several_segments_loses_no_acknowledged_batch() {
+    kill_and_recover(&Variant {
+        test: "sigkill_during_writes_to_a_log_of_several_segments_loses_no_acknowledged_batch",
+        // Logs of megabytes, mostly unsynced: the kill lands in a late segment of the mapping.
+        options: || Options {
+            write_buffer_size: 16 << 20,
+            ..Options::create()
+        },
+        sync_every: 64,
+    });
+}
+
+fn kill_and_recover(v: &Variant) {
     if let Ok(dir) = std::env::var(CHILD_ENV) {
-        child(Path::new(&dir));
+        child(Path::new(&dir), v);
     }
     let dir = tempfile::tempdir().unwrap();
     let db_path = dir.path().join("db");
@@ -69,7 +114,7 @@ fn sigkill_during_writes_loses_no_acknowledged_batch() {
     let mut max_acked: Option<u64> = None;
     for round in 0..12 {
         let lines = common::run_child_and_kill(
-            "sigkill_during_writes_loses_no_acknowledged_batch",
+            v.test,
             CHILD_ENV,
             &db_path,
             Duration::from_millis(rng.random_range(50..400)),
@@ -78,7 +123,7 @@ fn sigkill_during_writes_loses_no_acknowledged_batch() {
             max_acked = Some(max_acked.map_or(n, |m: u64| m.max(n)));
         }
 
-        let db = Db::open(&db_path, options()).unwrap();
+        let db = Db::open(&db_path, (v.options)()).unwrap();
         let next = db
             .get(b"next")
             .unwrap()

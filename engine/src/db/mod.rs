@@ -403,15 +403,22 @@ impl DbInner {
                 st.versions.log_number(),
             )
         };
+        // The active WAL counts what was written to it, not the space reserved ahead of that.
+        let active_wal = self
+            .wal
+            .lock()
+            .as_ref()
+            .map(|w| (w.number, w.writer.offset()));
         let wal_file_bytes = self
             .fs
             .list_dir(&self.dir)
             .unwrap_or_default()
             .iter()
             .filter_map(|name| match crate::filename::parse_file_name(name) {
-                Some(crate::filename::FileKind::Wal(n)) if n >= log_number => {
-                    self.fs.file_size(&self.dir.join(name)).ok()
-                }
+                Some(crate::filename::FileKind::Wal(n)) if n >= log_number => match active_wal {
+                    Some((active, written)) if active == n => Some(written),
+                    _ => self.fs.file_size(&self.dir.join(name)).ok(),
+                },
                 _ => None,
             })
             .sum();

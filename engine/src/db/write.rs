@@ -219,7 +219,12 @@ impl DbInner {
 
 /// Creates WAL `number` and makes its directory entry durable.
 pub(crate) fn create_wal(db: &DbInner, number: u64) -> Result<ActiveWal> {
-    let file = db.fs.create(&wal_path(&db.dir, number))?;
+    let path = wal_path(&db.dir, number);
+    let file = if db.opts.wal_mmap_writes {
+        db.fs.create_log(&path)?
+    } else {
+        db.fs.create(&path)?
+    };
     db.fs.sync_dir(&db.dir)?;
     Ok(ActiveWal {
         writer: LogWriter::new(file),

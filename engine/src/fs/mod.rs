@@ -1,6 +1,7 @@
 //! The file-system seam: every byte the engine reads or writes goes through [`FileSystem`].
 //!
-//! [`StdFs`] is the real one (buffered writes, `fdatasync`, reads through `mmap`). Tests swap in
+//! [`StdFs`] is the real one (buffered writes, logs written through `mmap` on Linux,
+//! `fdatasync`, reads through `mmap`). Tests swap in
 //! [`FaultFs`](fault::FaultFs), an in-memory file system that can simulate a power cut by
 //! forgetting everything that was not synced — file contents past the last `sync` and directory
 //! entries created or renamed since the last `sync_dir` — the way LevelDB's fault-injection test
@@ -12,6 +13,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub mod fault;
+#[cfg(target_os = "linux")]
+mod mapped_log;
 mod std_fs;
 
 pub use std_fs::StdFs;
@@ -44,6 +47,15 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     /// Creates (or truncates) a file for writing. The new directory entry is durable only after
     /// [`FileSystem::sync_dir`] on its parent.
     fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>>;
+    /// Creates (or truncates) a log file: appended to in small records, each of which must
+    /// survive a crash of this process once [`WritableFile::flush`] returns, and read back only
+    /// by the log reader. An implementation may reserve space ahead, so the file may end in
+    /// zero bytes, which the reader takes as the end of the log. By default, [`create`].
+    ///
+    /// [`create`]: FileSystem::create
+    fn create_log(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
+        self.create(path)
+    }
     /// Opens a file for reading.
     fn open(&self, path: &Path) -> io::Result<Arc<dyn ReadableFile>>;
     /// Whether a file or directory exists.

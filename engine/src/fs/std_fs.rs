@@ -1,4 +1,5 @@
-//! The real file system: `std::fs`, buffered appends, `fdatasync`, `mmap` for reads.
+//! The real file system: `std::fs`, buffered appends (logs: appends through `mmap`, see
+//! `mapped_log`), `fdatasync`, `mmap` for reads.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -65,6 +66,11 @@ impl FileSystem for StdFs {
         Ok(Box::new(StdWritable {
             file: BufWriter::with_capacity(64 * 1024, file),
         }))
+    }
+
+    #[cfg(target_os = "linux")]
+    fn create_log(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
+        Ok(Box::new(super::mapped_log::MappedLogFile::create(path)?))
     }
 
     fn open(&self, path: &Path) -> io::Result<Arc<dyn ReadableFile>> {
