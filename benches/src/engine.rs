@@ -16,6 +16,8 @@ pub struct EngineSettings {
     pub bloom_bits: u32,
     /// A Bloom filter over each memtable's keys, where the engine has one.
     pub memtable_filter: bool,
+    /// Write the log through a memory mapping instead of `write(2)`, where the engine can.
+    pub mmap_write: bool,
     /// Block compression: `none` or `lz4`.
     pub compression: Compression,
     /// Bytes of block cache.
@@ -139,6 +141,12 @@ pub fn describe(name: &str, s: &EngineSettings) -> String {
         (true, "rocksdb") => "memtable whole-key filter (bloom size ratio 0.02)",
         (true, _) => "no memtable filter (not supported)",
     };
+    let log = match (s.mmap_write, name) {
+        (true, "strata") => "WAL written through mmap",
+        (true, "rocksdb") => "allow_mmap_writes (WAL and tables)",
+        (true, _) => "journal written with write(2) (no mmap option)",
+        (false, _) => "log written with write(2)",
+    };
     let extra = match name {
         "strata" => "leveled compaction (L0 trigger 4, L1 64 MiB, x10), 2 memtables max",
         "fjall" => {
@@ -148,5 +156,5 @@ pub fn describe(name: &str, s: &EngineSettings) -> String {
         "rocksdb" => "leveled compaction (defaults), 2 memtables max, block-based table",
         _ => "",
     };
-    format!("{common}, {mem_filter}; {extra}")
+    format!("{common}, {mem_filter}, {log}; {extra}")
 }

@@ -83,6 +83,10 @@ struct Args {
     /// RocksDB gets `memtable_prefix_bloom_size_ratio` 0.02 with it; fjall has no such filter).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     memtable_whole_key_filtering: bool,
+    /// Write the log through a memory mapping (db_bench's flag; Strata's WAL, RocksDB's
+    /// `allow_mmap_writes`; fjall has no such option and writes its journal with `write(2)`).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    mmap_write: bool,
     /// Data block bytes.
     #[arg(long, default_value_t = 4096)]
     block_size: usize,
@@ -113,6 +117,7 @@ impl Args {
             block_size: self.block_size,
             bloom_bits: self.bloom_bits,
             memtable_filter: self.memtable_whole_key_filtering,
+            mmap_write: self.mmap_write,
             compression: self.compression_type,
             cache_size: self.cache_size,
             sync: self.sync,

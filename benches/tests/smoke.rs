@@ -47,6 +47,7 @@ fn driver_runs_every_workload_on_strata_and_fjall() {
         stdout.contains("(1.") || stdout.contains("(0."),
         "no ratio vs strata:\n{stdout}"
     );
+    assert!(stdout.contains("WAL written through mmap"), "{stdout}");
 
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(&json).expect("json written"))
         .expect("valid json");
@@ -94,7 +95,7 @@ fn driver_runs_every_workload_on_strata_and_fjall() {
 }
 
 #[test]
-fn memtable_filter_can_be_turned_off_and_reads_stay_right() {
+fn memtable_filter_and_mmap_writes_can_be_turned_off_and_reads_stay_right() {
     let dir = tempfile::tempdir().expect("tempdir");
     let json = dir.path().join("results.json");
     let output = Command::new(env!("CARGO_BIN_EXE_strata-bench"))
@@ -102,6 +103,7 @@ fn memtable_filter_can_be_turned_off_and_reads_stay_right() {
         .arg("--engines=strata")
         .arg("--num=3000")
         .arg("--memtable_whole_key_filtering=false")
+        .arg("--mmap_write=false")
         .arg(format!("--db={}", dir.path().join("db").display()))
         .arg(format!("--json={}", json.display()))
         .output()
@@ -109,9 +111,11 @@ fn memtable_filter_can_be_turned_off_and_reads_stay_right() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}");
     assert!(stdout.contains("no memtable filter"), "{stdout}");
+    assert!(stdout.contains("log written with write(2)"), "{stdout}");
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(&json).expect("json written"))
         .expect("valid json");
     assert_eq!(doc["settings"]["memtable_filter"], Value::Bool(false));
+    assert_eq!(doc["settings"]["mmap_write"], Value::Bool(false));
     let w = doc["engines"][0]["workloads"]
         .as_array()
         .expect("workloads");

@@ -35,6 +35,7 @@ impl RocksDbEngine {
             options.set_memtable_whole_key_filtering(true);
             options.set_memtable_prefix_bloom_ratio(0.02);
         }
+        options.set_allow_mmap_writes(s.mmap_write);
         options.set_max_background_jobs(i32::try_from(s.background_jobs.max(1))?);
         options.set_compression_type(match s.compression {
             Compression::None => DBCompressionType::None,

@@ -19,6 +19,7 @@ impl StrataEngine {
             create_if_missing: true,
             write_buffer_size: s.write_buffer_size,
             memtable_whole_key_filtering: s.memtable_filter,
+            wal_mmap_writes: s.mmap_write,
             block_size: s.block_size,
             bloom_bits_per_key: s.bloom_bits,
             compression: match s.compression {
