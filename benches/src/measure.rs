@@ -22,15 +22,20 @@ pub fn status_bytes(field: &str) -> Option<u64> {
     })
 }
 
-/// Bytes this process has handed to `write(2)` and friends so far (`wchar` of
-/// `/proc/self/io`): every engine's logs, tables and manifests, counted the same way whether
-/// or not the page cache has written them out yet.
+/// Bytes of file pages this process has dirtied so far (`write_bytes` of `/proc/self/io`):
+/// every engine's logs, tables and manifests, counted the same way whether they were written
+/// with `write(2)` or through a writable mapping, and whether or not the page cache has
+/// written them out yet. (`wchar`, the bytes handed to `write(2)`, would miss mapped writes.)
+/// Counted in whole pages: a page dirtied again after it was written back counts again, as
+/// the device writes it again.
 pub fn bytes_written() -> u64 {
     fs::read_to_string("/proc/self/io")
         .ok()
         .and_then(|text| {
-            text.lines()
-                .find_map(|l| l.strip_prefix("wchar:").and_then(|v| v.trim().parse().ok()))
+            text.lines().find_map(|l| {
+                l.strip_prefix("write_bytes:")
+                    .and_then(|v| v.trim().parse().ok())
+            })
         })
         .unwrap_or(0)
 }

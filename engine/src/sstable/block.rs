@@ -23,6 +23,12 @@ pub struct Block {
     num_restarts: usize,
 }
 
+impl Drop for Block {
+    fn drop(&mut self) {
+        super::block_buf::give(std::mem::take(&mut self.data));
+    }
+}
+
 impl Block {
     /// Validates the restart array of `data` and wraps it.
     pub fn new(data: Vec<u8>) -> Result<Block> {
@@ -78,7 +84,7 @@ impl Block {
 
     /// Bytes this block holds in memory (its cache charge).
     pub fn size(&self) -> usize {
-        self.data.len() + std::mem::size_of::<Block>()
+        self.data.capacity() + std::mem::size_of::<Block>()
     }
 
     /// Number of restart points.

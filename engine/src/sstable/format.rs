@@ -309,7 +309,8 @@ fn decompress_lz4(contents: &[u8]) -> Result<Vec<u8>> {
             ))
         }
     };
-    let mut out = vec![0u8; claimed];
+    let mut out = super::block_buf::take(claimed);
+    out.resize(claimed, 0);
     let written = lz4_flex::block::decompress_into(body, &mut out)
         .map_err(|e| Error::corruption(d.position() as u64, format!("lz4 block: {e}")))?;
     if written != claimed {

@@ -17,6 +17,7 @@
 //! panic and never allocate more than a bound derived from their input.
 
 pub mod block;
+pub mod block_buf;
 pub mod block_builder;
 pub mod builder;
 pub mod filter;

@@ -2,6 +2,7 @@
 //! open and held in memory; data blocks are read on demand, verified, and shared through the
 //! optional [`BlockCache`].
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -231,7 +232,10 @@ fn read_stored_block(
             .in_file(file_name, 0)
         })?;
     let contents = decode_block_contents(raw).map_err(|e| e.in_file(file_name, handle.offset))?;
-    Ok(contents.into_owned())
+    Ok(match contents {
+        Cow::Owned(v) => v,
+        Cow::Borrowed(b) => super::block_buf::copy_of(b),
+    })
 }
 
 /// Iterator over a whole table. Holds the table (and thus its file) alive.
