@@ -215,6 +215,15 @@ fn wal(c: &mut Criterion) {
             writer.flush().expect("flush")
         })
     });
+    // The WAL's default: appended through a shared mapping (`FileSystem::create_log`).
+    let file = StdFs.create_log(&dir.path().join("mapped.log")).expect("create");
+    let mut writer = LogWriter::new(file);
+    g.bench_function("append-116B-mapped", |b| {
+        b.iter(|| {
+            writer.add_record(&record).expect("append");
+            writer.flush().expect("flush")
+        })
+    });
     let file = StdFs.create(&dir.path().join("sync.log")).expect("create");
     let mut writer = LogWriter::new(file);
     g.sample_size(10);
