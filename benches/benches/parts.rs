@@ -216,7 +216,9 @@ fn wal(c: &mut Criterion) {
         })
     });
     // The WAL's default: appended through a shared mapping (`FileSystem::create_log`).
-    let file = StdFs.create_log(&dir.path().join("mapped.log")).expect("create");
+    let file = StdFs
+        .create_log(&dir.path().join("mapped.log"))
+        .expect("create");
     let mut writer = LogWriter::new(file);
     g.bench_function("append-116B-mapped", |b| {
         b.iter(|| {
