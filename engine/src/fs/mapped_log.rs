@@ -169,16 +169,22 @@ mod tests {
         out
     }
 
+    /// A mapped log at `path` holding `records`, each flushed, still open.
+    fn write_log(path: &Path, records: &[Vec<u8>]) -> LogWriter {
+        let mut w = LogWriter::new(Box::new(MappedLogFile::create(path).unwrap()));
+        for r in records {
+            w.add_record(r).unwrap();
+            w.flush().unwrap();
+        }
+        w
+    }
+
     #[test]
     fn appends_cross_segments_and_a_closed_file_has_exactly_its_bytes() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.log");
         let want = records(400);
-        let mut w = LogWriter::new(Box::new(MappedLogFile::create(&path).unwrap()));
-        for r in &want {
-            w.add_record(r).unwrap();
-            w.flush().unwrap();
-        }
+        let mut w = write_log(&path, &want);
         let len = w.offset();
         assert!(
             len > 3 * MAX_SEGMENT as u64,
@@ -195,10 +201,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("b.log");
         let want = records(30);
-        let mut w = LogWriter::new(Box::new(MappedLogFile::create(&path).unwrap()));
-        for r in &want {
-            w.add_record(r).unwrap();
-        }
+        let w = write_log(&path, &want);
         let len = w.offset();
         // What a killed process leaves: no truncation, the rest of the segment reserved.
         std::mem::forget(w);
