@@ -8,31 +8,42 @@ use serde_json::Value;
 
 const NUM: u64 = 5000;
 
-#[test]
-fn driver_runs_every_workload_on_strata_and_fjall() {
+/// Runs `strata-bench` with `args` and a database and JSON file in a temporary directory;
+/// checks that it succeeds and returns its standard output and the JSON it wrote.
+fn run_driver(args: &[&str]) -> (String, Value) {
     let dir = tempfile::tempdir().expect("tempdir");
     let json = dir.path().join("results.json");
-    let benchmarks = "fillrandom,readrandom,readmissing,readseq,seekrandom,overwrite,\
-                      deleterandom,readwhilewriting,ycsba,ycsbb,ycsbc,ycsbd,ycsbe,ycsbf,\
-                      fillseq,fillbatch,readrandom";
     let output = Command::new(env!("CARGO_BIN_EXE_strata-bench"))
-        .arg(format!("--benchmarks={benchmarks}"))
-        .arg("--engines=strata,fjall")
-        .arg(format!("--num={NUM}"))
-        .arg("--threads=2")
-        // Small memtables, so that flushes and compactions happen even at this size.
-        .arg("--write_buffer_size=65536")
-        .arg("--distribution=zipfian")
+        .args(args)
         .arg(format!("--db={}", dir.path().join("db").display()))
         .arg(format!("--json={}", json.display()))
         .output()
         .expect("run strata-bench");
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
         "strata-bench failed\nstdout:\n{stdout}\nstderr:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    let doc = serde_json::from_str(&std::fs::read_to_string(&json).expect("json written"))
+        .expect("valid json");
+    (stdout, doc)
+}
+
+#[test]
+fn driver_runs_every_workload_on_strata_and_fjall() {
+    let benchmarks = "fillrandom,readrandom,readmissing,readseq,seekrandom,overwrite,\
+                      deleterandom,readwhilewriting,ycsba,ycsbb,ycsbc,ycsbd,ycsbe,ycsbf,\
+                      fillseq,fillbatch,readrandom";
+    let (stdout, doc) = run_driver(&[
+        &format!("--benchmarks={benchmarks}"),
+        "--engines=strata,fjall",
+        &format!("--num={NUM}"),
+        "--threads=2",
+        // Small memtables, so that flushes and compactions happen even at this size.
+        "--write_buffer_size=65536",
+        "--distribution=zipfian",
+    ]);
     // db_bench's result line, once per workload and engine.
     let lines = stdout
         .lines()
@@ -49,8 +60,6 @@ fn driver_runs_every_workload_on_strata_and_fjall() {
     );
     assert!(stdout.contains("WAL written through mmap"), "{stdout}");
 
-    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&json).expect("json written"))
-        .expect("valid json");
     let engines = doc["engines"].as_array().expect("engines");
     let names: Vec<&str> = engines
         .iter()
@@ -96,24 +105,15 @@ fn driver_runs_every_workload_on_strata_and_fjall() {
 
 #[test]
 fn memtable_filter_and_mmap_writes_can_be_turned_off_and_reads_stay_right() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let json = dir.path().join("results.json");
-    let output = Command::new(env!("CARGO_BIN_EXE_strata-bench"))
-        .arg("--benchmarks=fillrandom,readrandom,readmissing,deleterandom,readrandom")
-        .arg("--engines=strata")
-        .arg("--num=3000")
-        .arg("--memtable_whole_key_filtering=false")
-        .arg("--mmap_write=false")
-        .arg(format!("--db={}", dir.path().join("db").display()))
-        .arg(format!("--json={}", json.display()))
-        .output()
-        .expect("run strata-bench");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}");
+    let (stdout, doc) = run_driver(&[
+        "--benchmarks=fillrandom,readrandom,readmissing,deleterandom,readrandom",
+        "--engines=strata",
+        "--num=3000",
+        "--memtable_whole_key_filtering=false",
+        "--mmap_write=false",
+    ]);
     assert!(stdout.contains("no memtable filter"), "{stdout}");
     assert!(stdout.contains("log written with write(2)"), "{stdout}");
-    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&json).expect("json written"))
-        .expect("valid json");
     assert_eq!(doc["settings"]["memtable_filter"], Value::Bool(false));
     assert_eq!(doc["settings"]["mmap_write"], Value::Bool(false));
     let w = doc["engines"][0]["workloads"]

@@ -285,18 +285,14 @@ impl<I: Iterator<Item = Result<(Vec<u8>, Vec<u8>), String>>> CheckedSnapshot<I> 
     fn check(&mut self, key: &[u8], value: &[u8]) -> Result<(), String> {
         // Without this, a metadata key arriving after the metadata was checked would reach
         // the store unchecked.
-        match &mut self.last_key {
-            Some(last) if key <= last.as_slice() => {
-                return Err(format!(
-                    "snapshot keys out of order: {key:?} after {last:?}"
-                ));
-            }
-            Some(last) => {
-                last.clear();
-                last.extend_from_slice(key);
-            }
-            None => self.last_key = Some(key.to_vec()),
+        if let Some(last) = self.last_key.as_deref().filter(|last| key <= *last) {
+            return Err(format!(
+                "snapshot keys out of order: {key:?} after {last:?}"
+            ));
         }
+        let last = self.last_key.get_or_insert_with(Vec::new);
+        last.clear();
+        last.extend_from_slice(key);
         if key.first() == Some(&0) {
             let mut b = WriteBatch::new();
             b.put(key, value);

@@ -111,15 +111,11 @@ impl WritableFile for MappedLogFile {
     fn append(&mut self, mut data: &[u8]) -> io::Result<()> {
         while !data.is_empty() {
             let at = (self.len - self.segment_start) as usize;
-            let room = self.map.as_ref().map_or(0, |m| m.len() - at);
-            if room == 0 {
+            let Some(map) = self.map.as_mut().filter(|m| at < m.len()) else {
                 self.start_segment()?;
                 continue;
-            }
-            let n = room.min(data.len());
-            let Some(map) = self.map.as_mut() else {
-                unreachable!("a segment with room is mapped")
             };
+            let n = (map.len() - at).min(data.len());
             map[at..at + n].copy_from_slice(&data[..n]);
             self.len += n as u64;
             data = &data[n..];
