@@ -9,7 +9,10 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::sync::Arc;
 
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{
+    criterion_group, criterion_main, BatchSize, BenchmarkGroup, Criterion, Throughput,
+};
 use parking_lot::RwLock;
 use strata::fs::{FileSystem, StdFs};
 use strata::iter::merging::{MergingIterator, VecIterator};
@@ -165,22 +168,8 @@ fn bloom(c: &mut Criterion) {
     let filter = builder.finish();
     let mut g = c.benchmark_group("bloom");
     g.throughput(Throughput::Elements(N));
-    g.bench_function("probe-hit", |b| {
-        b.iter(|| {
-            present
-                .iter()
-                .filter(|k| filter_may_contain(&filter, &k[..]))
-                .count()
-        })
-    });
-    g.bench_function("probe-miss", |b| {
-        b.iter(|| {
-            absent
-                .iter()
-                .filter(|k| filter_may_contain(&filter, &k[..]))
-                .count()
-        })
-    });
+    bench_probes(&mut g, "probe-hit", &filter, &present);
+    bench_probes(&mut g, "probe-miss", &filter, &absent);
     // A filter far bigger than the CPU caches (a 1M-key table's, 1.2 MiB), probed at random
     // keys: where keeping every probe of a key in one cache line pays.
     let big_n = 1_000_000;
@@ -191,15 +180,24 @@ fn bloom(c: &mut Criterion) {
     let big = builder.finish();
     // Keys past `big_n` were never added (`key` is a permutation).
     let probes: Vec<[u8; 16]> = (big_n..big_n + N).map(key).collect();
-    g.bench_function("probe-miss-1m-key-filter", |b| {
+    bench_probes(&mut g, "probe-miss-1m-key-filter", &big, &probes);
+    g.finish();
+}
+
+/// Probes `filter` for every key of `keys`.
+fn bench_probes(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    filter: &[u8],
+    keys: &[[u8; 16]],
+) {
+    g.bench_function(name, |b| {
         b.iter(|| {
-            probes
-                .iter()
-                .filter(|k| filter_may_contain(&big, &k[..]))
+            keys.iter()
+                .filter(|k| filter_may_contain(filter, &k[..]))
                 .count()
         })
     });
-    g.finish();
 }
 
 fn wal(c: &mut Criterion) {
