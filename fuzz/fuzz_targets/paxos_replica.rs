@@ -70,9 +70,13 @@ fn u64_raw(c: &mut Cursor<'_>) -> u64 {
 
 fn small_config(c: &mut Cursor<'_>, id: ReplicaId, members: Vec<ReplicaId>) -> Config {
     let mut cfg = Config::new(id, members);
-    let lo = 1 + u32::from(c.u8() % 6);
-    cfg.election_timeout = (lo, lo + u32::from(c.u8() % 6));
     cfg.heartbeat_interval = 1 + u32::from(c.u8() % 3);
+    // Mostly valid election ranges (above the heartbeat, at least 2 ticks wide); now and then
+    // a degenerate one, which `Replica::new` must refuse.
+    let lo = cfg.heartbeat_interval + 1 + u32::from(c.u8() % 6);
+    let width = c.u8();
+    let width = if width < 16 { u32::from(width % 2) } else { 2 + u32::from(width % 6) };
+    cfg.election_timeout = (lo, lo + width);
     cfg.max_batch_commands = 1 + (c.u8() % 4) as usize;
     cfg.max_batch_bytes = 1 + (c.u8() % 16) as usize;
     cfg.max_inflight_slots = 1 + u64::from(c.u8() % 8);
@@ -147,6 +151,18 @@ impl Checker {
                 assert!(b > last, "Ready.promised {b:?} not above an earlier one {last:?}");
             }
             self.last_ready_promised = Some(b);
+        }
+        for m in &rd.messages {
+            // The durable-ballot rule: a Prepare leaves only with (or after) the persist of
+            // its ballot, so a restarted replica can never run in it again.
+            if let Body::Prepare { ballot, .. } = m.body {
+                assert!(m.body.vouches_for_state(), "a Prepare may leave before the persist");
+                assert!(
+                    self.last_ready_promised.is_some_and(|d| d >= ballot),
+                    "Prepare in {ballot:?} while {:?} is the last promise handed out to persist",
+                    self.last_ready_promised
+                );
+            }
         }
         for e in &rd.entries {
             assert!(e.slot >= 1, "entry for slot 0: {e:?}");
@@ -324,7 +340,7 @@ impl Single<'_, '_> {
     }
 
     fn body(&mut self) -> Body {
-        match self.c.u8() % 8 {
+        match self.c.u8() % 9 {
             0 => Body::Prepare { ballot: self.ballot(), from_slot: self.slot() },
             1 => Body::Promise {
                 ballot: self.ballot(),
@@ -354,7 +370,8 @@ impl Single<'_, '_> {
                 read_round: self.read_round(),
                 commit: self.slot(),
             },
-            _ => Body::Learn { ballot: self.ballot(), entries: self.slot_values() },
+            7 => Body::Learn { ballot: self.ballot(), entries: self.slot_values() },
+            _ => Body::Compacted { ballot: self.ballot(), log_start: self.slot() },
         }
     }
 
@@ -470,7 +487,22 @@ impl Single<'_, '_> {
             return;
         }
         let b = body.ballot();
+        let log_start = self.r.log_start();
         match body {
+            Body::Prepare { from_slot, .. } if b >= p && from_slot < log_start => {
+                // A candidate behind this replica's compacted log: refused, not promised.
+                assert!(rd.promised.is_none() && rd.entries.is_empty(), "{desc} caused {rd:?}");
+                assert_eq!(self.r.role(), role, "{desc} changed the role");
+                assert_eq!(
+                    rd.messages,
+                    vec![Message { from: id, to: from, body: Body::Compacted { ballot: b, log_start } }],
+                    "{desc}"
+                );
+            }
+            Body::Compacted { .. } if role != Role::Candidate || b != p => {
+                assert!(rd.is_empty(), "harmless {desc} caused {rd:?}");
+                assert_eq!(self.r.role(), role, "harmless {desc} changed the role");
+            }
             Body::Prepare { .. } | Body::Accept { .. } | Body::Heartbeat { .. } if b < p => {
                 assert!(rd.promised.is_none() && rd.entries.is_empty(), "stale {desc} caused {rd:?}");
                 assert!(rd.committed.is_empty(), "stale {desc} committed {rd:?}");
@@ -594,7 +626,10 @@ fn single(c: &mut Cursor<'_>) {
     };
     let id = members[(b >> 2) as usize % members.len()];
     let cfg = small_config(c, id, members.clone());
-    let r = Replica::new(cfg);
+    let Ok(r) = Replica::new(cfg.clone()) else {
+        assert!(cfg.validate().is_err());
+        return;
+    };
     let chk = Checker::new(&r, &members, None);
     let mut s = Single {
         c,
@@ -697,7 +732,7 @@ impl Cluster {
         let state = n.store.load().unwrap();
         let promised = state.promised;
         let applied = state.log_start;
-        n.r = Replica::restart(n.cfg.clone(), state, applied);
+        n.r = Replica::restart(n.cfg.clone(), state, applied).expect("validated at start");
         n.chk = Checker::new(&n.r, &self.members, Some(promised));
         assert_eq!(n.r.promised(), promised);
     }
@@ -799,7 +834,9 @@ fn cluster(c: &mut Cursor<'_>) {
     let mut nodes = Vec::new();
     for &id in &members {
         let cfg = small_config(c, id, members.clone());
-        let r = Replica::new(cfg.clone());
+        let Ok(r) = Replica::new(cfg.clone()) else {
+            return;
+        };
         let chk = Checker::new(&r, &members, None);
         nodes.push(Node { cfg, r, store: MemStorage::new(), chk });
     }
@@ -840,5 +877,6 @@ fn message_slots(body: &Body) -> Vec<Slot> {
         Body::Heartbeat { commit, .. } | Body::HeartbeatAck { commit, .. } => vec![*commit],
         Body::Learn { entries, .. } => entries.iter().map(|e| e.0).collect(),
         Body::Nack { .. } => Vec::new(),
+        Body::Compacted { log_start, .. } => vec![*log_start],
     }
 }

@@ -12,6 +12,26 @@
 //! stalls this node's progress but never starves other tasks (heartbeats of other groups, RPC
 //! handling).
 //!
+//! # The `Ready` contract, as this driver keeps it
+//!
+//! `strata_paxos::ready` lists what a driver may do; this one does the following, in order:
+//! - **Batches inputs.** It waits for one input (a message, proposal, read, snapshot or tick),
+//!   then feeds every other input already queued (up to 4096) before one `take_ready`.
+//! - **Sends early what vouches for nothing.** Messages whose `vouches_for_state()` is false
+//!   (a leader's `Accept`, `Heartbeat`, `Learn`) go to the transport before the persist, so the
+//!   network round trip overlaps the fsync; everything else — answers, and a candidate's
+//!   `Prepare`, whose ballot must be durable before anyone hears of it — goes after.
+//! - **Persists atomically, and feeds nothing meanwhile.** The promise, entries and compaction
+//!   of one `Ready` are one engine write batch (synced when they hold a promise or an
+//!   acceptance) on the fsync thread; the driver task awaits it before it sends the rest,
+//!   applies, or takes the next input.
+//! - **Applies, serves reads, installs a received snapshot, streams requested snapshots,** in
+//!   that order; a snapshot is installed only after the pending `Ready` was handled, so nothing
+//!   older is applied on top of it.
+//!
+//! A crash anywhere in that sequence is one the contract allows (the simulator in
+//! `strata_paxos::sim` explores each point); the node restarts from the engine.
+//!
 //! Proposals are wrapped in an envelope `(origin replica, request id, payload)` so that the
 //! replica that proposed a command can hand the state machine's reply to the waiting caller
 //! when it applies it.
@@ -39,6 +59,9 @@ pub enum NodeError {
     /// The node stopped.
     #[error("node stopped")]
     Stopped,
+    /// The Paxos configuration cannot run a group.
+    #[error("paxos configuration: {0}")]
+    Config(String),
     /// Persisting the Paxos state failed: the node stopped itself.
     #[error("paxos storage failed: {0}")]
     Storage(String),
@@ -125,7 +148,8 @@ impl Node {
         let state = storage
             .load()
             .map_err(|e| NodeError::Storage(e.to_string()))?;
-        let replica = Replica::restart(cfg.paxos.clone(), state, state_machine.durable_index());
+        let replica = Replica::restart(cfg.paxos.clone(), state, state_machine.durable_index())
+            .map_err(|e| NodeError::Config(e.to_string()))?;
         let (tx, rx) = mpsc::channel(cfg.queue_capacity.max(16));
         let status = Arc::new(Mutex::new(NodeStatus::default()));
         let queued_bytes = Arc::new(AtomicUsize::new(0));
@@ -354,9 +378,9 @@ impl<S: StateMachine> Driver<S> {
             self.publish_status();
             return Ok(());
         }
-        // Requests to peers go out while this replica's own state is made durable (its own
-        // vote counts only from the next round, after the persist); answers that vouch for
-        // that state go out after.
+        // What vouches for nothing goes out while this replica's state is made durable; the
+        // rest (answers, Prepares) after. No input is fed until the persist completed: see
+        // "The `Ready` contract" above.
         let must_persist = ready.must_persist();
         let (early, late): (Vec<_>, Vec<_>) = ready
             .messages

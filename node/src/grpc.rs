@@ -39,6 +39,7 @@ pub fn node_error_status(e: NodeError, peers: &BTreeMap<ReplicaId, String>) -> S
         }
         NodeError::Stopped => Status::unavailable("the replica is shutting down"),
         NodeError::Storage(e) => Status::unavailable(format!("paxos storage failed: {e}")),
+        NodeError::Config(e) => Status::failed_precondition(format!("paxos configuration: {e}")),
     }
 }
 

@@ -68,6 +68,13 @@ pub fn to_proto(body: &Body) -> v1::PaxosMessage {
         Body::Nack { promised } => PBody::Nack(v1::Nack {
             promised: ballot(*promised),
         }),
+        Body::Compacted {
+            ballot: b,
+            log_start,
+        } => PBody::Compacted(v1::Compacted {
+            ballot: ballot(*b),
+            log_start: *log_start,
+        }),
         Body::Accept {
             ballot: b,
             entries: es,
@@ -138,6 +145,10 @@ pub fn from_proto(from: ReplicaId, to: ReplicaId, m: v1::PaxosMessage) -> Option
         PBody::Nack(n) => Body::Nack {
             promised: from_ballot(n.promised)?,
         },
+        PBody::Compacted(c) => Body::Compacted {
+            ballot: from_ballot(c.ballot)?,
+            log_start: c.log_start,
+        },
         PBody::Accept(a) => Body::Accept {
             ballot: from_ballot(a.ballot)?,
             entries: from_entries(a.entries),
@@ -191,6 +202,10 @@ mod tests {
                 }],
             },
             Body::Nack { promised: b },
+            Body::Compacted {
+                ballot: b,
+                log_start: 12,
+            },
             Body::Accept {
                 ballot: b,
                 entries: vec![(5, v.clone()), (6, Value::noop())],

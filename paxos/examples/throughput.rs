@@ -36,7 +36,7 @@ impl Cluster {
         let mut c = Cluster {
             replicas: members
                 .iter()
-                .map(|&id| Replica::new(Config::new(id, members.clone())))
+                .map(|&id| Replica::new(Config::new(id, members.clone())).expect("valid config"))
                 .collect(),
             storage: vec![MemStorage::new(); 3],
             inbox: Vec::new(),

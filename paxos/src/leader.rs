@@ -72,6 +72,14 @@ impl Replica {
         self.maybe_win();
     }
 
+    /// An acceptor refused our `Prepare` because we lack slots it compacted: we cannot win
+    /// this election (nor any, until caught up by the snapshot it sends), so stand down.
+    pub(crate) fn on_compacted(&mut self, ballot: Ballot) {
+        if matches!(&self.role, RoleState::Candidate(e) if e.ballot == ballot) {
+            self.become_follower();
+        }
+    }
+
     pub(crate) fn on_nack(&mut self, promised: Ballot) {
         if self.own_ballot().is_some_and(|b| promised > b) {
             self.become_follower();
@@ -149,7 +157,6 @@ impl Replica {
             read_round_unsent: false,
             acked_round: BTreeMap::new(),
             heard_from: BTreeSet::new(),
-            snapshot_requested: BTreeMap::new(),
         }));
         self.leader = Some(self.cfg.id);
         self.election_elapsed = 0;
@@ -373,10 +380,9 @@ impl Replica {
         read_round: u64,
         their_commit: Slot,
     ) {
-        let (commit, log_start, now, max_learn, max_learn_bytes) = (
+        let (commit, log_start, max_learn, max_learn_bytes) = (
             self.commit,
             self.log_start,
-            self.now,
             self.cfg.max_learn_entries,
             self.cfg.max_batch_bytes.saturating_mul(4),
         );
@@ -390,13 +396,8 @@ impl Replica {
         let acked = l.acked_round.entry(from).or_insert(0);
         *acked = (*acked).max(read_round);
         if their_commit < log_start {
-            // What it lacks is compacted here: it needs the application's snapshot. Ask the
-            // driver at most once per election timeout per follower.
-            let last = l.snapshot_requested.get(&from).copied();
-            if last.is_none_or(|t| now >= t + u64::from(self.cfg.election_timeout.1)) {
-                l.snapshot_requested.insert(from, now);
-                self.ready.send_snapshot.push(from);
-            }
+            // What it lacks is compacted here: it needs the application's snapshot.
+            self.request_snapshot(from);
         } else if their_commit < commit {
             // Bounded in entries and in bytes (at least one entry): a follower far behind on
             // large commands gets several messages, never one huge one.

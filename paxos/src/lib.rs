@@ -42,6 +42,19 @@
 //! chosen on followers only uses facts that imply this (same-ballot acceptance plus the
 //! leader's commit index, or values the leader knows chosen).
 //!
+//! The argument assumes that a ballot has one proposer that proposes one value per slot in
+//! it. Ballot ids name their owner, so two replicas never share one; that one replica never
+//! uses a ballot twice across a crash is the **durable-ballot rule**: a `Prepare` vouches for
+//! its ballot ([`Body::vouches_for_state`]), so the candidate's round is persisted (as its own
+//! promise) before any replica can hear of it, and a restarted replica always picks a round
+//! above its persisted promise. Without it, a candidate that crashed after its `Prepare` left
+//! but before its promise was durable could restart, pick the same ballot, collect the stale
+//! promises of its first incarnation and propose a second value in a slot where the first
+//! incarnation's value may get chosen (the run in `tests/scenarios.rs`,
+//! `a_ballot_is_never_reused_after_a_crash_before_its_prepare_was_durable`). The same rule
+//! makes a replica's own vote durable before any decision that counts it: see "Why this is
+//! enough" in [`ready`].
+//!
 //! *Linearizable reads without log writes (read index).* A read that arrives at the leader
 //! gets the commit index `c` at that moment. The leader serves it only after (1) the no-op that
 //! opened its term is chosen — so `c` covers every value chosen by earlier leaders — and (2) a
@@ -53,7 +66,13 @@
 //!
 //! *Liveness* needs a majority that can talk and eventually one candidate that is not
 //! interrupted for a round trip; randomized election timeouts (re-drawn after every lost
-//! election or rejection) make duels die out.
+//! election, rejection or granted vote, from a range [`Config::validate`] requires to be at
+//! least [`MIN_ELECTION_RANGE`] ticks wide) make duels die out. A candidate that cannot win —
+//! its `Prepare` asks for slots an acceptor already compacted — must not hold the others back:
+//! such an acceptor answers `Compacted` instead of promising, so it neither resets its
+//! election timer nor abandons its leader, and it streams the candidate a snapshot. A replica
+//! that lags behind a majority's compacted logs therefore cannot keep a group leaderless,
+//! whatever the election ranges of its members.
 
 #![warn(missing_docs)]
 
@@ -67,6 +86,6 @@ pub mod types;
 
 pub use message::{AcceptedEntry, Body, Message};
 pub use ready::{PersistedEntry, ReadState, Ready};
-pub use replica::{Config, NotLeader, Replica, Role};
+pub use replica::{Config, ConfigError, NotLeader, Replica, Role, MIN_ELECTION_RANGE};
 pub use storage::{MemStorage, PersistentState, Storage};
 pub use types::{Ballot, Command, ReplicaId, Slot, Value};

@@ -55,6 +55,17 @@ pub enum Body {
         /// The ballot the sender promised.
         promised: Ballot,
     },
+    /// Answer to a `Prepare` whose `from_slot` lies below the acceptor's log start: the
+    /// candidate lacks chosen slots that this acceptor compacted away, so it could not pick
+    /// values for them and cannot win with this acceptor's vote. The acceptor does not promise
+    /// (a leader it follows is not disturbed, its election timer keeps running) and streams the
+    /// candidate an application snapshot instead.
+    Compacted {
+        /// The candidate's ballot (not promised).
+        ballot: Ballot,
+        /// The acceptor's first slot still in its log.
+        log_start: Slot,
+    },
     /// Phase 2a, batched: "accept these values in `ballot`"; `commit` piggybacks the leader's
     /// commit index (every slot below it is chosen).
     Accept {
@@ -118,17 +129,24 @@ impl Message {
 }
 
 impl Body {
-    /// An acceptor's answer (`Promise`, `Accepted`, `HeartbeatAck`, `Nack`): it states what the
-    /// sender promised or accepted, so it must leave only once that state is durable. The
-    /// other messages are a leader's or candidate's requests and the facts it learned (what is
-    /// chosen); sending them early promises nothing about the sender's storage.
+    /// True when the message states something about the sender's durable state, so that it
+    /// must leave only once that state is persisted:
+    ///
+    /// - an acceptor's answers (`Promise`, `Accepted`, `HeartbeatAck`, `Nack`, `Compacted`)
+    ///   state what it promised or accepted;
+    /// - a candidate's `Prepare` opens a ballot, and a ballot must never be used twice: its
+    ///   round is durable (as the candidate's own promise) before anyone can hear of it, so a
+    ///   candidate that crashes and restarts picks a higher round instead of reusing one whose
+    ///   promises may still be on their way (issue 19's two-values-in-one-slot run).
+    ///
+    /// The others — a leader's `Accept`, `Heartbeat` and `Learn` — may leave before the persist
+    /// that goes with them: they carry a ballot already durable here (it was persisted before
+    /// the `Prepare` that won it), and what they ask of others vouches for nothing about this
+    /// replica's own storage.
     pub fn vouches_for_state(&self) -> bool {
-        matches!(
+        !matches!(
             self,
-            Body::Promise { .. }
-                | Body::Accepted { .. }
-                | Body::HeartbeatAck { .. }
-                | Body::Nack { .. }
+            Body::Accept { .. } | Body::Heartbeat { .. } | Body::Learn { .. }
         )
     }
 
@@ -141,7 +159,8 @@ impl Body {
             | Body::Accepted { ballot, .. }
             | Body::Heartbeat { ballot, .. }
             | Body::HeartbeatAck { ballot, .. }
-            | Body::Learn { ballot, .. } => *ballot,
+            | Body::Learn { ballot, .. }
+            | Body::Compacted { ballot, .. } => *ballot,
             Body::Nack { promised } => *promised,
         }
     }

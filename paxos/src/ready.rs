@@ -1,18 +1,47 @@
 //! What a replica asks its driver to do: the output of every step.
 //!
-//! The driver takes a [`Ready`] after feeding the replica (`step`, `tick`, `propose`, ...) and
-//! handles it **in this order**:
+//! # The driver's contract
+//!
+//! A driver feeds the replica inputs (`step`, `tick`, `propose`, `read_index`, `compact`) —
+//! any number of them between two [`Replica::take_ready`] calls (batching is encouraged: one
+//! persist then serves many inputs) — then takes a [`Ready`] and handles it **in this order**:
 //!
 //! 1. persist `promised` (if set) and `entries` (upserts), then discard entries below
-//!    `compact_to` (if set) — all durably (fsync) before step 2;
-//! 2. send `messages` (any order, any of them may be lost);
+//!    `compact_to` (if set) — atomically (all of it or none of it survives a crash) and
+//!    durably (fsync) before step 2, and **before the replica is fed any further input**;
+//! 2. send `messages` (any order, any of them may be lost). Those whose
+//!    [`Body::vouches_for_state`] is false (a leader's `Accept`, `Heartbeat` and `Learn`) may
+//!    instead be sent before or during step 1; all others only after it;
 //! 3. apply `committed` to the state machine, in order;
 //! 4. serve `read_states` once the state machine has applied every slot below their index;
 //!    tell the callers of `failed_reads` and `dropped_proposals` to retry with the leader;
 //! 5. stream an application snapshot to each replica in `send_snapshot`.
 //!
-//! Step 1 before step 2 is the safety contract: a promise or an acceptance must be durable
-//! before anyone can learn of it, or a crash could make a replica break its word.
+//! The driver may crash anywhere: between inputs (the replica's unpersisted memory is lost),
+//! after sending early messages but before the persist, between the persist and the sends, or
+//! while applying. It restarts with [`Replica::restart`] from what it persisted.
+//!
+//! # Why this is enough
+//!
+//! - *No reply vouches for what is not durable.* Step 1 before the vouching messages of
+//!   step 2: a promise or an acceptance is on disk before anyone can learn of it.
+//! - *A ballot is never used twice.* A `Prepare` vouches for its ballot: the candidate's round
+//!   is durable (as its own promise) before the `Prepare` leaves, so a candidate that crashes
+//!   restarts with a promise at least that high and picks a higher round. Every message of
+//!   ballot `b` that any replica ever receives therefore comes from one incarnation of `b`'s
+//!   owner, which proposed one value per slot in it.
+//! - *A replica's own vote is durable before it decides anything.* The replica counts its own
+//!   promise and its own acceptances at once (in memory), but a decision needs a majority,
+//!   hence at least one answer from a peer; a peer answers only a message of this replica's
+//!   current ballot, which left in some taken `Ready` — and the persist of that `Ready`, which
+//!   holds the replica's own vote, completed before the answer could be fed (step 1's "before
+//!   any further input"). Answers carrying the same ballot from an earlier incarnation cannot
+//!   exist, by the previous point. (A one-replica group decides alone, and its decisions reach
+//!   nobody before the persist: it has no peers, and `committed` is applied after step 1.)
+//!
+//! [`Replica::take_ready`]: crate::Replica::take_ready
+//! [`Replica::restart`]: crate::Replica::restart
+//! [`Body::vouches_for_state`]: crate::message::Body::vouches_for_state
 
 use crate::message::Message;
 use crate::types::{Ballot, Command, ReplicaId, Slot, Value};
@@ -40,7 +69,10 @@ pub struct ReadState {
     pub index: Slot,
 }
 
-/// Everything a step produced. See the module documentation for the order of handling.
+/// Everything the inputs since the last [`Replica::take_ready`] produced. See the module
+/// documentation for the order of handling.
+///
+/// [`Replica::take_ready`]: crate::Replica::take_ready
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Ready {
     /// Promised ballot to persist.
@@ -49,11 +81,8 @@ pub struct Ready {
     pub entries: Vec<PersistedEntry>,
     /// Entries below this slot may be discarded from storage.
     pub compact_to: Option<Slot>,
-    /// Messages to send after persisting. Those whose [`Body::vouches_for_state`] is false (a
-    /// leader's or candidate's requests) may be sent before, in parallel with the persist, as
-    /// long as the driver feeds the replica no further input until the persist completed:
-    /// the replica counts its own vote only when a later input arrives, so a decision never
-    /// rests on a vote that is not durable.
+    /// Messages to send after persisting; those whose [`Body::vouches_for_state`] is false may
+    /// leave before (see the module documentation).
     ///
     /// [`Body::vouches_for_state`]: crate::message::Body::vouches_for_state
     pub messages: Vec<Message>,

@@ -33,6 +33,7 @@ fn message_slots(body: &Body) -> Box<dyn Iterator<Item = Slot> + '_> {
         }
         Body::Learn { entries, .. } => Box::new(entries.iter().map(|e| e.0)),
         Body::Nack { .. } => Box::new(std::iter::empty()),
+        Body::Compacted { log_start, .. } => Box::new(std::iter::once(*log_start)),
     }
 }
 
@@ -63,7 +64,73 @@ pub struct Config {
     pub seed: u64,
 }
 
+/// A [`Config`] that cannot run a group.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// `members` is empty, lists a replica twice, or does not hold `id`.
+    #[error("bad membership: {0}")]
+    Members(String),
+    /// The election range is empty or too narrow to break duels, or not above the heartbeat
+    /// interval.
+    #[error("bad election timeout {lo}..{hi}: {why}")]
+    ElectionTimeout {
+        /// Lower end (inclusive).
+        lo: u32,
+        /// Upper end (exclusive).
+        hi: u32,
+        /// What is wrong.
+        why: &'static str,
+    },
+    /// A limit that must be at least 1 is 0.
+    #[error("{0} must be at least 1")]
+    Zero(&'static str),
+}
+
+/// Narrowest election range accepted, in ticks: with fewer distinct timeouts to draw from,
+/// two candidates keep timing out together and a duel need never end.
+pub const MIN_ELECTION_RANGE: u32 = 2;
+
 impl Config {
+    /// Checks that the configuration can run a group: `id` is one of `members` (each listed
+    /// once), the election range `lo..hi` has `lo` above the heartbeat interval and is at
+    /// least [`MIN_ELECTION_RANGE`] ticks wide (a range as wide as `lo` itself, as Raft
+    /// suggests, is better), and the batching limits are positive.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut members = self.members.clone();
+        members.sort_unstable();
+        members.dedup();
+        if members.len() != self.members.len() {
+            return Err(ConfigError::Members("a replica is listed twice".into()));
+        }
+        if !members.contains(&self.id) {
+            return Err(ConfigError::Members(format!(
+                "replica {} is not a member",
+                self.id
+            )));
+        }
+        if self.heartbeat_interval == 0 {
+            return Err(ConfigError::Zero("heartbeat_interval"));
+        }
+        let (lo, hi) = self.election_timeout;
+        let bad = |why| Err(ConfigError::ElectionTimeout { lo, hi, why });
+        if lo <= self.heartbeat_interval {
+            return bad("the lower end must exceed the heartbeat interval");
+        }
+        if hi < lo.saturating_add(MIN_ELECTION_RANGE) {
+            return bad("the range must be at least 2 ticks wide, or duels never end");
+        }
+        if self.max_batch_commands == 0 {
+            return Err(ConfigError::Zero("max_batch_commands"));
+        }
+        if self.max_inflight_slots == 0 {
+            return Err(ConfigError::Zero("max_inflight_slots"));
+        }
+        if self.max_learn_entries == 0 {
+            return Err(ConfigError::Zero("max_learn_entries"));
+        }
+        Ok(())
+    }
+
     /// Defaults for a group: election after 10..20 ticks of silence, heartbeats every 2 ticks,
     /// batches of up to 1000 commands or 1 MiB, a window of 64 slots.
     pub fn new(id: ReplicaId, members: Vec<ReplicaId>) -> Config {
@@ -154,8 +221,6 @@ pub(crate) struct Leadership {
     pub acked_round: BTreeMap<ReplicaId, u64>,
     /// Followers heard from (in this ballot) since the last quorum check.
     pub heard_from: BTreeSet<ReplicaId>,
-    /// Tick at which a snapshot was last requested for each follower.
-    pub snapshot_requested: BTreeMap<ReplicaId, u64>,
 }
 
 #[derive(Debug)]
@@ -189,18 +254,27 @@ pub struct Replica {
     pub(crate) election_elapsed: u32,
     pub(crate) election_timeout: u32,
     pub(crate) heartbeat_elapsed: u32,
+    /// Tick at which a snapshot was last requested for each peer (a lagging follower, or a
+    /// candidate behind this replica's compacted log).
+    pub(crate) snapshot_requested: BTreeMap<ReplicaId, u64>,
     pub(crate) ready: Ready,
 }
 
 impl Replica {
-    /// A new member with an empty log.
-    pub fn new(cfg: Config) -> Replica {
+    /// A new member with an empty log, or why `cfg` cannot run.
+    pub fn new(cfg: Config) -> Result<Replica, ConfigError> {
         Replica::restart(cfg, PersistentState::default(), 1)
     }
 
     /// A member rebuilt from what it persisted, whose application state covers every slot
-    /// below `applied` (chosen values from there on are handed out again).
-    pub fn restart(cfg: Config, state: PersistentState, applied: Slot) -> Replica {
+    /// below `applied` (chosen values from there on are handed out again), or why `cfg`
+    /// cannot run.
+    pub fn restart(
+        cfg: Config,
+        state: PersistentState,
+        applied: Slot,
+    ) -> Result<Replica, ConfigError> {
+        cfg.validate()?;
         let log_start = state.log_start.max(1);
         let rng = cfg.seed ^ cfg.id.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x2545_f491_4f6c_dd1d;
         let mut r = Replica {
@@ -228,13 +302,14 @@ impl Replica {
             election_elapsed: 0,
             election_timeout: 0,
             heartbeat_elapsed: 0,
+            snapshot_requested: BTreeMap::new(),
             ready: Ready::default(),
             rng: rng | 1,
             cfg,
         };
         r.reset_election_timer();
         r.advance_commit();
-        r
+        Ok(r)
     }
 
     // ----- Public driving API -----
@@ -365,6 +440,7 @@ impl Replica {
                 entries,
             } => self.on_promise(from, ballot, log_start, entries),
             Body::Nack { promised } => self.on_nack(promised),
+            Body::Compacted { ballot, .. } => self.on_compacted(ballot),
             Body::Accept {
                 ballot,
                 entries,
@@ -438,9 +514,21 @@ impl Replica {
         if self.nack_if_stale(from, ballot) {
             return;
         }
+        if from_slot < self.log_start {
+            // The candidate lacks chosen slots compacted here, so it cannot win with this
+            // vote: promising would only unseat the leader we follow and hold back our own
+            // election, and a lagging replica that keeps timing out would keep the group
+            // leaderless. Refuse, and catch it up instead.
+            let log_start = self.log_start;
+            self.send(from, Body::Compacted { ballot, log_start });
+            self.request_snapshot(from);
+            return;
+        }
         self.promise(ballot);
         self.leader = None;
-        self.election_elapsed = 0;
+        // Redrawn, not just restarted: replicas that keep granting votes together must not
+        // keep timing out together.
+        self.reset_election_timer();
         let entries = self.accepted_from(from_slot);
         self.send(
             from,
@@ -603,6 +691,18 @@ impl Replica {
     }
 
     // ----- Helpers -----
+
+    /// Asks the driver to stream an application snapshot to `peer`, at most once per
+    /// election timeout per peer (a transfer takes a while; asking again on every message
+    /// would start it over and over).
+    pub(crate) fn request_snapshot(&mut self, peer: ReplicaId) {
+        let (now, every) = (self.now, u64::from(self.cfg.election_timeout.1));
+        let last = self.snapshot_requested.get(&peer).copied();
+        if last.is_none_or(|t| now >= t + every) {
+            self.snapshot_requested.insert(peer, now);
+            self.ready.send_snapshot.push(peer);
+        }
+    }
 
     pub(crate) fn send(&mut self, to: ReplicaId, body: Body) {
         self.ready.messages.push(Message {

@@ -25,6 +25,7 @@ impl Cluster {
                         seed: 7,
                         ..Config::new(id, members.clone())
                     })
+                    .expect("valid config")
                 })
                 .collect(),
             storage: vec![MemStorage::new(); n as usize],

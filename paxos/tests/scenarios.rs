@@ -7,7 +7,10 @@ mod harness;
 use std::collections::{BTreeSet, HashMap};
 
 use harness::{cmd, Cluster, Fate};
-use strata_paxos::{Body, Command, Message, ReadState, ReplicaId, Role, Storage, Value};
+use strata_paxos::{
+    Ballot, Body, Command, Config, ConfigError, Message, ReadState, Replica, ReplicaId, Role,
+    Storage, Value,
+};
 
 fn dedup(cmds: Vec<Command>) -> Vec<Command> {
     let mut seen = BTreeSet::new();
@@ -900,4 +903,147 @@ fn an_accept_in_a_ballot_the_sender_does_not_own_is_not_trusted() {
         stored.is_empty(),
         "replica 3 stored a value of ballot {b:?} sent by replica 2: {stored:?}"
     );
+}
+
+// ----- Lagging candidates and election ranges (issue 19, case 2) -----
+
+/// Replica 3 lags behind what every other replica compacted and times out much sooner than
+/// they do (per-replica election ranges). Each of its Prepares used to earn promises that made
+/// the others restart their election timers and stand down from nothing: it could never win
+/// (the promises report a log start above its commit), and nobody else ever ran, so the group
+/// stayed leaderless for good. Now the others refuse the Prepare (`Compacted`), keep their
+/// timers running, and catch replica 3 up with a snapshot; a leader appears and replica 3
+/// applies everything.
+#[test]
+fn a_replica_behind_the_compacted_logs_cannot_keep_the_group_leaderless() {
+    let ranges = [(30, 45), (30, 45), (4, 7), (30, 45), (30, 45)];
+    let mut c = Cluster::with_config(5, 1, |cfg| {
+        cfg.election_timeout = ranges[(cfg.id - 1) as usize];
+    });
+    c.compact_every = Some(4);
+    c.isolate(3);
+    c.elect(1);
+    for x in cmds("a", 20) {
+        c.submit(&x, 400, 60);
+    }
+    for id in [1, 2, 4, 5] {
+        assert!(
+            c.r(id).log_start() > 3,
+            "replica {id} compacted past slot 3"
+        );
+    }
+    assert!(c.r(3).commit_index() <= 1, "replica 3 knows nothing");
+    // The leader restarts: nobody leads, and replica 3 hears the others again.
+    c.crash(1);
+    c.restart(1);
+    c.heal();
+    let led = |c: &Cluster| {
+        c.leader()
+            .is_some_and(|l| c.ids().iter().all(|&id| c.r(id).leader() == Some(l)))
+    };
+    c.run_until(300, "a leader that every replica follows", led);
+    c.run_until(300, "replica 3 caught up", all_caught_up);
+    assert!(
+        c.sent_of("Compacted") > 0,
+        "the lagging candidate was refused"
+    );
+    assert!(c.snapshots_installed.iter().any(|&(to, _)| to == 3));
+    c.submit(&cmd("after"), 300, 60);
+    c.run_until(300, "all applied the last command", all_caught_up);
+    c.check_agreement();
+    assert_eq!(dedup(c.commands(3)), dedup(c.commands(1)));
+}
+
+/// What the refusal does and does not do: no promise (nothing to persist, the leader that the
+/// acceptor follows is not unseated, its election timer keeps running), one `Compacted`
+/// answer naming its log start, and a snapshot for the candidate.
+#[test]
+fn a_prepare_from_behind_the_compacted_log_is_refused_and_answered_with_a_snapshot() {
+    let mut c = Cluster::new(3, 5);
+    c.compact_every = Some(4);
+    let b = c.elect(1);
+    for x in cmds("a", 12) {
+        c.submit(&x, 200, 30);
+    }
+    let log_start = c.r(2).log_start();
+    assert!(log_start > 2);
+    let prepare = Message {
+        from: 3,
+        to: 2,
+        body: Body::Prepare {
+            ballot: Ballot::new(b.round + 5, 3),
+            from_slot: 1,
+        },
+    };
+    let ready = c.inject_and_capture(prepare);
+    assert_eq!(ready.promised, None, "no promise");
+    assert_eq!(
+        ready.messages,
+        vec![Message {
+            from: 2,
+            to: 3,
+            body: Body::Compacted {
+                ballot: Ballot::new(b.round + 5, 3),
+                log_start,
+            },
+        }]
+    );
+    assert_eq!(ready.send_snapshot, vec![3]);
+    assert_eq!(c.r(2).promised(), b);
+    assert_eq!(c.r(2).leader(), Some(1), "still follows its leader");
+}
+
+/// A range too narrow to break duels (`13..14` draws 13 every time), one whose lower end does
+/// not exceed the heartbeat interval, and a broken membership are refused at construction.
+#[test]
+fn degenerate_configurations_are_refused() {
+    let ok = Config::new(1, vec![1, 2, 3]);
+    assert!(Replica::new(ok.clone()).is_ok());
+    let bad = [
+        Config {
+            election_timeout: (13, 14),
+            ..ok.clone()
+        },
+        Config {
+            election_timeout: (13, 13),
+            ..ok.clone()
+        },
+        Config {
+            election_timeout: (20, 10),
+            ..ok.clone()
+        },
+        Config {
+            election_timeout: (2, 10),
+            heartbeat_interval: 2,
+            ..ok.clone()
+        },
+        Config {
+            heartbeat_interval: 0,
+            ..ok.clone()
+        },
+        Config {
+            members: vec![1, 2, 2],
+            ..ok.clone()
+        },
+        Config {
+            members: vec![2, 3, 4],
+            ..ok.clone()
+        },
+        Config {
+            max_inflight_slots: 0,
+            ..ok.clone()
+        },
+    ];
+    for cfg in bad {
+        let err = Replica::new(cfg.clone()).expect_err(&format!("{cfg:?} accepted"));
+        assert!(!err.to_string().is_empty());
+    }
+    assert!(matches!(
+        Config {
+            election_timeout: (13, 14),
+            ..ok
+        }
+        .validate(),
+        Err(ConfigError::ElectionTimeout { lo: 13, hi: 14, .. })
+    ));
 }

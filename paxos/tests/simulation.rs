@@ -12,7 +12,7 @@ use std::time::Instant;
 use strata_paxos::sim::{run, SimConfig, SimFailure};
 use strata_paxos::{Body, Config, Message, Replica, Role, Storage};
 
-/// Seeds per configuration; seven configurations, so 3500 seeds by default.
+/// Seeds per configuration; nine configurations, so 4500 seeds by default.
 const SEEDS: u64 = 500;
 
 fn seeds() -> u64 {
@@ -96,6 +96,16 @@ fn sweep_crashy3() {
 }
 
 #[test]
+fn sweep_crashy5() {
+    sweep("crashy5");
+}
+
+#[test]
+fn sweep_spread5() {
+    sweep("spread5");
+}
+
+#[test]
 fn sweep_compact5() {
     sweep("compact5");
 }
@@ -161,7 +171,7 @@ fn a_lost_accept_is_resent() {
     let members = vec![1, 2, 3];
     let mut replicas: Vec<Replica> = members
         .iter()
-        .map(|&id| Replica::new(Config::new(id, members.clone())))
+        .map(|&id| Replica::new(Config::new(id, members.clone())).expect("valid config"))
         .collect();
     let mut storage = vec![strata_paxos::MemStorage::new(); 3];
     let mut applied = vec![Vec::new(); 3];

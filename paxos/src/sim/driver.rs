@@ -8,8 +8,8 @@ use super::node::{CrashPoint, Node};
 use super::{SimConfig, SimFailure, SimReport};
 use crate::message::Message;
 use crate::replica::{Config, Replica, Role};
-use crate::storage::Storage;
-use crate::types::ReplicaId;
+use crate::storage::{PersistentState, Storage};
+use crate::types::{ReplicaId, Slot};
 
 pub(super) type Check = Result<(), String>;
 
@@ -52,25 +52,53 @@ pub(crate) struct Sim<'a> {
     next_read: u64,
     pub(super) next_transfer: u64,
     pub(super) report: SimReport,
+    /// Since the faults stopped, a leader that a majority follows was seen.
+    leader_seen: bool,
 }
 
 fn replica_config(cfg: &SimConfig, seed: u64, id: ReplicaId, incarnation: u64) -> Config {
+    let default = Config::new(id, (1..=cfg.replicas).collect());
+    let ranges = &cfg.election_ranges;
     Config {
+        election_timeout: if ranges.is_empty() {
+            default.election_timeout
+        } else {
+            ranges[(id - 1) as usize % ranges.len()]
+        },
         seed: seed
             .wrapping_mul(0x9e37_79b9_7f4a_7c15)
             .wrapping_add(incarnation.wrapping_mul(7919)),
         max_inflight_slots: cfg.max_inflight_slots,
         max_batch_commands: cfg.max_batch_commands,
         max_learn_entries: cfg.max_learn_entries,
-        ..Config::new(id, (1..=cfg.replicas).collect())
+        ..default
     }
 }
 
+/// A replica, or the simulation's configuration error.
+fn replica(cfg: Config, state: PersistentState, applied: Slot) -> Result<Replica, String> {
+    Replica::restart(cfg, state, applied).map_err(|e| format!("CONFIG: {e}"))
+}
+
 impl<'a> Sim<'a> {
-    pub(crate) fn new(seed: u64, cfg: &'a SimConfig) -> Sim<'a> {
+    pub(crate) fn new(seed: u64, cfg: &'a SimConfig) -> Result<Sim<'a>, SimFailure> {
         let nodes = (1..=cfg.replicas)
-            .map(|id| Node::new(id, Replica::new(replica_config(cfg, seed, id, 0))))
-            .collect();
+            .map(|id| {
+                let replica = replica(
+                    replica_config(cfg, seed, id, 0),
+                    PersistentState::default(),
+                    1,
+                );
+                Ok(Node::new(id, replica?))
+            })
+            .collect::<Result<_, String>>()
+            .map_err(|reason| SimFailure {
+                seed,
+                config: cfg.name,
+                tick: 0,
+                reason,
+                trace: Vec::new(),
+            })?;
         let clients = (1..=cfg.clients)
             .map(|id| Client {
                 id,
@@ -79,7 +107,7 @@ impl<'a> Sim<'a> {
                 hint: None,
             })
             .collect();
-        Sim {
+        Ok(Sim {
             cfg,
             seed,
             rng: Rng::new(seed ^ 0x005e_ed0f_5eed),
@@ -89,6 +117,8 @@ impl<'a> Sim<'a> {
                 dup: cfg.dup_rate,
                 delay: cfg.delay_rate,
                 max_delay: cfg.max_delay,
+                long_delay: cfg.long_delay_rate,
+                max_long_delay: cfg.max_long_delay,
                 latency: 1,
             },
             faulty: true,
@@ -102,7 +132,8 @@ impl<'a> Sim<'a> {
                 seed,
                 ..SimReport::default()
             },
-        }
+            leader_seen: false,
+        })
     }
 
     pub(crate) fn run(mut self) -> Result<SimReport, SimFailure> {
@@ -128,6 +159,9 @@ impl<'a> Sim<'a> {
             if self.faulty {
                 self.inject_faults()?;
             }
+            for i in 0..self.nodes.len() {
+                self.nodes[i].batching = self.rng.chance(self.cfg.batch_rate);
+            }
             self.deliver()?;
             for i in 0..self.nodes.len() {
                 if let Some(r) = self.nodes[i].replica.as_mut() {
@@ -141,6 +175,9 @@ impl<'a> Sim<'a> {
             }
             self.compaction_step()?;
             self.transfers_step();
+            if !self.faulty {
+                self.check_leader()?;
+            }
             if !self.faulty && self.converged() {
                 self.report.converged_after = self.now - self.cfg.ticks;
                 return self.final_checks();
@@ -160,10 +197,10 @@ impl<'a> Sim<'a> {
             if self.nodes[i].up() {
                 if self.nodes[i].crash_point.is_none() && self.rng.chance(self.cfg.crash_rate) {
                     if self.rng.chance(self.cfg.crash_mid_ready) {
-                        self.nodes[i].crash_point = Some(if self.rng.below(2) == 0 {
-                            CrashPoint::AfterPersist
-                        } else {
-                            CrashPoint::AfterSend
+                        self.nodes[i].crash_point = Some(match self.rng.below(3) {
+                            0 => CrashPoint::BeforePersist,
+                            1 => CrashPoint::AfterPersist,
+                            _ => CrashPoint::AfterSend,
                         });
                     } else {
                         self.crash(i, "between readies");
@@ -198,6 +235,7 @@ impl<'a> Sim<'a> {
         self.faulty = false;
         self.faults.drop = 0.0;
         self.faults.dup = 0.0;
+        self.faults.long_delay = 0.0;
         self.net.heal();
         self.checker.record(self.now, Event::FaultsOff);
         for i in 0..self.nodes.len() {
@@ -211,8 +249,10 @@ impl<'a> Sim<'a> {
 
     fn crash(&mut self, i: usize, point: &'static str) {
         let id = self.nodes[i].id;
+        // Packets already on the wire stay there: those from the crashed replica still arrive,
+        // and those to it arrive if it is back up by then (a restarted process listens on the
+        // same address), so peers may answer an earlier incarnation's messages.
         self.nodes[i].crash();
-        self.net.drop_involving(id);
         self.report.crashes += 1;
         self.checker.record(self.now, Event::Crash { id, point });
     }
@@ -223,7 +263,7 @@ impl<'a> Sim<'a> {
         let Ok(state) = node.storage.load();
         let log_start = state.log_start;
         let applied = node.app.applied_index();
-        node.replica = Some(Replica::restart(cfg, state, applied));
+        node.replica = Some(replica(cfg, state, applied)?);
         self.report.restarts += 1;
         let id = node.id;
         self.checker.record(
@@ -245,7 +285,7 @@ impl<'a> Sim<'a> {
         let Some(replica) = node.replica.as_mut() else {
             return Ok(());
         };
-        let ready = replica.take_ready();
+        let mut ready = replica.take_ready();
         let leading = replica.role() == Role::Leader;
         let leader_hint = replica.leader();
         if leading && !node.was_leader {
@@ -257,25 +297,33 @@ impl<'a> Sim<'a> {
         if ready.is_empty() {
             return Ok(());
         }
-        // 1. Persist.
         for e in ready.entries.iter().filter(|e| e.chosen) {
             self.checker
                 .claim(id, "persisted as chosen", e.slot, &e.value)?;
         }
+        // Messages that vouch for nothing may leave before the persist (or during it: the
+        // same, for a simulation).
+        let mut messages = std::mem::take(&mut ready.messages);
+        if self.rng.chance(self.cfg.early_send_rate) {
+            let (early, rest): (Vec<_>, Vec<_>) = messages
+                .into_iter()
+                .partition(|m| !m.body.vouches_for_state());
+            self.send_all(early);
+            messages = rest;
+        }
+        if self.nodes[i].crash_point == Some(CrashPoint::BeforePersist) {
+            self.crash(i, "after early sends, before persist");
+            return Ok(());
+        }
+        // 1. Persist.
+        let node = &mut self.nodes[i];
         let Ok(()) = node.storage.persist(&ready);
         if node.crash_point == Some(CrashPoint::AfterPersist) {
             self.crash(i, "after persist, before send");
             return Ok(());
         }
         // 2. Send.
-        for m in ready.messages {
-            let p = Packet {
-                from: m.from,
-                to: m.to,
-                payload: Payload::Paxos(m.body),
-            };
-            self.net.send(&mut self.rng, self.now, &self.faults, p);
-        }
+        self.send_all(messages);
         if self.nodes[i].crash_point == Some(CrashPoint::AfterSend) {
             self.crash(i, "after send, before apply");
             return Ok(());
@@ -321,6 +369,43 @@ impl<'a> Sim<'a> {
         // 5. Snapshots.
         for peer in ready.send_snapshot {
             self.start_transfer(i, peer);
+        }
+        Ok(())
+    }
+
+    fn send_all(&mut self, messages: Vec<Message>) {
+        for m in messages {
+            let p = Packet {
+                from: m.from,
+                to: m.to,
+                payload: Payload::Paxos(m.body),
+            };
+            self.net.send(&mut self.rng, self.now, &self.faults, p);
+        }
+    }
+
+    /// After the faults stopped, a leader that a majority follows must appear within
+    /// `election_ticks` (liveness of elections alone, whatever the election ranges).
+    fn check_leader(&mut self) -> Check {
+        if self.leader_seen {
+            return Ok(());
+        }
+        let majority = self.nodes.len() / 2 + 1;
+        self.leader_seen = self.nodes.iter().any(|n| {
+            n.replica.as_ref().is_some_and(|r| r.role() == Role::Leader)
+                && self
+                    .nodes
+                    .iter()
+                    .filter(|m| m.replica.as_ref().and_then(Replica::leader) == Some(n.id))
+                    .count()
+                    >= majority
+        });
+        if !self.leader_seen && self.now >= self.cfg.ticks + self.cfg.election_ticks {
+            return Err(format!(
+                "LIVENESS: no leader followed by a majority {} ticks after the faults stopped\n{}",
+                self.cfg.election_ticks,
+                self.summary()
+            ));
         }
         Ok(())
     }
@@ -371,7 +456,9 @@ impl<'a> Sim<'a> {
                     if let Some(r) = self.nodes[i].replica.as_mut() {
                         r.step(Message { from, to, body });
                     }
-                    self.handle_ready(i)?;
+                    if !self.nodes[i].batching {
+                        self.handle_ready(i)?;
+                    }
                 }
                 Payload::Chunk {
                     transfer,

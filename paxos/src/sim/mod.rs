@@ -7,7 +7,13 @@
 //! clients propose unique commands and retry them, replicas compact their logs and catch
 //! each other up with chunked application snapshots, and linearizable reads are asked.
 //! Then the faults stop: partitions heal, every replica restarts, nothing is lost, and the
-//! group must converge within a bounded number of ticks.
+//! group must elect a leader and converge within bounded numbers of ticks.
+//!
+//! Each simulated driver does everything the contract in [`ready`](crate::ready) allows, not
+//! just its most cautious reading: it feeds several inputs before one `take_ready`, sends the
+//! messages that do not vouch for its state before persisting, and crashes between inputs,
+//! after those early sends but before the persist, after the persist but before the sends,
+//! and after the sends but before applying. Replicas may have election ranges of their own.
 //!
 //! Every run checks, as it goes and at the end:
 //! - **one value per slot**: every value a replica applies, persists as chosen, or receives
@@ -18,8 +24,9 @@
 //!   client's commands take effect in the order it issued them;
 //! - **linearizable reads**: a read served at index `i` sees every command that had been
 //!   applied anywhere before the read was issued (all of them sit in slots below `i`);
-//! - **liveness**: after the faults stop, every replica applies every chosen slot and every
-//!   client's command is acknowledged, within `liveness_ticks`.
+//! - **liveness**: after the faults stop, a leader that a majority follows appears within
+//!   `election_ticks`, and every replica applies every chosen slot and every client's command
+//!   is acknowledged within `liveness_ticks`.
 //!
 //! The same seed and configuration always give the same run (and the same
 //! [`SimReport::digest`]); a failure names its seed and shows the last events.
@@ -52,6 +59,11 @@ pub struct SimConfig {
     pub ticks: u64,
     /// Ticks allowed, after the faults stop, for the group to converge.
     pub liveness_ticks: u64,
+    /// Ticks allowed, after the faults stop, until a leader that a majority follows appears.
+    pub election_ticks: u64,
+    /// Election timeout range of each replica (`[k]` for replica `k + 1`); empty: every
+    /// replica uses the default range.
+    pub election_ranges: Vec<(u32, u32)>,
     /// Probability a packet is lost.
     pub drop_rate: f64,
     /// Probability a packet is delivered twice.
@@ -60,11 +72,22 @@ pub struct SimConfig {
     pub delay_rate: f64,
     /// Longest extra delay.
     pub max_delay: u64,
+    /// Probability a packet is delayed by up to `max_long_delay` ticks instead (longer than
+    /// an election timeout: it may reach a replica that crashed and restarted meanwhile).
+    pub long_delay_rate: f64,
+    /// Longest long delay.
+    pub max_long_delay: u64,
     /// Per live replica and tick: probability it crashes.
     pub crash_rate: f64,
-    /// Share of crashes that strike inside the handling of a `Ready` (after persisting, or
-    /// after sending but before applying) rather than between two.
+    /// Share of crashes that strike inside the handling of a `Ready` (before persisting, after
+    /// persisting but before sending, or after sending but before applying) rather than
+    /// between two.
     pub crash_mid_ready: f64,
+    /// Per `Ready`: probability that the messages allowed to leave before the persist do.
+    pub early_send_rate: f64,
+    /// Per replica and tick: probability that the messages delivered to it this tick are fed
+    /// together and handled in one `Ready` rather than one `Ready` each.
+    pub batch_rate: f64,
     /// Per crashed replica and tick: probability it restarts.
     pub restart_rate: f64,
     /// Per tick, when healed: probability a random partition starts.
@@ -98,12 +121,18 @@ impl Default for SimConfig {
             replicas: 3,
             ticks: 1500,
             liveness_ticks: 3000,
+            election_ticks: 400,
+            election_ranges: Vec::new(),
             drop_rate: 0.05,
             dup_rate: 0.02,
             delay_rate: 0.2,
             max_delay: 8,
+            long_delay_rate: 0.005,
+            max_long_delay: 60,
             crash_rate: 0.002,
             crash_mid_ready: 0.5,
+            early_send_rate: 0.5,
+            batch_rate: 0.3,
             restart_rate: 0.03,
             partition_rate: 0.003,
             heal_rate: 0.02,
@@ -122,9 +151,11 @@ impl Default for SimConfig {
 
 impl SimConfig {
     /// The configurations the test suite sweeps: `calm3` (reordering only), `lossy3`,
-    /// `lossy5`, `chaos3` and `chaos5` (heavy loss, crashes and partitions), `crashy3` (frequent
-    /// crashes, many inside a `Ready`, with quick restarts), `compact5`
-    /// (aggressive compaction, so catch-up goes through snapshots).
+    /// `lossy5`, `chaos3` and `chaos5` (heavy loss, crashes and partitions), `crashy3` and
+    /// `crashy5` (frequent crashes, many inside a `Ready`, with quick restarts), `compact5`
+    /// (aggressive compaction, so catch-up goes through snapshots), `spread5` (compaction,
+    /// crashes and partitions with a different election range per replica, some much
+    /// shorter than others).
     pub fn presets() -> Vec<SimConfig> {
         let d = SimConfig::default();
         vec![
@@ -178,6 +209,28 @@ impl SimConfig {
                 restart_rate: 0.3,
                 crash_mid_ready: 0.7,
                 delay_rate: 0.4,
+                ..d.clone()
+            },
+            SimConfig {
+                name: "crashy5",
+                replicas: 5,
+                crash_rate: 0.02,
+                restart_rate: 0.2,
+                crash_mid_ready: 0.8,
+                early_send_rate: 0.8,
+                batch_rate: 0.5,
+                delay_rate: 0.4,
+                ..d.clone()
+            },
+            SimConfig {
+                name: "spread5",
+                replicas: 5,
+                election_ranges: vec![(30, 45), (12, 16), (4, 7), (25, 40), (18, 30)],
+                compaction_rate: 0.1,
+                crash_rate: 0.006,
+                restart_rate: 0.02,
+                max_learn_entries: 4,
+                snapshot_chunk: 3,
                 ..d.clone()
             },
             SimConfig {
@@ -288,5 +341,5 @@ impl std::error::Error for SimFailure {}
 
 /// Runs one simulation.
 pub fn run(seed: u64, cfg: &SimConfig) -> Result<SimReport, SimFailure> {
-    driver::Sim::new(seed, cfg).run()
+    driver::Sim::new(seed, cfg)?.run()
 }

@@ -79,6 +79,7 @@ impl Payload {
                 Body::Heartbeat { .. } => "Heartbeat",
                 Body::HeartbeatAck { .. } => "HeartbeatAck",
                 Body::Learn { .. } => "Learn",
+                Body::Compacted { .. } => "Compacted",
             },
             Payload::Chunk { .. } => "Chunk",
             Payload::ChunkAck { .. } => "ChunkAck",
@@ -102,6 +103,10 @@ pub(crate) struct Faults {
     /// Probability of an extra delay of `1..=max_delay` ticks.
     pub delay: f64,
     pub max_delay: u64,
+    /// Probability of a long delay instead, up to `max_long_delay` ticks: a packet stuck in
+    /// a queue or a retransmission, arriving long after its sender moved on (or restarted).
+    pub long_delay: f64,
+    pub max_long_delay: u64,
     /// Ticks every packet takes (0: delivered within the tick it was sent).
     pub latency: u64,
 }
@@ -139,7 +144,9 @@ impl Network {
         };
         for _ in 0..copies {
             let mut at = now + faults.latency;
-            if rng.chance(faults.delay) {
+            if rng.chance(faults.long_delay) {
+                at += rng.range(1, faults.max_long_delay.max(1));
+            } else if rng.chance(faults.delay) {
                 at += rng.range(1, faults.max_delay.max(1));
             }
             self.next_id += 1;
@@ -162,13 +169,6 @@ impl Network {
             self.delivered += 1;
             return Some(p);
         }
-    }
-
-    /// A crash: everything to or from `id` still in flight is lost.
-    pub(crate) fn drop_involving(&mut self, id: ReplicaId) {
-        let before = self.queue.len();
-        self.queue.retain(|_, p| p.from != id && p.to != id);
-        self.dropped += (before - self.queue.len()) as u64;
     }
 
     /// Splits the replicas into the given sides (index `id - 1`).

@@ -82,6 +82,9 @@ pub(crate) struct InTransfer {
 /// Where a scheduled crash strikes in the handling of the next non-empty `Ready`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum CrashPoint {
+    /// Before persisting (after the messages allowed to leave early, if this `Ready` sends
+    /// them early).
+    BeforePersist,
     /// After persisting, before sending.
     AfterPersist,
     /// After sending, before applying.
@@ -102,6 +105,10 @@ pub(crate) struct Node {
     pub out: BTreeMap<ReplicaId, OutTransfer>,
     pub incoming: BTreeMap<ReplicaId, InTransfer>,
     pub crash_point: Option<CrashPoint>,
+    /// This tick, messages delivered here are fed without a `take_ready` after each: they are
+    /// handled together at the tick, in one `Ready` (the contract allows any number of inputs
+    /// between two `take_ready` calls).
+    pub batching: bool,
 }
 
 impl Node {
@@ -117,6 +124,7 @@ impl Node {
             out: BTreeMap::new(),
             incoming: BTreeMap::new(),
             crash_point: None,
+            batching: false,
         }
     }
 

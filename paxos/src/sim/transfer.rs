@@ -193,6 +193,12 @@ impl Sim<'_> {
     /// A complete snapshot: the application takes it, then the replica is told.
     pub(super) fn install(&mut self, i: usize, index: Slot, values: Vec<Value>) -> Check {
         let id = self.nodes[i].id;
+        // Inputs fed since the last `take_ready` may have produced values below `index`:
+        // they are handled first, never applied on top of the snapshot.
+        self.handle_ready(i)?;
+        if !self.nodes[i].up() {
+            return Ok(()); // a crash point struck while handling them
+        }
         if index <= self.nodes[i].app.applied_index() {
             return Ok(());
         }

@@ -103,6 +103,7 @@ pub fn kind(body: &Body) -> &'static str {
         Body::Heartbeat { .. } => "Heartbeat",
         Body::HeartbeatAck { .. } => "HeartbeatAck",
         Body::Learn { .. } => "Learn",
+        Body::Compacted { .. } => "Compacted",
     }
 }
 
@@ -138,7 +139,10 @@ impl Cluster {
             .collect();
         let n = n as usize;
         Cluster {
-            replicas: cfgs.iter().map(|c| Some(Replica::new(c.clone()))).collect(),
+            replicas: cfgs
+                .iter()
+                .map(|c| Some(Replica::new(c.clone()).expect("valid config")))
+                .collect(),
             cfgs,
             storage: vec![MemStorage::new(); n],
             apps: vec![App::default(); n],
@@ -489,7 +493,8 @@ impl Cluster {
         let i = Self::idx(id);
         let state = self.storage[i].load().unwrap();
         let applied = self.apps[i].next;
-        self.replicas[i] = Some(Replica::restart(self.cfgs[i].clone(), state, applied));
+        self.replicas[i] =
+            Some(Replica::restart(self.cfgs[i].clone(), state, applied).expect("valid config"));
         self.process(id);
     }
 
@@ -499,7 +504,8 @@ impl Cluster {
         let i = Self::idx(id);
         self.apps[i] = App::default();
         let state = self.storage[i].load().unwrap();
-        self.replicas[i] = Some(Replica::restart(self.cfgs[i].clone(), state, 1));
+        self.replicas[i] =
+            Some(Replica::restart(self.cfgs[i].clone(), state, 1).expect("valid config"));
         self.process(id);
     }
 
