@@ -27,6 +27,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Every proto map is a BTreeMap: iteration in key order, so that code computing on a
         // configuration (the shard master's rebalancer) never depends on hash order.
         .btree_map(".")
+        // Malformed bodies are INVALID_ARGUMENT, not tonic's INTERNAL (src/codec.rs).
+        .codec_path("crate::codec::StrataCodec")
         .build_client(true)
         .build_server(true)
         .build_transport(true)

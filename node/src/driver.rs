@@ -72,7 +72,7 @@ pub enum NodeError {
 pub struct NodeStatus {
     /// This replica.
     pub id: ReplicaId,
-    /// Follower, candidate or leader.
+    /// Follower, candidate or leader; `stopped` once its Paxos storage failed.
     pub role: String,
     /// Promised ballot.
     pub ballot: Ballot,
@@ -203,8 +203,9 @@ impl Node {
     /// [`MAX_QUEUED_PEER_BYTES`] or as many inputs as configured).
     pub fn deliver(&self, message: Message) {
         let size = message.payload_bytes();
-        if self.queued_bytes.load(Ordering::Relaxed) + size > MAX_QUEUED_PEER_BYTES {
-            return;
+        let queued = self.queued_bytes.load(Ordering::Relaxed);
+        if queued > 0 && queued + size > MAX_QUEUED_PEER_BYTES {
+            return; // an empty queue takes one message of any size
         }
         self.queued_bytes.fetch_add(size, Ordering::Relaxed);
         if self.tx.try_send(Input::Message(message, size)).is_err() {
@@ -325,6 +326,12 @@ impl<S: StateMachine> Driver<S> {
             }
             if let Err(e) = self.process_ready().await {
                 tracing::error!(error = %e, "paxos storage failed; stopping the node");
+                // Say so, and claim nothing: the others elect a leader without this replica.
+                {
+                    let mut status = self.status.lock();
+                    status.role = "stopped".into();
+                    status.leader = None;
+                }
                 self.fail_all(NodeError::Storage(e));
                 return;
             }

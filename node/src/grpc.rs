@@ -81,7 +81,7 @@ pub async fn read_barrier_within(
 /// Messages queued per peer before new ones are dropped...
 const PEER_QUEUE: usize = 4096;
 /// ...and bytes (of command payload) queued per peer: a peer that is down or stalled costs
-/// the sender at most this much memory.
+/// the sender at most this much memory, or one message if that alone is larger.
 const PEER_QUEUE_BYTES: usize = 8 << 20;
 /// Deadline of one batch RPC.
 const SEND_TIMEOUT: Duration = Duration::from_secs(2);
@@ -164,8 +164,11 @@ impl Transport for GrpcTransport {
             };
             // Full queue: the peer is down or slow; dropping is safe (Paxos re-sends what
             // matters), and it bounds the memory a dead peer costs.
+            // An empty queue takes any one message, however large (an Accept of the largest
+            // command is above the byte bound): otherwise it would be dropped forever.
             let size = Message::payload_bytes(&m);
-            if link.queued_bytes.load(Ordering::Relaxed) + size > PEER_QUEUE_BYTES {
+            let queued = link.queued_bytes.load(Ordering::Relaxed);
+            if queued > 0 && queued + size > PEER_QUEUE_BYTES {
                 continue;
             }
             link.queued_bytes.fetch_add(size, Ordering::Relaxed);

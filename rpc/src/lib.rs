@@ -11,7 +11,9 @@
 //! - [`shard_for_key`]: which shard a key belongs to.
 //! - [`error`]: how failures map to gRPC status codes, with an [`v1::ErrorDetail`] in the
 //!   status details.
-//! - [`limits`]: message size limits ([`MAX_MESSAGE_BYTES`]) applied to every client and server.
+//! - [`limits`]: the table of limits every layer is sized by (keys, values, commands, Paxos
+//!   messages, chunks, configurations), and clients and servers built with the message size
+//!   limit ([`MAX_MESSAGE_BYTES`]).
 //!
 //! This crate depends on no other crate of the workspace: conversions between these messages
 //! and a crate's own types live in that crate.
@@ -37,6 +39,7 @@
 
 #![warn(missing_docs)]
 
+pub mod codec;
 pub mod error;
 pub mod limits;
 
@@ -62,36 +65,12 @@ pub mod v1 {
     tonic::include_proto!("strata.v1");
 }
 
-/// Largest encoded message any Strata client or server sends or accepts: 64 MiB.
-///
-/// Above tonic's 4 MiB default because a value may be up to [`MAX_VALUE_BYTES`] (16 MiB) and
-/// travels whole in a `Put`, in a Paxos `Accept` carrying that command, and in a `Get` reply;
-/// 64 MiB leaves room for the key and the envelope. Every server and client sets it with
-/// `max_decoding_message_size(MAX_MESSAGE_BYTES)` and `max_encoding_message_size(MAX_MESSAGE_BYTES)`
-/// on the generated `XxxServer` / `XxxClient` (the constructors in [`limits`] do it). Without the
-/// decoding limit a receiver rejects a message above 4 MiB with `OUT_OF_RANGE`.
-pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
-
-/// Byte budget of one [`v1::PaxosBatch`]: 8 MiB, below [`MAX_MESSAGE_BYTES`].
-///
-/// A sender packs messages into a batch while its encoded size (`prost::Message::encoded_len`)
-/// stays within this budget, then starts another batch. One Paxos message that alone exceeds
-/// the budget (an `Accept` of a 16 MiB value) travels alone in its own batch; it still fits in
-/// [`MAX_MESSAGE_BYTES`].
-pub const MAX_PAXOS_BATCH_BYTES: usize = 8 << 20;
-
-/// Target size of one chunk of a streamed shard ([`v1::ShardChunk`]) or snapshot
-/// ([`v1::SnapshotChunk`]): 1 MiB at most, so a migration never needs a large message or log
-/// entry (values larger than this are split with `ShardEntry.continues`).
-pub const MAX_SHARD_CHUNK_BYTES: usize = 1 << 20;
-
-/// Largest key a client may send: 64 KiB (the storage engine's limit). Larger keys are
-/// rejected with `INVALID_ARGUMENT`.
-pub const MAX_KEY_BYTES: usize = 64 << 10;
-
-/// Largest value a client may send: 16 MiB (the storage engine's limit). Larger values are
-/// rejected with `INVALID_ARGUMENT`.
-pub const MAX_VALUE_BYTES: usize = 16 << 20;
+pub use limits::{
+    ENGINE_MAX_KEY_BYTES, ENGINE_MAX_VALUE_BYTES, KEY_PREFIX_HEADROOM, LOG_ENTRY_HEADROOM,
+    MAX_ADDRESSES_PER_GROUP, MAX_ADDRESS_BYTES, MAX_COMMAND_BYTES, MAX_CONFIGS_IN_MEMORY,
+    MAX_GROUPS, MAX_KEY_BYTES, MAX_MESSAGE_BYTES, MAX_PAXOS_BATCH_BYTES, MAX_SHARD_CHUNK_BYTES,
+    MAX_VALUE_BYTES,
+};
 
 /// Length of a client id (`client_id` fields): 128 random bits.
 pub const CLIENT_ID_BYTES: usize = 16;
@@ -191,12 +170,5 @@ mod tests {
     #[should_panic(expected = "at least one shard")]
     fn zero_shards_panics() {
         shard_for_key(b"k", 0);
-    }
-
-    #[test]
-    fn limits_are_ordered() {
-        const { assert!(MAX_PAXOS_BATCH_BYTES < MAX_MESSAGE_BYTES) };
-        const { assert!(MAX_VALUE_BYTES + MAX_KEY_BYTES + 4096 < MAX_MESSAGE_BYTES) };
-        const { assert!(MAX_SHARD_CHUNK_BYTES < MAX_PAXOS_BATCH_BYTES) };
     }
 }

@@ -112,6 +112,7 @@ impl v1::shard_kv_server::ShardKv for Fake {
             return Ok(Response::new(v1::CompareAndSwapResponse {
                 swapped: false,
                 current,
+                current_omitted: false,
             }));
         }
         match r.new_value {
@@ -121,6 +122,7 @@ impl v1::shard_kv_server::ShardKv for Fake {
         Ok(Response::new(v1::CompareAndSwapResponse {
             swapped: true,
             current: None,
+            current_omitted: false,
         }))
     }
     async fn scan(
@@ -640,4 +642,60 @@ async fn node_status() {
         (status.group_id, status.replica_id, status.config_num),
         (100, 1, Some(4))
     );
+}
+
+/// Sends `body` as the raw protobuf of one request to `path`.
+async fn send_raw(addr: SocketAddr, path: &'static str, body: Vec<u8>) -> Status {
+    use tonic::codec::{Codec, EncodeBuf, Encoder};
+
+    /// Writes the bytes it is given, whatever they are.
+    #[derive(Default)]
+    struct Raw;
+    struct RawEncoder;
+    impl Encoder for RawEncoder {
+        type Item = Vec<u8>;
+        type Error = Status;
+        fn encode(&mut self, item: Vec<u8>, buf: &mut EncodeBuf<'_>) -> Result<(), Status> {
+            use bytes::BufMut;
+            buf.put_slice(&item);
+            Ok(())
+        }
+    }
+    impl Codec for Raw {
+        type Encode = Vec<u8>;
+        type Decode = v1::PutResponse;
+        type Encoder = RawEncoder;
+        type Decoder = <strata_rpc::codec::StrataCodec<Vec<u8>, v1::PutResponse> as Codec>::Decoder;
+        fn encoder(&mut self) -> RawEncoder {
+            RawEncoder
+        }
+        fn decoder(&mut self) -> Self::Decoder {
+            strata_rpc::codec::StrataCodec::<v1::PutResponse, v1::PutResponse>::default().decoder()
+        }
+    }
+    let mut grpc = tonic::client::Grpc::new(channel(addr).await);
+    grpc.ready().await.unwrap();
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(path);
+    grpc.unary(Request::new(body), path, Raw)
+        .await
+        .expect_err("a malformed body is refused")
+}
+
+/// A body that is not the request's protobuf is the caller's mistake: `INVALID_ARGUMENT`
+/// (tonic's own codec says `INTERNAL`), on every service.
+#[tokio::test]
+async fn malformed_bodies_are_invalid_argument() {
+    let (addr, _) = start().await;
+    // A length-delimited field whose length runs past the end; a truncated varint.
+    for body in [vec![0x0a, 0xff, 0x01], vec![0x10, 0xff]] {
+        for path in [
+            "/strata.v1.ShardKv/Put",
+            "/strata.v1.ShardMaster/Join",
+            "/strata.v1.PaxosPeer/Send",
+        ] {
+            let status = send_raw(addr, path, body.clone()).await;
+            assert_eq!(status.code(), Code::InvalidArgument, "{path}: {status:?}");
+            assert!(status.message().contains("malformed"), "{status:?}");
+        }
+    }
 }

@@ -30,8 +30,8 @@ use strata::WriteBatch;
 use strata_client::Config;
 use strata_node::{SnapshotStream, StateMachine};
 use strata_paxos::Slot;
-use strata_rpc::shard_for_key;
 use strata_rpc::v1::{self, kv_reply::Reply, ErrorReason};
+use strata_rpc::{shard_for_key, MAX_KEY_BYTES, MAX_VALUE_BYTES};
 
 use crate::command::{ApplyReply, Command, InstallChunk, Kind, Outcome, Refusal, ShardRef};
 use crate::keys;
@@ -561,7 +561,17 @@ impl<S: Store> KvMachine<S> {
         }
         let reply = match self.execute(batch, shard, &key, op) {
             Ok(reply) => reply,
-            Err(e) => {
+            Err(ExecError::Invalid(message)) => {
+                // Decided by the command and the state alone, so every replica refuses it
+                // alike and the log moves on: a chosen command never stops a replica.
+                return refused(refusal(
+                    ErrorReason::InvalidArgument,
+                    self.config.num,
+                    shard,
+                    message,
+                ));
+            }
+            Err(ExecError::Store(e)) => {
                 // Reading the store failed: every replica would fail alike only if its store
                 // is damaged alike; this replica must not diverge silently.
                 tracing::error!(error = %e, "reading the store failed while applying; stopping");
@@ -569,7 +579,7 @@ impl<S: Store> KvMachine<S> {
             }
         };
         let reply = v1::KvReply { reply: Some(reply) };
-        session.replies.insert(seq, reply.clone());
+        session.replies.insert(seq, reply_to_keep(&reply));
         session.last_active_ms = self.log_time;
         batch.put(keys::session_key(shard, client), session.encode(client));
         self.sessions.put(shard, client, session);
@@ -582,21 +592,38 @@ impl<S: Store> KvMachine<S> {
         shard: u32,
         key: &[u8],
         op: Mutation,
-    ) -> Result<Reply, String> {
+    ) -> Result<Reply, ExecError> {
         let data_key = keys::data_key(shard, key);
+        if data_key.len() > strata::MAX_KEY_SIZE {
+            return Err(ExecError::Invalid(format!(
+                "key of {} bytes exceeds MAX_KEY_BYTES ({MAX_KEY_BYTES} bytes)",
+                key.len()
+            )));
+        }
+        let check_value = |len: usize, what: &str| {
+            if len > MAX_VALUE_BYTES {
+                return Err(ExecError::Invalid(format!(
+                    "{what} of {len} bytes exceeds MAX_VALUE_BYTES ({MAX_VALUE_BYTES} bytes)"
+                )));
+            }
+            Ok(())
+        };
+        let get = |k: &[u8]| self.store.get(k).map_err(ExecError::Store);
         Ok(match op {
             Mutation::Put(value) => {
+                check_value(value.len(), "value")?;
                 batch.put(&data_key, value);
                 Reply::Put(v1::PutResponse {})
             }
             Mutation::Append(value) => {
-                let mut current = self.store.get(&data_key)?.unwrap_or_default();
+                let mut current = get(&data_key)?.unwrap_or_default();
+                check_value(current.len() + value.len(), "the appended value")?;
                 current.extend_from_slice(&value);
                 batch.put(&data_key, current);
                 Reply::Append(v1::AppendResponse {})
             }
             Mutation::Delete => {
-                let existed = self.store.get(&data_key)?.is_some();
+                let existed = get(&data_key)?.is_some();
                 if existed {
                     batch.delete(&data_key);
                 }
@@ -606,7 +633,10 @@ impl<S: Store> KvMachine<S> {
                 expected,
                 new_value,
             } => {
-                let current = self.store.get(&data_key)?;
+                if let Some(v) = &new_value {
+                    check_value(v.len(), "new value")?;
+                }
+                let current = get(&data_key)?;
                 if current == expected {
                     match new_value {
                         Some(v) => batch.put(&data_key, v),
@@ -615,11 +645,13 @@ impl<S: Store> KvMachine<S> {
                     Reply::CompareAndSwap(v1::CompareAndSwapResponse {
                         swapped: true,
                         current: None,
+                        current_omitted: false,
                     })
                 } else {
                     Reply::CompareAndSwap(v1::CompareAndSwapResponse {
                         swapped: false,
                         current,
+                        current_omitted: false,
                     })
                 }
             }
@@ -899,6 +931,41 @@ impl ClientRequest {
 }
 
 /// A client mutation, decoded.
+/// Why a mutation was not executed.
+enum ExecError {
+    /// The command cannot be applied (a limit): every replica decides the same, the client is
+    /// told `INVALID_ARGUMENT`.
+    Invalid(String),
+    /// Reading this replica's store failed.
+    Store(String),
+}
+
+/// Largest `current` value of a failed CompareAndSwap kept in a session's dedup table: a
+/// session is one stored record, so it must not hold whole large values (a retry of such a
+/// CAS is answered with `current_omitted`).
+const KEPT_CAS_CURRENT_BYTES: usize = 4 << 10;
+
+/// The reply a session keeps for retries: the reply itself, except that a failed
+/// CompareAndSwap's large `current` value is dropped (flagged `current_omitted`).
+fn reply_to_keep(reply: &v1::KvReply) -> v1::KvReply {
+    match &reply.reply {
+        Some(Reply::CompareAndSwap(c))
+            if c.current
+                .as_ref()
+                .is_some_and(|v| v.len() > KEPT_CAS_CURRENT_BYTES) =>
+        {
+            v1::KvReply {
+                reply: Some(Reply::CompareAndSwap(v1::CompareAndSwapResponse {
+                    swapped: c.swapped,
+                    current: None,
+                    current_omitted: true,
+                })),
+            }
+        }
+        _ => reply.clone(),
+    }
+}
+
 enum Mutation {
     Put(Vec<u8>),
     Append(Vec<u8>),
@@ -989,3 +1056,7 @@ impl<S: Store> StateMachine for KvMachine<S> {
 
 #[cfg(test)]
 mod tests;
+
+// The server stores what the rpc table admits: its idea of the engine's limits is the engine's.
+const _: () = assert!(strata::MAX_KEY_SIZE == strata_rpc::ENGINE_MAX_KEY_BYTES);
+const _: () = assert!(strata::MAX_VALUE_SIZE == strata_rpc::ENGINE_MAX_VALUE_BYTES);

@@ -23,7 +23,7 @@ use strata_rpc::error::{
     installing, invalid_argument, not_ready, overloaded, session_expired, wrong_group,
 };
 use strata_rpc::v1::{self, kv_reply::Reply, ErrorReason};
-use strata_rpc::{CLIENT_ID_BYTES, MAX_KEY_BYTES, MAX_VALUE_BYTES};
+use strata_rpc::{CLIENT_ID_BYTES, MAX_COMMAND_BYTES, MAX_KEY_BYTES, MAX_VALUE_BYTES};
 use tonic::codegen::tokio_stream::{wrappers::ReceiverStream, Stream};
 use tonic::{Request, Response, Status};
 
@@ -111,7 +111,7 @@ pub fn refusal_status(r: &Refusal) -> Status {
 fn check_key(key: &[u8]) -> Result<(), Status> {
     if key.len() > MAX_KEY_BYTES {
         return Err(invalid_argument(format!(
-            "key of {} bytes exceeds the limit of {MAX_KEY_BYTES} bytes",
+            "key of {} bytes exceeds MAX_KEY_BYTES ({MAX_KEY_BYTES} bytes)",
             key.len()
         )));
     }
@@ -121,8 +121,19 @@ fn check_key(key: &[u8]) -> Result<(), Status> {
 fn check_value(value: &[u8]) -> Result<(), Status> {
     if value.len() > MAX_VALUE_BYTES {
         return Err(invalid_argument(format!(
-            "value of {} bytes exceeds the limit of {MAX_VALUE_BYTES} bytes",
+            "value of {} bytes exceeds MAX_VALUE_BYTES ({MAX_VALUE_BYTES} bytes)",
             value.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The whole request as the log will carry it (a CompareAndSwap holds two values).
+fn check_command(request: &impl prost::Message) -> Result<(), Status> {
+    let len = request.encoded_len();
+    if len > MAX_COMMAND_BYTES {
+        return Err(invalid_argument(format!(
+            "request of {len} bytes exceeds MAX_COMMAND_BYTES ({MAX_COMMAND_BYTES} bytes)"
         )));
     }
     Ok(())
@@ -256,6 +267,7 @@ impl KvService {
         check_session(&r.client_id, r.seq, r.first_incomplete_seq)?;
         check_key(&r.key)?;
         check_value(&r.value)?;
+        check_command(&r)?;
         match self.mutate(Kind::Put(r)).await? {
             Reply::Put(p) => Ok(p),
             _ => Err(wrong_reply()),
@@ -266,6 +278,7 @@ impl KvService {
         check_session(&r.client_id, r.seq, r.first_incomplete_seq)?;
         check_key(&r.key)?;
         check_value(&r.value)?;
+        check_command(&r)?;
         match self.mutate(Kind::Append(r)).await? {
             Reply::Append(p) => Ok(p),
             _ => Err(wrong_reply()),
@@ -275,6 +288,7 @@ impl KvService {
     async fn delete_inner(&self, r: v1::DeleteRequest) -> Result<v1::DeleteResponse, Status> {
         check_session(&r.client_id, r.seq, r.first_incomplete_seq)?;
         check_key(&r.key)?;
+        check_command(&r)?;
         match self.mutate(Kind::Delete(r)).await? {
             Reply::Delete(p) => Ok(p),
             _ => Err(wrong_reply()),
@@ -290,6 +304,7 @@ impl KvService {
         for v in r.expected.iter().chain(r.new_value.iter()) {
             check_value(v)?;
         }
+        check_command(&r)?;
         match self.mutate(Kind::CompareAndSwap(r)).await? {
             Reply::CompareAndSwap(p) => Ok(p),
             _ => Err(wrong_reply()),
