@@ -102,8 +102,12 @@ impl Default for ClientOptions {
 pub struct CasOutcome {
     /// The comparison held and the new value was written.
     pub swapped: bool,
-    /// When not swapped: the key's value at the time (None: absent).
+    /// When not swapped: the key's value at the time (None: absent, or omitted).
     pub current: Option<Vec<u8>>,
+    /// Set when the answer came from the group's dedup table (a retry of a CAS that was
+    /// applied but whose first answer was lost) and the value it saw was over 4 KiB: the
+    /// outcome is known, the value is not kept. Read the key if it matters.
+    pub current_omitted: bool,
 }
 
 /// The session fields of one mutation.
@@ -482,6 +486,7 @@ impl Client {
                     CasOutcome {
                         swapped: r.swapped,
                         current: r.current,
+                        current_omitted: r.current_omitted,
                     }
                 })
             }

@@ -126,6 +126,27 @@ async fn basic_scenario(mc: &mut MasterCluster, kill_midway: bool) -> BTreeMap<u
             ck.join(BTreeMap::from([(7, vec![])])).await,
         ),
         ("gid 0", ck.join(group(0)).await),
+        // Issue 12, case 5: servers that cannot exist would strand the shards given to them.
+        (
+            "malformed address",
+            ck.join(BTreeMap::from([(8, vec!["no-port".to_string()])]))
+                .await,
+        ),
+        (
+            "an address listed twice",
+            ck.join(BTreeMap::from([(8, vec!["10.0.8.1:7000".to_string(); 2])]))
+                .await,
+        ),
+        (
+            "more servers than MAX_ADDRESSES_PER_GROUP",
+            ck.join(BTreeMap::from([(
+                8,
+                (0..=strata_rpc::MAX_ADDRESSES_PER_GROUP)
+                    .map(|i| format!("10.0.8.{i}:7000"))
+                    .collect(),
+            )]))
+            .await,
+        ),
         ("move to a stranger", ck.move_shard(0, 9).await),
         ("shard out of range", ck.move_shard(SHARDS as u32, 1).await),
     ] {

@@ -375,12 +375,19 @@ async fn bad_input_gets_clear_errors() {
     assert_eq!(client.get(b"").await.unwrap(), Some(b"empty".to_vec()));
     let huge_key = vec![0u8; strata_rpc::MAX_KEY_BYTES + 1];
     match client.put(&huge_key, b"v").await {
-        Err(KvError::InvalidArgument(m)) => assert!(m.contains("65536"), "{m}"),
+        Err(KvError::InvalidArgument(m)) => {
+            assert!(m.contains("MAX_KEY_BYTES") && m.contains("64512"), "{m}")
+        }
         other => panic!("{other:?}"),
     }
     let huge_value = vec![0u8; strata_rpc::MAX_VALUE_BYTES + 1];
     match client.put(b"k", &huge_value).await {
-        Err(KvError::InvalidArgument(m)) => assert!(m.contains("16777216"), "{m}"),
+        Err(KvError::InvalidArgument(m)) => {
+            assert!(
+                m.contains("MAX_VALUE_BYTES") && m.contains("16646144"),
+                "{m}"
+            )
+        }
         other => panic!("{other:?}"),
     }
     // Malformed session fields and a shard out of range, straight to a server.
@@ -455,4 +462,103 @@ async fn an_idle_session_expires_in_log_time_and_the_client_is_told() {
     assert_ne!(idle.client_id(), first_id);
     idle.put(key(0), b"3").await.unwrap();
     assert_eq!(idle.get(key(0)).await.unwrap(), Some(b"3".to_vec()));
+}
+
+/// Issue 12, cases 1 to 3 and what follows from them: requests at the documented limits used
+/// to take a group down for good (a 65,536-byte key aborted every replica on apply, and again
+/// on every restart; a 16 MiB value stopped the Paxos storage; a 9 MiB Put was dropped by the
+/// peer queues forever). Now every request at a limit is served, every request past one is
+/// refused before the log with INVALID_ARGUMENT naming the limit, what only the state can
+/// refuse (an Append that would outgrow the value limit) is refused alike by every replica,
+/// and afterwards the three replicas are up and serve.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn requests_at_and_past_every_limit_never_stop_a_group() {
+    use strata_rpc::{MAX_COMMAND_BYTES, MAX_KEY_BYTES, MAX_VALUE_BYTES};
+    let _serial = serial().await;
+    let mut c = ShardCluster::start(BIN, SHARDS, 20);
+    c.add_group(1, 3);
+    let num = c.join(&[1]).await;
+    c.wait_settled(&[1], num, SETTLE).await;
+    let client = c
+        .client_with(ClientOptions {
+            request_timeout: Duration::from_secs(60),
+            ..ClientOptions::default()
+        })
+        .await;
+    let refused = |r: Result<(), KvError>, limit: &str| match r {
+        Err(KvError::InvalidArgument(m)) => assert!(m.contains(limit), "{m}"),
+        other => panic!("expected INVALID_ARGUMENT naming {limit}, got {other:?}"),
+    };
+
+    // Keys: the largest is served; the old documented maximum is refused at the edge.
+    let max_key = vec![b'k'; MAX_KEY_BYTES];
+    client.put(&max_key, b"at the key limit").await.unwrap();
+    refused(client.put(vec![b'k'; 65_536], b"v").await, "MAX_KEY_BYTES");
+
+    // Values: the largest commits and reads back whole; one byte more is refused.
+    let max_value: Vec<u8> = (0..MAX_VALUE_BYTES).map(|i| (i % 251) as u8).collect();
+    client.put(b"big", &max_value).await.unwrap();
+    refused(
+        client.put(b"big2", vec![0; MAX_VALUE_BYTES + 1]).await,
+        "MAX_VALUE_BYTES",
+    );
+    // A 9 MiB value: above a peer queue's byte bound, so it once never reached a follower.
+    let nine = vec![9u8; 9 << 20];
+    client.put(b"nine", &nine).await.unwrap();
+    // A CompareAndSwap whose two values together exceed one command.
+    let half = vec![1u8; MAX_COMMAND_BYTES / 2 + 1];
+    refused(
+        client
+            .compare_and_swap(b"cas", Some(&half), Some(&half))
+            .await
+            .map(|_| ()),
+        "MAX_COMMAND_BYTES",
+    );
+    // Only the state knows that this Append would outgrow the value limit: every replica
+    // refuses it alike, and the log moves on.
+    refused(
+        client.append(b"big", b"one byte too many").await,
+        "MAX_VALUE_BYTES",
+    );
+    // A CAS that fails against a large value: its dedup record must not hold the value.
+    for _ in 0..3 {
+        let r = client
+            .compare_and_swap(b"big", Some(b"not it"), Some(b"new"))
+            .await
+            .unwrap();
+        assert!(!r.swapped);
+    }
+
+    // Afterwards: every replica is up, and the group serves reads and writes.
+    client.put(b"after", b"still here").await.unwrap();
+    assert_eq!(
+        client.get(&max_key).await.unwrap().as_deref(),
+        Some(&b"at the key limit"[..])
+    );
+    assert_eq!(client.get(b"big").await.unwrap(), Some(max_value));
+    assert_eq!(client.get(b"nine").await.unwrap(), Some(nine));
+    assert_eq!(
+        client.get(b"after").await.unwrap().as_deref(),
+        Some(&b"still here"[..])
+    );
+    for i in 0..3 {
+        assert!(
+            c.group(1).replica(i).is_running(),
+            "replica {i} stopped:\n{}",
+            c.logs()
+        );
+    }
+    // Every replica applied everything: a restarted group replays the log without stopping.
+    c.group(1).kill_all();
+    c.group(1).restart_all();
+    assert_eq!(
+        client.get(b"after").await.unwrap().as_deref(),
+        Some(&b"still here"[..])
+    );
+    for i in 0..3 {
+        assert!(
+            c.group(1).replica(i).is_running(),
+            "replica {i} stopped after restart"
+        );
+    }
 }

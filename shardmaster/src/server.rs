@@ -22,7 +22,7 @@ use strata_node::grpc::{propose_within, read_barrier_within};
 use strata_node::Node;
 use strata_paxos::ReplicaId;
 use strata_rpc::error::invalid_argument;
-use strata_rpc::v1;
+use strata_rpc::{v1, MAX_ADDRESSES_PER_GROUP, MAX_ADDRESS_BYTES, MAX_GROUPS};
 use tonic::{Request, Response, Status};
 
 use crate::codec::{decode_result, encode_command};
@@ -95,6 +95,14 @@ impl v1::shard_master_server::ShardMaster for MasterService {
         if r.groups.is_empty() {
             return Err(invalid_argument("join names no group"));
         }
+        check_join_addresses(&r.groups).map_err(invalid_argument)?;
+        let members = self.state.read().latest().groups.len();
+        if members + r.groups.len() > MAX_GROUPS {
+            return Err(invalid_argument(format!(
+                "{} groups joining {members} would exceed MAX_GROUPS ({MAX_GROUPS})",
+                r.groups.len()
+            )));
+        }
         // The wire map cannot hold a gid twice; the state machine checks the rest.
         let op = Op::Join(groups_from_proto(r.groups));
         let config_num = self.mutate(&r.client_id, r.seq, op).await?;
@@ -108,6 +116,12 @@ impl v1::shard_master_server::ShardMaster for MasterService {
         let r = request.into_inner();
         if r.gids.is_empty() {
             return Err(invalid_argument("leave names no group"));
+        }
+        if r.gids.len() > MAX_GROUPS {
+            return Err(invalid_argument(format!(
+                "leave names {} groups, over MAX_GROUPS ({MAX_GROUPS})",
+                r.gids.len()
+            )));
         }
         let config_num = self.mutate(&r.client_id, r.seq, Op::Leave(r.gids)).await?;
         Ok(Response::new(v1::LeaveResponse { config_num }))
@@ -136,5 +150,92 @@ impl v1::shard_master_server::ShardMaster for MasterService {
         Ok(Response::new(v1::QueryResponse {
             config: Some(config),
         }))
+    }
+}
+
+/// The servers a Join names, checked before anything reaches the log: each group lists 1 to
+/// [`MAX_ADDRESSES_PER_GROUP`] distinct `host:port` addresses of at most
+/// [`MAX_ADDRESS_BYTES`], and no address is named for two groups. (A group whose servers do
+/// not exist would be given shards it can never take.)
+pub fn check_join_addresses(groups: &BTreeMap<u64, v1::ServerList>) -> Result<(), String> {
+    let mut seen: BTreeMap<&str, u64> = BTreeMap::new();
+    for (&gid, list) in groups {
+        let n = list.addresses.len();
+        if n == 0 {
+            return Err(format!("group {gid} has no server"));
+        }
+        if n > MAX_ADDRESSES_PER_GROUP {
+            return Err(format!(
+                "group {gid} lists {n} servers, over MAX_ADDRESSES_PER_GROUP ({MAX_ADDRESSES_PER_GROUP})"
+            ));
+        }
+        for address in &list.addresses {
+            if address.len() > MAX_ADDRESS_BYTES {
+                return Err(format!(
+                    "group {gid}: an address of {} bytes exceeds MAX_ADDRESS_BYTES ({MAX_ADDRESS_BYTES})",
+                    address.len()
+                ));
+            }
+            let valid = address.rsplit_once(':').is_some_and(|(host, port)| {
+                !host.is_empty()
+                    && !host.chars().any(|c| c.is_whitespace() || c.is_control())
+                    && port.parse::<u16>().is_ok_and(|p| p != 0)
+            });
+            if !valid {
+                return Err(format!(
+                    "group {gid}: `{}` is not a host:port address",
+                    address.escape_debug()
+                ));
+            }
+            if let Some(other) = seen.insert(address, gid) {
+                return Err(if other == gid {
+                    format!("group {gid} lists {address} twice")
+                } else {
+                    format!("{address} is named for groups {other} and {gid}")
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn join(groups: &[(u64, &[&str])]) -> BTreeMap<u64, v1::ServerList> {
+        groups
+            .iter()
+            .map(|(gid, a)| {
+                let addresses = a.iter().map(|s| s.to_string()).collect();
+                (*gid, v1::ServerList { addresses })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn join_addresses_are_checked() {
+        let ok = join(&[(1, &["127.0.0.1:7001", "h:7002"]), (2, &["[::1]:7003"])]);
+        assert_eq!(check_join_addresses(&ok), Ok(()));
+        let long = format!("{}:1", "h".repeat(MAX_ADDRESS_BYTES));
+        let many: Vec<String> = (1..=16).map(|p| format!("h:{p}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let bad: Vec<(BTreeMap<u64, v1::ServerList>, &str)> = vec![
+            (join(&[(1, &[])]), "no server"),
+            (join(&[(1, &[""])]), "not a host:port"),
+            (join(&[(1, &["h"])]), "not a host:port"),
+            (join(&[(1, &[":7001"])]), "not a host:port"),
+            (join(&[(1, &["h:0"])]), "not a host:port"),
+            (join(&[(1, &["h:70000"])]), "not a host:port"),
+            (join(&[(1, &["h :1"])]), "not a host:port"),
+            (join(&[(1, &[long.as_str()])]), "MAX_ADDRESS_BYTES"),
+            (join(&[(1, &many)]), "MAX_ADDRESSES_PER_GROUP"),
+            (join(&[(1, &["h:1", "h:1"])]), "twice"),
+            (join(&[(1, &["h:1"]), (2, &["h:1"])]), "groups 1 and 2"),
+        ];
+        for (groups, why) in bad {
+            let e = check_join_addresses(&groups).expect_err(why);
+            assert!(e.contains(why), "{e} (expected {why})");
+        }
     }
 }
