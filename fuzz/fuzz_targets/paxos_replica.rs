@@ -346,6 +346,8 @@ impl Single<'_, '_> {
                 ballot: self.ballot(),
                 log_start: self.slot(),
                 entries: self.promise_entries(),
+                from: self.slot(),
+                to: if self.c.u8() & 1 == 0 { None } else { Some(self.slot()) },
             },
             2 => Body::Nack { promised: self.ballot() },
             3 => Body::Accept {
@@ -416,7 +418,13 @@ impl Single<'_, '_> {
             Body::Prepare { ballot, from_slot } => Body::Promise {
                 ballot,
                 log_start: if bend & 1 == 0 { from_slot.min(self.r.log_start()) } else { self.slot() },
-                entries: if bend & 2 == 0 { Vec::new() } else { self.promise_entries() },
+                entries: if bend & 2 == 0 {
+                    Vec::new()
+                } else {
+                    self.promise_entries().into_iter().filter(|e| e.slot >= from_slot).collect()
+                },
+                from: from_slot,
+                to: None,
             },
             Body::Accept { ballot, entries, .. } => Body::Accepted {
                 ballot,
@@ -867,9 +875,11 @@ fuzz_target!(|data: &[u8]| {
 fn message_slots(body: &Body) -> Vec<Slot> {
     match body {
         Body::Prepare { from_slot, .. } => vec![*from_slot],
-        Body::Promise { log_start, entries, .. } => {
-            std::iter::once(*log_start).chain(entries.iter().map(|e| e.slot)).collect()
-        }
+        Body::Promise { log_start, entries, from, to, .. } => [*log_start, *from]
+            .into_iter()
+            .chain(*to)
+            .chain(entries.iter().map(|e| e.slot))
+            .collect(),
         Body::Accept { entries, commit, .. } => {
             std::iter::once(*commit).chain(entries.iter().map(|e| e.0)).collect()
         }

@@ -59,6 +59,13 @@ pub enum NodeError {
     /// The node stopped.
     #[error("node stopped")]
     Stopped,
+    /// Commands proposed here and not yet resolved already hold
+    /// [`MAX_INFLIGHT_PROPOSAL_BYTES`]: retry after a while.
+    #[error("{in_flight} bytes of proposals in flight; retry later")]
+    Overloaded {
+        /// Bytes in flight when the proposal was refused.
+        in_flight: usize,
+    },
     /// The Paxos configuration cannot run a group.
     #[error("paxos configuration: {0}")]
     Config(String),
@@ -89,7 +96,11 @@ pub struct NodeStatus {
 }
 
 enum Input {
-    Propose(Vec<u8>, oneshot::Sender<Result<Vec<u8>, NodeError>>),
+    Propose(
+        Vec<u8>,
+        oneshot::Sender<Result<Vec<u8>, NodeError>>,
+        Admission,
+    ),
     Read(oneshot::Sender<Result<(), NodeError>>),
     /// A peer's message and its size (counted in `queued_bytes` until taken).
     Message(Message, usize),
@@ -119,6 +130,51 @@ pub struct NodeConfig {
 /// busy) must not buffer every retransmission a leader sends it. Paxos tolerates the loss.
 pub const MAX_QUEUED_PEER_BYTES: usize = 32 << 20;
 
+/// Bytes of commands proposed at one node and not yet resolved (applied, or failed because it
+/// stopped leading): beyond it, proposals are refused with [`NodeError::Overloaded`] until
+/// some complete. A node with nothing in flight takes any one command, however large, so the
+/// largest admitted request always gets through; retries of large requests cannot pile up.
+pub const MAX_INFLIGHT_PROPOSAL_BYTES: usize = 64 << 20;
+
+/// A proposal's share of [`MAX_INFLIGHT_PROPOSAL_BYTES`], returned when it is dropped (with
+/// the proposal's entry in the driver, however the proposal ends).
+struct Admission {
+    bytes: usize,
+    in_flight: Arc<AtomicUsize>,
+}
+
+impl Admission {
+    /// Takes `bytes` of `in_flight` if they fit (or nothing else is in flight).
+    fn take(in_flight: &Arc<AtomicUsize>, bytes: usize) -> Result<Admission, NodeError> {
+        let mut current = in_flight.load(Ordering::Relaxed);
+        loop {
+            if current > 0 && current + bytes > MAX_INFLIGHT_PROPOSAL_BYTES {
+                return Err(NodeError::Overloaded { in_flight: current });
+            }
+            match in_flight.compare_exchange_weak(
+                current,
+                current + bytes,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    return Ok(Admission {
+                        bytes,
+                        in_flight: in_flight.clone(),
+                    })
+                }
+                Err(now) => current = now,
+            }
+        }
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.in_flight.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
+}
+
 /// A running replica. Cheap to clone.
 #[derive(Clone)]
 pub struct Node {
@@ -126,6 +182,8 @@ pub struct Node {
     status: Arc<Mutex<NodeStatus>>,
     /// Bytes of peer messages in the input queue.
     queued_bytes: Arc<AtomicUsize>,
+    /// Bytes of proposals admitted and not yet resolved (see [`MAX_INFLIGHT_PROPOSAL_BYTES`]).
+    proposal_bytes: Arc<AtomicUsize>,
 }
 
 impl Node {
@@ -176,15 +234,18 @@ impl Node {
             tx,
             status,
             queued_bytes,
+            proposal_bytes: Arc::new(AtomicUsize::new(0)),
         })
     }
 
     /// Proposes `command` and waits until it is chosen and applied here, returning the state
-    /// machine's reply. Fails fast with `NotLeader` on a follower.
+    /// machine's reply. Fails fast with `NotLeader` on a follower, and with `Overloaded` when
+    /// [`MAX_INFLIGHT_PROPOSAL_BYTES`] are in flight.
     pub async fn propose(&self, command: Vec<u8>) -> Result<Vec<u8>, NodeError> {
+        let admission = Admission::take(&self.proposal_bytes, command.len())?;
         let (tx, rx) = oneshot::channel();
         self.tx
-            .try_send(Input::Propose(command, tx))
+            .try_send(Input::Propose(command, tx, admission))
             .map_err(|_| NodeError::Stopped)?;
         rx.await.map_err(|_| NodeError::Stopped)?
     }
@@ -269,8 +330,9 @@ struct Driver<S: StateMachine> {
     rx: mpsc::Receiver<Input>,
     cfg: NodeConfig,
     next_request: u64,
-    /// Proposals of this replica waiting for their command to be applied, by request id.
-    pending: HashMap<u64, oneshot::Sender<Result<Vec<u8>, NodeError>>>,
+    /// Proposals of this replica waiting for their command to be applied, by request id, each
+    /// holding its admitted bytes until it is resolved.
+    pending: HashMap<u64, (oneshot::Sender<Result<Vec<u8>, NodeError>>, Admission)>,
     /// Reads confirmed by a quorum, waiting for the apply index: by index.
     reads: BTreeMap<Slot, Vec<oneshot::Sender<Result<(), NodeError>>>>,
     /// Reads waiting for their confirmation round, by read id.
@@ -340,13 +402,13 @@ impl<S: StateMachine> Driver<S> {
 
     fn handle(&mut self, input: Input) {
         match input {
-            Input::Propose(payload, reply) => {
+            Input::Propose(payload, reply, admission) => {
                 let request = self.next_request;
                 self.next_request += 1;
                 let command = wrap(self.replica.id(), request, &payload);
                 match self.replica.propose(command) {
                     Ok(()) => {
-                        self.pending.insert(request, reply);
+                        self.pending.insert(request, (reply, admission));
                     }
                     Err(NotLeader { leader }) => {
                         let _ = reply.send(Err(NodeError::NotLeader(leader)));
@@ -417,7 +479,7 @@ impl<S: StateMachine> Driver<S> {
                 };
                 let reply = self.sm.apply(slot, payload);
                 if origin == self.replica.id() {
-                    if let Some(tx) = self.pending.remove(&request) {
+                    if let Some((tx, _)) = self.pending.remove(&request) {
                         let _ = tx.send(Ok(reply));
                     }
                 }
@@ -445,7 +507,7 @@ impl<S: StateMachine> Driver<S> {
         }
         for command in ready.dropped_proposals {
             if let Some((_, request, _)) = unwrap(&command) {
-                if let Some(tx) = self.pending.remove(&request) {
+                if let Some((tx, _)) = self.pending.remove(&request) {
                     let _ = tx.send(Err(NodeError::NotLeader(hint)));
                 }
             }
@@ -454,7 +516,7 @@ impl<S: StateMachine> Driver<S> {
             // In-flight proposals may still be chosen by the next leader (the caller retries
             // with its request id; the state machine deduplicates), but nobody here will
             // report them: fail them now.
-            for (_, tx) in self.pending.drain() {
+            for (_, (tx, _)) in self.pending.drain() {
                 let _ = tx.send(Err(NodeError::NotLeader(hint)));
             }
         }
@@ -504,7 +566,7 @@ impl<S: StateMachine> Driver<S> {
     }
 
     fn fail_all(&mut self, e: NodeError) {
-        for (_, tx) in self.pending.drain() {
+        for (_, (tx, _)) in self.pending.drain() {
             let _ = tx.send(Err(e.clone()));
         }
         for (_, tx) in self.waiting_reads.drain() {

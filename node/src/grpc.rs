@@ -38,6 +38,8 @@ pub fn node_error_status(e: NodeError, peers: &BTreeMap<ReplicaId, String>) -> S
             strata_rpc::error::wrong_leader(hint, address)
         }
         NodeError::Stopped => Status::unavailable("the replica is shutting down"),
+        // The client backs off and retries (the detail carries the delay).
+        NodeError::Overloaded { .. } => strata_rpc::error::overloaded(Duration::from_millis(200)),
         NodeError::Storage(e) => Status::unavailable(format!("paxos storage failed: {e}")),
         NodeError::Config(e) => Status::failed_precondition(format!("paxos configuration: {e}")),
     }

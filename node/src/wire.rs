@@ -52,9 +52,13 @@ pub fn to_proto(body: &Body) -> v1::PaxosMessage {
             ballot: b,
             log_start,
             entries,
+            from,
+            to,
         } => PBody::Promise(v1::Promise {
             ballot: ballot(*b),
             log_start: *log_start,
+            from: *from,
+            to: *to,
             entries: entries
                 .iter()
                 .map(|e| v1::AcceptedEntry {
@@ -127,6 +131,8 @@ pub fn from_proto(from: ReplicaId, to: ReplicaId, m: v1::PaxosMessage) -> Option
         PBody::Promise(p) => Body::Promise {
             ballot: from_ballot(p.ballot)?,
             log_start: p.log_start,
+            from: p.from,
+            to: p.to,
             entries: p
                 .entries
                 .into_iter()
@@ -194,6 +200,8 @@ mod tests {
             Body::Promise {
                 ballot: b,
                 log_start: 2,
+                from: 3,
+                to: Some(9),
                 entries: vec![AcceptedEntry {
                     slot: 4,
                     ballot: Ballot::new(1, 1),

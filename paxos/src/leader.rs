@@ -34,8 +34,13 @@ impl Replica {
         }
         let mut promises = BTreeMap::new();
         promises.insert(self.cfg.id, own);
-        self.role = RoleState::Candidate(Election { ballot, promises });
         let from_slot = self.commit;
+        self.role = RoleState::Candidate(Election {
+            ballot,
+            from_slot,
+            promises,
+            parts: BTreeMap::new(),
+        });
         self.broadcast(&Body::Prepare { ballot, from_slot });
         self.maybe_win();
     }
@@ -46,6 +51,7 @@ impl Replica {
         ballot: Ballot,
         log_start: Slot,
         entries: Vec<AcceptedEntry>,
+        (part_from, part_to): (Slot, Option<Slot>),
     ) {
         let commit = self.commit;
         let RoleState::Candidate(e) = &mut self.role else {
@@ -68,7 +74,43 @@ impl Replica {
             self.become_follower();
             return;
         }
-        e.promises.insert(from, entries);
+        if part_to.is_some_and(|to| to <= part_from)
+            || entries
+                .iter()
+                .any(|x| x.slot < part_from || part_to.is_some_and(|to| x.slot >= to))
+        {
+            return; // a part that contradicts itself: no honest acceptor sends it
+        }
+        if e.promises.contains_key(&from) {
+            return; // complete already (a duplicate part)
+        }
+        let parts = e.parts.entry(from).or_default();
+        parts.insert(part_from, (part_to, entries));
+        // Complete when parts chain from the requested slot to an open-ended one. (Parts of
+        // two answers to duplicated Prepares may mix: each is a true report of what the
+        // acceptor had accepted since promising, which only this candidate can change.)
+        let mut at = e.from_slot;
+        let complete = loop {
+            match parts.get(&at) {
+                Some((None, _)) => break true,
+                Some((Some(to), _)) => at = *to,
+                None => break false,
+            }
+        };
+        if !complete {
+            return;
+        }
+        let mut all = Vec::new();
+        let mut at = e.from_slot;
+        let mut parts = e.parts.remove(&from).unwrap_or_default();
+        while let Some((to, entries)) = parts.remove(&at) {
+            all.extend(entries);
+            match to {
+                Some(to) => at = to,
+                None => break,
+            }
+        }
+        e.promises.insert(from, all);
         self.maybe_win();
     }
 

@@ -41,14 +41,21 @@ pub enum Body {
         from_slot: Slot,
     },
     /// Phase 1b: the acceptor promised `ballot` and reports what it accepted from the
-    /// requested slot on.
+    /// requested slot on. The report may come in several parts, each covering the slots
+    /// `from..to` (`to: None`: to the end of the log), so that no message grows with the log:
+    /// the candidate counts the promise once parts covering every slot from the requested one
+    /// on have arrived.
     Promise {
         /// The ballot promised.
         ballot: Ballot,
         /// The acceptor's first slot still in its log (slots below were compacted).
         log_start: Slot,
-        /// Accepted (or known chosen) entries at or after the requested slot.
+        /// Accepted (or known chosen) entries in `from..to`.
         entries: Vec<AcceptedEntry>,
+        /// First slot this part reports on.
+        from: Slot,
+        /// One past the last slot this part reports on; `None` for the last part.
+        to: Option<Slot>,
     },
     /// Rejection: the recipient's ballot is below what the sender promised.
     Nack {

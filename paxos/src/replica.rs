@@ -22,8 +22,17 @@ fn message_slots(body: &Body) -> Box<dyn Iterator<Item = Slot> + '_> {
     match body {
         Body::Prepare { from_slot, .. } => Box::new(std::iter::once(*from_slot)),
         Body::Promise {
-            log_start, entries, ..
-        } => Box::new(std::iter::once(*log_start).chain(entries.iter().map(|e| e.slot))),
+            log_start,
+            entries,
+            from,
+            to,
+            ..
+        } => Box::new(
+            [*log_start, *from]
+                .into_iter()
+                .chain(*to)
+                .chain(entries.iter().map(|e| e.slot)),
+        ),
         Body::Accept {
             entries, commit, ..
         } => Box::new(std::iter::once(*commit).chain(entries.iter().map(|e| e.0))),
@@ -182,7 +191,13 @@ pub(crate) struct LogEntry {
 #[derive(Debug)]
 pub(crate) struct Election {
     pub ballot: Ballot,
+    /// The slot the `Prepare` asked reports from.
+    pub from_slot: Slot,
+    /// Complete promises: every entry each acceptor reported.
     pub promises: BTreeMap<ReplicaId, Vec<AcceptedEntry>>,
+    /// Parts of promises still incomplete, by acceptor, then by the first slot they cover:
+    /// where the part ends (`None`: the end of the log) and its entries.
+    pub parts: BTreeMap<ReplicaId, BTreeMap<Slot, (Option<Slot>, Vec<AcceptedEntry>)>>,
 }
 
 /// A slot proposed by this leader and not yet chosen.
@@ -438,7 +453,9 @@ impl Replica {
                 ballot,
                 log_start,
                 entries,
-            } => self.on_promise(from, ballot, log_start, entries),
+                from: part_from,
+                to,
+            } => self.on_promise(from, ballot, log_start, entries, (part_from, to)),
             Body::Nack { promised } => self.on_nack(promised),
             Body::Compacted { ballot, .. } => self.on_compacted(ballot),
             Body::Accept {
@@ -529,15 +546,33 @@ impl Replica {
         // Redrawn, not just restarted: replicas that keep granting votes together must not
         // keep timing out together.
         self.reset_election_timer();
-        let entries = self.accepted_from(from_slot);
-        self.send(
-            from,
-            Body::Promise {
+        // In parts of at most about `4 * max_batch_bytes` (at least one entry each): a log of
+        // many large accepted values must not make one message too large to send, or no
+        // candidate could ever win.
+        let budget = self.cfg.max_batch_bytes.saturating_mul(4);
+        let mut parts: Vec<(Slot, Vec<AcceptedEntry>)> = vec![(from_slot, Vec::new())];
+        let mut bytes = 0;
+        for e in self.accepted_from(from_slot) {
+            let size = e.value.payload_bytes() + 32;
+            let part = parts.last_mut().expect("one part at least");
+            if !part.1.is_empty() && bytes + size > budget {
+                parts.push((e.slot, Vec::new()));
+                bytes = 0;
+            }
+            bytes += size;
+            parts.last_mut().expect("one part at least").1.push(e);
+        }
+        let starts: Vec<Slot> = parts.iter().map(|p| p.0).skip(1).collect();
+        for (k, (part_from, entries)) in parts.into_iter().enumerate() {
+            let body = Body::Promise {
                 ballot,
                 log_start: self.log_start,
                 entries,
-            },
-        );
+                from: part_from,
+                to: starts.get(k).copied(),
+            };
+            self.send(from, body);
+        }
     }
 
     /// Entries of the log from `from_slot` on, as a promise reports them.

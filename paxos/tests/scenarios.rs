@@ -1047,3 +1047,36 @@ fn degenerate_configurations_are_refused() {
         Err(ConfigError::ElectionTimeout { lo: 13, hi: 14, .. })
     ));
 }
+
+// ----- Promises in parts (issue 12, case 4) -----
+
+/// An acceptor holding many large accepted values answers a Prepare in several bounded parts
+/// (one message holding them all could exceed what the transport carries, and then no
+/// candidate would ever win). The candidate assembles them, wins, and re-proposes every value.
+#[test]
+fn a_promise_of_many_large_values_comes_in_bounded_parts_and_still_elects() {
+    let mut c = Cluster::with_config(3, 9, |cfg| cfg.max_batch_bytes = 100);
+    c.elect(1);
+    // Replica 1 proposes twelve 100-byte commands; 2 and 3 accept them all, but no
+    // acknowledgement comes back, so nothing is chosen.
+    c.filter = Some(Box::new(|m: &Message| match &m.body {
+        Body::Accepted { .. } => Fate::Drop,
+        _ => Fate::Deliver,
+    }));
+    let values: Vec<Command> = (0..12).map(|i| vec![b'a' + i as u8; 100]).collect();
+    for v in &values {
+        c.r_mut(1).propose(v.clone()).unwrap();
+        c.process(1);
+        c.settle();
+    }
+    c.filter = None;
+    c.crash(1);
+    let before = c.sent_of("Promise");
+    c.elect(2);
+    let parts = c.sent_of("Promise") - before;
+    assert!(parts >= 3, "replica 3's promise came in {parts} message(s)");
+    c.run_until(300, "every value chosen", |c| {
+        values.iter().all(|v| c.is_chosen(v))
+    });
+    c.check_agreement();
+}

@@ -150,8 +150,8 @@ pub async fn serve(args: ServerArgs, shutdown: impl Future<Output = ()>) -> Resu
 
     let mut paxos = strata_paxos::Config::new(args.id, peers.keys().copied().collect());
     paxos.seed = election_seed(args.id);
-    // A Promise carries every accepted, uncommitted slot: with 1 MiB batches, 32 of them
-    // keep it well under the maximum message size.
+    // At most 32 slots in flight (with 1 MiB batches, or one large command each); promises
+    // and catch-up messages come in parts of about 4 MiB whatever the log holds.
     paxos.max_inflight_slots = 32;
     let cfg = NodeConfig {
         paxos,
@@ -176,6 +176,7 @@ pub async fn serve(args: ServerArgs, shutdown: impl Future<Output = ()>) -> Resu
         peers: Arc::new(peers),
         op_timeout: Duration::from_millis(args.op_timeout_ms),
         chaos: (args.chaos_percent > 0).then(|| Arc::new(Chaos::new(args.chaos_percent))),
+        in_flight: Default::default(),
     };
     let worker = tokio::spawn(crate::worker::run(replica.clone(), args.masters.clone()));
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));

@@ -9,7 +9,7 @@
 //!
 //! A follower answers `WRONG_LEADER` with the leader's address when it knows it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -24,6 +24,7 @@ use strata_rpc::error::{
 };
 use strata_rpc::v1::{self, kv_reply::Reply, ErrorReason};
 use strata_rpc::{CLIENT_ID_BYTES, MAX_COMMAND_BYTES, MAX_KEY_BYTES, MAX_VALUE_BYTES};
+use tokio::sync::watch;
 use tonic::codegen::tokio_stream::{wrappers::ReceiverStream, Stream};
 use tonic::{Request, Response, Status};
 
@@ -63,6 +64,44 @@ pub struct Replica {
     pub op_timeout: Duration,
     /// Simulated unreliable network (tests only).
     pub chaos: Option<Arc<Chaos>>,
+    /// Mutations proposed here and not yet answered, by `(client id, seq)`.
+    pub in_flight: InFlight,
+}
+
+/// The outcome of a proposal, once known.
+type PendingOutcome = Option<Result<Outcome, Status>>;
+
+/// Mutations proposed at one replica and not yet answered, by `(client id, seq)`: a retry of
+/// one (the client gave up waiting and asked again) waits for the first attempt's outcome
+/// instead of putting a second copy of the command — possibly a large value — in the log.
+/// Invariant: an entry exists exactly while the proposal that inserted it runs; its guard
+/// removes it however that proposal ends.
+#[derive(Clone, Default)]
+pub struct InFlight(
+    Arc<parking_lot::Mutex<HashMap<(Vec<u8>, u64), watch::Receiver<PendingOutcome>>>>,
+);
+
+/// Removes an in-flight entry when the proposal that inserted it ends.
+struct InFlightGuard {
+    map: InFlight,
+    key: (Vec<u8>, u64),
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.map.0.lock().remove(&self.key);
+    }
+}
+
+/// A mutation's session: who asked, and which request of theirs it is.
+fn request_id(kind: &Kind) -> Option<(Vec<u8>, u64)> {
+    match kind {
+        Kind::Put(r) => Some((r.client_id.clone(), r.seq)),
+        Kind::Append(r) => Some((r.client_id.clone(), r.seq)),
+        Kind::Delete(r) => Some((r.client_id.clone(), r.seq)),
+        Kind::CompareAndSwap(r) => Some((r.client_id.clone(), r.seq)),
+        _ => None,
+    }
 }
 
 impl Replica {
@@ -88,6 +127,55 @@ impl Replica {
             .ok()
             .and_then(|r| r.outcome)
             .ok_or_else(|| Status::internal("undecodable reply from the state machine"))
+    }
+
+    /// [`Replica::propose`] for a client's mutation, at most once at a time per request: a
+    /// retry that arrives while the first attempt is in flight here shares its outcome.
+    pub async fn propose_once(&self, kind: Kind) -> Result<Outcome, Status> {
+        let Some(key) = request_id(&kind) else {
+            return self.propose(kind).await;
+        };
+        let (tx, first) = {
+            let mut map = self.in_flight.0.lock();
+            match map.get(&key) {
+                Some(rx) => (None, Some(rx.clone())),
+                None => {
+                    let (tx, rx) = watch::channel(None);
+                    map.insert(key.clone(), rx);
+                    (Some(tx), None)
+                }
+            }
+        };
+        if let Some(mut rx) = first {
+            let wait = async move {
+                loop {
+                    if let Some(outcome) = rx.borrow_and_update().clone() {
+                        return outcome;
+                    }
+                    if rx.changed().await.is_err() {
+                        return Err(Status::unavailable(
+                            "the first attempt of this request ended without an answer; retry",
+                        ));
+                    }
+                }
+            };
+            return tokio::time::timeout(self.op_timeout, wait)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Status::unavailable(
+                        "the first attempt of this request is still in flight; retry",
+                    ))
+                });
+        }
+        let _guard = InFlightGuard {
+            map: self.in_flight.clone(),
+            key,
+        };
+        let outcome = self.propose(kind).await;
+        if let Some(tx) = tx {
+            let _ = tx.send(Some(outcome.clone()));
+        }
+        outcome
     }
 
     /// Waits until a linearizable read may be served here.
@@ -163,7 +251,7 @@ pub struct KvService(pub Replica);
 
 impl KvService {
     async fn mutate(&self, kind: Kind) -> Result<Reply, Status> {
-        match self.0.propose(kind).await? {
+        match self.0.propose_once(kind).await? {
             Outcome::Kv(v1::KvReply { reply: Some(reply) }) => Ok(reply),
             Outcome::Refused(r) => Err(refusal_status(&r)),
             _ => Err(Status::internal("a mutation got an unexpected reply")),

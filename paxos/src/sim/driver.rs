@@ -70,6 +70,7 @@ fn replica_config(cfg: &SimConfig, seed: u64, id: ReplicaId, incarnation: u64) -
             .wrapping_add(incarnation.wrapping_mul(7919)),
         max_inflight_slots: cfg.max_inflight_slots,
         max_batch_commands: cfg.max_batch_commands,
+        max_batch_bytes: cfg.max_batch_bytes,
         max_learn_entries: cfg.max_learn_entries,
         ..default
     }

@@ -110,6 +110,9 @@ pub struct SimConfig {
     pub max_inflight_slots: u64,
     /// Replica setting: commands per slot.
     pub max_batch_commands: usize,
+    /// Replica setting: bytes of commands per slot; also sizes catch-up messages and the parts
+    /// of a promise (about four times this), so a small value splits promises into many parts.
+    pub max_batch_bytes: usize,
     /// Replica setting: chosen values per catch-up message.
     pub max_learn_entries: usize,
 }
@@ -144,6 +147,7 @@ impl Default for SimConfig {
             snapshot_chunk: 8,
             max_inflight_slots: 8,
             max_batch_commands: 4,
+            max_batch_bytes: 1 << 20,
             max_learn_entries: 16,
         }
     }
@@ -201,6 +205,7 @@ impl SimConfig {
                 clients: 6,
                 max_inflight_slots: 3,
                 max_batch_commands: 2,
+                max_batch_bytes: 24,
                 ..d.clone()
             },
             SimConfig {
@@ -214,6 +219,7 @@ impl SimConfig {
             SimConfig {
                 name: "crashy5",
                 replicas: 5,
+                max_batch_bytes: 32,
                 crash_rate: 0.02,
                 restart_rate: 0.2,
                 crash_mid_ready: 0.8,
@@ -236,6 +242,7 @@ impl SimConfig {
             SimConfig {
                 name: "compact5",
                 replicas: 5,
+                max_batch_bytes: 40,
                 compaction_rate: 0.1,
                 crash_rate: 0.006,
                 restart_rate: 0.01,
