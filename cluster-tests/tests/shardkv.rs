@@ -562,3 +562,57 @@ async fn requests_at_and_past_every_limit_never_stop_a_group() {
         );
     }
 }
+
+/// Issue 12, case 7: thousands of connections that never speak once exhausted a server's open
+/// files and kept real clients out. Now they are closed at the handshake deadline or evicted
+/// when the connection limit is reached, and the group keeps serving real clients meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flood_of_idle_connections_never_keeps_clients_out() {
+    let _serial = serial().await;
+    let mut c = ShardCluster::start(BIN, SHARDS, 20);
+    c.server_args(&["--max-connections", "64"]);
+    c.add_group(1, 3);
+    let num = c.join(&[1]).await;
+    c.wait_settled(&[1], num, SETTLE).await;
+    let client = c.client().await;
+    client.put(b"before", b"flood").await.unwrap();
+    // The common default soft limit, whatever this machine's is: 1,500 connections per
+    // replica would exhaust it without admission.
+    for i in 0..3 {
+        let pid = c.group(1).replica(i).pid().expect("running") as libc::pid_t;
+        let mut old = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: prlimit writes the current limit into `old`, which we own.
+        let rc = unsafe { libc::prlimit(pid, libc::RLIMIT_NOFILE, std::ptr::null(), &mut old) };
+        assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+        let limit = libc::rlimit {
+            rlim_cur: 1024.min(old.rlim_max),
+            rlim_max: old.rlim_max,
+        };
+        // SAFETY: prlimit reads one rlimit we own and writes nothing (old limit pointer null).
+        let rc = unsafe { libc::prlimit(pid, libc::RLIMIT_NOFILE, &limit, std::ptr::null_mut()) };
+        assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+    }
+    let mut flood = Vec::new();
+    for address in c.group_ref(1).addresses() {
+        for _ in 0..1500 {
+            flood.push(tokio::net::TcpStream::connect(&address).await.unwrap());
+        }
+    }
+    // A fresh client (new connections to every replica) is served while the flood stands.
+    let fresh = c.client_with(short_client()).await;
+    for i in 0..20 {
+        fresh.put(key(i), value(i, 0)).await.unwrap();
+        assert_eq!(fresh.get(key(i)).await.unwrap(), Some(value(i, 0)));
+    }
+    assert_eq!(
+        client.get(b"before").await.unwrap().as_deref(),
+        Some(&b"flood"[..])
+    );
+    for i in 0..3 {
+        assert!(c.group(1).replica(i).is_running(), "replica {i} stopped");
+    }
+    drop(flood);
+}

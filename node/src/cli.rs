@@ -99,6 +99,36 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'stat
     }
 }
 
+/// The connections a server process admits on `listener` (see [`crate::listener`]): first
+/// raises the soft open-file limit to the hard one and says so, then caps connections at
+/// `max_connections` (and below the open-file limit), with the default handshake deadline
+/// and idle timeout.
+pub fn admitted_connections(
+    listener: tokio::net::TcpListener,
+    max_connections: usize,
+) -> impl tonic::codegen::tokio_stream::Stream<Item = std::io::Result<crate::listener::Conn>>
+       + Send
+       + 'static {
+    match crate::listener::raise_open_files_limit() {
+        Ok((before, after)) if after > before => {
+            tracing::info!(before, after, "raised the soft open-file limit")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
+    }
+    let limits = crate::listener::ConnectionLimits {
+        max_connections,
+        ..Default::default()
+    };
+    tracing::info!(
+        max_connections = limits.effective_max(),
+        handshake_timeout = ?limits.handshake_timeout,
+        idle_timeout = ?limits.idle_timeout,
+        "connection limits"
+    );
+    crate::listener::incoming(listener, limits)
+}
+
 /// A seed for election-timeout randomness that differs between replicas and restarts.
 pub fn election_seed(id: ReplicaId) -> u64 {
     let now = std::time::SystemTime::now()

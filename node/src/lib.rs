@@ -8,13 +8,16 @@
 //! - [`driver`]: the loop that ties them together ([`Node`]);
 //! - [`wire`]: the Paxos messages in their protobuf form;
 //! - [`cli`]: what the server binaries share (`--peers` parsing, shutdown signal);
-//! - [`grpc`]: the peer transport, the `PaxosPeer` and `NodeStatus` services, identity checks.
+//! - [`grpc`]: the peer transport, the `PaxosPeer` and `NodeStatus` services, identity checks;
+//! - [`listener`]: connection admission (open-file limit, connection cap with eviction,
+//!   handshake deadline, idle timeout) for every server process.
 
 #![warn(missing_docs)]
 
 pub mod cli;
 pub mod driver;
 pub mod grpc;
+pub mod listener;
 pub mod paxos_storage;
 pub mod state_machine;
 pub mod transport;

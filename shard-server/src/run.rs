@@ -81,6 +81,10 @@ pub struct ServerArgs {
     /// client and migration requests, as many replies, and delaying as many more.
     #[arg(long, default_value_t = 0)]
     pub chaos_percent: u32,
+    /// Most open connections (clients and peers); a new one beyond it closes the connection
+    /// silent longest. Also capped below the open-file limit.
+    #[arg(long, default_value_t = 4096)]
+    pub max_connections: usize,
 }
 
 pub use strata_node::cli::RunError;
@@ -179,7 +183,7 @@ pub async fn serve(args: ServerArgs, shutdown: impl Future<Output = ()>) -> Resu
         in_flight: Default::default(),
     };
     let worker = tokio::spawn(crate::worker::run(replica.clone(), args.masters.clone()));
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let incoming = strata_node::cli::admitted_connections(listener, args.max_connections);
     let served = tonic::transport::Server::builder()
         .add_service(limits::kv_server(KvService(replica.clone())))
         .add_service(limits::migration_server(MigrationService(replica.clone())))

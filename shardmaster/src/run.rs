@@ -61,6 +61,10 @@ pub struct MasterArgs {
     /// How long a request waits for a quorum before failing with UNAVAILABLE, in milliseconds.
     #[arg(long, default_value_t = DEFAULT_OP_TIMEOUT.as_millis() as u64)]
     pub op_timeout_ms: u64,
+    /// Most open connections (clients and peers); a new one beyond it closes the connection
+    /// silent longest. Also capped below the open-file limit.
+    #[arg(long, default_value_t = 4096)]
+    pub max_connections: usize,
 }
 
 pub use strata_node::cli::RunError;
@@ -189,7 +193,7 @@ pub async fn serve(args: MasterArgs, shutdown: impl Future<Output = ()>) -> Resu
         peers,
         Duration::from_millis(args.op_timeout_ms),
     );
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let incoming = strata_node::cli::admitted_connections(listener, args.max_connections);
     let served = tonic::transport::Server::builder()
         .add_service(limits::master_server(service))
         .add_service(peer_service(MASTER_GROUP, node.clone()))
