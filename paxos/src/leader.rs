@@ -204,11 +204,9 @@ impl Replica {
         self.election_elapsed = 0;
         self.heartbeat_elapsed = 0;
         let commit = self.commit;
-        self.broadcast(&Body::Accept {
-            ballot,
-            entries,
-            commit,
-        });
+        for to in self.peers() {
+            self.send_accepts(to, ballot, entries.clone(), commit);
+        }
         self.check_chosen(entries_slots(commit, barrier));
     }
 
@@ -294,14 +292,7 @@ impl Replica {
             }
         }
         for (to, entries) in outgoing {
-            self.send(
-                to,
-                Body::Accept {
-                    ballot,
-                    entries,
-                    commit,
-                },
-            );
+            self.send_accepts(to, ballot, entries, commit);
         }
     }
 
@@ -360,11 +351,9 @@ impl Replica {
             self.store(*slot, ballot, value.clone(), false);
         }
         let slots: Vec<Slot> = new_slots.iter().map(|(s, _)| *s).collect();
-        self.broadcast(&Body::Accept {
-            ballot,
-            entries: new_slots,
-            commit,
-        });
+        for to in self.peers() {
+            self.send_accepts(to, ballot, new_slots.clone(), commit);
+        }
         self.check_chosen(slots);
     }
 
@@ -481,6 +470,61 @@ impl Replica {
                 });
             }
             self.check_reads();
+        }
+    }
+}
+
+impl Replica {
+    /// Every member but this one.
+    pub(crate) fn peers(&self) -> Vec<ReplicaId> {
+        let me = self.cfg.id;
+        self.cfg
+            .members
+            .iter()
+            .copied()
+            .filter(|&m| m != me)
+            .collect()
+    }
+
+    /// Sends `entries` to `to` in `Accept`s of at most about `4 * max_batch_bytes` of values
+    /// each (a larger single value goes alone): several large commands in flight must not
+    /// make one message too large for the transport, or it would never arrive.
+    pub(crate) fn send_accepts(
+        &mut self,
+        to: ReplicaId,
+        ballot: Ballot,
+        entries: Vec<(Slot, Value)>,
+        commit: Slot,
+    ) {
+        let budget = self.cfg.max_batch_bytes.saturating_mul(4);
+        let mut part: Vec<(Slot, Value)> = Vec::new();
+        let mut bytes = 0;
+        for (slot, value) in entries {
+            let size = value.payload_bytes() + 16;
+            if !part.is_empty() && bytes + size > budget {
+                let entries = std::mem::take(&mut part);
+                self.send(
+                    to,
+                    Body::Accept {
+                        ballot,
+                        entries,
+                        commit,
+                    },
+                );
+                bytes = 0;
+            }
+            bytes += size;
+            part.push((slot, value));
+        }
+        if !part.is_empty() {
+            self.send(
+                to,
+                Body::Accept {
+                    ballot,
+                    entries: part,
+                    commit,
+                },
+            );
         }
     }
 }

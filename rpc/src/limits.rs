@@ -21,7 +21,6 @@
 //! | [`MAX_ADDRESSES_PER_GROUP`] | 15 | servers named for one replica group in a `Join` |
 //! | [`MAX_ADDRESS_BYTES`] | 255 | one `host:port` address |
 //! | [`MAX_GROUPS`] | 1024 | replica groups in one configuration |
-//! | [`MAX_CONFIGS_IN_MEMORY`] | 16 | configurations a master keeps decoded in memory (older ones are read from its store) |
 //!
 //! # Clients and servers
 //!
@@ -103,9 +102,6 @@ pub const MAX_ADDRESS_BYTES: usize = 255;
 
 /// Most replica groups in one configuration.
 pub const MAX_GROUPS: usize = 1024;
-
-/// Configurations a master keeps decoded in memory; older ones stay in its store.
-pub const MAX_CONFIGS_IN_MEMORY: usize = 16;
 
 const _: () = {
     assert!(MAX_KEY_BYTES + KEY_PREFIX_HEADROOM <= ENGINE_MAX_KEY_BYTES);
