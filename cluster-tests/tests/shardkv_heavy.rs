@@ -190,3 +190,111 @@ async fn a_100_mb_shard_moves_with_bounded_memory() {
         assert_eq!(client.get(k).await.unwrap().as_deref(), Some(&value[..]));
     }
 }
+
+/// Issue 12, cases 3 and 4 and the lagging follower: values of 15 MiB, written by clients
+/// whose short RPC deadline makes them retry, while one follower is stopped (SIGSTOP). Every
+/// write commits; a retry of a request still in flight shares its outcome instead of logging
+/// another copy; the two running replicas' memory stays bounded; the stopped follower, once
+/// resumed, catches up; and after the leader is killed the other two elect a leader and serve
+/// every value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn large_values_flow_past_a_stopped_follower_and_a_leader_kill_with_bounded_memory() {
+    /// Bound on any running replica's RssAnon growth while 180 MiB of 15 MiB values are
+    /// written: proposals in flight at a node (64 MiB), a peer queue each way (64 MiB plus
+    /// one message), the copies a value has on its way (request, command, log entry, message,
+    /// X
+    const RSS_GROWTH_BOUND: u64 = 768 << 20;
+    let _serial = serial().await;
+    let mut c = ShardCluster::start(BIN, SHARDS, 20);
+    c.add_group(1, 3);
+    let num = c.join(&[1]).await;
+    c.wait_settled(&[1], num, SETTLE).await;
+    let client = Arc::new(
+        c.client_with(strata_client::ClientOptions {
+            request_timeout: Duration::from_secs(120),
+            rpc_timeout: Duration::from_millis(1500),
+            ..Default::default()
+        })
+        .await,
+    );
+    let value = |i: usize| -> Vec<u8> {
+        let mut v = vec![(i % 251) as u8; 15 << 20];
+        v[..8].copy_from_slice(&(i as u64).to_le_bytes());
+        v
+    };
+    c.group(1).replica(2).pause();
+    let baseline: Vec<u64> = (0..2)
+        .map(|i| c.group(1).replica(i).rss_anon_bytes().unwrap())
+        .collect();
+    let mut tasks = Vec::new();
+    for t in 0..3usize {
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in (t * 4)..(t * 4 + 4) {
+                let v = value(i);
+                client.put(format!("big-{i}"), &v).await.unwrap();
+            }
+        }));
+    }
+    let mut peak = baseline.clone();
+    while !tasks.iter().all(|t| t.is_finished()) {
+        for (i, p) in peak.iter_mut().enumerate() {
+            if let Some(rss) = c.group(1).replica(i).rss_anon_bytes() {
+                *p = (*p).max(rss);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    for i in 0..2 {
+        let growth = peak[i].saturating_sub(baseline[i]);
+        eprintln!(
+            "replica {}: RssAnon {} MiB -> peak {} MiB",
+            i + 1,
+            baseline[i] >> 20,
+            peak[i] >> 20
+        );
+        assert!(
+            growth < RSS_GROWTH_BOUND,
+            "replica {} grew by {} MiB writing 180 MiB of 15 MiB values",
+            i + 1,
+            growth >> 20
+        );
+    }
+    // The stopped follower resumes and catches up.
+    c.group(1).replica(2).resume();
+    let reference = c.group_ref(1).shards(0).await.expect("replica 1 answers");
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let s = c.group_ref(1).shards(2).await;
+        if s.as_ref()
+            .is_some_and(|s| s.applied_index >= reference.applied_index)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replica 3 did not catch up: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Without either of the first two, in turn, the group serves every value.
+    for killed in [0usize, 1] {
+        c.group(1).kill(killed);
+        for i in [0usize, 5, 11] {
+            assert_eq!(
+                client.get(format!("big-{i}")).await.unwrap(),
+                Some(value(i)),
+                "big-{i} without replica {}",
+                killed + 1
+            );
+        }
+        client
+            .put(format!("after-{killed}"), value(100))
+            .await
+            .unwrap();
+        c.group(1).restart(killed);
+    }
+}

@@ -129,6 +129,22 @@ pub fn admitted_connections(
     crate::listener::incoming(listener, limits)
 }
 
+/// Allocations of this size and above are mapped, and unmapped when freed.
+const MMAP_THRESHOLD: i32 = 4 << 20;
+
+/// Tunes the C allocator for a server that moves values of up to 16 MiB: glibc raises its
+/// mmap threshold to 32 MiB after the first large free, so from then on every freed value
+/// buffer stays in the heap, fragmented across arenas, and a replica writing 15 MiB values
+/// holds twice the memory it uses. A fixed threshold returns large buffers to the system as
+/// soon as they are freed. Call once at start, before other threads allocate.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; no memory is touched.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+    }
+}
+
 /// A seed for election-timeout randomness that differs between replicas and restarts.
 pub fn election_seed(id: ReplicaId) -> u64 {
     let now = std::time::SystemTime::now()

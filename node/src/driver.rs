@@ -118,17 +118,19 @@ pub struct NodeConfig {
     /// Compact the Paxos log once the state machine's durable index is this many slots past
     /// the log start...
     pub compaction_slack: u64,
-    /// ...or once this many bytes of commands were applied since the last compaction (the log
-    /// is held in memory: a few large commands must not pin it).
+    /// ...or once the log holds this many bytes of commands (it is held in memory: a few
+    /// large commands must not pin it). A leader keeps what its live followers still lack up
+    /// to eight times this.
     pub compaction_bytes: usize,
     /// Capacity of the input queue (proposals, reads, messages); beyond it, peer messages are
     /// dropped and proposals refused, so a flood cannot exhaust memory.
     pub queue_capacity: usize,
 }
 
-/// Bytes of peer messages a node queues before it drops more: a slow replica (its disk
-/// busy) must not buffer every retransmission a leader sends it. Paxos tolerates the loss.
-pub const MAX_QUEUED_PEER_BYTES: usize = 32 << 20;
+/// Bytes of peer messages a node queues before it drops more (it holds at most this plus one
+/// message): a slow replica (its disk busy) must not buffer every retransmission a leader
+/// sends it. Paxos tolerates the loss.
+pub const MAX_QUEUED_PEER_BYTES: usize = 64 << 20;
 
 /// Bytes of commands proposed at one node and not yet resolved (applied, or failed because it
 /// stopped leading): beyond it, proposals are refused with [`NodeError::Overloaded`] until
@@ -225,7 +227,6 @@ impl Node {
             waiting_reads: HashMap::new(),
             next_read: 1,
             snapshot_to_install: None,
-            applied_bytes: 0,
             queued_bytes: queued_bytes.clone(),
             status: status.clone(),
         };
@@ -264,9 +265,8 @@ impl Node {
     /// [`MAX_QUEUED_PEER_BYTES`] or as many inputs as configured).
     pub fn deliver(&self, message: Message) {
         let size = message.payload_bytes();
-        let queued = self.queued_bytes.load(Ordering::Relaxed);
-        if queued > 0 && queued + size > MAX_QUEUED_PEER_BYTES {
-            return; // an empty queue takes one message of any size
+        if self.queued_bytes.load(Ordering::Relaxed) >= MAX_QUEUED_PEER_BYTES {
+            return; // below the bound, one message of any size is taken
         }
         self.queued_bytes.fetch_add(size, Ordering::Relaxed);
         if self.tx.try_send(Input::Message(message, size)).is_err() {
@@ -340,8 +340,6 @@ struct Driver<S: StateMachine> {
     next_read: u64,
     /// A snapshot received from a peer, installed at the end of the next round.
     snapshot_to_install: Option<(Slot, IncomingSnapshot)>,
-    /// Bytes of commands applied since the log was last compacted.
-    applied_bytes: usize,
     /// Bytes of peer messages in the input queue (shared with [`Node::deliver`]).
     queued_bytes: Arc<AtomicUsize>,
     status: Arc<Mutex<NodeStatus>>,
@@ -471,7 +469,6 @@ impl<S: StateMachine> Driver<S> {
             self.transport.send(late);
         }
         for (slot, value) in ready.committed {
-            self.applied_bytes += value.payload_bytes();
             for command in value.commands {
                 let Some((origin, request, payload)) = unwrap(&command) else {
                     tracing::error!(slot, "undecodable command envelope; skipped");
@@ -539,16 +536,33 @@ impl<S: StateMachine> Driver<S> {
             let (index, chunks) = self.sm.snapshot();
             self.transport.send_snapshot(to, index, chunks);
         }
-        let durable = self.sm.durable_index();
-        let log_start = self.replica.log_start();
-        if durable > log_start + self.cfg.compaction_slack
-            || (durable > log_start && self.applied_bytes > self.cfg.compaction_bytes)
-        {
-            self.replica.compact(durable);
-            self.applied_bytes = 0;
-        }
+        self.maybe_compact();
         self.publish_status();
         Ok(())
+    }
+
+    /// Compacts the Paxos log below what the state machine made durable, once the log is
+    /// `compaction_slack` slots or `compaction_bytes` long. A leader keeps what its live
+    /// followers have not learned yet (a follower one large value behind gets it by `Learn`,
+    /// not by a snapshot of the whole state) — unless the log outgrows eight times
+    /// `compaction_bytes`, when memory wins and a slow follower gets a snapshot.
+    fn maybe_compact(&mut self) {
+        let durable = self.sm.durable_index();
+        let log_start = self.replica.log_start();
+        let log_bytes = self.replica.log_bytes();
+        let hard_cap = self.cfg.compaction_bytes.saturating_mul(8);
+        let due = durable > log_start + self.cfg.compaction_slack
+            || (durable > log_start && log_bytes > self.cfg.compaction_bytes);
+        if !due {
+            return;
+        }
+        let target = match self.replica.followers_commit_floor() {
+            Some(floor) if log_bytes <= hard_cap => durable.min(floor),
+            _ => durable,
+        };
+        if target > log_start {
+            self.replica.compact(target);
+        }
     }
 
     fn publish_status(&self) {

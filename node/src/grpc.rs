@@ -83,8 +83,10 @@ pub async fn read_barrier_within(
 /// Messages queued per peer before new ones are dropped...
 const PEER_QUEUE: usize = 4096;
 /// ...and bytes (of command payload) queued per peer: a peer that is down or stalled costs
-/// the sender at most this much memory, or one message if that alone is larger.
-const PEER_QUEUE_BYTES: usize = 8 << 20;
+/// the sender at most this much memory plus one message. As much as a node admits in flight
+/// (`MAX_INFLIGHT_PROPOSAL_BYTES`), so that the Accepts of a full window, or the parts of a
+/// promise reporting it, pass whole instead of being dropped part by part forever.
+const PEER_QUEUE_BYTES: usize = 64 << 20;
 /// Deadline of one batch RPC.
 const SEND_TIMEOUT: Duration = Duration::from_secs(2);
 /// Deadline of one snapshot transfer.
@@ -166,11 +168,12 @@ impl Transport for GrpcTransport {
             };
             // Full queue: the peer is down or slow; dropping is safe (Paxos re-sends what
             // matters), and it bounds the memory a dead peer costs.
-            // An empty queue takes any one message, however large (an Accept of the largest
-            // command is above the byte bound): otherwise it would be dropped forever.
+            // A queue below its bound takes any one message, however large (an Accept of the
+            // largest command is above the bound, and small messages such as heartbeats are
+            // nearly always queued beside it): otherwise it would be dropped forever. So the
+            // queue holds at most the bound plus one message.
             let size = Message::payload_bytes(&m);
-            let queued = link.queued_bytes.load(Ordering::Relaxed);
-            if queued > 0 && queued + size > PEER_QUEUE_BYTES {
+            if link.queued_bytes.load(Ordering::Relaxed) >= PEER_QUEUE_BYTES {
                 continue;
             }
             link.queued_bytes.fetch_add(size, Ordering::Relaxed);

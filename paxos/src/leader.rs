@@ -199,6 +199,7 @@ impl Replica {
             read_round_unsent: false,
             acked_round: BTreeMap::new(),
             heard_from: BTreeSet::new(),
+            follower_commit: BTreeMap::new(),
         }));
         self.leader = Some(self.cfg.id);
         self.election_elapsed = 0;
@@ -260,12 +261,15 @@ impl Replica {
     }
 
     /// Re-sends, to each acceptor that has not acknowledged them, the in-flight slots sent at
-    /// least a heartbeat interval ago: accepts and their acknowledgements may be lost, and a
+    /// least half an election timeout ago: accepts and their acknowledgements may be lost, and a
     /// slot nobody re-sends would stall the log forever.
     fn resend_unacknowledged(&mut self) {
         let (now, interval, commit) = (
             self.now,
-            u64::from(self.cfg.heartbeat_interval),
+            // Half the shortest election timeout: often enough that a lost accept costs less
+            // than an election would, rarely enough that re-sending large values to a
+            // follower that is down costs little.
+            u64::from(self.cfg.election_timeout.0 / 2).max(u64::from(self.cfg.heartbeat_interval)),
             self.commit,
         );
         let members = self.cfg.members.clone();
@@ -424,6 +428,7 @@ impl Replica {
             return;
         }
         l.heard_from.insert(from);
+        l.follower_commit.insert(from, (their_commit, self.now));
         let acked = l.acked_round.entry(from).or_insert(0);
         *acked = (*acked).max(read_round);
         if their_commit < log_start {

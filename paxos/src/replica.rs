@@ -236,6 +236,8 @@ pub(crate) struct Leadership {
     pub acked_round: BTreeMap<ReplicaId, u64>,
     /// Followers heard from (in this ballot) since the last quorum check.
     pub heard_from: BTreeSet<ReplicaId>,
+    /// Each follower's commit index as its last heartbeat ack said, and the tick it said so.
+    pub follower_commit: BTreeMap<ReplicaId, (Slot, u64)>,
 }
 
 #[derive(Debug)]
@@ -254,6 +256,8 @@ pub struct Replica {
     // Acceptor state (durable).
     pub(crate) promised: Ballot,
     pub(crate) log: BTreeMap<Slot, LogEntry>,
+    /// Bytes of command payload in `log` (what the log costs in memory).
+    pub(crate) log_bytes: usize,
     pub(crate) log_start: Slot,
     // Learner state.
     /// Every slot below is chosen and its value known here (or compacted).
@@ -308,6 +312,7 @@ impl Replica {
                     (e.slot, entry)
                 })
                 .collect(),
+            log_bytes: 0,
             log_start,
             commit: log_start,
             applied: applied.max(log_start),
@@ -322,6 +327,7 @@ impl Replica {
             rng: rng | 1,
             cfg,
         };
+        r.recount_log_bytes();
         r.reset_election_timer();
         r.advance_commit();
         Ok(r)
@@ -371,6 +377,36 @@ impl Replica {
     /// Entries held in the log.
     pub fn log_len(&self) -> usize {
         self.log.len()
+    }
+
+    /// Bytes of command payload held in the log (in memory until compacted).
+    pub fn log_bytes(&self) -> usize {
+        self.log_bytes
+    }
+
+    /// On a leader: the lowest commit index among the followers heard from within the last
+    /// election timeout — the log below it is no longer needed to catch a live follower up
+    /// with `Learn`, so a driver that keeps it until then spares them a snapshot. `None` on a
+    /// follower or candidate.
+    pub fn followers_commit_floor(&self) -> Option<Slot> {
+        let RoleState::Leader(l) = &self.role else {
+            return None;
+        };
+        let recent = self
+            .now
+            .saturating_sub(u64::from(self.cfg.election_timeout.1));
+        Some(
+            l.follower_commit
+                .values()
+                .filter(|(_, heard)| *heard >= recent)
+                .map(|(commit, _)| *commit)
+                .min()
+                .unwrap_or(self.commit),
+        )
+    }
+
+    fn recount_log_bytes(&mut self) {
+        self.log_bytes = self.log.values().map(|e| e.value.payload_bytes()).sum();
     }
 
     /// Advances the clock by one tick: heartbeats, elections, quorum checks.
@@ -494,6 +530,7 @@ impl Replica {
         }
         self.log_start = index;
         self.log = self.log.split_off(&index);
+        self.recount_log_bytes();
         self.ready.compact_to = Some(index);
     }
 
@@ -512,6 +549,7 @@ impl Replica {
         }
         self.log_start = self.log_start.max(index);
         self.log = self.log.split_off(&self.log_start);
+        self.recount_log_bytes();
         self.commit = self.commit.max(index);
         self.applied = index;
         self.ready.compact_to = Some(self.log_start);
@@ -663,7 +701,8 @@ impl Replica {
             value: value.clone(),
             chosen,
         });
-        self.log.insert(
+        self.log_bytes += value.payload_bytes();
+        let replaced = self.log.insert(
             slot,
             LogEntry {
                 ballot,
@@ -671,6 +710,9 @@ impl Replica {
                 chosen,
             },
         );
+        if let Some(old) = replaced {
+            self.log_bytes -= old.value.payload_bytes();
+        }
     }
 
     // ----- Learner -----

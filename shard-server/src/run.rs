@@ -91,6 +91,7 @@ pub use strata_node::cli::RunError;
 
 /// Runs a replica until SIGTERM or SIGINT, on a runtime of its own.
 pub fn run_server(args: ServerArgs) -> Result<(), RunError> {
+    strata_node::cli::tune_allocator();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -115,6 +115,7 @@ pub fn shard_count(dir: &Path, requested: Option<usize>) -> Result<usize, RunErr
 
 /// Runs a replica until SIGTERM or SIGINT, on a runtime of its own.
 pub fn run_master(args: MasterArgs) -> Result<(), RunError> {
+    strata_node::cli::tune_allocator();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
