@@ -202,7 +202,7 @@ async fn large_values_flow_past_a_stopped_follower_and_a_leader_kill_with_bounde
     /// Bound on any running replica's RssAnon growth while 180 MiB of 15 MiB values are
     /// written: proposals in flight at a node (64 MiB), a peer queue each way (64 MiB plus
     /// one message), the copies a value has on its way (request, command, log entry, message,
-    /// X
+    /// encoding), and two engines' memtables. Measured peaks: 220-470 MiB.
     const RSS_GROWTH_BOUND: u64 = 768 << 20;
     let _serial = serial().await;
     let mut c = ShardCluster::start(BIN, SHARDS, 20);
