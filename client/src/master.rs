@@ -174,8 +174,27 @@ impl MasterClient {
         u128::from_be_bytes(self.client_id)
     }
 
-    /// Adds groups (gid to server addresses); returns the number of the config created.
+    /// Adds groups (gid to server addresses); returns the number of the config created. The
+    /// master first checks that a majority of each group's servers answer as members of that
+    /// group (a group that does not exist would be given shards it can never take).
     pub async fn join(&self, groups: BTreeMap<u64, Vec<String>>) -> Result<u64, ClientError> {
+        self.join_with(groups, false).await
+    }
+
+    /// [`MasterClient::join`] without the check that the servers answer: for servers that
+    /// are not running yet (their shards wait until they are).
+    pub async fn join_unchecked(
+        &self,
+        groups: BTreeMap<u64, Vec<String>>,
+    ) -> Result<u64, ClientError> {
+        self.join_with(groups, true).await
+    }
+
+    async fn join_with(
+        &self,
+        groups: BTreeMap<u64, Vec<String>>,
+        force: bool,
+    ) -> Result<u64, ClientError> {
         let groups: BTreeMap<u64, v1::ServerList> = groups
             .into_iter()
             .map(|(gid, addresses)| (gid, v1::ServerList { addresses }))
@@ -187,6 +206,7 @@ impl MasterClient {
                 seq,
                 first_incomplete_seq: seq,
                 groups: groups.clone(),
+                force,
             };
             async move { c.join(request).await.map(|r| r.into_inner().config_num) }
         })

@@ -90,10 +90,10 @@ async fn basic_scenario(mc: &mut MasterCluster, kill_midway: bool) -> BTreeMap<u
     assert_eq!(c0.num, 0);
     history.insert(0, c0);
 
-    assert_eq!(ck.join(group(1)).await.unwrap(), 1);
+    assert_eq!(ck.join_unchecked(group(1)).await.unwrap(), 1);
     check(&ck, &[1]).await;
     record(&ck, &mut history).await;
-    assert_eq!(ck.join(group(2)).await.unwrap(), 2);
+    assert_eq!(ck.join_unchecked(group(2)).await.unwrap(), 2);
     check(&ck, &[1, 2]).await;
     record(&ck, &mut history).await;
 
@@ -102,7 +102,7 @@ async fn basic_scenario(mc: &mut MasterCluster, kill_midway: bool) -> BTreeMap<u
         mc.kill(leader);
         check(&ck, &[1, 2]).await;
         check_history(&ck, &history).await;
-        assert_eq!(ck.join(group(3)).await.unwrap(), 3);
+        assert_eq!(ck.join_unchecked(group(3)).await.unwrap(), 3);
         mc.restart(leader);
         // Another replica down: the restarted one must have caught up to form a quorum.
         mc.kill((leader + 1) % 3);
@@ -117,29 +117,29 @@ async fn basic_scenario(mc: &mut MasterCluster, kill_midway: bool) -> BTreeMap<u
 
     // Invalid operations: refused, nothing created.
     for (what, result) in [
-        ("join of a member", ck.join(group(1)).await),
+        ("join of a member", ck.join_unchecked(group(1)).await),
         ("leave of a stranger", ck.leave(vec![9]).await),
         ("empty leave", ck.leave(vec![]).await),
-        ("empty join", ck.join(BTreeMap::new()).await),
+        ("empty join", ck.join_unchecked(BTreeMap::new()).await),
         (
             "empty server list",
-            ck.join(BTreeMap::from([(7, vec![])])).await,
+            ck.join_unchecked(BTreeMap::from([(7, vec![])])).await,
         ),
-        ("gid 0", ck.join(group(0)).await),
+        ("gid 0", ck.join_unchecked(group(0)).await),
         // Issue 12, case 5: servers that cannot exist would strand the shards given to them.
         (
             "malformed address",
-            ck.join(BTreeMap::from([(8, vec!["no-port".to_string()])]))
+            ck.join_unchecked(BTreeMap::from([(8, vec!["no-port".to_string()])]))
                 .await,
         ),
         (
             "an address listed twice",
-            ck.join(BTreeMap::from([(8, vec!["10.0.8.1:7000".to_string(); 2])]))
+            ck.join_unchecked(BTreeMap::from([(8, vec!["10.0.8.1:7000".to_string(); 2])]))
                 .await,
         ),
         (
             "more servers than MAX_ADDRESSES_PER_GROUP",
-            ck.join(BTreeMap::from([(
+            ck.join_unchecked(BTreeMap::from([(
                 8,
                 (0..=strata_rpc::MAX_ADDRESSES_PER_GROUP)
                     .map(|i| format!("10.0.8.{i}:7000"))
@@ -189,8 +189,8 @@ async fn move_shard() {
     let _serial = serial().await;
     let mc = cluster();
     let ck = mc.client_with(options());
-    ck.join(group(503)).await.unwrap();
-    ck.join(group(504)).await.unwrap();
+    ck.join_unchecked(group(503)).await.unwrap();
+    ck.join_unchecked(group(504)).await.unwrap();
     let before = ck.query(None).await.unwrap();
     for shard in 0..SHARDS as u32 {
         let gid = if shard < SHARDS as u32 / 2 { 503 } else { 504 };
@@ -206,7 +206,7 @@ async fn move_shard() {
         );
     }
     // A move pins nothing: the next join rebalances.
-    ck.join(group(505)).await.unwrap();
+    ck.join_unchecked(group(505)).await.unwrap();
     check(&ck, &[503, 504, 505]).await;
     ck.leave(vec![503, 504, 505]).await.unwrap();
     check(&ck, &[]).await;
@@ -231,13 +231,13 @@ async fn concurrent_joins_and_leaves() {
     let _serial = serial().await;
     let mc = cluster();
     let ck = mc.client_with(options());
-    ck.join(group(1)).await.unwrap();
+    ck.join_unchecked(group(1)).await.unwrap();
     // Each client joins a group, leaves it, joins another that stays.
     concurrently(&mc, 10, |i, c| async move {
         let gid = 100 + i;
-        c.join(group(gid)).await.unwrap();
+        c.join_unchecked(group(gid)).await.unwrap();
         c.leave(vec![gid]).await.unwrap();
-        c.join(group(200 + i)).await.unwrap();
+        c.join_unchecked(group(200 + i)).await.unwrap();
     })
     .await;
     let mut want: Vec<u64> = (200..210).collect();
@@ -253,14 +253,14 @@ async fn minimal_transfers_after_joins_and_leaves() {
     let mc = cluster();
     let ck = mc.client_with(options());
     for gid in 1..=3 {
-        ck.join(group(gid)).await.unwrap();
+        ck.join_unchecked(group(gid)).await.unwrap();
     }
     let c1 = check(&ck, &[1, 2, 3]).await;
     // Joins: shards stay with their owner unless they go to a new group.
     for gid in 4..=5 {
-        ck.join(group(gid)).await.unwrap();
+        ck.join_unchecked(group(gid)).await.unwrap();
     }
-    ck.join(BTreeMap::from([(6, servers(6)), (7, servers(7))]))
+    ck.join_unchecked(BTreeMap::from([(6, servers(6)), (7, servers(7))]))
         .await
         .unwrap();
     let c2 = check(&ck, &[1, 2, 3, 4, 5, 6, 7]).await;
@@ -288,7 +288,7 @@ async fn minimal_transfers_after_joins_and_leaves() {
     let many: BTreeMap<u64, Vec<String>> = (10..10 + SHARDS as u64 + 3)
         .map(|g| (g, servers(g)))
         .collect();
-    ck.join(many.clone()).await.unwrap();
+    ck.join_unchecked(many.clone()).await.unwrap();
     let mut all: Vec<u64> = many.keys().copied().collect();
     all.extend([1, 2, 3, 7]);
     check(&ck, &all).await;
@@ -301,7 +301,7 @@ async fn multi_group_join_leave() {
     let ck = mc.client_with(options());
     let mut history = BTreeMap::new();
     history.insert(0, check(&ck, &[]).await);
-    ck.join(BTreeMap::from([
+    ck.join_unchecked(BTreeMap::from([
         (1, servers(1)),
         (2, servers(2)),
         (3, servers(3)),
@@ -316,7 +316,7 @@ async fn multi_group_join_leave() {
     // Concurrent multi-group joins and leaves.
     concurrently(&mc, 6, |i, c| async move {
         let (a, b) = (100 + 2 * i, 101 + 2 * i);
-        c.join(BTreeMap::from([(a, servers(a)), (b, servers(b))]))
+        c.join_unchecked(BTreeMap::from([(a, servers(a)), (b, servers(b))]))
             .await
             .unwrap();
         c.leave(vec![a]).await.unwrap();
@@ -344,7 +344,10 @@ async fn replica_killed_and_restarted_midway_keeps_every_config() {
     }
     let ck = mc.client_with(options());
     check_history(&ck, &history).await;
-    assert_eq!(ck.join(group(8)).await.unwrap(), history.len() as u64);
+    assert_eq!(
+        ck.join_unchecked(group(8)).await.unwrap(),
+        history.len() as u64
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -352,16 +355,16 @@ async fn paused_replica_service_continues() {
     let _serial = serial().await;
     let mut mc = cluster();
     let ck = mc.client_with(options());
-    ck.join(group(1)).await.unwrap();
+    ck.join_unchecked(group(1)).await.unwrap();
     // Pause the leader: a new one takes over.
     let leader = mc.leader(Duration::from_secs(5)).await.expect("a leader");
     mc.pause(leader);
     let started = Instant::now();
-    ck.join(group(2)).await.unwrap();
+    ck.join_unchecked(group(2)).await.unwrap();
     check(&ck, &[1, 2]).await;
     eprintln!("failover with a paused leader took {:?}", started.elapsed());
     concurrently(&mc, 4, |i, c| async move {
-        c.join(group(10 + i)).await.unwrap();
+        c.join_unchecked(group(10 + i)).await.unwrap();
     })
     .await;
     check(&ck, &[1, 2, 10, 11, 12, 13]).await;
@@ -384,7 +387,7 @@ async fn two_of_three_down_requests_fail_rather_than_lie() {
     let _serial = serial().await;
     let mut mc = cluster();
     let ck = mc.client_with(options());
-    ck.join(group(1)).await.unwrap();
+    ck.join_unchecked(group(1)).await.unwrap();
     let leader = mc.leader(Duration::from_secs(5)).await.expect("a leader");
     // One follower killed, the other paused: the leader is alone.
     let (a, b) = ((leader + 1) % 3, (leader + 2) % 3);
@@ -395,7 +398,7 @@ async fn two_of_three_down_requests_fail_rather_than_lie() {
         request_timeout: Duration::from_millis(1500),
         ..Default::default()
     });
-    let join = short.join(group(2)).await;
+    let join = short.join_unchecked(group(2)).await;
     assert!(
         matches!(join, Err(ClientError::Timeout { .. })),
         "join: {join:?}"
@@ -413,7 +416,7 @@ async fn two_of_three_down_requests_fail_rather_than_lie() {
     // Back to a majority: the unacknowledged join took effect at most once (the slot it
     // may occupy precedes the next join's), and the master goes on.
     mc.resume(b);
-    let num = ck.join(group(3)).await.unwrap();
+    let num = ck.join_unchecked(group(3)).await.unwrap();
     let c = ck.query(None).await.unwrap();
     assert_eq!(c.num, num);
     match num {
@@ -437,7 +440,7 @@ async fn leader_killed_under_load_loses_and_duplicates_nothing() {
     let _serial = serial().await;
     let mut mc = cluster();
     let ck = mc.client_with(options());
-    ck.join(group(1)).await.unwrap();
+    ck.join_unchecked(group(1)).await.unwrap();
     const CLIENTS: u64 = 8;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     // (gid, joined?) -> acknowledged config number, per operation; unacknowledged have None.
@@ -452,7 +455,7 @@ async fn leader_killed_under_load_loses_and_duplicates_nothing() {
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     let gid = 1000 * (i + 1) + k;
                     k += 1;
-                    let joined = c.join(group(gid)).await;
+                    let joined = c.join_unchecked(group(gid)).await;
                     acks.push((gid, true, joined.clone().ok()));
                     if joined.is_err() {
                         // Outcome unknown: never reuse the gid, just go on.
@@ -585,7 +588,7 @@ async fn restart_refuses_another_shard_count_or_identity() {
     assert!(log.contains("IDENTITY") || log.contains("belongs"), "{log}");
     mc.restart(0);
     let ck = mc.client_with(options());
-    ck.join(group(1)).await.unwrap();
+    ck.join_unchecked(group(1)).await.unwrap();
     check(&ck, &[1]).await;
 }
 
@@ -601,7 +604,7 @@ async fn churn(mc: &MasterCluster, clients: u64, base: u64, deadline: Instant) -
                 while Instant::now() < deadline {
                     let gid = base + i * 1_000_000 + n;
                     n += 1;
-                    c.join(group(gid)).await.expect("join under load");
+                    c.join_unchecked(group(gid)).await.expect("join under load");
                     c.leave(vec![gid]).await.expect("leave under load");
                     ops += 2;
                 }
@@ -621,7 +624,7 @@ async fn a_follower_stopped_for_a_minute_under_load_keeps_commits_going() {
     let _serial = serial().await;
     let mut mc = cluster();
     let ck = mc.client_with(options());
-    ck.join(group(1)).await.unwrap();
+    ck.join_unchecked(group(1)).await.unwrap();
     let leader = mc.leader(Duration::from_secs(5)).await.expect("a leader");
     let follower = (leader + 1) % 3;
     // Warm up so that the leader's allocator and engine reach their working size.

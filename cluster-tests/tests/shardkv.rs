@@ -616,3 +616,37 @@ async fn a_flood_of_idle_connections_never_keeps_clients_out() {
     }
     drop(flood);
 }
+
+/// Issue 12, case 5: a Join naming servers that do not exist (or that belong to another
+/// group) used to be accepted, and the shards given to that group stayed frozen on their old
+/// owner for good. The master now asks the servers first: a majority of each joining group's
+/// servers must answer `NodeStatus` as members of that group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_join_of_servers_that_do_not_answer_as_the_group_is_refused() {
+    let _serial = serial().await;
+    let mut c = ShardCluster::start(BIN, SHARDS, 20);
+    c.add_group(1, 3);
+    let num = c.join(&[1]).await;
+    c.wait_settled(&[1], num, SETTLE).await;
+    let master = c.master();
+    let nobody: Vec<String> = (0..3)
+        .map(|_| format!("127.0.0.1:{}", strata_cluster_tests::free_port()))
+        .collect();
+    match master.join([(2, nobody)].into()).await {
+        Err(strata_client::ClientError::InvalidArgument(m)) => {
+            assert!(m.contains("only 0 of the 3 servers of group 2"), "{m}")
+        }
+        other => panic!("a join of absent servers: {other:?}"),
+    }
+    match master.join([(2, c.group_ref(1).addresses())].into()).await {
+        Err(strata_client::ClientError::InvalidArgument(m)) => {
+            assert!(m.contains("is a replica of group 1, not of group 2"), "{m}")
+        }
+        other => panic!("a join of another group's servers: {other:?}"),
+    }
+    // Nothing was created: group 1 still owns every shard and serves.
+    let latest = master.query(None).await.unwrap();
+    assert_eq!(latest.num, num);
+    let client = c.client().await;
+    client.put(b"k", b"v").await.unwrap();
+}

@@ -96,6 +96,11 @@ impl v1::shard_master_server::ShardMaster for MasterService {
             return Err(invalid_argument("join names no group"));
         }
         check_join_addresses(&r.groups).map_err(invalid_argument)?;
+        if !r.force {
+            probe_join(&r.groups, JOIN_PROBE_TIMEOUT)
+                .await
+                .map_err(invalid_argument)?;
+        }
         let members = self.state.read().latest().groups.len();
         if members + r.groups.len() > MAX_GROUPS {
             return Err(invalid_argument(format!(
@@ -151,6 +156,76 @@ impl v1::shard_master_server::ShardMaster for MasterService {
             config: Some(config),
         }))
     }
+}
+
+/// How long a Join waits for the servers it names to answer `NodeStatus`.
+const JOIN_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Asks every server a Join names for its `NodeStatus`, until `timeout`: each group needs a
+/// majority of its servers answering as members of that group. A server of another group is
+/// refused at once. (The servers may be starting: silent ones are asked again.)
+pub async fn probe_join(
+    groups: &BTreeMap<u64, v1::ServerList>,
+    timeout: Duration,
+) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    for (&gid, list) in groups {
+        let need = list.addresses.len() / 2 + 1;
+        let mut confirmed = std::collections::BTreeSet::new();
+        loop {
+            let pending: Vec<&String> = list
+                .addresses
+                .iter()
+                .filter(|a| !confirmed.contains(*a))
+                .collect();
+            let mut asks = tokio::task::JoinSet::new();
+            for address in pending {
+                let address = address.clone();
+                asks.spawn(async move {
+                    let answer = tokio::time::timeout_at(deadline, node_group(&address)).await;
+                    (address, answer.ok().flatten())
+                });
+            }
+            while let Some(Ok((address, answer))) = asks.join_next().await {
+                match answer {
+                    Some(g) if g == gid => {
+                        confirmed.insert(address);
+                    }
+                    Some(g) => {
+                        return Err(format!(
+                            "{address} is a replica of group {g}, not of group {gid}"
+                        ))
+                    }
+                    None => {}
+                }
+            }
+            if confirmed.len() >= need {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "only {} of the {} servers of group {gid} answered as its members within \
+                     {timeout:?} (start them first, or join with force)",
+                    confirmed.len(),
+                    list.addresses.len()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
+}
+
+/// The group a server says it belongs to, or `None` if it does not answer.
+async fn node_group(address: &str) -> Option<u64> {
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        .ok()?
+        .connect_timeout(Duration::from_millis(500))
+        .timeout(Duration::from_millis(500));
+    let channel = endpoint.connect().await.ok()?;
+    let mut client = strata_rpc::limits::node_status_client(channel);
+    let status = client.status(v1::StatusRequest {}).await.ok()?;
+    Some(status.into_inner().group_id)
 }
 
 /// The servers a Join names, checked before anything reaches the log: each group lists 1 to
