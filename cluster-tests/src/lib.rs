@@ -11,7 +11,7 @@
 //! - [`masters`]: [`MasterCluster`], N shard-master replicas.
 //! - [`shards`]: [`ShardCluster`], a master and shard-server groups.
 //! - [`linearizability`]: a checker for recorded histories of key-value operations.
-//! - [`free_port`]: a port nothing listens on.
+//! - [`free_port`]: a port nothing listens on; [`node_status_at`]: any process's `NodeStatus`.
 //!
 //! Process tests share the machine's cores: run them one at a time ([`serial`]).
 
@@ -31,6 +31,27 @@ pub use shards::{ServerGroup, ShardCluster};
 pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0");
     listener.local_addr().expect("local address").port()
+}
+
+/// The `NodeStatus` of the process at `address`, or `None` if it does not answer within
+/// 500 ms.
+pub async fn node_status_at(address: &str) -> Option<strata_rpc::v1::StatusResponse> {
+    use std::time::Duration;
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        .ok()?
+        .connect_timeout(Duration::from_millis(300))
+        .timeout(Duration::from_millis(500));
+    let channel = tokio::time::timeout(Duration::from_millis(500), endpoint.connect())
+        .await
+        .ok()?
+        .ok()?;
+    let mut client = strata_rpc::limits::node_status_client(channel);
+    let request = client.status(strata_rpc::v1::StatusRequest {});
+    tokio::time::timeout(Duration::from_millis(500), request)
+        .await
+        .ok()?
+        .ok()
+        .map(|r| r.into_inner())
 }
 
 /// Held by each process test for its whole run, so that tests of one test binary never run

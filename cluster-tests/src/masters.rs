@@ -171,24 +171,7 @@ impl MasterCluster {
 
     /// Replica `i`'s `Status`, or `None` if it does not answer within 500 ms.
     pub async fn status(&self, i: usize) -> Option<v1::StatusResponse> {
-        let endpoint =
-            tonic::transport::Endpoint::from_shared(format!("http://{}", self.addresses[i]))
-                .ok()?
-                .connect_timeout(Duration::from_millis(300))
-                .timeout(Duration::from_millis(500));
-        let channel = tokio::time::timeout(Duration::from_millis(500), endpoint.connect())
-            .await
-            .ok()?
-            .ok()?;
-        let mut client = strata_rpc::limits::node_status_client(channel);
-        tokio::time::timeout(
-            Duration::from_millis(500),
-            client.status(v1::StatusRequest {}),
-        )
-        .await
-        .ok()?
-        .ok()
-        .map(|r| r.into_inner())
+        crate::node_status_at(&self.addresses[i]).await
     }
 
     /// The replica that reports itself leader, waiting up to `timeout` for one.

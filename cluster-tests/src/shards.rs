@@ -84,6 +84,14 @@ impl ServerGroup {
         dir_bytes(&self.dirs[i].join("state"))
     }
 
+    /// Replica `i`'s `NodeStatus`, or `None` if it does not answer (or is paused).
+    pub async fn status(&self, i: usize) -> Option<v1::StatusResponse> {
+        if !self.replicas[i].is_running() || self.replicas[i].is_paused() {
+            return None;
+        }
+        crate::node_status_at(&self.addresses[i]).await
+    }
+
     /// Replica `i`'s shards and configuration, or `None` if it does not answer.
     pub async fn shards(&self, i: usize) -> Option<v1::ShardsResponse> {
         if !self.replicas[i].is_running() || self.replicas[i].is_paused() {

@@ -434,6 +434,7 @@ async fn master_messages() {
         seq: 1,
         first_incomplete_seq: 1,
         groups,
+        force: false,
     };
     let err = master.join(join).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
@@ -540,6 +541,8 @@ fn every_paxos_message() -> Vec<v1::PaxosMessage> {
                 commands: vec![b"x".to_vec()],
                 chosen: true,
             }],
+            from: 9,
+            to: Some(12),
         }),
         Body::Nack(v1::Nack { promised: b }),
         Body::Accept(v1::Accept {
