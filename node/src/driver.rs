@@ -138,6 +138,9 @@ pub const MAX_QUEUED_PEER_BYTES: usize = 64 << 20;
 /// largest admitted request always gets through; retries of large requests cannot pile up.
 pub const MAX_INFLIGHT_PROPOSAL_BYTES: usize = 64 << 20;
 
+/// Where a proposal's outcome goes.
+type ProposalReply = oneshot::Sender<Result<Vec<u8>, NodeError>>;
+
 /// A proposal's share of [`MAX_INFLIGHT_PROPOSAL_BYTES`], returned when it is dropped (with
 /// the proposal's entry in the driver, however the proposal ends).
 struct Admission {
@@ -332,7 +335,7 @@ struct Driver<S: StateMachine> {
     next_request: u64,
     /// Proposals of this replica waiting for their command to be applied, by request id, each
     /// holding its admitted bytes until it is resolved.
-    pending: HashMap<u64, (oneshot::Sender<Result<Vec<u8>, NodeError>>, Admission)>,
+    pending: HashMap<u64, (ProposalReply, Admission)>,
     /// Reads confirmed by a quorum, waiting for the apply index: by index.
     reads: BTreeMap<Slot, Vec<oneshot::Sender<Result<(), NodeError>>>>,
     /// Reads waiting for their confirmation round, by read id.

@@ -195,10 +195,13 @@ pub(crate) struct Election {
     pub from_slot: Slot,
     /// Complete promises: every entry each acceptor reported.
     pub promises: BTreeMap<ReplicaId, Vec<AcceptedEntry>>,
-    /// Parts of promises still incomplete, by acceptor, then by the first slot they cover:
-    /// where the part ends (`None`: the end of the log) and its entries.
-    pub parts: BTreeMap<ReplicaId, BTreeMap<Slot, (Option<Slot>, Vec<AcceptedEntry>)>>,
+    /// Parts of promises still incomplete, by acceptor.
+    pub parts: BTreeMap<ReplicaId, PromiseParts>,
 }
+
+/// The parts of one acceptor's promise received so far, by the first slot each covers: where
+/// the part ends (`None`: the end of the log) and its entries.
+pub(crate) type PromiseParts = BTreeMap<Slot, (Option<Slot>, Vec<AcceptedEntry>)>;
 
 /// A slot proposed by this leader and not yet chosen.
 #[derive(Debug)]

@@ -77,14 +77,15 @@ type PendingOutcome = Option<Result<Outcome, Status>>;
 /// Invariant: an entry exists exactly while the proposal that inserted it runs; its guard
 /// removes it however that proposal ends.
 #[derive(Clone, Default)]
-pub struct InFlight(
-    Arc<parking_lot::Mutex<HashMap<(Vec<u8>, u64), watch::Receiver<PendingOutcome>>>>,
-);
+pub struct InFlight(Arc<parking_lot::Mutex<HashMap<RequestId, watch::Receiver<PendingOutcome>>>>);
+
+/// A client's request: its client id and sequence number.
+type RequestId = (Vec<u8>, u64);
 
 /// Removes an in-flight entry when the proposal that inserted it ends.
 struct InFlightGuard {
     map: InFlight,
-    key: (Vec<u8>, u64),
+    key: RequestId,
 }
 
 impl Drop for InFlightGuard {
@@ -94,7 +95,7 @@ impl Drop for InFlightGuard {
 }
 
 /// A mutation's session: who asked, and which request of theirs it is.
-fn request_id(kind: &Kind) -> Option<(Vec<u8>, u64)> {
+fn request_id(kind: &Kind) -> Option<RequestId> {
     match kind {
         Kind::Put(r) => Some((r.client_id.clone(), r.seq)),
         Kind::Append(r) => Some((r.client_id.clone(), r.seq)),
