@@ -64,7 +64,7 @@ const RESERVED_FILES: u64 = 256;
 
 impl ConnectionLimits {
     /// `max_connections`, lowered to three quarters of what the soft open-file limit leaves
-    /// after [`RESERVED_FILES`] (at least 16).
+    /// after 256 descriptors kept for the log, tables and peers (at least 16).
     pub fn effective_max(&self) -> usize {
         let soft = open_files_limit().map_or(1024, |(soft, _)| soft);
         let by_files = (soft.saturating_sub(RESERVED_FILES) * 3 / 4).max(16);
