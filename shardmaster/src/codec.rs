@@ -331,7 +331,7 @@ pub(crate) fn decode_config(r: &mut Reader<'_>) -> Result<Config, DecodeError> {
     Ok(Config {
         num,
         shards,
-        groups,
+        groups: groups.into(),
     })
 }
 
@@ -508,6 +508,7 @@ pub fn decode_result(bytes: &[u8]) -> Result<Result<Reply, OpError>, DecodeError
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     fn varint_bytes(v: u64) -> Vec<u8> {
         let mut w = Writer::default();
@@ -579,7 +580,7 @@ mod tests {
     #[test]
     fn config_with_an_unknown_owner_is_refused() {
         let mut config = Config::initial(3).unwrap();
-        config.groups.insert(1, vec!["a".into()]);
+        Arc::make_mut(&mut config.groups).insert(1, vec!["a".into()]);
         config.shards = vec![1, 1, 2];
         assert_eq!(
             Config::decode(&config.encode()),

@@ -1,6 +1,7 @@
 //! A numbered configuration: which replica group owns each shard, and the groups' servers.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// A replica group id. [`UNASSIGNED`] (0) is reserved: a shard owned by gid 0 has no owner.
 pub type Gid = u64;
@@ -44,8 +45,10 @@ pub struct Config {
     pub num: u64,
     /// `shards[s]` is the gid owning shard `s`, or [`UNASSIGNED`].
     pub shards: Vec<Gid>,
-    /// Every group of this configuration with its servers' addresses.
-    pub groups: BTreeMap<Gid, Vec<String>>,
+    /// Every group of this configuration with its servers' addresses. Shared between
+    /// consecutive configurations that have the same groups (a Move changes only `shards`), so
+    /// a long history costs one copy of the addresses per Join or Leave, not per configuration.
+    pub groups: Arc<BTreeMap<Gid, Vec<String>>>,
 }
 
 impl Config {
@@ -55,7 +58,7 @@ impl Config {
         Ok(Config {
             num: 0,
             shards: vec![UNASSIGNED; num_shards],
-            groups: BTreeMap::new(),
+            groups: Arc::new(BTreeMap::new()),
         })
     }
 
@@ -120,8 +123,8 @@ mod tests {
     #[test]
     fn counts_and_shards_of() {
         let mut config = Config::initial(5).unwrap();
-        config.groups.insert(1, vec!["a".into()]);
-        config.groups.insert(2, vec!["b".into()]);
+        Arc::make_mut(&mut config.groups).insert(1, vec!["a".into()]);
+        Arc::make_mut(&mut config.groups).insert(2, vec!["b".into()]);
         config.shards = vec![1, 0, 1, 1, 0];
         assert_eq!(config.shard_counts(), BTreeMap::from([(1, 3), (2, 0)]));
         assert_eq!(config.shards_of(1).collect::<Vec<_>>(), vec![0, 2, 3]);

@@ -167,8 +167,15 @@ impl SnapshotRestore {
                 return Err(DecodeError::Invalid("chunk before the header"))
             }
             (TAG_CONFIG, Some(header)) => {
-                let config = decode_config(&mut r)?;
+                let mut config = decode_config(&mut r)?;
                 check_config(header, &self.configs, &self.sessions, &config)?;
+                // Share the group map with the previous configuration when it is the same, as
+                // the live state does (a restored history costs what the original did).
+                if let Some(previous) = self.configs.last() {
+                    if previous.groups == config.groups {
+                        config.groups = previous.groups.clone();
+                    }
+                }
                 self.configs.push(config);
             }
             (TAG_SESSIONS, Some(header)) => {

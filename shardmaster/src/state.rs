@@ -2,6 +2,7 @@
 //! per-client table of replies that makes retried requests exactly-once.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use crate::config::{Config, InvalidShardCount, DEFAULT_NUM_SHARDS, UNASSIGNED};
 use crate::op::{Op, OpError, Reply};
@@ -52,7 +53,7 @@ impl Default for MasterState {
             configs: vec![Config {
                 num: 0,
                 shards: vec![UNASSIGNED; DEFAULT_NUM_SHARDS],
-                groups: BTreeMap::new(),
+                groups: Arc::new(BTreeMap::new()),
             }],
             sessions: BTreeMap::new(),
         }
@@ -173,10 +174,10 @@ impl MasterState {
                 return Err(OpError::EmptyServerAddress(gid));
             }
         }
-        let mut groups = latest.groups.clone();
+        let mut groups = (*latest.groups).clone();
         groups.extend(joining);
         let shards = rebalance(&latest.shards, groups.keys().copied());
-        Ok(self.push(shards, groups))
+        Ok(self.push(shards, Arc::new(groups)))
     }
 
     fn leave(&mut self, gids: &[u64]) -> Result<Outcome, OpError> {
@@ -196,10 +197,10 @@ impl MasterState {
                 return Err(OpError::UnknownGroup(gid));
             }
         }
-        let mut groups = latest.groups.clone();
+        let mut groups = (*latest.groups).clone();
         groups.retain(|gid, _| !seen.contains(gid));
         let shards = rebalance(&latest.shards, groups.keys().copied());
-        Ok(self.push(shards, groups))
+        Ok(self.push(shards, Arc::new(groups)))
     }
 
     fn move_shard(&mut self, shard: u32, gid: u64) -> Result<Outcome, OpError> {
@@ -216,11 +217,12 @@ impl MasterState {
         }
         let mut shards = latest.shards.clone();
         shards[shard as usize] = gid;
-        let groups = latest.groups.clone();
+        // The groups are unchanged: shared, not copied.
+        let groups = Arc::clone(&latest.groups);
         Ok(self.push(shards, groups))
     }
 
-    fn push(&mut self, shards: Vec<u64>, groups: BTreeMap<u64, Vec<String>>) -> Outcome {
+    fn push(&mut self, shards: Vec<u64>, groups: Arc<BTreeMap<u64, Vec<String>>>) -> Outcome {
         let num = self.latest().num + 1;
         self.configs.push(Config {
             num,

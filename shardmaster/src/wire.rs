@@ -20,7 +20,7 @@ pub fn config_from_proto(config: v1::Config) -> Config {
     Config {
         num: config.num,
         shards: config.shards,
-        groups: groups_from_proto(config.groups),
+        groups: groups_from_proto(config.groups).into(),
     }
 }
 
@@ -63,7 +63,8 @@ mod tests {
             groups: BTreeMap::from([
                 (1, vec!["a:1".into()]),
                 (2, vec!["b:1".into(), "c:1".into()]),
-            ]),
+            ])
+            .into(),
         };
         assert_eq!(config_from_proto(config_to_proto(&config)), config);
     }

@@ -54,7 +54,7 @@ fn join_creates_a_balanced_config() {
         Ok(Reply::Created { num: 1 })
     );
     assert_eq!(master.latest().shards, vec![1; 10]);
-    assert_eq!(master.latest().groups, BTreeMap::from([(1, servers(1))]));
+    assert_eq!(*master.latest().groups, BTreeMap::from([(1, servers(1))]));
     assert_eq!(
         master.apply(CLIENT, 2, join(&[2, 3])),
         Ok(Reply::Created { num: 2 })
@@ -355,4 +355,37 @@ fn large_clusters_work() {
     let counts = master.latest().shard_counts();
     assert!(counts.values().all(|&c| c == 40 || c == 41));
     assert_eq!(counts.values().filter(|&&c| c == 41).count(), 96);
+}
+
+/// Issue 12, case 6: a configuration's group map (the servers' addresses, up to a few MB) is
+/// shared by every configuration that has the same groups, live and after a snapshot restore,
+/// so a history of Moves costs a shard vector per configuration, not a copy of the addresses.
+#[test]
+fn configurations_with_the_same_groups_share_one_group_map() {
+    let (mut master, mut seq) = state_with(16, &[1, 2, 3]);
+    for shard in 0..30u32 {
+        seq += 1;
+        let op = Op::Move {
+            shard: shard % 16,
+            gid: u64::from(shard % 3) + 1,
+        };
+        master.apply(CLIENT, seq, op).unwrap();
+    }
+    let shared = |configs: &[Config]| {
+        let last = configs.last().unwrap();
+        configs
+            .iter()
+            .filter(|c| std::sync::Arc::ptr_eq(&c.groups, &last.groups))
+            .count()
+    };
+    // Config 3 (the last Join) and the 30 Moves after it.
+    assert_eq!(shared(master.configs()), 31);
+    let restored = MasterState::restore(master.snapshot_chunks()).unwrap();
+    assert_eq!(restored, master);
+    assert_eq!(shared(restored.configs()), 31);
+    // A Join or Leave makes a new map; the older configurations keep theirs.
+    seq += 1;
+    master.apply(CLIENT, seq, join(&[4])).unwrap();
+    assert_eq!(shared(master.configs()), 1);
+    assert_eq!(master.configs()[33].groups.len(), 3);
 }

@@ -253,14 +253,14 @@ fn check_step(before: &[Config], after: &[Config], op: &Op, reply: &Result<Reply
                     let live: BTreeSet<Gid> = next.groups.keys().copied().collect();
                     match op {
                         Op::Join(joined) => {
-                            let mut expected = prev.groups.clone();
+                            let mut expected = (*prev.groups).clone();
                             expected.extend(joined.clone());
-                            assert_eq!(next.groups, expected);
+                            assert_eq!(*next.groups, expected);
                         }
                         Op::Leave(left) => {
-                            let mut expected = prev.groups.clone();
+                            let mut expected = (*prev.groups).clone();
                             expected.retain(|g, _| !left.contains(g));
-                            assert_eq!(next.groups, expected);
+                            assert_eq!(*next.groups, expected);
                         }
                         _ => unreachable!(),
                     }
