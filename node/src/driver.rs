@@ -246,6 +246,16 @@ impl Node {
     /// machine's reply. Fails fast with `NotLeader` on a follower, and with `Overloaded` when
     /// [`MAX_INFLIGHT_PROPOSAL_BYTES`] are in flight.
     pub async fn propose(&self, command: Vec<u8>) -> Result<Vec<u8>, NodeError> {
+        {
+            // A replica that last reported itself a follower says so at once, even while its
+            // driver is busy (a snapshot install, a slow disk): its queue holds no proposals
+            // for the caller to wait behind, nor admitted bytes to keep others out.
+            let status = self.status.lock();
+            if status.role != "leader" && status.role != "candidate" && !status.role.is_empty() {
+                let leader = status.leader.filter(|&l| l != status.id);
+                return Err(NodeError::NotLeader(leader));
+            }
+        }
         let admission = Admission::take(&self.proposal_bytes, command.len())?;
         let (tx, rx) = oneshot::channel();
         self.tx

@@ -89,6 +89,8 @@ const PEER_QUEUE: usize = 4096;
 const PEER_QUEUE_BYTES: usize = 64 << 20;
 /// Deadline of one batch RPC.
 const SEND_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest wait for the next chunk of a snapshot being installed.
+const SNAPSHOT_CHUNK_TIMEOUT: Duration = Duration::from_secs(10);
 /// Deadline of one snapshot transfer.
 const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -406,13 +408,20 @@ impl PaxosPeer for PeerService {
             if tx.send(Ok(chunk.data)).await.is_err() {
                 return Err(Status::aborted("the node stopped consuming the snapshot"));
             }
-            next = match stream.next().await {
-                Some(Ok(c)) => Some(c),
-                Some(Err(e)) => {
+            // The node's driver waits on these chunks while it installs: a sender that stalls
+            // must not hold it (and the replica's progress) for the transfer's whole deadline.
+            next = match tokio::time::timeout(SNAPSHOT_CHUNK_TIMEOUT, stream.next()).await {
+                Ok(Some(Ok(c))) => Some(c),
+                Ok(Some(Err(e))) => {
                     let _ = tx.send(Err(format!("snapshot stream failed: {e}"))).await;
                     return Err(e);
                 }
-                None => None,
+                Ok(None) => None,
+                Err(_) => {
+                    let why = format!("no snapshot chunk for {SNAPSHOT_CHUNK_TIMEOUT:?}");
+                    let _ = tx.send(Err(why.clone())).await;
+                    return Err(Status::deadline_exceeded(why));
+                }
             };
         }
         if !complete {
