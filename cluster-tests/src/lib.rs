@@ -37,21 +37,27 @@ pub fn free_port() -> u16 {
 /// 500 ms.
 pub async fn node_status_at(address: &str) -> Option<strata_rpc::v1::StatusResponse> {
     use std::time::Duration;
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
-        .ok()?
-        .connect_timeout(Duration::from_millis(300))
-        .timeout(Duration::from_millis(500));
-    let channel = tokio::time::timeout(Duration::from_millis(500), endpoint.connect())
-        .await
-        .ok()?
-        .ok()?;
-    let mut client = strata_rpc::limits::node_status_client(channel);
+    let mut client = strata_rpc::limits::node_status_client(probe_channel(address).await?);
     let request = client.status(strata_rpc::v1::StatusRequest {});
     tokio::time::timeout(Duration::from_millis(500), request)
         .await
         .ok()?
         .ok()
         .map(|r| r.into_inner())
+}
+
+/// A channel to `address` for a quick question: connected within 500 ms, each call limited
+/// to 500 ms; `None` if the process does not answer.
+pub async fn probe_channel(address: &str) -> Option<tonic::transport::Channel> {
+    use std::time::Duration;
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        .ok()?
+        .connect_timeout(Duration::from_millis(300))
+        .timeout(Duration::from_millis(500));
+    tokio::time::timeout(Duration::from_millis(500), endpoint.connect())
+        .await
+        .ok()?
+        .ok()
 }
 
 /// Held by each process test for its whole run, so that tests of one test binary never run

@@ -97,15 +97,7 @@ impl ServerGroup {
         if !self.replicas[i].is_running() || self.replicas[i].is_paused() {
             return None;
         }
-        let endpoint =
-            tonic::transport::Endpoint::from_shared(format!("http://{}", self.addresses[i]))
-                .ok()?
-                .connect_timeout(Duration::from_millis(300))
-                .timeout(Duration::from_millis(500));
-        let channel = tokio::time::timeout(Duration::from_millis(500), endpoint.connect())
-            .await
-            .ok()?
-            .ok()?;
+        let channel = crate::probe_channel(&self.addresses[i]).await?;
         let mut client = strata_rpc::limits::shard_group_client(channel);
         client
             .shards(v1::ShardsRequest {})

@@ -13,6 +13,23 @@ const BIN: &str = env!("CARGO_BIN_EXE_strata-cluster");
 const SHARDS: usize = 10;
 const SETTLE: Duration = Duration::from_secs(60);
 
+/// Waits until replica `i` of group 1 applied everything below `applied`.
+async fn wait_caught_up(c: &ShardCluster, i: usize, applied: u64) {
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let s = c.group_ref(1).shards(i).await;
+        if s.as_ref().is_some_and(|s| s.applied_index >= applied) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replica {} did not catch up: {s:?}",
+            i + 1
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_lagging_replica_catches_up_by_snapshot_after_the_log_was_compacted() {
     let _serial = serial().await;
@@ -41,20 +58,7 @@ async fn a_lagging_replica_catches_up_by_snapshot_after_the_log_was_compacted() 
     let reference = c.group_ref(1).shards(0).await.expect("replica 1 answers");
     c.group(1).restart(2);
     // Replica 3 catches up...
-    let deadline = Instant::now() + SETTLE;
-    loop {
-        let s = c.group_ref(1).shards(2).await;
-        if s.as_ref()
-            .is_some_and(|s| s.applied_index >= reference.applied_index)
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "replica 3 did not catch up: {s:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_caught_up(&c, 2, reference.applied_index).await;
     let logs = c.group_ref(1).logs();
     assert!(
         logs.contains("snapshot installed"),
@@ -270,20 +274,7 @@ async fn large_values_flow_past_a_stopped_follower_and_a_leader_kill_with_bounde
     // The stopped follower resumes and catches up.
     c.group(1).replica(2).resume();
     let reference = c.group_ref(1).shards(0).await.expect("replica 1 answers");
-    let deadline = Instant::now() + SETTLE;
-    loop {
-        let s = c.group_ref(1).shards(2).await;
-        if s.as_ref()
-            .is_some_and(|s| s.applied_index >= reference.applied_index)
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "replica 3 did not catch up: {s:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_caught_up(&c, 2, reference.applied_index).await;
     // Without either of the first two, in turn, the group serves every value.
     for killed in [0usize, 1] {
         c.group(1).kill(killed);
