@@ -123,6 +123,17 @@ impl ServerGroup {
     }
 }
 
+/// Asserts that `result` is the client's `InvalidArgument` and its message names `limit` (a
+/// request over a limit of `strata_rpc::limits`); `what` says which request, for the failure.
+pub fn assert_refused_naming(result: Result<(), strata_client::KvError>, limit: &str, what: &str) {
+    match result {
+        Err(strata_client::KvError::InvalidArgument(m)) => {
+            assert!(m.contains(limit), "{what}: {m}")
+        }
+        other => panic!("{what}: expected INVALID_ARGUMENT naming {limit}, got {other:?}"),
+    }
+}
+
 /// A `ShardKv` client of the server at `address` (connected now), for tests that talk to one
 /// server directly.
 pub async fn kv_client_at(

@@ -12,8 +12,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use strata_client::{ClientOptions, KvError};
-use strata_cluster_tests::shards::kv_client_at;
+use strata_client::ClientOptions;
+use strata_cluster_tests::shards::{assert_refused_naming, kv_client_at};
 use strata_cluster_tests::{serial, ShardCluster};
 use strata_rpc::v1;
 use strata_rpc::{MAX_COMMAND_BYTES, MAX_KEY_BYTES, MAX_VALUE_BYTES};
@@ -65,13 +65,6 @@ fn value(tag: u64, len: usize) -> Vec<u8> {
 enum Expect {
     Served,
     Refused(&'static str),
-}
-
-fn expect_refused(r: Result<(), KvError>, limit: &str, what: &str) {
-    match r {
-        Err(KvError::InvalidArgument(m)) => assert!(m.contains(limit), "{what}: {m}"),
-        other => panic!("{what}: expected INVALID_ARGUMENT naming {limit}, got {other:?}"),
-    }
 }
 
 async fn run(seed: u64) {
@@ -145,7 +138,7 @@ async fn run(seed: u64) {
                         r.unwrap_or_else(|e| panic!("{what}: put {klen}/{vlen}: {e}"));
                         model.insert(k, v);
                     }
-                    Expect::Refused(limit) => expect_refused(r, limit, &what),
+                    Expect::Refused(limit) => assert_refused_naming(r, limit, &what),
                 }
             }
             2 => {
@@ -166,7 +159,7 @@ async fn run(seed: u64) {
                 let add = rng.pick(&[room.saturating_sub(1), room, room + 1]);
                 let r = client.append(&k, vec![b'+'; add]).await;
                 if current.len() + add > MAX_VALUE_BYTES {
-                    expect_refused(r, "MAX_VALUE_BYTES", &what);
+                    assert_refused_naming(r, "MAX_VALUE_BYTES", &what);
                 } else {
                     r.unwrap_or_else(|e| panic!("{what}: append {add}: {e}"));
                     model.get_mut(&k).unwrap().extend(vec![b'+'; add]);
@@ -184,7 +177,7 @@ async fn run(seed: u64) {
                     .await
                     .map(|o| assert!(!o.swapped, "{what}: swapped an absent key"));
                 if len > half {
-                    expect_refused(r, "MAX_COMMAND_BYTES", &what);
+                    assert_refused_naming(r, "MAX_COMMAND_BYTES", &what);
                 } else {
                     r.unwrap_or_else(|e| panic!("{what}: cas: {e}"));
                 }

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use crate::message::{AcceptedEntry, Body};
+use crate::message::{split_by_bytes, AcceptedEntry, Body};
 use crate::replica::{Election, Inflight, Leadership, Replica, RoleState};
 use crate::types::{Ballot, ReplicaId, Slot, Value};
 
@@ -419,7 +419,7 @@ impl Replica {
             self.commit,
             self.log_start,
             self.cfg.max_learn_entries,
-            self.cfg.max_batch_bytes.saturating_mul(4),
+            self.cfg.message_bytes(),
         );
         let RoleState::Leader(l) = &mut self.role else {
             return;
@@ -501,35 +501,14 @@ impl Replica {
         entries: Vec<(Slot, Value)>,
         commit: Slot,
     ) {
-        let budget = self.cfg.max_batch_bytes.saturating_mul(4);
-        let mut part: Vec<(Slot, Value)> = Vec::new();
-        let mut bytes = 0;
-        for (slot, value) in entries {
-            let size = value.payload_bytes() + 16;
-            if !part.is_empty() && bytes + size > budget {
-                let entries = std::mem::take(&mut part);
-                self.send(
-                    to,
-                    Body::Accept {
-                        ballot,
-                        entries,
-                        commit,
-                    },
-                );
-                bytes = 0;
-            }
-            bytes += size;
-            part.push((slot, value));
-        }
-        if !part.is_empty() {
-            self.send(
-                to,
-                Body::Accept {
-                    ballot,
-                    entries: part,
-                    commit,
-                },
-            );
+        let budget = self.cfg.message_bytes();
+        for entries in split_by_bytes(entries, budget, |(_, v)| v.payload_bytes() + 16) {
+            let body = Body::Accept {
+                ballot,
+                entries,
+                commit,
+            };
+            self.send(to, body);
         }
     }
 }

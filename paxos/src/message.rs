@@ -119,6 +119,30 @@ pub enum Body {
     },
 }
 
+/// Splits `items` into consecutive parts of at most `budget` bytes as `size` counts them, each
+/// part at least one item (a larger single item goes alone): how a report or a batch of values
+/// that may be large becomes messages the transport can carry.
+pub(crate) fn split_by_bytes<T>(
+    items: impl IntoIterator<Item = T>,
+    budget: usize,
+    size: impl Fn(&T) -> usize,
+) -> Vec<Vec<T>> {
+    let mut parts: Vec<Vec<T>> = Vec::new();
+    let mut bytes = 0;
+    for item in items {
+        let n = size(&item);
+        match parts.last_mut() {
+            Some(part) if bytes + n <= budget => part.push(item),
+            _ => {
+                parts.push(vec![item]);
+                bytes = 0;
+            }
+        }
+        bytes += n;
+    }
+    parts
+}
+
 impl Message {
     /// About how many bytes the message holds (its values, plus a small constant): what a
     /// queue of messages costs in memory.

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use crate::message::{AcceptedEntry, Body, Message};
+use crate::message::{split_by_bytes, AcceptedEntry, Body, Message};
 use crate::ready::{PersistedEntry, ReadState, Ready};
 use crate::storage::PersistentState;
 use crate::types::{Ballot, Command, ReplicaId, Slot, Value};
@@ -158,6 +158,12 @@ impl Config {
 
     pub(crate) fn majority(&self) -> usize {
         self.members.len() / 2 + 1
+    }
+
+    /// Bytes of values in one message that carries several (a promise part, an Accept, a
+    /// Learn): about four slots' worth, or one larger value alone.
+    pub(crate) fn message_bytes(&self) -> usize {
+        self.max_batch_bytes.saturating_mul(4)
     }
 }
 
@@ -587,29 +593,25 @@ impl Replica {
         // Redrawn, not just restarted: replicas that keep granting votes together must not
         // keep timing out together.
         self.reset_election_timer();
-        // In parts of at most about `4 * max_batch_bytes` (at least one entry each): a log of
-        // many large accepted values must not make one message too large to send, or no
-        // candidate could ever win.
-        let budget = self.cfg.max_batch_bytes.saturating_mul(4);
-        let mut parts: Vec<(Slot, Vec<AcceptedEntry>)> = vec![(from_slot, Vec::new())];
-        let mut bytes = 0;
-        for e in self.accepted_from(from_slot) {
-            let size = e.value.payload_bytes() + 32;
-            let part = parts.last_mut().expect("one part at least");
-            if !part.1.is_empty() && bytes + size > budget {
-                parts.push((e.slot, Vec::new()));
-                bytes = 0;
-            }
-            bytes += size;
-            parts.last_mut().expect("one part at least").1.push(e);
+        // In parts (see `Config::message_bytes`): a log of many large accepted values must not
+        // make one message too large to send, or no candidate could ever win. The first part
+        // covers from the requested slot, each next one from its first entry, the last to the
+        // end of the log.
+        let mut parts = split_by_bytes(
+            self.accepted_from(from_slot),
+            self.cfg.message_bytes(),
+            |e| e.value.payload_bytes() + 32,
+        );
+        if parts.is_empty() {
+            parts.push(Vec::new());
         }
-        let starts: Vec<Slot> = parts.iter().map(|p| p.0).skip(1).collect();
-        for (k, (part_from, entries)) in parts.into_iter().enumerate() {
+        let starts: Vec<Slot> = parts.iter().skip(1).map(|p| p[0].slot).collect();
+        for (k, entries) in parts.into_iter().enumerate() {
             let body = Body::Promise {
                 ballot,
                 log_start: self.log_start,
                 entries,
-                from: part_from,
+                from: if k == 0 { from_slot } else { starts[k - 1] },
                 to: starts.get(k).copied(),
             };
             self.send(from, body);
