@@ -328,6 +328,7 @@ impl ShardCluster {
                         let settled = s.shards.iter().all(|&st| {
                             st == v1::ShardState::Absent as i32
                                 || st == v1::ShardState::Serving as i32
+                                || st == v1::ShardState::Reclaimed as i32
                         });
                         if s.config_num >= num && settled {
                             ok += 1;

@@ -647,3 +647,88 @@ async fn a_join_of_servers_that_do_not_answer_as_the_group_is_refused() {
     let client = c.client().await;
     client.put(b"k", b"v").await.unwrap();
 }
+
+/// Issue 12, case 5: shards given to groups that never take them (one whose servers do not
+/// exist, one whose servers are all stopped) come back to their previous owner once those
+/// groups are made to leave; the stopped group, resumed, abandons its installs and moves on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shards_of_groups_that_never_took_them_come_back_when_the_groups_leave() {
+    let _serial = serial().await;
+    let mut c = ShardCluster::start(BIN, SHARDS, 20);
+    c.add_group(1, 3);
+    c.add_group(2, 3);
+    let num = c.join(&[1]).await;
+    c.wait_settled(&[1], num, SETTLE).await;
+    let client = c.client().await;
+    for i in 0..40 {
+        client.put(key(i), value(i, 0)).await.unwrap();
+    }
+    for i in 0..3 {
+        c.group(2).replica(i).pause();
+    }
+    let nobody: Vec<String> = (0..3)
+        .map(|_| format!("127.0.0.1:{}", strata_cluster_tests::free_port()))
+        .collect();
+    let master = c.master();
+    let joined = master
+        .join_unchecked([(2, c.group_ref(2).addresses()), (3, nobody)].into())
+        .await
+        .unwrap();
+    // Group 1 holds what it gave away, frozen.
+    let leaving = |s: &v1::ShardsResponse| {
+        (s.shards.iter())
+            .filter(|&&st| st == v1::ShardState::Leaving as i32)
+            .count()
+    };
+    let until = std::time::Instant::now() + SETTLE;
+    loop {
+        let s = c.group_ref(1).shards(0).await;
+        if s.as_ref()
+            .is_some_and(|s| s.config_num == joined && leaving(s) > 0)
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "group 1 never froze shards: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let left = c.leave(&[2, 3]).await;
+    c.wait_settled(&[1], left, SETTLE).await;
+    for i in 0..40 {
+        assert_eq!(
+            client.get(key(i)).await.unwrap(),
+            Some(value(i, 0)),
+            "key {i}"
+        );
+        client.put(key(i), value(i, 1)).await.unwrap();
+    }
+    let logs = c.group_ref(1).logs();
+    assert!(logs.contains("taking back a shard"), "{logs}");
+    // The stopped group wakes up: it cannot have the shards; it gives up their installs and
+    // follows the configurations, owning nothing.
+    for i in 0..3 {
+        c.group(2).replica(i).resume();
+    }
+    c.wait_settled(&[2], left, SETTLE).await;
+    let logs = c.group_ref(2).logs();
+    assert!(logs.contains("abandoning the install"), "{logs}");
+    for i in 0..3 {
+        if let Some(s) = c.group_ref(2).shards(i).await {
+            assert!(
+                s.shards
+                    .iter()
+                    .all(|&st| st == v1::ShardState::Absent as i32),
+                "{s:?}"
+            );
+        }
+    }
+    for i in 0..40 {
+        assert_eq!(
+            client.get(key(i)).await.unwrap(),
+            Some(value(i, 1)),
+            "key {i}"
+        );
+    }
+}

@@ -364,6 +364,7 @@ impl Harness {
                 resume_token,
                 done: c.u8() % 3 == 0,
             }),
+            source: u64::from(c.u8() % 4),
         })
     }
 
@@ -450,6 +451,14 @@ impl Harness {
                     }
                 }),
                 Some(Kind::DeleteShard(r)) if deleted => Some(keys::shard_range(r.shard)),
+                Some(Kind::Abandon(r)) if deleted => {
+                    let pieces = keys::piece_range(r.shard);
+                    if key_range_contains(&pieces, key) {
+                        Some(pieces)
+                    } else {
+                        Some(keys::shard_range(r.shard))
+                    }
+                }
                 Some(Kind::Reconfigure(_)) if deleted && key.first() == Some(&0x01) => {
                     shard_of_engine_key(key).map(keys::shard_range)
                 }
@@ -497,6 +506,8 @@ impl Harness {
                                 | Some(ShardState::Notifying { .. })
                                 | Some(ShardState::Pulling { .. })
                                 | Some(ShardState::Leaving { .. })
+                                | Some(ShardState::Handed { .. })
+                                | Some(ShardState::Reclaimed)
                         ),
                         "shard {s} ({state:?}) holds {key:?}"
                     );
@@ -660,7 +671,15 @@ fuzz_target!(|data: &[u8]| {
             7 | 8 => h.reconfigure(&mut c),
             9 | 10 => h.install(&mut c),
             11 => Kind::DeleteShard(h.shard_ref(&mut c)),
-            12 => Kind::Notified(h.shard_ref(&mut c)),
+            12 => {
+                let r = h.shard_ref(&mut c);
+                match c.u8() % 4 {
+                    0 => Kind::Notified(r),
+                    1 => Kind::Grant(r),
+                    2 => Kind::Reclaim(r),
+                    _ => Kind::Abandon(r),
+                }
+            }
             13 => {
                 match c.u8() % 5 {
                     0 => h.restart_twin(),

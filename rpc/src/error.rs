@@ -12,6 +12,7 @@
 //! | Malformed request, or a key/value/limit too large | `InvalidArgument` | `INVALID_ARGUMENT` | — (the message names the limit) | give up: report to the caller |
 //! | Overloaded (queues full) | `Overloaded` | `RESOURCE_EXHAUSTED` | `retry_after_ms` | back off, retry |
 //! | Session expired: the server cannot tell whether this request already ran | `SessionExpired` | `ABORTED` | — | give up: the outcome is unknown; continue under a new client id |
+//! | (Server to server) the shard pulled for a config was taken back by its previous owner | `Reclaimed` | `FAILED_PRECONDITION` | `config_num` | the puller abandons that install |
 //! | Deadline passed | — | `DEADLINE_EXCEEDED` (tonic's own) | none | retry (same seq) elsewhere |
 //! | Connection failed | — | `UNAVAILABLE` with **no** detail | none | try the next replica |
 //!
@@ -66,7 +67,7 @@ pub fn code_for(reason: ErrorReason) -> Code {
         ErrorReason::WrongLeader | ErrorReason::NotReady | ErrorReason::Installing => {
             Code::Unavailable
         }
-        ErrorReason::WrongGroup => Code::FailedPrecondition,
+        ErrorReason::WrongGroup | ErrorReason::Reclaimed => Code::FailedPrecondition,
         ErrorReason::InvalidArgument => Code::InvalidArgument,
         ErrorReason::Overloaded => Code::ResourceExhausted,
         ErrorReason::SessionExpired => Code::Aborted,
@@ -225,6 +226,20 @@ pub fn session_expired() -> Status {
     )
 }
 
+/// `Reclaimed`: the shard pulled for `config_num` was taken back by its previous owner.
+pub fn reclaimed(shard: u32, config_num: u64) -> Status {
+    from_detail(
+        format!(
+            "shard {shard} was taken back by its previous owner before config {config_num}'s new owner installed it"
+        ),
+        ErrorDetail {
+            reason: ErrorReason::Reclaimed as i32,
+            config_num: Some(config_num),
+            ..Default::default()
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,6 +286,11 @@ mod tests {
                 session_expired(),
                 ErrorReason::SessionExpired,
                 Code::Aborted,
+            ),
+            (
+                reclaimed(3, 9),
+                ErrorReason::Reclaimed,
+                Code::FailedPrecondition,
             ),
         ];
         for (status, want_reason, want_code) in cases {

@@ -15,7 +15,7 @@ pub struct Command {
     #[prost(uint64, tag = "1")]
     pub now_ms: u64,
     /// What to do.
-    #[prost(oneof = "Kind", tags = "2, 3, 4, 5, 6, 7, 8, 9")]
+    #[prost(oneof = "Kind", tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12")]
     pub kind: Option<Kind>,
 }
 
@@ -47,6 +47,17 @@ pub enum Kind {
     /// The previous owner of a shard we gained has deleted its copy.
     #[prost(message, tag = "9")]
     Notified(ShardRef),
+    /// The last chunk of a frozen shard is about to be handed out: from now on the shard is
+    /// its new owner's and can no longer be reclaimed (`Done(false)`: it was reclaimed).
+    #[prost(message, tag = "10")]
+    Grant(ShardRef),
+    /// Take back a frozen shard whose new owner never installed it (the next configuration
+    /// does not give it to that owner).
+    #[prost(message, tag = "11")]
+    Reclaim(ShardRef),
+    /// Give up installing a shard that its holder took back.
+    #[prost(message, tag = "12")]
+    Abandon(ShardRef),
 }
 
 /// A chunk of a shard to install, after the chunk whose resume token is `after` (empty for
@@ -59,6 +70,10 @@ pub struct InstallChunk {
     /// The chunk, as the previous owner streamed it.
     #[prost(message, optional, tag = "2")]
     pub chunk: Option<v1::ShardChunk>,
+    /// The group that answered with the chunk (the shard's holder, notified once installed);
+    /// 0: the previous owner.
+    #[prost(uint64, tag = "3")]
+    pub source: u64,
 }
 
 /// A shard in a configuration.
@@ -173,6 +188,7 @@ mod tests {
                     done: true,
                     ..Default::default()
                 }),
+                source: 2,
             }),
         );
         assert_eq!(Command::decode(&c.encode()).unwrap(), c);

@@ -143,6 +143,7 @@ mod tests {
                 crate::command::Kind::Install(crate::command::InstallChunk {
                     after: token.clone(),
                     chunk: Some(full),
+                    source: 0,
                 }),
             );
             assert!(entry.encode().len() <= strata_rpc::MAX_SHARD_CHUNK_BYTES);

@@ -32,6 +32,9 @@ pub const CONFIG: &[u8] = b"\x00config";
 pub const PREVIOUS_CONFIG: &[u8] = b"\x00config.previous";
 /// Metadata: the shard states (encoded, see `shard_state`).
 pub const SHARD_STATES: &[u8] = b"\x00shards";
+/// Metadata: the shards this group took back, by the configuration they were pulled for
+/// (encoded, see `shard_state::encode_reclaims`).
+pub const RECLAIMED: &[u8] = b"\x00reclaimed";
 /// Metadata: the log time, the largest leader timestamp applied (u64 LE, ms).
 pub const LOG_TIME: &[u8] = b"\x00time";
 

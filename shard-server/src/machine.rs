@@ -15,12 +15,16 @@
 //!    progress it continues from), so an install interrupted by a crash or a change of leader
 //!    resumes from the last chunk installed, without mixing data;
 //! 5. deletion of a handed-over shard names `(shard, config num)` and only deletes a shard
-//!    frozen for exactly that configuration.
+//!    frozen for exactly that configuration;
+//! 6. a frozen shard is taken back (`Reclaim`) only if its last chunk was never handed out
+//!    (`Grant` is a command too, so the two are ordered by the log), and a pull of a shard
+//!    taken back is refused for good (see [`crate::shard_state`]).
 //!
 //! Every applied command is one atomic write batch to the store, carrying the new applied
 //! index; every `sync_every` commands that write is synced, and the index it carries is the
 //! durable index below which the node may discard its Paxos log.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -36,7 +40,9 @@ use strata_rpc::{shard_for_key, MAX_KEY_BYTES, MAX_VALUE_BYTES};
 use crate::command::{ApplyReply, Command, InstallChunk, Kind, Outcome, Refusal, ShardRef};
 use crate::keys;
 use crate::session::{Session, SessionTable};
-use crate::shard_state::{decode_states, encode_states, ShardState};
+use crate::shard_state::{
+    decode_reclaims, decode_states, encode_reclaims, encode_states, ShardState,
+};
 use crate::store::{MemStore, Store};
 
 /// Tuning of the state machine. Every replica of a group must use the same values (they
@@ -83,6 +89,9 @@ pub struct View {
     pub shards: Vec<ShardState>,
     /// Sessions in the served shards' dedup tables.
     pub sessions: usize,
+    /// `(shard, config num)`: shards this group took back from the owner they were frozen
+    /// for in that configuration (pulls of them are refused for good).
+    pub reclaimed: BTreeSet<(u32, u64)>,
     /// Key ranges deleted since the worker last looked, whose space compaction may reclaim.
     pub deleted_ranges: Vec<(Vec<u8>, Vec<u8>)>,
 }
@@ -161,8 +170,11 @@ pub struct KvMachine<S: Store> {
     durable: Slot,
     unsynced: u32,
     unsynced_bytes: usize,
-    /// A shard whose install completed in the command being applied.
-    installed: Option<u32>,
+    /// Shards served again by the command being applied (an install completed, a shard
+    /// taken back became ours): their dedup tables load once it is written.
+    installed: Vec<u32>,
+    /// See [`View::reclaimed`].
+    reclaimed: BTreeSet<(u32, u64)>,
 }
 
 impl<S: Store> std::fmt::Debug for KvMachine<S> {
@@ -192,6 +204,7 @@ struct Meta {
     config: Config,
     previous: Config,
     shards: Vec<ShardState>,
+    reclaimed: BTreeSet<(u32, u64)>,
 }
 
 impl Meta {
@@ -220,6 +233,10 @@ impl Meta {
             shards: match store.get(keys::SHARD_STATES)? {
                 Some(b) => decode_states(&b)?,
                 None => Vec::new(),
+            },
+            reclaimed: match store.get(keys::RECLAIMED)? {
+                Some(b) => decode_reclaims(&b)?,
+                None => BTreeSet::new(),
             },
         };
         if meta.shards.len() != meta.config.shards.len() {
@@ -350,7 +367,8 @@ impl<S: Store> KvMachine<S> {
             durable: 1,
             unsynced: 0,
             unsynced_bytes: 0,
-            installed: None,
+            installed: Vec::new(),
+            reclaimed: BTreeSet::new(),
         };
         m.load()?;
         Ok(m)
@@ -369,6 +387,7 @@ impl<S: Store> KvMachine<S> {
         self.config = meta.config;
         self.previous = meta.previous;
         self.shards = meta.shards;
+        self.reclaimed = meta.reclaimed;
         self.sessions = sessions;
         self.applied.store(meta.applied, Ordering::Release);
         self.durable = meta.applied;
@@ -410,6 +429,9 @@ impl<S: Store> KvMachine<S> {
         v.previous = self.previous.clone();
         v.shards = self.shards.clone();
         v.sessions = self.sessions.len();
+        if v.reclaimed != self.reclaimed {
+            v.reclaimed = self.reclaimed.clone();
+        }
     }
 
     fn settled(&self) -> bool {
@@ -470,6 +492,18 @@ impl<S: Store> KvMachine<S> {
             }
             Kind::Notified(r) => {
                 let done = self.notified(batch, r);
+                (ApplyReply::new(Outcome::Done(done)), done)
+            }
+            Kind::Grant(r) => {
+                let (granted, changed) = self.grant(batch, r);
+                (ApplyReply::new(Outcome::Done(granted)), changed)
+            }
+            Kind::Reclaim(r) => {
+                let (reclaimed, changed) = self.reclaim(batch, r);
+                (ApplyReply::new(Outcome::Done(reclaimed)), changed)
+            }
+            Kind::Abandon(r) => {
+                let done = self.abandon(batch, r);
                 (ApplyReply::new(Outcome::Done(done)), done)
             }
         }
@@ -681,7 +715,19 @@ impl<S: Store> KvMachine<S> {
             let shard = s as u32;
             let before = owned_by(&self.config, s);
             let after = next.shards[s];
-            *state = match (before == me, after == me) {
+            // What this group holds, not what the configuration said: a shard taken back is
+            // held though another group owned it, one abandoned is not though we owned it.
+            let held = match state {
+                ShardState::Serving => true,
+                ShardState::Reclaimed => {
+                    if after == me {
+                        self.installed.push(shard);
+                    }
+                    true
+                }
+                _ => false,
+            };
+            *state = match (held, after == me) {
                 (true, true) => ShardState::Serving,
                 (false, true) if before == 0 => {
                     // Unassigned until now: it starts empty.
@@ -689,11 +735,16 @@ impl<S: Store> KvMachine<S> {
                     batch.delete_range(start, end);
                     ShardState::Serving
                 }
-                (false, true) => ShardState::Pulling {
-                    from: before,
-                    token: Vec::new(),
-                    pieces: 0,
-                },
+                (false, true) => {
+                    // Unsettled shards are never adopted past, so the group that owned it
+                    // before holds it (or, if it took it back, another group of `config`:
+                    // the puller asks them all, `before` first).
+                    ShardState::Pulling {
+                        from: before,
+                        token: Vec::new(),
+                        pieces: 0,
+                    }
+                }
                 (true, false) => {
                     self.sessions.forget_shard(shard);
                     if after == 0 {
@@ -743,6 +794,12 @@ impl<S: Store> KvMachine<S> {
         if token != install.after {
             return false;
         }
+        // The group that answered holds the shard: it is the one to tell once installed.
+        let from = if install.source != 0 {
+            install.source
+        } else {
+            from
+        };
         let mut pieces = pieces;
         if install.after.is_empty() {
             // The first chunk (again, if an earlier attempt was abandoned): start clean.
@@ -806,7 +863,7 @@ impl<S: Store> KvMachine<S> {
         self.shards[shard as usize] = if chunk.done {
             let (start, end) = keys::piece_range(shard);
             batch.delete_range(start, end);
-            self.installed = Some(shard);
+            self.installed.push(shard);
             ShardState::Notifying { from }
         } else {
             ShardState::Pulling {
@@ -835,7 +892,7 @@ impl<S: Store> KvMachine<S> {
             return (false, false);
         }
         match self.shards[s] {
-            ShardState::Leaving { .. } => {
+            ShardState::Leaving { .. } | ShardState::Handed { .. } => {
                 let (start, end) = keys::shard_range(r.shard);
                 batch.delete_range(&start, &end);
                 self.view.write().deleted_ranges.push((start, end));
@@ -846,6 +903,71 @@ impl<S: Store> KvMachine<S> {
             ShardState::Absent => (true, false),
             _ => (false, false),
         }
+    }
+
+    /// Rule 6, the new owner's side of it: the last chunk of `r` is handed out only if the
+    /// shard was not taken back. Returns (granted, the state changed).
+    fn grant(&mut self, batch: &mut WriteBatch, r: ShardRef) -> (bool, bool) {
+        if r.config_num != self.config.num {
+            return (false, false);
+        }
+        match self.shards.get(r.shard as usize) {
+            Some(&ShardState::Leaving { to }) => {
+                self.shards[r.shard as usize] = ShardState::Handed { to };
+                self.save_states(batch);
+                (true, true)
+            }
+            Some(ShardState::Handed { .. }) => (true, false),
+            _ => (false, false),
+        }
+    }
+
+    /// Rule 6: takes back a frozen shard whose last chunk was never handed out. Returns
+    /// (the shard is taken back, the state changed).
+    fn reclaim(&mut self, batch: &mut WriteBatch, r: ShardRef) -> (bool, bool) {
+        if r.config_num != self.config.num {
+            return (false, false);
+        }
+        match self.shards.get(r.shard as usize) {
+            Some(ShardState::Leaving { to }) => {
+                tracing::warn!(
+                    shard = r.shard,
+                    config = r.config_num,
+                    to,
+                    "taking back a shard its new owner never installed"
+                );
+                self.shards[r.shard as usize] = ShardState::Reclaimed;
+                self.reclaimed.insert((r.shard, r.config_num));
+                batch.put(keys::RECLAIMED, encode_reclaims(&self.reclaimed));
+                self.save_states(batch);
+                (true, true)
+            }
+            Some(ShardState::Reclaimed) => (true, false),
+            _ => (false, false),
+        }
+    }
+
+    /// Gives up the install of a shard its holder took back: what was installed goes.
+    fn abandon(&mut self, batch: &mut WriteBatch, r: ShardRef) -> bool {
+        if r.config_num != self.config.num
+            || !matches!(
+                self.shards.get(r.shard as usize),
+                Some(ShardState::Pulling { .. })
+            )
+        {
+            return false;
+        }
+        tracing::warn!(
+            shard = r.shard,
+            config = r.config_num,
+            "abandoning the install of a shard its holder took back"
+        );
+        for (start, end) in [keys::shard_range(r.shard), keys::piece_range(r.shard)] {
+            batch.delete_range(start, end);
+        }
+        self.shards[r.shard as usize] = ShardState::Absent;
+        self.save_states(batch);
+        true
     }
 
     fn notified(&mut self, batch: &mut WriteBatch, r: ShardRef) -> bool {
@@ -895,7 +1017,7 @@ impl<S: Store> KvMachine<S> {
             self.unsynced = 0;
             self.unsynced_bytes = 0;
         }
-        if let Some(shard) = self.installed.take() {
+        for shard in std::mem::take(&mut self.installed) {
             // The shard is served from now on: load its dedup table (just written).
             if let Err(e) = load_sessions(self.store.as_ref(), shard, &mut self.sessions) {
                 tracing::error!(shard, error = %e, "loading installed sessions failed; stopping");

@@ -20,7 +20,7 @@ use strata_node::grpc::{propose_within, read_barrier_within};
 use strata_node::Node;
 use strata_paxos::ReplicaId;
 use strata_rpc::error::{
-    installing, invalid_argument, not_ready, overloaded, session_expired, wrong_group,
+    installing, invalid_argument, not_ready, overloaded, reclaimed, session_expired, wrong_group,
 };
 use strata_rpc::v1::{self, kv_reply::Reply, ErrorReason};
 use strata_rpc::{CLIENT_ID_BYTES, MAX_COMMAND_BYTES, MAX_KEY_BYTES, MAX_VALUE_BYTES};
@@ -33,7 +33,6 @@ use crate::command::{now_ms, ApplyReply, Command, Kind, Outcome, Refusal, ShardR
 use crate::handoff::{read_chunk, CHUNK_BYTES};
 use crate::keys;
 use crate::machine::View;
-use crate::shard_state::ShardState;
 use crate::store::Store;
 
 /// Entries per `Scan` page when the request does not say.
@@ -475,13 +474,28 @@ impl KvService {
     }
 }
 
+/// Proposes that the last chunk of `shard` (frozen for `config_num`) is handed out; `Err` if
+/// it was taken back meanwhile or the grant could not be decided here (not the leader).
+async fn grant(replica: &Replica, shard: u32, config_num: u64) -> Result<(), Status> {
+    let grant = Kind::Grant(ShardRef { shard, config_num });
+    match replica.propose(grant).await? {
+        Outcome::Done(true) => Ok(()),
+        _ => Err(pull_refusal(&replica.view.read(), shard, config_num)
+            .unwrap_or_else(|| reclaimed(shard, config_num))),
+    }
+}
+
 /// The `ShardMigration` service.
 #[derive(Clone)]
 pub struct MigrationService(pub Replica);
 
 /// Why a shard cannot be handed out for a configuration (rule 3), or `None` if it can: this
-/// replica must have applied exactly that configuration and hold the shard frozen for it.
+/// replica must have applied exactly that configuration and hold the shard frozen for it. A
+/// shard this group took back for that configuration is refused for good (`RECLAIMED`).
 pub fn pull_refusal(view: &View, shard: u32, config_num: u64) -> Option<Status> {
+    if view.reclaimed.contains(&(shard, config_num)) {
+        return Some(reclaimed(shard, config_num));
+    }
     if view.config.num < config_num {
         return Some(not_ready(
             format!(
@@ -493,7 +507,7 @@ pub fn pull_refusal(view: &View, shard: u32, config_num: u64) -> Option<Status> 
         ));
     }
     match view.shards.get(shard as usize) {
-        Some(ShardState::Leaving { .. }) if view.config.num == config_num => None,
+        Some(s) if s.is_frozen() && view.config.num == config_num => None,
         _ => Some(Status::failed_precondition(format!(
             "shard {shard} is not held for a move in config {config_num} (this replica is at config {}); it was handed over already",
             view.config.num
@@ -528,6 +542,7 @@ impl v1::shard_migration_server::ShardMigration for MigrationService {
         // shard never sits in memory.
         let (tx, rx) = tokio::sync::mpsc::channel(2);
         let replica = self.0.clone();
+        let runtime = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
             let mut token = r.resume_token;
             loop {
@@ -549,6 +564,14 @@ impl v1::shard_migration_server::ShardMigration for MigrationService {
                 if replica.chaos.as_ref().is_some_and(|c| c.roll()) {
                     let _ = tx.blocking_send(Err(Status::unavailable("chaos: stream cut")));
                     return;
+                }
+                if chunk.as_ref().is_ok_and(|c| c.done) {
+                    // The last chunk makes the shard its new owner's: first make sure, through
+                    // the log, that it was not taken back (and can no longer be).
+                    if let Err(status) = runtime.block_on(grant(&replica, r.shard, r.config_num)) {
+                        let _ = tx.blocking_send(Err(status));
+                        return;
+                    }
                 }
                 match chunk {
                     Ok(chunk) => {
@@ -627,6 +650,7 @@ impl v1::shard_group_server::ShardGroup for GroupService {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::shard_state::ShardState;
     use strata_client::Config;
 
     #[test]
@@ -649,10 +673,34 @@ mod tests {
         // Not frozen (still served, or already deleted), or a stale config: refused.
         assert!(pull_refusal(&view, 1, 5).is_some());
         assert!(pull_refusal(&view, 0, 4).is_some());
+        // Its last chunk handed out: still served (a resumed pull may need it again).
+        view.shards[0] = ShardState::Handed { to: 2 };
+        assert!(pull_refusal(&view, 0, 5).is_none());
         view.shards[0] = ShardState::Absent;
         assert_eq!(
             pull_refusal(&view, 0, 5).unwrap().code(),
             tonic::Code::FailedPrecondition
         );
+        assert_ne!(
+            strata_rpc::error::reason(&pull_refusal(&view, 0, 5).unwrap()),
+            ErrorReason::Reclaimed
+        );
+        // Taken back: refused for good, even once the group moved on.
+        view.shards[0] = ShardState::Reclaimed;
+        view.reclaimed.insert((0, 5));
+        for v in [
+            view.clone(),
+            View {
+                config: Config {
+                    num: 9,
+                    ..view.config.clone()
+                },
+                ..view
+            },
+        ] {
+            let s = pull_refusal(&v, 0, 5).unwrap();
+            assert_eq!(strata_rpc::error::reason(&s), ErrorReason::Reclaimed);
+            assert_eq!(s.code(), tonic::Code::FailedPrecondition);
+        }
     }
 }

@@ -2,22 +2,36 @@
 //! that move it.
 //!
 //! ```text
-//!            gained (previous owner g != 0)                 last chunk installed
-//!  Absent ─────────────────────────────────► Pulling{g} ─────────────────────────► Notifying{g}
-//!    ▲  │ gained (unassigned before)                                                   │
-//!    │  └──────────────────────────────────────► Serving ◄────────────────────────────┘
-//!    │                                              │       g deleted its copy
-//!    │  new owner installed it (DeleteShard)        │ lost (to gid h)
-//!    └──────────────────────────────── Leaving{h} ◄─┘
+//! Absent ──gained, unassigned before──────────────────────────────────────────────► Serving
+//! Absent ──gained, held by g──► Pulling{g} ──last chunk installed──► Notifying{g} ──g deleted──► Serving
+//!                               Pulling{g} ──g reclaimed it (Abandon)──► Absent
+//! Serving ──lost to h──► Leaving{h} ──last chunk handed out (Grant)──► Handed{h} ──h installed──► Absent
+//!                        Leaving{h} ──h never took it, the next config is not h's (Reclaim)──► Reclaimed
+//! Reclaimed ──next config──► Serving if ours, Leaving{h'} if h' owns it, Absent if unassigned
 //! ```
-//! A group moves to the next configuration only when every shard has *settled* (`Absent` or
-//! `Serving`): a shard is never pulled from a group that has not finished handing it over, and
-//! a frozen shard is never deleted before its new owner has it. The price: while a new owner
-//! is down, the previous owner holds the shard `Leaving` and cannot adopt later
-//! configurations (it keeps serving its other shards).
+//! A group moves to the next configuration only when every shard has *settled* (`Absent`,
+//! `Serving` or `Reclaimed`): a shard is never pulled from a group that has not finished
+//! handing it over, and a frozen shard is never deleted before its new owner has it.
+//!
+//! **Taking a shard back.** A new owner that never installs its shard (its servers do not
+//! exist, or it died) would hold its previous owner `Leaving` forever. Once the master's next
+//! configuration no longer gives the shard to that new owner (say it was made to Leave), the
+//! previous owner's leader proposes `Reclaim` (if it is itself a group of the configuration,
+//! where the next owner will look for the shard): the shard becomes `Reclaimed`, settled, and
+//! goes on from there as if the move had never happened. It is safe because handing out the
+//! *last* chunk of a shard is itself a command of the previous owner's log (`Grant`, making
+//! it `Handed`): a shard whose last chunk was handed out is never reclaimed, and a pull of a
+//! reclaimed shard is refused for good (the holder remembers its reclaims), so the puller
+//! abandons it. Exactly one group holds a settled shard's data; a puller therefore asks
+//! every group of the previous configuration, the previous owner first, and records who
+//! answered (`InstallChunk::source`) as the group it notifies.
+
+use std::collections::BTreeSet;
 
 use prost::Message;
 use strata_rpc::v1;
+
+use crate::command::ShardRef;
 
 /// The state of one shard at one replica.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -33,7 +47,8 @@ pub enum ShardState {
         /// The previous owner.
         from: u64,
     },
-    /// Owned, being installed from the previous owner `from`; not served.
+    /// Owned, being installed from the group `from` that holds it (the previous owner, or
+    /// whoever answered the first chunk); not served.
     Pulling {
         /// The previous owner.
         from: u64,
@@ -47,12 +62,29 @@ pub enum ShardState {
         /// The new owner.
         to: u64,
     },
+    /// `Leaving`, and the last chunk was handed out (a `Grant` applied): only the new owner's
+    /// `DeleteShard` ends it; it is never reclaimed.
+    Handed {
+        /// The new owner.
+        to: u64,
+    },
+    /// Not owned in this configuration, but taken back because its new owner never installed
+    /// it: held, frozen and not served, until the next configuration decides.
+    Reclaimed,
 }
 
 impl ShardState {
     /// `Absent` or `Serving`: nothing left to do for this shard in this configuration.
     pub fn is_settled(&self) -> bool {
-        matches!(self, ShardState::Absent | ShardState::Serving)
+        matches!(
+            self,
+            ShardState::Absent | ShardState::Serving | ShardState::Reclaimed
+        )
+    }
+
+    /// The shard's data is here, frozen for its new owner to pull.
+    pub fn is_frozen(&self) -> bool {
+        matches!(self, ShardState::Leaving { .. } | ShardState::Handed { .. })
     }
 
     /// Client operations on the shard are served.
@@ -67,7 +99,8 @@ impl ShardState {
             ShardState::Serving => v1::ShardState::Serving,
             ShardState::Notifying { .. } => v1::ShardState::ServingNotifying,
             ShardState::Pulling { .. } => v1::ShardState::Pulling,
-            ShardState::Leaving { .. } => v1::ShardState::Leaving,
+            ShardState::Leaving { .. } | ShardState::Handed { .. } => v1::ShardState::Leaving,
+            ShardState::Reclaimed => v1::ShardState::Reclaimed,
         }
     }
 }
@@ -82,6 +115,9 @@ struct StoredShard {
     token: Vec<u8>,
     #[prost(uint32, tag = "4")]
     pieces: u32,
+    /// `Leaving` whose last chunk was handed out (`Handed`).
+    #[prost(bool, tag = "5")]
+    handed: bool,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -96,20 +132,23 @@ pub fn encode_states(states: &[ShardState]) -> Vec<u8> {
         .iter()
         .map(|s| {
             let (peer, token, pieces) = match s {
-                ShardState::Absent | ShardState::Serving => (0, Vec::new(), 0),
+                ShardState::Absent | ShardState::Serving | ShardState::Reclaimed => {
+                    (0, Vec::new(), 0)
+                }
                 ShardState::Notifying { from } => (*from, Vec::new(), 0),
                 ShardState::Pulling {
                     from,
                     token,
                     pieces,
                 } => (*from, token.clone(), *pieces),
-                ShardState::Leaving { to } => (*to, Vec::new(), 0),
+                ShardState::Leaving { to } | ShardState::Handed { to } => (*to, Vec::new(), 0),
             };
             StoredShard {
                 state: s.to_proto() as i32,
                 peer,
                 token,
                 pieces,
+                handed: matches!(s, ShardState::Handed { .. }),
             }
         })
         .collect();
@@ -132,11 +171,40 @@ pub fn decode_states(bytes: &[u8]) -> Result<Vec<ShardState>, String> {
                     token: s.token,
                     pieces: s.pieces,
                 },
+                Ok(v1::ShardState::Leaving) if s.handed => ShardState::Handed { to: s.peer },
                 Ok(v1::ShardState::Leaving) => ShardState::Leaving { to: s.peer },
+                Ok(v1::ShardState::Reclaimed) => ShardState::Reclaimed,
                 _ => return Err(format!("unknown shard state {}", s.state)),
             })
         })
         .collect()
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct StoredReclaims {
+    #[prost(message, repeated, tag = "1")]
+    reclaims: Vec<ShardRef>,
+}
+
+/// Encodes the `(shard, config num)` pairs a group took back.
+pub fn encode_reclaims(reclaims: &BTreeSet<(u32, u64)>) -> Vec<u8> {
+    StoredReclaims {
+        reclaims: reclaims
+            .iter()
+            .map(|&(shard, config_num)| ShardRef { shard, config_num })
+            .collect(),
+    }
+    .encode_to_vec()
+}
+
+/// Decodes [`encode_reclaims`].
+pub fn decode_reclaims(bytes: &[u8]) -> Result<BTreeSet<(u32, u64)>, String> {
+    let stored = StoredReclaims::decode(bytes).map_err(|e| format!("reclaimed shards: {e}"))?;
+    Ok(stored
+        .reclaims
+        .into_iter()
+        .map(|r| (r.shard, r.config_num))
+        .collect())
 }
 
 #[cfg(test)]
@@ -155,8 +223,20 @@ mod tests {
                 pieces: 2,
             },
             ShardState::Leaving { to: 5 },
+            ShardState::Handed { to: 6 },
+            ShardState::Reclaimed,
         ];
         assert_eq!(decode_states(&encode_states(&states)).unwrap(), states);
         assert!(decode_states(&[0x0a, 0x02, 0x08, 0x63]).is_err());
+    }
+
+    #[test]
+    fn reclaims_round_trip() {
+        let reclaims = BTreeSet::from([(0, 7), (3, 9), (3, 12)]);
+        assert_eq!(
+            decode_reclaims(&encode_reclaims(&reclaims)).unwrap(),
+            reclaims
+        );
+        assert!(decode_reclaims(&[0x0a, 0x05, 0x08]).is_err());
     }
 }

@@ -1,8 +1,9 @@
 //! The reconfiguration worker: while this replica leads its group, it carries out what
 //! [`reconfig::next_actions`](crate::reconfig::next_actions) decides — fetch the next
-//! configuration from the master and propose it, pull gained shards from their previous owners
-//! and propose their chunks, tell previous owners to delete what we installed — one task per
-//! shard, so a shard whose previous owner is down never holds up the others.
+//! configuration from the master and propose it (or take back shards their new owner never
+//! took), pull gained shards from the group holding them and propose their chunks, tell that
+//! group to delete what we installed — one task per shard, so a shard whose previous owner is
+//! down never holds up the others.
 //!
 //! Everything it proposes is checked again when applied (the state machine ignores stale or
 //! duplicate steps), so a deposed leader's late proposals are harmless.
@@ -19,7 +20,7 @@ use tokio::task::JoinHandle;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::command::{InstallChunk, Kind, Outcome, ShardRef};
-use crate::reconfig::{next_actions, Action};
+use crate::reconfig::{next_actions, on_next_config, Action};
 use crate::service::Replica;
 use crate::shard_state::ShardState;
 
@@ -115,7 +116,7 @@ pub async fn run(replica: Replica, masters: Vec<String>) {
                     shard,
                     config_num,
                     from,
-                    servers,
+                    sources,
                     after,
                 } => {
                     tasks.entry((0, shard, config_num)).or_insert_with(|| {
@@ -126,7 +127,7 @@ pub async fn run(replica: Replica, masters: Vec<String>) {
                                 shard,
                                 config_num,
                                 from,
-                                servers,
+                                sources,
                                 after,
                             },
                         ))
@@ -153,7 +154,8 @@ pub async fn run(replica: Replica, masters: Vec<String>) {
     }
 }
 
-/// Asks the master for config `num`; proposes it if it exists.
+/// Asks the master for config `num`; if it exists, proposes it (or takes back the shards it
+/// says to, see [`on_next_config`]).
 async fn fetch_config(replica: Replica, master: Arc<MasterClient>, num: u64) {
     let config = match master.query(Some(num)).await {
         Ok(c) if c.num == num => c,
@@ -163,12 +165,17 @@ async fn fetch_config(replica: Replica, master: Arc<MasterClient>, num: u64) {
             return;
         }
     };
-    match replica.propose(Kind::Reconfigure(config.to_proto())).await {
-        Ok(Outcome::Done(true)) => {
-            tracing::info!(gid = replica.gid, config = num, "configuration applied")
+    let proposals = on_next_config(&replica.view.read(), &config);
+    for kind in proposals {
+        let what = match &kind {
+            Kind::Reclaim(r) => format!("shard {} taken back", r.shard),
+            _ => "configuration applied".to_string(),
+        };
+        match replica.propose(kind).await {
+            Ok(Outcome::Done(true)) => tracing::info!(gid = replica.gid, config = num, "{what}"),
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "proposing a reconfiguration step failed"),
         }
-        Ok(_) => {}
-        Err(e) => tracing::debug!(error = %e, "proposing a configuration failed"),
     }
 }
 
@@ -176,7 +183,7 @@ struct PullJob {
     shard: u32,
     config_num: u64,
     from: u64,
-    servers: Vec<String>,
+    sources: Vec<(u64, Vec<String>)>,
     after: Vec<u8>,
 }
 
@@ -192,13 +199,17 @@ fn progress(replica: &Replica, job: &PullJob) -> Option<Vec<u8>> {
     }
 }
 
-/// Pulls one shard from its previous owner's servers and installs it chunk by chunk.
+/// Pulls one shard from the group holding it and installs it chunk by chunk: asks each
+/// server of each source group in turn (following leader hints), until one streams it.
 async fn pull(replica: Replica, connections: Connections, mut job: PullJob) {
-    if job.servers.is_empty() {
+    let servers: Vec<(u64, String)> = (job.sources.iter())
+        .flat_map(|(g, servers)| servers.iter().map(|a| (*g, a.clone())))
+        .collect();
+    if servers.is_empty() {
         tracing::error!(
             shard = job.shard,
             from = job.from,
-            "previous owner has no servers in the previous config"
+            "no group of the previous config has servers to pull from"
         );
         return;
     }
@@ -215,26 +226,100 @@ async fn pull(replica: Replica, connections: Connections, mut job: PullJob) {
             return;
         };
         job.after = after;
-        let address = job.servers[next % job.servers.len()].clone();
+        let (gid, address) = servers[next % servers.len()].clone();
         next += 1;
-        match pull_from(&replica, &connections, &job, &address).await {
+        let failure = match pull_from(&replica, &connections, &job, gid, &address).await {
             Ok(()) => return,
-            Err(e) => {
-                tracing::debug!(shard = job.shard, %address, error = %e, "pull attempt failed");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
+            Err(f) => f,
+        };
+        match failure {
+            PullFailure::Reclaimed => {
+                tracing::warn!(
+                    shard = job.shard,
+                    config = job.config_num,
+                    holder = gid,
+                    "the shard was taken back by its holder; abandoning its install"
+                );
+                let abandon = Kind::Abandon(ShardRef {
+                    shard: job.shard,
+                    config_num: job.config_num,
+                });
+                if let Err(e) = replica.propose(abandon).await {
+                    tracing::debug!(error = %e, "proposing Abandon failed");
+                }
+                return;
             }
+            PullFailure::Redirect(hint) => {
+                if let Some(i) = servers.iter().position(|(g, a)| *g == gid && *a == hint) {
+                    next = i;
+                    continue;
+                }
+            }
+            PullFailure::Progressed => backoff = Duration::from_millis(20),
+            PullFailure::Other(e) => {
+                tracing::debug!(shard = job.shard, %address, error = %e, "pull attempt failed")
+            }
+        }
+        if next % servers.len() == 0 {
+            // Every server was asked: wait before the next round.
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
 }
 
-/// One attempt: stream from `address`, proposing each chunk as it arrives.
+/// Why a pull attempt ended before the last chunk.
+enum PullFailure {
+    /// The holder took the shard back: abandon the install.
+    Reclaimed,
+    /// Not the leader (needed to hand out the last chunk): its hint.
+    Redirect(String),
+    /// Chunks were installed before the stream broke: try again at once.
+    Progressed,
+    /// Anything else.
+    Other(String),
+}
+
+impl From<String> for PullFailure {
+    fn from(e: String) -> Self {
+        PullFailure::Other(e)
+    }
+}
+
+impl From<&str> for PullFailure {
+    fn from(e: &str) -> Self {
+        PullFailure::Other(e.to_owned())
+    }
+}
+
+/// How a refusal from a shard's holder (or a group that is not its holder) ends an attempt.
+fn pull_refused(s: &tonic::Status, progressed: bool) -> PullFailure {
+    match reason(s) {
+        ErrorReason::Reclaimed => PullFailure::Reclaimed,
+        ErrorReason::WrongLeader => {
+            match error_detail(s)
+                .and_then(|d| d.leader_hint)
+                .map(|h| h.address)
+            {
+                Some(a) if !a.is_empty() => PullFailure::Redirect(a),
+                _ if progressed => PullFailure::Progressed,
+                _ => PullFailure::Other(format!("{:?}: {}", s.code(), s.message())),
+            }
+        }
+        _ if progressed => PullFailure::Progressed,
+        _ => PullFailure::Other(format!("{:?}: {}", s.code(), s.message())),
+    }
+}
+
+/// One attempt: stream from `address` (a server of group `gid`), proposing each chunk as it
+/// arrives.
 async fn pull_from(
     replica: &Replica,
     connections: &Connections,
     job: &PullJob,
+    gid: u64,
     address: &str,
-) -> Result<(), String> {
+) -> Result<(), PullFailure> {
     let mut client = connections.migration(address)?;
     let request = v1::PullShardRequest {
         shard: job.shard,
@@ -244,15 +329,16 @@ async fn pull_from(
     };
     let mut stream = tokio::time::timeout(RPC_TIMEOUT, client.pull_shard(request))
         .await
-        .map_err(|_| "no answer".to_string())?
-        .map_err(|s| format!("{:?}: {}", s.code(), s.message()))?
+        .map_err(|_| "no answer")?
+        .map_err(|s| pull_refused(&s, false))?
         .into_inner();
     let mut after = job.after.clone();
+    let mut progressed = false;
     loop {
         let chunk = tokio::time::timeout(RPC_TIMEOUT, stream.message())
             .await
-            .map_err(|_| "the stream stalled".to_string())?
-            .map_err(|s| format!("{:?}: {}", s.code(), s.message()))?
+            .map_err(|_| "the stream stalled")?
+            .map_err(|s| pull_refused(&s, progressed))?
             .ok_or("the stream ended before the last chunk")?;
         if chunk.shard != job.shard || chunk.config_num != job.config_num {
             return Err("a chunk of another shard or config".into());
@@ -262,6 +348,7 @@ async fn pull_from(
             .propose(Kind::Install(InstallChunk {
                 after: after.clone(),
                 chunk: Some(chunk),
+                source: gid,
             }))
             .await
             .map_err(|s| format!("proposing a chunk: {}", s.message()))?;
@@ -274,15 +361,17 @@ async fn pull_from(
             tracing::info!(
                 shard = job.shard,
                 config = job.config_num,
+                from = gid,
                 "shard installed"
             );
             return Ok(());
         }
+        progressed = true;
         after = token;
     }
 }
 
-/// Tells the previous owner of `shard` that it may delete its copy, then records that it did.
+/// Tells the group that held `shard` that it may delete its copy, then records that it did.
 async fn notify(
     replica: Replica,
     connections: Connections,

@@ -88,7 +88,7 @@ fn sweep(p: &Preset, seeds: std::ops::Range<u64>) -> (Report, Vec<(u64, String)>
         }
     }
     println!(
-        "{} ({:?}): {count} seeds in {:.1?}, {} failed; {} configs applied, {} chunks installed ({} with split values), {} ops acknowledged ({} reads, {} mutations answered by two groups), {} given up ({} on expired sessions), {} restarts, {:.0} s simulated",
+        "{} ({:?}): {count} seeds in {:.1?}, {} failed; {} configs applied, {} chunks installed ({} with split values), {} shards taken back ({} installs abandoned), {} ops acknowledged ({} reads, {} mutations answered by two groups), {} given up ({} on expired sessions), {} restarts, {:.0} s simulated",
         p.name,
         p.policy,
         start.elapsed(),
@@ -96,6 +96,8 @@ fn sweep(p: &Preset, seeds: std::ops::Range<u64>) -> (Report, Vec<(u64, String)>
         total.configs_applied,
         total.chunks_installed,
         total.split_values,
+        total.reclaimed,
+        total.abandoned,
         total.ops_acked,
         total.reads,
         total.answered_by_two_groups,
@@ -142,7 +144,7 @@ fn sweep_hostile() {
     sweep_preset("hostile");
 }
 
-/// `SHARDKV_SEED=s [SHARDKV_PRESET=name] [SHARDKV_POLICY=skip-first-chunk|pull-from-unfrozen|read-without-ownership|drop-sessions]`
+/// `SHARDKV_SEED=s [SHARDKV_PRESET=name] [SHARDKV_POLICY=skip-first-chunk|pull-from-unfrozen|read-without-ownership|drop-sessions|hand-out-without-grant]`
 /// replays one seed (nothing to do without `SHARDKV_SEED`).
 #[test]
 fn replay_seed() {
@@ -159,6 +161,7 @@ fn replay_seed() {
         Ok("pull-from-unfrozen") => Policy::PullFromUnfrozen,
         Ok("read-without-ownership") => Policy::ReadWithoutOwnership,
         Ok("drop-sessions") => Policy::DropSessions,
+        Ok("hand-out-without-grant") => Policy::HandOutWithoutGrant,
         _ => Policy::Correct,
     };
     match run_seed(seed, &p) {
@@ -190,6 +193,16 @@ fn the_checker_catches_broken_workers() {
         (
             Policy::DropSessions,
             &["applied twice", "writer expects", "the model holds"][..],
+        ),
+        // The holder takes back a shard whose new owner installed it and serves it.
+        (
+            Policy::HandOutWithoutGrant,
+            &[
+                "served by groups",
+                "is lost",
+                "writer expects",
+                "the model holds",
+            ][..],
         ),
     ] {
         let mut p = preset("lossy");

@@ -114,6 +114,7 @@ impl Replica {
             let outcome = self.apply(Kind::Install(InstallChunk {
                 after: after.clone(),
                 chunk: Some(chunk),
+                source: 0,
             }));
             assert_eq!(outcome, Outcome::Done(true));
             if done {
@@ -277,6 +278,7 @@ fn rule4_an_install_clears_the_range_first_and_restarts_cleanly() {
         Kind::Install(InstallChunk {
             after,
             chunk: Some(chunk),
+            source: 0,
         })
     };
     assert_eq!(b.apply(install(vec![], first.clone())), Outcome::Done(true));
@@ -608,4 +610,131 @@ fn a_snapshot_with_a_malformed_session_key_is_refused_without_effect() {
         *entries[at].key.last_mut().unwrap() ^= 1;
     });
     assert!(err.contains("does not name"), "{err}");
+}
+
+fn shard_ref(shard: u32, config_num: u64) -> ShardRef {
+    ShardRef { shard, config_num }
+}
+
+#[test]
+fn rule6_a_shard_is_taken_back_only_if_its_last_chunk_was_never_handed_out() {
+    let mut a = Replica::new(1);
+    assert!(a.reconfigure(&config(1, [1; N])));
+    let (k0, k1) = (key_of(0), key_of(1));
+    a.put(&k0, b"zero");
+    a.put(&k1, b"one");
+    // Config 2 gives shards 0 and 1 to group 2, which never pulls shard 0 and takes shard 1.
+    assert!(a.reconfigure(&config(2, [2, 2, 1, 1])));
+    let mut b = Replica::new(2);
+    assert!(b.reconfigure(&config(1, [1; N])));
+    assert!(b.reconfigure(&config(2, [2, 2, 1, 1])));
+    assert_eq!(a.apply(Kind::Grant(shard_ref(1, 2))), Outcome::Done(true));
+    assert_eq!(a.state(1), ShardState::Handed { to: 2 });
+    assert_eq!(
+        a.apply(Kind::Grant(shard_ref(1, 2))),
+        Outcome::Done(true),
+        "idempotent"
+    );
+    b.pull_from(&a, 1, 1 << 20);
+    // Handed out: never taken back. Not handed out: taken back, once.
+    assert_eq!(
+        a.apply(Kind::Reclaim(shard_ref(1, 2))),
+        Outcome::Done(false)
+    );
+    assert_eq!(
+        a.apply(Kind::Reclaim(shard_ref(0, 3))),
+        Outcome::Done(false),
+        "wrong config"
+    );
+    assert_eq!(a.apply(Kind::Reclaim(shard_ref(0, 2))), Outcome::Done(true));
+    assert_eq!(a.apply(Kind::Reclaim(shard_ref(0, 2))), Outcome::Done(true));
+    assert_eq!(a.state(0), ShardState::Reclaimed);
+    // ... after which its last chunk is never handed out.
+    assert_eq!(a.apply(Kind::Grant(shard_ref(0, 2))), Outcome::Done(false));
+    assert!(a.m.view.read().reclaimed.contains(&(0, 2)));
+    // Not served while the configuration says it is group 2's; the group may move on once
+    // group 2 confirmed shard 1.
+    assert_eq!(
+        refusal_reason(&a.put(&k0, b"x")),
+        Some(ErrorReason::WrongGroup)
+    );
+    assert!(
+        !a.reconfigure(&config(3, [1, 2, 1, 1])),
+        "shard 1 not deleted yet"
+    );
+    assert_eq!(
+        a.apply(Kind::DeleteShard(shard_ref(1, 2))),
+        Outcome::Done(true)
+    );
+    // The puller of shard 0 abandons it, and settles.
+    assert_eq!(b.apply(Kind::Abandon(shard_ref(0, 2))), Outcome::Done(true));
+    assert_eq!(b.state(0), ShardState::Absent);
+    assert_eq!(
+        b.apply(Kind::Abandon(shard_ref(1, 2))),
+        Outcome::Done(false),
+        "installed"
+    );
+    // Config 3 gives shard 0 back to group 1: served again, with its data and its session.
+    let store = a.m.store.as_ref().clone();
+    let mut a = Replica::on(1, store, MachineOptions::default());
+    assert_eq!(a.state(0), ShardState::Reclaimed, "survives a reopen");
+    assert!(a.m.view.read().reclaimed.contains(&(0, 2)));
+    a.seq = 1;
+    assert!(a.reconfigure(&config(3, [1, 2, 1, 1])));
+    assert_eq!(a.state(0), ShardState::Serving);
+    assert_eq!(a.get(&k0), Some(b"zero".to_vec()));
+    assert_eq!(
+        a.put_seq(&k0, b"zero", 1, false),
+        ok_put(),
+        "a retry replays"
+    );
+    assert_eq!(a.put(&k0, b"again"), ok_put());
+    assert_eq!(b.state(1), ShardState::Notifying { from: 1 });
+    assert_eq!(
+        b.apply(Kind::Notified(shard_ref(1, 2))),
+        Outcome::Done(true)
+    );
+    assert!(b.reconfigure(&config(3, [1, 2, 1, 1])));
+    assert_eq!(b.state(0), ShardState::Absent);
+    assert_eq!(b.state(1), ShardState::Serving);
+}
+
+#[test]
+fn a_shard_taken_back_goes_on_to_the_next_owner_from_its_holder() {
+    let mut a = Replica::new(1);
+    assert!(a.reconfigure(&config(1, [1; N])));
+    let k0 = key_of(0);
+    a.put(&k0, b"zero");
+    assert!(a.reconfigure(&config(2, [2, 1, 1, 1])));
+    assert_eq!(a.apply(Kind::Reclaim(shard_ref(0, 2))), Outcome::Done(true));
+    // Config 3 gives it to group 3 (group 2 left): frozen for group 3 here...
+    let three = Config {
+        groups: BTreeMap::from([(1, vec!["g1:1".into()]), (3, vec!["g3:1".into()])]),
+        ..config(3, [3, 1, 1, 1])
+    };
+    assert!(a.reconfigure(&three));
+    assert_eq!(a.state(0), ShardState::Leaving { to: 3 });
+    // ... and group 3, which sees group 2 as the previous owner, installs it from group 1.
+    let mut c = Replica::new(3);
+    assert!(c.reconfigure(&config(1, [1; N])));
+    assert!(c.reconfigure(&config(2, [2, 1, 1, 1])));
+    assert!(c.reconfigure(&three));
+    assert_eq!(
+        c.state(0),
+        ShardState::Pulling {
+            from: 2,
+            token: Vec::new(),
+            pieces: 0
+        }
+    );
+    let chunk = read_chunk(a.m.store.as_ref(), 0, 3, &[], 1 << 20).unwrap();
+    assert!(chunk.done);
+    let install = InstallChunk {
+        after: Vec::new(),
+        chunk: Some(chunk),
+        source: 1,
+    };
+    assert_eq!(c.apply(Kind::Install(install)), Outcome::Done(true));
+    assert_eq!(c.state(0), ShardState::Notifying { from: 1 });
+    assert_eq!(c.get(&k0), Some(b"zero".to_vec()));
 }

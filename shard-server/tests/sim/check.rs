@@ -40,14 +40,28 @@ impl Sim {
             let (now, before) = (&self.configs[num], &self.configs[num - 1]);
             for (s, state) in v.shards.iter().enumerate() {
                 let owner = now.shards[s];
+                // The install of a shard its holder took back is abandoned: not held, though
+                // the configuration says it is ours.
+                let taken_back = || {
+                    self.groups.values().any(|h| {
+                        let hv = h.m.view();
+                        let hv = hv.read();
+                        hv.reclaimed.contains(&(s as u32, num as u64))
+                    })
+                };
                 let ok = match state {
                     ShardState::Serving
                     | ShardState::Notifying { .. }
                     | ShardState::Pulling { .. } => owner == gid,
-                    ShardState::Leaving { to } => {
-                        owner == *to && before.shards[s] == gid && *to != gid
+                    // Frozen for the owner; held since the previous configuration (which may
+                    // have been another group's, if we took the shard back).
+                    ShardState::Leaving { to } | ShardState::Handed { to } => {
+                        owner == *to && *to != gid
                     }
-                    ShardState::Absent => owner != gid,
+                    ShardState::Reclaimed => {
+                        owner != gid && v.reclaimed.contains(&(s as u32, num as u64))
+                    }
+                    ShardState::Absent => owner != gid || taken_back(),
                 };
                 if !ok {
                     return fail(format!(
@@ -56,8 +70,8 @@ impl Sim {
                     ));
                 }
                 if let ShardState::Pulling { from, .. } | ShardState::Notifying { from } = state {
-                    if *from != before.shards[s] || *from == 0 {
-                        return fail(format!("group {gid} in config {num}: shard {s} is {state:?}, previous owner {}", before.shards[s]));
+                    if !before.groups.contains_key(from) || *from == gid {
+                        return fail(format!("group {gid} in config {num}: shard {s} is {state:?}, not held by a group of config {}", num - 1));
                     }
                 }
                 if state.is_served() {

@@ -105,9 +105,13 @@ pub(super) enum Msg {
     },
     Chunk {
         puller: u64,
+        /// The group that answered.
+        source: u64,
         claim: Vec<u8>,
         chunk: v1::ShardChunk,
     },
+    /// Holder -> puller: the shard pulled for `num` was taken back.
+    Reclaimed { puller: u64, r: ShardRef },
     /// New owner -> previous owner: delete your frozen copy.
     Delete {
         owner: u64,
@@ -136,7 +140,9 @@ impl Msg {
     pub(super) fn group(&self) -> Option<u64> {
         match self {
             Msg::Pull { owner, .. } | Msg::Delete { owner, .. } => Some(*owner),
-            Msg::Chunk { puller, .. } | Msg::Deleted { puller, .. } => Some(*puller),
+            Msg::Chunk { puller, .. }
+            | Msg::Deleted { puller, .. }
+            | Msg::Reclaimed { puller, .. } => Some(*puller),
             Msg::Request { gid, .. } => Some(*gid),
             Msg::Reply { .. } => None,
         }
@@ -147,8 +153,20 @@ impl Msg {
 #[derive(Clone, Debug)]
 pub(super) enum Then {
     Nothing,
-    Client { client: usize, seq: u64 },
-    Deleted { puller: u64, r: ShardRef },
+    Client {
+        client: usize,
+        seq: u64,
+    },
+    Deleted {
+        puller: u64,
+        r: ShardRef,
+    },
+    /// A Grant: if it took effect, the last chunk goes to the puller.
+    Granted {
+        puller: u64,
+        claim: Vec<u8>,
+        chunk: v1::ShardChunk,
+    },
 }
 
 #[derive(Debug)]

@@ -10,7 +10,7 @@ use strata_rpc::v1::ErrorReason;
 use strata_server::command::{ApplyReply, Command, InstallChunk, Kind, Outcome, ShardRef};
 use strata_server::handoff::read_chunk;
 use strata_server::keys;
-use strata_server::reconfig::{next_actions, Action};
+use strata_server::reconfig::{next_actions, on_next_config, Action};
 use strata_server::shard_state::ShardState;
 use strata_server::{KvMachine, MemStore, Store};
 
@@ -33,25 +33,41 @@ impl Sim {
             match action {
                 Action::FetchConfig { num } => {
                     if num < self.published() as u64 {
-                        let c = self.configs[num as usize].to_proto();
-                        self.propose(gid, Kind::Reconfigure(c), Then::Nothing);
+                        for kind in on_next_config(&view, &self.configs[num as usize]) {
+                            self.propose(gid, kind, Then::Nothing);
+                        }
                     }
                 }
                 Action::Pull {
                     shard,
                     config_num,
                     from,
-                    servers,
+                    sources,
                     after,
                 } => {
-                    if servers != addresses(from) || from == gid || config_num != view.config.num {
+                    let groups = &view.previous.groups;
+                    let bad = sources.first().map(|s| s.0) != Some(from)
+                        || from == gid
+                        || config_num != view.config.num
+                        || sources.len() != groups.len() - usize::from(groups.contains_key(&gid))
+                        || sources.iter().any(|(g, a)| {
+                            *g == gid || *a != addresses(*g) || !groups.contains_key(g)
+                        });
+                    if bad {
                         return fail(format!(
-                            "group {gid}: bad pull action in config {}: shard {shard} from {from} at {servers:?}",
+                            "group {gid}: bad pull action in config {}: shard {shard} from {from} at {sources:?}",
                             view.config.num
                         ));
                     }
+                    // Usually the previous owner, sometimes another group (which holds it
+                    // only if it took it back).
+                    let owner = if self.rng.chance(0.6) {
+                        from
+                    } else {
+                        self.rng.pick(&sources).0
+                    };
                     self.send(Msg::Pull {
-                        owner: from,
+                        owner,
                         puller: gid,
                         shard,
                         num: config_num,
@@ -130,7 +146,14 @@ impl Sim {
                         )
                     });
                 }
-                Some(k) => self.log(|| format!("group {gid} slot {slot}: {k:?} done")),
+                Some(k) => {
+                    match k {
+                        Kind::Reclaim(_) => self.report.reclaimed += 1,
+                        Kind::Abandon(_) => self.report.abandoned += 1,
+                        _ => {}
+                    }
+                    self.log(|| format!("group {gid} slot {slot}: {k:?} done"))
+                }
                 None => {}
             }
         }
@@ -142,6 +165,9 @@ impl Sim {
                         | Kind::Install(_)
                         | Kind::DeleteShard(_)
                         | Kind::Notified(_)
+                        | Kind::Grant(_)
+                        | Kind::Reclaim(_)
+                        | Kind::Abandon(_)
                 )
             ) {
                 return fail(format!(
@@ -175,6 +201,20 @@ impl Sim {
                 };
                 self.send(Msg::Deleted { puller, r, done });
             }
+            Then::Granted {
+                puller,
+                claim,
+                chunk,
+            } => {
+                if outcome == Outcome::Done(true) {
+                    self.send(Msg::Chunk {
+                        puller,
+                        source: gid,
+                        claim,
+                        chunk,
+                    });
+                }
+            }
         }
         Ok(())
     }
@@ -198,12 +238,19 @@ impl Sim {
                 let g = &self.groups[&owner];
                 let view = g.m.view();
                 let v = view.read();
+                if v.reclaimed.contains(&(shard, num)) {
+                    drop(v);
+                    let r = ShardRef {
+                        shard,
+                        config_num: num,
+                    };
+                    self.send(Msg::Reclaimed { puller, r });
+                    return Ok(());
+                }
                 let state = v.shards.get(shard as usize).cloned().unwrap_or_default();
                 let ready = match self.p.policy {
-                    Policy::PullFromUnfrozen => {
-                        matches!(state, ShardState::Leaving { .. } | ShardState::Serving)
-                    }
-                    _ => v.config.num == num && matches!(state, ShardState::Leaving { .. }),
+                    Policy::PullFromUnfrozen => state.is_frozen() || state == ShardState::Serving,
+                    _ => v.config.num == num && state.is_frozen(),
                 };
                 if !ready {
                     return Ok(()); // "not ready": the puller asks again later
@@ -216,14 +263,36 @@ impl Sim {
                     chunk.sessions.clear();
                 }
                 drop(v);
+                if chunk.done
+                    && matches!(state, ShardState::Leaving { .. })
+                    && self.p.policy != Policy::HandOutWithoutGrant
+                {
+                    // The last chunk leaves only once the holder's log says it may.
+                    let r = ShardRef {
+                        shard,
+                        config_num: num,
+                    };
+                    let then = Then::Granted {
+                        puller,
+                        claim,
+                        chunk,
+                    };
+                    self.propose(owner, Kind::Grant(r), then);
+                    return Ok(());
+                }
                 self.send(Msg::Chunk {
                     puller,
+                    source: owner,
                     claim,
                     chunk,
                 });
             }
+            Msg::Reclaimed { puller, r } => {
+                self.propose(puller, Kind::Abandon(r), Then::Nothing);
+            }
             Msg::Chunk {
                 puller,
+                source,
                 claim,
                 chunk,
             } => {
@@ -257,6 +326,7 @@ impl Sim {
                     Kind::Install(InstallChunk {
                         after: claim,
                         chunk: Some(chunk),
+                        source,
                     }),
                     Then::Nothing,
                 );

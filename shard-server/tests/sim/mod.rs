@@ -83,6 +83,9 @@ pub(crate) enum Policy {
     ReadWithoutOwnership,
     /// The previous owner hands the shard's data over without its dedup table.
     DropSessions,
+    /// The holder hands out a shard's last chunk without recording it in its log first
+    /// (no `Grant`), so it may still take the shard back.
+    HandOutWithoutGrant,
 }
 
 #[derive(Clone, Debug)]
@@ -204,6 +207,8 @@ pub(crate) struct Report {
     pub(crate) restarts: u64,
     pub(crate) sessions_expired: u64,
     pub(crate) split_values: u64,
+    pub(crate) reclaimed: u64,
+    pub(crate) abandoned: u64,
     pub(crate) answered_by_two_groups: u64,
     pub(crate) sim_ms: u64,
 }
@@ -218,6 +223,8 @@ impl std::ops::AddAssign for Report {
         self.restarts += o.restarts;
         self.sessions_expired += o.sessions_expired;
         self.split_values += o.split_values;
+        self.reclaimed += o.reclaimed;
+        self.abandoned += o.abandoned;
         self.answered_by_two_groups += o.answered_by_two_groups;
         self.sim_ms += o.sim_ms;
     }
