@@ -676,3 +676,57 @@ async fn a_follower_stopped_for_a_minute_under_load_keeps_commits_going() {
         "the resumed follower never caught up to slot {target}"
     );
 }
+
+/// Issue 12, case 6: a long history of large configurations (65,536 shards: half a MiB each
+/// in memory) costs a master disk, not memory, also after a restart, and every configuration
+/// is still answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_history_of_large_configurations_stays_out_of_memory() {
+    const BIG: usize = strata_shardmaster::MAX_NUM_SHARDS;
+    const MOVES: u64 = 300;
+    // Without paging the history grows by MOVES × 512 KiB = 150 MiB per replica.
+    const BOUND: u64 = 64 << 20;
+    let _serial = serial().await;
+    let mut mc = MasterCluster::start(BIN, 3, BIG, TICK_MS);
+    let ck = mc.client_with(options());
+    let joined = ck
+        .join_unchecked(BTreeMap::from([(1, servers(1)), (2, servers(2))]))
+        .await
+        .unwrap();
+    let rss = |mc: &mut MasterCluster, i: usize| mc.replica(i).rss_anon_bytes().unwrap_or(0);
+    let base: Vec<u64> = (0..3).map(|i| rss(&mut mc, i)).collect();
+    for k in 0..MOVES {
+        let num = ck.move_shard(k as u32, 1 + k % 2).await.unwrap();
+        assert_eq!(num, joined + 1 + k);
+    }
+    let check_old = |c: Config, k: u64| {
+        assert_eq!(c.num, joined + 1 + k);
+        assert_eq!(c.shards.len(), BIG);
+        assert_eq!(c.shards[k as usize], 1 + k % 2, "config {}", c.num);
+    };
+    for k in [0, 7, MOVES / 2, MOVES - 1] {
+        check_old(ck.query(Some(joined + 1 + k)).await.unwrap(), k);
+    }
+    for (i, &base) in base.iter().enumerate() {
+        let now = rss(&mut mc, i);
+        assert!(
+            now < base + BOUND,
+            "master {i} grew from {base} to {now} bytes over {MOVES} configurations"
+        );
+    }
+    // Restarted, every replica loads its history without holding it.
+    for i in 0..3 {
+        mc.restart(i);
+    }
+    let ck = mc.client_with(options());
+    for k in [1, MOVES / 3, MOVES - 2] {
+        check_old(ck.query(Some(joined + 1 + k)).await.unwrap(), k);
+    }
+    for (i, &base) in base.iter().enumerate() {
+        let now = rss(&mut mc, i);
+        assert!(
+            now > 0 && now < base + BOUND,
+            "master {i} restarted at {now} bytes"
+        );
+    }
+}

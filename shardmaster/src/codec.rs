@@ -403,6 +403,10 @@ fn encode_error(w: &mut Writer, e: &OpError) {
             w.varint(*seq);
             w.varint(*latest);
         }
+        OpError::ConfigUnavailable(num) => {
+            w.u8(0x0a);
+            w.varint(*num);
+        }
     }
 }
 
@@ -426,8 +430,18 @@ fn decode_error(r: &mut Reader<'_>) -> Result<OpError, DecodeError> {
             seq: r.varint()?,
             latest: r.varint()?,
         },
+        0x0a => OpError::ConfigUnavailable(r.varint()?),
         tag => return Err(DecodeError::UnknownTag { what: "error", tag }),
     })
+}
+
+/// The config of a stored config chunk (tag byte, then a config).
+pub(crate) fn decode_config_chunk(chunk: &[u8]) -> Result<Config, String> {
+    let body = chunk.get(1..).ok_or("empty config chunk")?;
+    let mut r = Reader::new(body);
+    let config = decode_config(&mut r).map_err(|e| e.to_string())?;
+    r.finish().map_err(|e| e.to_string())?;
+    Ok(config)
 }
 
 /// The shard count of a stored config chunk (tag byte, then a config).
@@ -627,6 +641,7 @@ mod tests {
                 seq: 9,
                 latest: 10,
             },
+            OpError::ConfigUnavailable(12),
         ];
         for e in errors {
             let outcome = Outcome::Refused(e);

@@ -53,7 +53,7 @@
 //! // Config 0 is still there; a number beyond the latest gives the latest.
 //! let reply = master.apply(client, 3, Op::Query(Some(0))).unwrap();
 //! assert_eq!(reply, Reply::Config(master.configs()[0].clone()));
-//! assert_eq!(master.query(Some(99)).num, 1);
+//! assert_eq!(master.query(Some(99)).unwrap().num, 1);
 //!
 //! // Snapshots stream as chunks and restore to an identical state.
 //! let restored = MasterState::restore(master.snapshot_chunks()).unwrap();

@@ -16,7 +16,7 @@ use strata_node::{SnapshotStream, StateMachine};
 use strata_paxos::Slot;
 
 use crate::codec::{decode_command, encode_result};
-use crate::state::MasterState;
+use crate::state::{ConfigArchive, MasterState};
 use crate::store::MasterStore;
 
 /// Commands between two synced writes of the store.
@@ -28,7 +28,8 @@ const SYNC_EVERY: u32 = 64;
 pub struct MasterMachine {
     state: Arc<RwLock<MasterState>>,
     applied: Slot,
-    store: Option<MasterStore>,
+    /// Also the archive the state pages old configurations out to.
+    store: Option<Arc<MasterStore>>,
     /// Applied index of the last synced store write.
     durable: Slot,
     unsynced: u32,
@@ -50,8 +51,8 @@ impl MasterMachine {
     /// A master whose state is kept in the engine in `dir`: loaded if present (it must have
     /// `num_shards` shards), else created with config 0.
     pub fn open(dir: &std::path::Path, num_shards: usize) -> Result<Self, String> {
-        let store = MasterStore::open(dir)?;
-        let (state, applied) = match store.load()? {
+        let store = Arc::new(MasterStore::open(dir)?);
+        let (mut state, applied) = match store.load()? {
             Some((state, applied)) => {
                 if state.num_shards() != num_shards {
                     return Err(format!(
@@ -67,6 +68,7 @@ impl MasterMachine {
                 (state, 1)
             }
         };
+        state.page_out_to(store.clone() as Arc<dyn ConfigArchive>);
         Ok(MasterMachine {
             state: Arc::new(RwLock::new(state)),
             applied,
@@ -109,6 +111,8 @@ impl StateMachine for MasterMachine {
                 // replays it.
                 Err(e) => tracing::error!(slot, error = %e, "writing the master state failed"),
             }
+            // What was just written may leave memory.
+            state.page_out();
         }
         reply
     }
@@ -122,8 +126,9 @@ impl StateMachine for MasterMachine {
     }
 
     fn snapshot(&self) -> (Slot, SnapshotStream) {
-        let chunks: Vec<Vec<u8>> = self.state.read().snapshot_chunks().collect();
-        (self.applied, Box::new(chunks.into_iter()))
+        // A copy of what is in memory; paged-out configurations are read as the stream goes.
+        let chunks = self.state.read().snapshot_chunks();
+        (self.applied, Box::new(chunks))
     }
 
     fn restore(
@@ -138,9 +143,11 @@ impl StateMachine for MasterMachine {
         if let Some(e) = broken {
             return Err(e);
         }
-        let restored = restored.map_err(|e| e.to_string())?;
+        let mut restored = restored.map_err(|e| e.to_string())?;
         if let Some(store) = &self.store {
+            // The whole history was built in memory to be checked; once stored, it pages out.
             store.replace(&restored, index)?;
+            restored.page_out_to(store.clone() as Arc<dyn ConfigArchive>);
             self.durable = index;
             self.unsynced = 0;
         }
@@ -212,5 +219,61 @@ mod tests {
         assert!(third.restore(index, &mut broken).is_err());
         assert_eq!(third.shared().read().latest().num, 0);
         assert_eq!(other.shared().read().latest(), m.shared().read().latest());
+    }
+
+    #[test]
+    fn a_stored_master_keeps_only_its_latest_configurations_in_memory() {
+        use crate::state::CONFIGS_IN_MEMORY;
+        let dir = tempfile::tempdir().unwrap();
+        let mut stored = MasterMachine::open(dir.path(), 8).unwrap();
+        let mut twin = MasterMachine::new(MasterState::new(8).unwrap());
+        let join = Op::join([(1, vec!["a:1".into()]), (2, vec!["b:1".into()])]).unwrap();
+        let mut commands = vec![encode_command(5, 1, &join)];
+        for i in 0..300u64 {
+            let op = Op::Move {
+                shard: (i % 8) as u32,
+                gid: 1 + i % 2,
+            };
+            commands.push(encode_command(5, i + 2, &op));
+        }
+        // A Query answered with an old configuration, retried after it left memory.
+        commands.push(encode_command(6, 1, &Op::Query(Some(3))));
+        commands.push(encode_command(5, 400, &Op::Move { shard: 0, gid: 2 }));
+        commands.push(encode_command(5, 401, &Op::Move { shard: 1, gid: 2 }));
+        for (slot, c) in commands.iter().enumerate() {
+            let slot = slot as u64 + 1;
+            assert_eq!(stored.apply(slot, c), twin.apply(slot, c));
+            assert!(stored.shared().read().configs().len() < 2 * CONFIGS_IN_MEMORY);
+        }
+        let retry = encode_command(6, 1, &Op::Query(Some(3)));
+        assert_eq!(stored.apply(400, &retry), twin.apply(400, &retry));
+        assert_eq!(
+            twin.shared().read().configs().len(),
+            304,
+            "the twin keeps all"
+        );
+        // Every configuration is still there, read back from the store when asked.
+        assert_eq!(*stored.shared().read(), *twin.shared().read());
+        let old = stored.shared().read().query(Some(7)).unwrap().into_owned();
+        assert_eq!(&old, &twin.shared().read().configs()[7]);
+        // Snapshots carry the whole history, and so does a reopened store.
+        let (index, chunks) = stored.snapshot();
+        let mut copy = MasterMachine::new(MasterState::new(8).unwrap());
+        copy.restore(index, &mut chunks.map(Ok)).unwrap();
+        assert_eq!(*copy.shared().read(), *twin.shared().read());
+        drop(stored);
+        let reopened = MasterMachine::open(dir.path(), 8).unwrap();
+        assert!(reopened.shared().read().configs().len() < 2 * CONFIGS_IN_MEMORY);
+        assert_eq!(*reopened.shared().read(), *twin.shared().read());
+        // A snapshot installed into a stored master pages out too.
+        let dir2 = tempfile::tempdir().unwrap();
+        let mut installed = MasterMachine::open(dir2.path(), 8).unwrap();
+        let (index, chunks) = twin.snapshot();
+        installed.restore(index, &mut chunks.map(Ok)).unwrap();
+        assert!(installed.shared().read().configs().len() < 2 * CONFIGS_IN_MEMORY);
+        assert_eq!(*installed.shared().read(), *twin.shared().read());
+        drop(installed);
+        let reopened = MasterMachine::open(dir2.path(), 8).unwrap();
+        assert_eq!(*reopened.shared().read(), *twin.shared().read());
     }
 }

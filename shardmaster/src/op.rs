@@ -102,6 +102,10 @@ pub enum OpError {
         /// The latest sequence number applied for this client.
         latest: u64,
     },
+    /// (A reply only, never stored.) The configuration a Query answered could not be read
+    /// back from the master's store.
+    #[error("configuration {0} could not be read from the master's store")]
+    ConfigUnavailable(u64),
 }
 
 #[cfg(test)]

@@ -151,7 +151,14 @@ impl v1::shard_master_server::ShardMaster for MasterService {
     ) -> Result<Response<v1::QueryResponse>, Status> {
         let num = request.into_inner().num;
         read_barrier_within(&self.node, self.op_timeout, &self.peers).await?;
-        let config = config_to_proto(self.state.read().query(num));
+        let config = match self.state.read().query(num) {
+            Some(c) => config_to_proto(&c),
+            None => {
+                return Err(Status::unavailable(format!(
+                    "configuration {num:?} could not be read from this replica's store"
+                )))
+            }
+        };
         Ok(Response::new(v1::QueryResponse {
             config: Some(config),
         }))

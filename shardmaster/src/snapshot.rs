@@ -15,13 +15,13 @@
 //! structure and the state's invariants (numbering, shard count, owners are groups of their
 //! config, replies refer to existing configs) and refuses a stream that is incomplete.
 
-use std::collections::btree_map;
 use std::collections::BTreeMap;
+use std::ops::Bound;
 
 use crate::codec::DecodeError;
 use crate::codec::{decode_config, decode_outcome, encode_config, encode_outcome, Reader, Writer};
 use crate::config::{Config, UNASSIGNED};
-use crate::state::{MasterState, Outcome, Session};
+use crate::state::{MasterState, Outcome, Session, CONFIGS_IN_MEMORY};
 
 const MAGIC: &[u8; 4] = b"SMS1";
 const VERSION: u64 = 1;
@@ -68,16 +68,19 @@ pub(crate) fn sessions_chunk<'a>(
 }
 
 /// The chunks of a snapshot of a [`MasterState`], encoded one at a time as the iterator is
-/// advanced (see [`MasterState::snapshot_chunks`]).
+/// advanced (see [`MasterState::snapshot_chunks`]). It owns a copy of the state (the
+/// configurations in memory and the sessions; paged-out configurations are read back from
+/// the archive one at a time), so it may be consumed while the state moves on.
 #[derive(Debug)]
-pub struct SnapshotChunks<'a> {
-    state: &'a MasterState,
+pub struct SnapshotChunks {
+    state: MasterState,
     header_sent: bool,
-    next_config: usize,
-    sessions: btree_map::Iter<'a, u128, Session>,
+    next_config: u64,
+    /// The last client whose session was sent.
+    sessions_after: Option<u128>,
 }
 
-impl Iterator for SnapshotChunks<'_> {
+impl Iterator for SnapshotChunks {
     type Item = Vec<u8>;
 
     fn next(&mut self) -> Option<Vec<u8>> {
@@ -85,18 +88,28 @@ impl Iterator for SnapshotChunks<'_> {
             self.header_sent = true;
             return Some(header_chunk(
                 self.state.num_shards(),
-                self.state.configs().len(),
+                self.state.num_configs() as usize,
                 self.state.sessions().len(),
             ));
         }
-        if let Some(config) = self.state.configs().get(self.next_config) {
+        if self.next_config < self.state.num_configs() {
+            let num = self.next_config;
             self.next_config += 1;
-            return Some(config_chunk(config));
+            return Some(match self.state.config(num) {
+                Some(config) => config_chunk(&config),
+                // Unreadable (logged): a chunk that fails to decode, so that the receiver
+                // refuses this snapshot instead of installing a short one.
+                None => vec![TAG_CONFIG],
+            });
         }
-        let batch: Vec<_> = self.sessions.by_ref().take(SESSIONS_PER_CHUNK).collect();
-        if batch.is_empty() {
-            return None;
-        }
+        let from = match self.sessions_after {
+            Some(c) => Bound::Excluded(c),
+            None => Bound::Unbounded,
+        };
+        let batch: Vec<_> = (self.state.sessions().range((from, Bound::Unbounded)))
+            .take(SESSIONS_PER_CHUNK)
+            .collect();
+        self.sessions_after = Some(*batch.last()?.0);
         Some(sessions_chunk(batch))
     }
 }
@@ -104,22 +117,41 @@ impl Iterator for SnapshotChunks<'_> {
 impl MasterState {
     /// A snapshot of the state as a lazy stream of chunks (one header, one chunk per config,
     /// then the sessions in batches); [`MasterState::restore`] rebuilds the state from them.
-    pub fn snapshot_chunks(&self) -> SnapshotChunks<'_> {
+    pub fn snapshot_chunks(&self) -> SnapshotChunks {
         SnapshotChunks {
-            state: self,
+            state: self.clone(),
             header_sent: false,
             next_config: 0,
-            sessions: self.sessions().iter(),
+            sessions_after: None,
         }
     }
 
-    /// Rebuilds a state from the chunks of [`MasterState::snapshot_chunks`], in order.
+    /// Rebuilds a state from the chunks of [`MasterState::snapshot_chunks`], in order, with
+    /// every configuration in memory.
     pub fn restore<I>(chunks: I) -> Result<MasterState, DecodeError>
     where
         I: IntoIterator,
         I::Item: AsRef<[u8]>,
     {
         let mut restore = SnapshotRestore::new();
+        for chunk in chunks {
+            restore.push(chunk.as_ref())?;
+        }
+        restore.finish()
+    }
+
+    /// [`MasterState::restore`] keeping only the latest [`CONFIGS_IN_MEMORY`] configurations
+    /// (for chunks read from an archive that holds them all: attach it with
+    /// [`MasterState::page_out_to`]).
+    pub(crate) fn restore_latest<I>(chunks: I) -> Result<MasterState, DecodeError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<[u8]>,
+    {
+        let mut restore = SnapshotRestore {
+            keep: Some(CONFIGS_IN_MEMORY),
+            ..SnapshotRestore::new()
+        };
         for chunk in chunks {
             restore.push(chunk.as_ref())?;
         }
@@ -137,14 +169,18 @@ struct Header {
 #[derive(Default)]
 pub struct SnapshotRestore {
     header: Option<Header>,
+    /// The configurations kept, the latest last: `configs[i]` is config `first + i`.
     configs: Vec<Config>,
+    first: u64,
+    /// Keep only about this many configurations (`None`: all).
+    keep: Option<usize>,
     sessions: BTreeMap<u128, Session>,
 }
 
 impl std::fmt::Debug for SnapshotRestore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SnapshotRestore")
-            .field("configs", &self.configs.len())
+            .field("configs", &self.count())
             .field("sessions", &self.sessions.len())
             .finish_non_exhaustive()
     }
@@ -154,6 +190,11 @@ impl SnapshotRestore {
     /// A restore that expects the header chunk first.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Configurations pushed so far.
+    fn count(&self) -> u64 {
+        self.first + self.configs.len() as u64
     }
 
     /// Consumes the next chunk. After an error the restore is unusable (start again).
@@ -168,7 +209,7 @@ impl SnapshotRestore {
             }
             (TAG_CONFIG, Some(header)) => {
                 let mut config = decode_config(&mut r)?;
-                check_config(header, &self.configs, &self.sessions, &config)?;
+                check_config(header, self.count(), &self.sessions, &config)?;
                 // Share the group map with the previous configuration when it is the same, as
                 // the live state does (a restored history costs what the original did).
                 if let Some(previous) = self.configs.last() {
@@ -177,9 +218,16 @@ impl SnapshotRestore {
                     }
                 }
                 self.configs.push(config);
+                if let Some(keep) = self.keep {
+                    if self.configs.len() >= 2 * keep {
+                        let drop = self.configs.len() - keep;
+                        self.configs.drain(..drop);
+                        self.first += drop as u64;
+                    }
+                }
             }
             (TAG_SESSIONS, Some(header)) => {
-                if self.configs.len() as u64 != header.configs {
+                if self.count() != header.configs {
                     return Err(DecodeError::Invalid("sessions before the last config"));
                 }
                 let n = r.count(18)?;
@@ -187,7 +235,7 @@ impl SnapshotRestore {
                     let client = r.u128()?;
                     let seq = r.varint()?;
                     let outcome = decode_outcome(&mut r)?;
-                    check_outcome(&outcome, self.configs.len())?;
+                    check_outcome(&outcome, self.count())?;
                     if self
                         .sessions
                         .last_key_value()
@@ -208,13 +256,16 @@ impl SnapshotRestore {
 
     /// The restored state, once every announced chunk has been pushed.
     pub fn finish(self) -> Result<MasterState, DecodeError> {
+        let count = self.count();
         let header = self.header.ok_or(DecodeError::Truncated)?;
-        if self.configs.len() as u64 != header.configs
-            || self.sessions.len() as u64 != header.sessions
-        {
+        if count != header.configs || self.sessions.len() as u64 != header.sessions {
             return Err(DecodeError::Truncated);
         }
-        Ok(MasterState::from_parts(self.configs, self.sessions))
+        Ok(MasterState::from_parts(
+            self.configs,
+            self.first,
+            self.sessions,
+        ))
     }
 }
 
@@ -239,19 +290,20 @@ fn read_header(r: &mut Reader<'_>) -> Result<Header, DecodeError> {
     })
 }
 
+/// Checks config number `count` (the configs before it were checked).
 fn check_config(
     header: &Header,
-    configs: &[Config],
+    count: u64,
     sessions: &BTreeMap<u128, Session>,
     config: &Config,
 ) -> Result<(), DecodeError> {
     if !sessions.is_empty() {
         return Err(DecodeError::Invalid("config after sessions"));
     }
-    if configs.len() as u64 >= header.configs {
+    if count >= header.configs {
         return Err(DecodeError::Invalid("more configs than announced"));
     }
-    if config.num != configs.len() as u64 {
+    if config.num != count {
         return Err(DecodeError::Invalid(
             "configs not numbered consecutively from 0",
         ));
@@ -267,10 +319,10 @@ fn check_config(
     Ok(())
 }
 
-fn check_outcome(outcome: &Outcome, configs: usize) -> Result<(), DecodeError> {
+fn check_outcome(outcome: &Outcome, configs: u64) -> Result<(), DecodeError> {
     let valid = match *outcome {
-        Outcome::Created(num) => num >= 1 && num < configs as u64,
-        Outcome::Queried(num) => num < configs as u64,
+        Outcome::Created(num) => num >= 1 && num < configs,
+        Outcome::Queried(num) => num < configs,
         Outcome::Refused(_) => true,
     };
     if valid {

@@ -1,6 +1,7 @@
 //! The shard master's replicated state machine: the configuration history and the
 //! per-client table of replies that makes retried requests exactly-once.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -30,8 +31,23 @@ pub struct Session {
     pub outcome: Outcome,
 }
 
-/// The shard master's state: an append-only list of configurations (config `i` at index `i`)
-/// and, per client, the outcome of its latest request.
+/// Configurations kept in memory once an archive holds the history: the latest this many
+/// (and up to twice as many between two page-outs).
+pub const CONFIGS_IN_MEMORY: usize = 16;
+
+/// Where configurations that left memory are read back from (the master's store). They are
+/// immutable once created, so any copy is the copy.
+pub trait ConfigArchive: Send + Sync {
+    /// Configuration `num`, `Ok(None)` if the archive does not hold it.
+    fn load(&self, num: u64) -> Result<Option<Config>, String>;
+}
+
+/// The shard master's state: an append-only list of configurations and, per client, the
+/// outcome of its latest request.
+///
+/// Memory: without an archive every configuration stays in memory. With one
+/// ([`MasterState::page_out_to`]), only the latest [`CONFIGS_IN_MEMORY`] or so do; older ones
+/// are read back from the archive when asked for, so a long history costs disk, not RAM.
 ///
 /// [`MasterState::apply`] is deterministic: replicas that apply the same `(client, seq, op)`
 /// triples in the same order hold identical states.
@@ -40,11 +56,39 @@ pub struct Session {
 /// flight to the master; a retry of its latest request returns the stored outcome without
 /// applying the operation again. Sessions are never dropped (clients of the master are
 /// administrators and servers, few and long-lived).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct MasterState {
+    /// The configurations in memory, consecutive, the latest last: `configs[i]` is config
+    /// `first + i`.
     configs: Vec<Config>,
+    first: u64,
+    /// Holds every configuration below `first` (and may hold later ones).
+    archive: Option<Arc<dyn ConfigArchive>>,
     sessions: BTreeMap<u128, Session>,
 }
+
+impl std::fmt::Debug for MasterState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MasterState")
+            .field("latest", self.latest())
+            .field("first_in_memory", &self.first)
+            .field("archived", &self.archive.is_some())
+            .field("sessions", &self.sessions)
+            .finish()
+    }
+}
+
+/// Two states are equal when they hold the same configurations and sessions, wherever the
+/// configurations are kept.
+impl PartialEq for MasterState {
+    fn eq(&self, other: &Self) -> bool {
+        self.latest().num == other.latest().num
+            && self.sessions == other.sessions
+            && (0..=self.latest().num).all(|n| self.config(n) == other.config(n))
+    }
+}
+
+impl Eq for MasterState {}
 
 impl Default for MasterState {
     /// A state with [`DEFAULT_NUM_SHARDS`] shards.
@@ -55,6 +99,8 @@ impl Default for MasterState {
                 shards: vec![UNASSIGNED; DEFAULT_NUM_SHARDS],
                 groups: Arc::new(BTreeMap::new()),
             }],
+            first: 0,
+            archive: None,
             sessions: BTreeMap::new(),
         }
     }
@@ -65,14 +111,44 @@ impl MasterState {
     pub fn new(num_shards: usize) -> Result<MasterState, InvalidShardCount> {
         Ok(MasterState {
             configs: vec![Config::initial(num_shards)?],
+            first: 0,
+            archive: None,
             sessions: BTreeMap::new(),
         })
     }
 
-    /// Reassembles a state from its parts (used by snapshot restore, which validates them).
-    pub(crate) fn from_parts(configs: Vec<Config>, sessions: BTreeMap<u128, Session>) -> Self {
+    /// Reassembles a state from its parts (used by snapshot restore, which validates them):
+    /// `configs` are the latest configurations, from number `first` on.
+    pub(crate) fn from_parts(
+        configs: Vec<Config>,
+        first: u64,
+        sessions: BTreeMap<u128, Session>,
+    ) -> Self {
         debug_assert!(!configs.is_empty());
-        MasterState { configs, sessions }
+        MasterState {
+            configs,
+            first,
+            archive: None,
+            sessions,
+        }
+    }
+
+    /// From now on, configurations older than the latest [`CONFIGS_IN_MEMORY`] leave memory;
+    /// `archive` must hold every configuration this state has (and will hold each new one
+    /// before the next call to [`MasterState::page_out`]). Pages out at once.
+    pub fn page_out_to(&mut self, archive: Arc<dyn ConfigArchive>) {
+        self.archive = Some(archive);
+        self.page_out();
+    }
+
+    /// Drops configurations beyond the latest [`CONFIGS_IN_MEMORY`] from memory once twice as
+    /// many are held (they are in the archive); does nothing without an archive.
+    pub fn page_out(&mut self) {
+        if self.archive.is_some() && self.configs.len() >= 2 * CONFIGS_IN_MEMORY {
+            let drop = self.configs.len() - CONFIGS_IN_MEMORY;
+            self.configs.drain(..drop);
+            self.first += drop as u64;
+        }
     }
 
     /// The cluster's shard count.
@@ -86,21 +162,48 @@ impl MasterState {
         &self.configs[self.configs.len() - 1]
     }
 
-    /// Configuration `num`, if it exists.
-    pub fn config(&self, num: u64) -> Option<&Config> {
-        usize::try_from(num).ok().and_then(|i| self.configs.get(i))
+    /// Configuration `num`, if it exists: from memory, or read back from the archive (`None`
+    /// also if that read fails; the failure is logged).
+    pub fn config(&self, num: u64) -> Option<Cow<'_, Config>> {
+        if num > self.latest().num {
+            return None;
+        }
+        if num >= self.first {
+            let i = usize::try_from(num - self.first).ok()?;
+            return self.configs.get(i).map(Cow::Borrowed);
+        }
+        match self.archive.as_ref()?.load(num) {
+            Ok(Some(c)) if c.num == num => Some(Cow::Owned(c)),
+            Ok(_) => {
+                tracing::error!(num, "the master's store lacks a configuration it paged out");
+                None
+            }
+            Err(e) => {
+                tracing::error!(num, error = %e, "reading a paged-out configuration failed");
+                None
+            }
+        }
     }
 
     /// Query semantics: configuration `num`, or the latest one for `None` or for a number
-    /// beyond the latest (as in 6.824's shardctrler).
-    pub fn query(&self, num: Option<u64>) -> &Config {
-        num.and_then(|n| self.config(n))
-            .unwrap_or_else(|| self.latest())
+    /// beyond the latest (as in 6.824's shardctrler). `None` only if a paged-out
+    /// configuration could not be read back.
+    pub fn query(&self, num: Option<u64>) -> Option<Cow<'_, Config>> {
+        match num {
+            Some(n) if n <= self.latest().num => self.config(n),
+            _ => Some(Cow::Borrowed(self.latest())),
+        }
     }
 
-    /// Every configuration, config 0 first.
+    /// The configurations held in memory, oldest first: every one, config 0 first, unless
+    /// the state pages out to an archive.
     pub fn configs(&self) -> &[Config] {
         &self.configs
+    }
+
+    /// The number of configurations (the latest one's number plus one).
+    pub fn num_configs(&self) -> u64 {
+        self.latest().num + 1
     }
 
     /// The session table, by client id.
@@ -141,7 +244,10 @@ impl MasterState {
     fn reply(&self, outcome: &Outcome) -> Result<Reply, OpError> {
         match outcome {
             Outcome::Created(num) => Ok(Reply::Created { num: *num }),
-            Outcome::Queried(num) => Ok(Reply::Config(self.query(Some(*num)).clone())),
+            Outcome::Queried(num) => match self.config(*num) {
+                Some(c) => Ok(Reply::Config(c.into_owned())),
+                None => Err(OpError::ConfigUnavailable(*num)),
+            },
             Outcome::Refused(e) => Err(e.clone()),
         }
     }
@@ -151,7 +257,10 @@ impl MasterState {
             Op::Join(groups) => self.join(groups),
             Op::Leave(gids) => self.leave(&gids),
             Op::Move { shard, gid } => self.move_shard(shard, gid),
-            Op::Query(num) => Ok(Outcome::Queried(self.query(num).num)),
+            Op::Query(num) => Ok(Outcome::Queried(match num {
+                Some(n) if n <= self.latest().num => n,
+                _ => self.latest().num,
+            })),
         }
     }
 

@@ -10,7 +10,8 @@
 //! "meta/applied"            u64 LE: every slot below is reflected here
 //! ```
 //! Loading streams the chunks (header first) through the snapshot restorer, which validates
-//! them. Every `SYNC_EVERY` commands a write is synced; the applied index of the last synced
+//! them and keeps only the latest configurations in memory: the store is the archive
+//! ([`ConfigArchive`]) the state reads older ones back from. Every `SYNC_EVERY` commands a write is synced; the applied index of the last synced
 //! write is what the node may compact the Paxos log below (`durable_index`).
 
 use std::path::Path;
@@ -18,8 +19,10 @@ use std::path::Path;
 use strata::{Db, Options, WriteBatch, WriteOptions};
 use strata_paxos::Slot;
 
+use crate::codec::decode_config_chunk;
+use crate::config::Config;
 use crate::snapshot::{config_chunk, header_chunk, sessions_chunk};
-use crate::state::MasterState;
+use crate::state::{ConfigArchive, MasterState};
 
 const APPLIED: &[u8] = b"meta/applied";
 
@@ -55,7 +58,8 @@ impl MasterStore {
         Ok(MasterStore { db })
     }
 
-    /// The stored state and its applied index, or `None` for an empty store.
+    /// The stored state (with only its latest configurations in memory: attach this store
+    /// as its archive) and its applied index, or `None` for an empty store.
     pub fn load(&self) -> Result<Option<(MasterState, Slot)>, String> {
         let Some(applied) = self.db.get(APPLIED).map_err(|e| e.to_string())? else {
             return Ok(None);
@@ -65,24 +69,36 @@ impl MasterStore {
                 .try_into()
                 .map_err(|_| "malformed applied index".to_string())?,
         );
-        let configs: Vec<Vec<u8>> = self
-            .db
-            .scan(b"c/".to_vec()..b"c0".to_vec())
-            .map(|kv| kv.map(|(_, v)| v))
-            .collect::<Result<_, _>>()
-            .map_err(|e| e.to_string())?;
+        // Configurations stream from the store (a long history never sits in memory); a
+        // first pass counts them for the header.
+        let configs = || self.db.scan(b"c/".to_vec()..b"c0".to_vec());
+        let mut count = 0;
+        for kv in configs() {
+            kv.map_err(|e| e.to_string())?;
+            count += 1;
+        }
         let sessions: Vec<Vec<u8>> = self
             .db
             .scan(b"s/".to_vec()..b"s0".to_vec())
             .map(|kv| kv.map(|(_, v)| v))
             .collect::<Result<_, _>>()
             .map_err(|e| e.to_string())?;
-        let first = configs.first().ok_or("store without config 0")?;
-        let num_shards = crate::codec::decode_config_chunk_shards(first)?;
-        let header = header_chunk(num_shards, configs.len(), sessions.len());
-        let chunks = std::iter::once(header).chain(configs).chain(sessions);
-        let state =
-            MasterState::restore(chunks).map_err(|e| format!("stored master state: {e}"))?;
+        let first = self
+            .db
+            .get(&config_key(0))
+            .map_err(|e| e.to_string())?
+            .ok_or("store without config 0")?;
+        let num_shards = crate::codec::decode_config_chunk_shards(&first)?;
+        let header = header_chunk(num_shards, count, sessions.len());
+        let mut failed = None;
+        let stored =
+            configs().map_while(|kv| kv.map(|(_, v)| v).map_err(|e| failed = Some(e)).ok());
+        let chunks = std::iter::once(header).chain(stored).chain(sessions);
+        let state = MasterState::restore_latest(chunks);
+        if let Some(e) = failed {
+            return Err(format!("reading the stored master state: {e}"));
+        }
+        let state = state.map_err(|e| format!("stored master state: {e}"))?;
         Ok(Some((state, applied)))
     }
 
@@ -99,7 +115,7 @@ impl MasterStore {
         let mut b = WriteBatch::new();
         if let Some(num) = created {
             if let Some(c) = state.config(num) {
-                b.put(config_key(num), config_chunk(c));
+                b.put(config_key(num), config_chunk(&c));
             }
         }
         if let Some(client) = client {
@@ -118,8 +134,11 @@ impl MasterStore {
         let mut b = WriteBatch::new();
         b.delete_range(b"c/", b"c0");
         b.delete_range(b"s/", b"s0");
-        for c in state.configs() {
-            b.put(config_key(c.num), config_chunk(c));
+        for num in 0..state.num_configs() {
+            let c = state
+                .config(num)
+                .ok_or_else(|| format!("configuration {num} could not be read"))?;
+            b.put(config_key(num), config_chunk(&c));
         }
         for (client, s) in state.sessions() {
             b.put(session_key(*client), sessions_chunk([(client, s)]));
@@ -128,5 +147,14 @@ impl MasterStore {
         self.db
             .write_opt(b, &WriteOptions { sync: true })
             .map_err(|e| e.to_string())
+    }
+}
+
+impl ConfigArchive for MasterStore {
+    fn load(&self, num: u64) -> Result<Option<Config>, String> {
+        match self.db.get(&config_key(num)).map_err(|e| e.to_string())? {
+            Some(chunk) => decode_config_chunk(&chunk).map(Some),
+            None => Ok(None),
+        }
     }
 }

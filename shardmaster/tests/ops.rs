@@ -163,7 +163,7 @@ fn query_returns_the_asked_latest_or_beyond_latest_config() {
         Ok(Reply::Config(configs[2].clone()))
     );
     assert_eq!(master.configs(), &configs[..]);
-    assert_eq!(master.query(Some(1)), &configs[1]);
+    assert_eq!(master.query(Some(1)).as_deref(), Some(&configs[1]));
     assert_eq!(master.config(3), None);
 }
 
