@@ -293,3 +293,78 @@ async fn large_values_flow_past_a_stopped_follower_and_a_leader_kill_with_bounde
         c.group(1).restart(killed);
     }
 }
+
+/// Issue 12, large commands during a migration: a shard holding 15 MiB values moves to
+/// another group while clients keep writing 15 MiB values to it and to a shard that stays.
+/// Every write commits (those to the moving shard wait for its install, then go to the new
+/// owner), and every value reads back whole from its owner afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn large_values_commit_while_their_shard_migrates() {
+    let _serial = serial().await;
+    // 100 ms ticks, as for any group storing values this large (see above).
+    let mut c = ShardCluster::start(BIN, SHARDS, 100);
+    c.add_group(1, 3);
+    c.add_group(2, 3);
+    let num = c.join(&[1]).await;
+    c.wait_settled(&[1], num, SETTLE).await;
+    let num = c.join(&[2]).await;
+    c.wait_settled(&[1, 2], num, SETTLE).await;
+    let client = Arc::new(
+        c.client_with(strata_client::ClientOptions {
+            request_timeout: Duration::from_secs(120),
+            rpc_timeout: Duration::from_millis(1500),
+            ..Default::default()
+        })
+        .await,
+    );
+    let config = client.config();
+    let of_shard = |shard: u32, n: usize| -> Vec<String> {
+        (0..)
+            .map(|i| format!("mig-{i}"))
+            .filter(|k| shard_for_key(k.as_bytes(), SHARDS as u32) == shard)
+            .take(n)
+            .collect()
+    };
+    // The shard that moves (from group 1 to 2) and one that stays with group 1.
+    let owned_by_1: Vec<u32> = (0..SHARDS as u32)
+        .filter(|&s| config.owner(s) == 1)
+        .collect();
+    let (moving, staying) = (owned_by_1[0], owned_by_1[1]);
+    let value = |key: &str, round: u8| -> Vec<u8> {
+        let mut v = vec![round; 15 << 20];
+        v[..key.len()].copy_from_slice(key.as_bytes());
+        v
+    };
+    let before = of_shard(moving, 3);
+    for k in &before {
+        client.put(k, value(k, 1)).await.unwrap();
+    }
+    let moved = c.master().move_shard(moving, 2).await.unwrap();
+    let during: Vec<String> = of_shard(moving, 6)[3..]
+        .iter()
+        .chain(&of_shard(staying, 3))
+        .cloned()
+        .collect();
+    let mut tasks = Vec::new();
+    for k in during.clone() {
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let put = client.put(&k, value(&k, 2)).await;
+            (k, put)
+        }));
+    }
+    for t in tasks {
+        let (k, put) = t.await.unwrap();
+        if let Err(e) = put {
+            panic!("{k}: {e}\n{}", c.logs());
+        }
+    }
+    c.wait_settled(&[1, 2], moved, SETTLE).await;
+    assert_eq!(client.config().owner(moving), 2);
+    for k in &before {
+        assert_eq!(client.get(k).await.unwrap(), Some(value(k, 1)), "{k}");
+    }
+    for k in &during {
+        assert_eq!(client.get(k).await.unwrap(), Some(value(k, 2)), "{k}");
+    }
+}

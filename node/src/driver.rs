@@ -60,11 +60,16 @@ pub enum NodeError {
     #[error("node stopped")]
     Stopped,
     /// Commands proposed here and not yet resolved already hold
-    /// [`MAX_INFLIGHT_PROPOSAL_BYTES`]: retry after a while.
-    #[error("{in_flight} bytes of proposals in flight; retry later")]
+    /// [`MAX_INFLIGHT_PROPOSAL_BYTES`], or the log this leader holds for followers that have
+    /// not caught up is full (see [`Node::propose`]): retry after a while.
+    #[error(
+        "{in_flight} bytes of proposals in flight, {log_bytes} bytes of log held; retry later"
+    )]
     Overloaded {
         /// Bytes in flight when the proposal was refused.
         in_flight: usize,
+        /// Bytes of commands in the log.
+        log_bytes: usize,
     },
     /// The Paxos configuration cannot run a group.
     #[error("paxos configuration: {0}")]
@@ -93,6 +98,8 @@ pub struct NodeStatus {
     pub log_start: Slot,
     /// Entries in the Paxos log.
     pub log_len: u64,
+    /// Bytes of commands in the Paxos log.
+    pub log_bytes: usize,
 }
 
 enum Input {
@@ -149,12 +156,25 @@ struct Admission {
 }
 
 impl Admission {
-    /// Takes `bytes` of `in_flight` if they fit (or nothing else is in flight).
-    fn take(in_flight: &Arc<AtomicUsize>, bytes: usize) -> Result<Admission, NodeError> {
+    /// Takes `bytes` of `in_flight` if they fit beside what is in flight and the log held for
+    /// followers (`log_bytes`, of at most `log_limit`) — always if nothing is in flight and
+    /// the log is no longer than it is between two compactions (a quarter of the limit).
+    fn take(
+        in_flight: &Arc<AtomicUsize>,
+        bytes: usize,
+        log_bytes: usize,
+        log_limit: usize,
+    ) -> Result<Admission, NodeError> {
         let mut current = in_flight.load(Ordering::Relaxed);
         loop {
-            if current > 0 && current + bytes > MAX_INFLIGHT_PROPOSAL_BYTES {
-                return Err(NodeError::Overloaded { in_flight: current });
+            let over_flight = current > 0 && current + bytes > MAX_INFLIGHT_PROPOSAL_BYTES;
+            let over_log = log_bytes + current + bytes > log_limit
+                && (current > 0 || log_bytes > log_limit / 4);
+            if over_flight || over_log {
+                return Err(NodeError::Overloaded {
+                    in_flight: current,
+                    log_bytes,
+                });
             }
             match in_flight.compare_exchange_weak(
                 current,
@@ -189,6 +209,9 @@ pub struct Node {
     queued_bytes: Arc<AtomicUsize>,
     /// Bytes of proposals admitted and not yet resolved (see [`MAX_INFLIGHT_PROPOSAL_BYTES`]).
     proposal_bytes: Arc<AtomicUsize>,
+    /// Most bytes of log (plus proposals in flight) a leader holds before it refuses more:
+    /// half the size at which it would compact past live followers.
+    log_limit: usize,
 }
 
 impl Node {
@@ -233,20 +256,25 @@ impl Node {
             queued_bytes: queued_bytes.clone(),
             status: status.clone(),
         };
+        let log_limit = driver.cfg.compaction_bytes.saturating_mul(4);
         tokio::spawn(driver.run());
         Ok(Node {
             tx,
             status,
             queued_bytes,
             proposal_bytes: Arc::new(AtomicUsize::new(0)),
+            log_limit,
         })
     }
 
     /// Proposes `command` and waits until it is chosen and applied here, returning the state
     /// machine's reply. Fails fast with `NotLeader` on a follower, and with `Overloaded` when
-    /// [`MAX_INFLIGHT_PROPOSAL_BYTES`] are in flight.
+    /// [`MAX_INFLIGHT_PROPOSAL_BYTES`] are in flight or when the log the leader holds for its
+    /// live followers is full: a leader runs at most that far ahead of its slowest live
+    /// follower, which then catches up from the log instead of by a snapshot of the whole
+    /// state (flow control).
     pub async fn propose(&self, command: Vec<u8>) -> Result<Vec<u8>, NodeError> {
-        {
+        let log_bytes = {
             // A replica that last reported itself a follower says so at once, even while its
             // driver is busy (a snapshot install, a slow disk): its queue holds no proposals
             // for the caller to wait behind, nor admitted bytes to keep others out.
@@ -255,8 +283,14 @@ impl Node {
                 let leader = status.leader.filter(|&l| l != status.id);
                 return Err(NodeError::NotLeader(leader));
             }
-        }
-        let admission = Admission::take(&self.proposal_bytes, command.len())?;
+            status.log_bytes
+        };
+        let admission = Admission::take(
+            &self.proposal_bytes,
+            command.len(),
+            log_bytes,
+            self.log_limit,
+        )?;
         let (tx, rx) = oneshot::channel();
         self.tx
             .try_send(Input::Propose(command, tx, admission))
@@ -589,6 +623,7 @@ impl<S: StateMachine> Driver<S> {
             applied_index: r.applied_index(),
             log_start: r.log_start(),
             log_len: r.log_len() as u64,
+            log_bytes: r.log_bytes(),
         };
     }
 
@@ -604,5 +639,46 @@ impl<S: StateMachine> Driver<S> {
                 let _ = tx.send(Err(e.clone()));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admission_bounds_bytes_in_flight_and_the_log_held_for_followers() {
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let limit = 32 << 20;
+        let big = 16 << 20;
+        // Nothing in flight, a log of normal size: any one command, however large.
+        let a = Admission::take(&in_flight, 40 << 20, limit / 4, limit).unwrap();
+        assert!(
+            Admission::take(&in_flight, 1, 0, limit).is_err(),
+            "over the log limit"
+        );
+        drop(a);
+        assert_eq!(
+            in_flight.load(Ordering::Relaxed),
+            0,
+            "returned when dropped"
+        );
+        // Beside a proposal in flight, only what fits the log limit.
+        let a = Admission::take(&in_flight, big, 0, limit).unwrap();
+        let b = Admission::take(&in_flight, big, 0, limit).unwrap();
+        assert!(matches!(
+            Admission::take(&in_flight, 1, 0, limit),
+            Err(NodeError::Overloaded { in_flight: n, log_bytes: 0 }) if n == 2 * big
+        ));
+        drop((a, b));
+        // Followers lagging: a log held above a quarter of the limit refuses even a small
+        // command until they catch up (and the log is compacted).
+        assert!(Admission::take(&in_flight, 100, limit - 50, limit).is_err());
+        assert!(Admission::take(&in_flight, 100, limit / 4 + 1, limit).is_ok());
+        // The in-flight bound holds on its own too.
+        let huge = usize::MAX / 4;
+        let a = Admission::take(&in_flight, MAX_INFLIGHT_PROPOSAL_BYTES, 0, huge).unwrap();
+        assert!(Admission::take(&in_flight, 1, 0, huge).is_err());
+        drop(a);
     }
 }

@@ -251,11 +251,32 @@ pub struct KvService(pub Replica);
 
 impl KvService {
     async fn mutate(&self, kind: Kind) -> Result<Reply, Status> {
+        // Ownership decides at apply time (rule 1); this early look only keeps requests that
+        // would be refused out of the log — a client retrying large values at a shard that
+        // is still being installed would otherwise fill it with refusals.
+        if let Some(key) = mutation_key(&kind) {
+            let view = self.0.view.read();
+            if let Some(shard) = view.shard_of(key) {
+                view.check_serving(shard)
+                    .map_err(|refusal| refusal_status(&refusal))?;
+            }
+        }
         match self.0.propose_once(kind).await? {
             Outcome::Kv(v1::KvReply { reply: Some(reply) }) => Ok(reply),
             Outcome::Refused(r) => Err(refusal_status(&r)),
             _ => Err(Status::internal("a mutation got an unexpected reply")),
         }
+    }
+}
+
+/// The key a client mutation writes.
+fn mutation_key(kind: &Kind) -> Option<&[u8]> {
+    match kind {
+        Kind::Put(r) => Some(&r.key),
+        Kind::Append(r) => Some(&r.key),
+        Kind::Delete(r) => Some(&r.key),
+        Kind::CompareAndSwap(r) => Some(&r.key),
+        _ => None,
     }
 }
 
