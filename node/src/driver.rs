@@ -63,13 +63,13 @@ pub enum NodeError {
     /// [`MAX_INFLIGHT_PROPOSAL_BYTES`], or the log this leader holds for followers that have
     /// not caught up is full (see [`Node::propose`]): retry after a while.
     #[error(
-        "{in_flight} bytes of proposals in flight, {log_bytes} bytes of log held; retry later"
+        "{in_flight} bytes of proposals in flight, {backlog_bytes} bytes of log not yet at live followers; retry later"
     )]
     Overloaded {
         /// Bytes in flight when the proposal was refused.
         in_flight: usize,
-        /// Bytes of commands in the log.
-        log_bytes: usize,
+        /// Bytes of log the live followers lacked.
+        backlog_bytes: usize,
     },
     /// The Paxos configuration cannot run a group.
     #[error("paxos configuration: {0}")]
@@ -100,6 +100,9 @@ pub struct NodeStatus {
     pub log_len: u64,
     /// Bytes of commands in the Paxos log.
     pub log_bytes: usize,
+    /// On a leader: bytes of commands in the log that its live followers have not all
+    /// learned yet (what flow control bounds).
+    pub backlog_bytes: usize,
 }
 
 enum Input {
@@ -157,23 +160,23 @@ struct Admission {
 
 impl Admission {
     /// Takes `bytes` of `in_flight` if they fit beside what is in flight and the log held for
-    /// followers (`log_bytes`, of at most `log_limit`) — always if nothing is in flight and
+    /// followers (`backlog`, of at most `log_limit`) — always if nothing is in flight and
     /// the log is no longer than it is between two compactions (a quarter of the limit).
     fn take(
         in_flight: &Arc<AtomicUsize>,
         bytes: usize,
-        log_bytes: usize,
+        backlog: usize,
         log_limit: usize,
     ) -> Result<Admission, NodeError> {
         let mut current = in_flight.load(Ordering::Relaxed);
         loop {
             let over_flight = current > 0 && current + bytes > MAX_INFLIGHT_PROPOSAL_BYTES;
-            let over_log = log_bytes + current + bytes > log_limit
-                && (current > 0 || log_bytes > log_limit / 4);
+            let over_log =
+                backlog + current + bytes > log_limit && (current > 0 || backlog > log_limit / 4);
             if over_flight || over_log {
                 return Err(NodeError::Overloaded {
                     in_flight: current,
-                    log_bytes,
+                    backlog_bytes: backlog,
                 });
             }
             match in_flight.compare_exchange_weak(
@@ -253,6 +256,7 @@ impl Node {
             waiting_reads: HashMap::new(),
             next_read: 1,
             snapshot_to_install: None,
+            last_heartbeats: Vec::new(),
             queued_bytes: queued_bytes.clone(),
             status: status.clone(),
         };
@@ -274,7 +278,7 @@ impl Node {
     /// follower, which then catches up from the log instead of by a snapshot of the whole
     /// state (flow control).
     pub async fn propose(&self, command: Vec<u8>) -> Result<Vec<u8>, NodeError> {
-        let log_bytes = {
+        let backlog = {
             // A replica that last reported itself a follower says so at once, even while its
             // driver is busy (a snapshot install, a slow disk): its queue holds no proposals
             // for the caller to wait behind, nor admitted bytes to keep others out.
@@ -283,14 +287,10 @@ impl Node {
                 let leader = status.leader.filter(|&l| l != status.id);
                 return Err(NodeError::NotLeader(leader));
             }
-            status.log_bytes
+            status.backlog_bytes
         };
-        let admission = Admission::take(
-            &self.proposal_bytes,
-            command.len(),
-            log_bytes,
-            self.log_limit,
-        )?;
+        let admission =
+            Admission::take(&self.proposal_bytes, command.len(), backlog, self.log_limit)?;
         let (tx, rx) = oneshot::channel();
         self.tx
             .try_send(Input::Propose(command, tx, admission))
@@ -312,12 +312,20 @@ impl Node {
     /// [`MAX_QUEUED_PEER_BYTES`] or as many inputs as configured).
     pub fn deliver(&self, message: Message) {
         let size = message.payload_bytes();
-        if self.queued_bytes.load(Ordering::Relaxed) >= MAX_QUEUED_PEER_BYTES {
-            return; // below the bound, one message of any size is taken
+        let queued = self.queued_bytes.load(Ordering::Relaxed);
+        if queued >= MAX_QUEUED_PEER_BYTES {
+            // Below the bound, one message of any size is taken.
+            tracing::debug!(
+                from = message.from,
+                queued,
+                "input queue full: message dropped"
+            );
+            return;
         }
         self.queued_bytes.fetch_add(size, Ordering::Relaxed);
         if self.tx.try_send(Input::Message(message, size)).is_err() {
             self.queued_bytes.fetch_sub(size, Ordering::Relaxed);
+            tracing::debug!("input queue full (count): message dropped");
         }
     }
 
@@ -387,6 +395,8 @@ struct Driver<S: StateMachine> {
     next_read: u64,
     /// A snapshot received from a peer, installed at the end of the next round.
     snapshot_to_install: Option<(Slot, IncomingSnapshot)>,
+    /// The heartbeats this replica sent last (as a leader), sent again during a long persist.
+    last_heartbeats: Vec<strata_paxos::Message>,
     /// Bytes of peer messages in the input queue (shared with [`Node::deliver`]).
     queued_bytes: Arc<AtomicUsize>,
     status: Arc<Mutex<NodeStatus>>,
@@ -486,9 +496,11 @@ impl<S: StateMachine> Driver<S> {
     }
 
     async fn process_ready(&mut self) -> Result<(), String> {
-        let was_leader = self.replica.role() == Role::Leader;
         let ready = self.replica.take_ready();
         if ready.is_empty() && self.snapshot_to_install.is_none() {
+            // Idle: a follower may just have dropped out of the live set, which lets the log
+            // be compacted (persisted with the next round).
+            self.maybe_compact();
             self.publish_status();
             return Ok(());
         }
@@ -500,6 +512,13 @@ impl<S: StateMachine> Driver<S> {
             .messages
             .into_iter()
             .partition(|m| !m.body.vouches_for_state());
+        let heartbeats: Vec<_> = (early.iter())
+            .filter(|m| matches!(m.body, strata_paxos::Body::Heartbeat { .. }))
+            .cloned()
+            .collect();
+        if !heartbeats.is_empty() {
+            self.last_heartbeats = heartbeats;
+        }
         if !early.is_empty() {
             self.transport.send(early);
         }
@@ -510,7 +529,11 @@ impl<S: StateMachine> Driver<S> {
                 compact_to: ready.compact_to,
                 ..Default::default()
             };
-            self.persister.persist(persist).await?;
+            let leading = self.replica.role() == Role::Leader;
+            if !leading {
+                self.last_heartbeats.clear();
+            }
+            self.persist_keeping_followers(persist, leading).await?;
         }
         if !late.is_empty() {
             self.transport.send(late);
@@ -556,14 +579,6 @@ impl<S: StateMachine> Driver<S> {
                 }
             }
         }
-        if was_leader && self.replica.role() != Role::Leader {
-            // In-flight proposals may still be chosen by the next leader (the caller retries
-            // with its request id; the state machine deduplicates), but nobody here will
-            // report them: fail them now.
-            for (_, (tx, _)) in self.pending.drain() {
-                let _ = tx.send(Err(NodeError::NotLeader(hint)));
-            }
-        }
         if let Some((index, mut chunks)) = self.snapshot_to_install.take() {
             if index > self.replica.applied_index() {
                 // The chunks arrive from the network while the state machine consumes them:
@@ -579,6 +594,16 @@ impl<S: StateMachine> Driver<S> {
                 }
             }
         }
+        if self.replica.role() != Role::Leader && !self.pending.is_empty() {
+            // Stepped down (a higher ballot, or a snapshot installed over a lagging leader's
+            // state): in-flight proposals may still be chosen by the next leader (the caller
+            // retries with its request id; the state machine deduplicates), but nobody here
+            // will report them, and their admitted bytes would keep others out: fail them.
+            let hint = self.replica.leader();
+            for (_, (tx, _)) in self.pending.drain() {
+                let _ = tx.send(Err(NodeError::NotLeader(hint)));
+            }
+        }
         for to in ready.send_snapshot {
             let (index, chunks) = self.sm.snapshot();
             self.transport.send_snapshot(to, index, chunks);
@@ -590,9 +615,11 @@ impl<S: StateMachine> Driver<S> {
 
     /// Compacts the Paxos log below what the state machine made durable, once the log is
     /// `compaction_slack` slots or `compaction_bytes` long. A leader keeps what its live
-    /// followers have not learned yet (a follower one large value behind gets it by `Learn`,
+    /// followers (heard from within a few election timeouts) have not learned yet (a follower
+    /// a few large values behind, or one that was busy persisting one, gets them by `Learn`,
     /// not by a snapshot of the whole state) — unless the log outgrows eight times
-    /// `compaction_bytes`, when memory wins and a slow follower gets a snapshot.
+    /// `compaction_bytes`, when memory wins and a slow follower gets a snapshot. (Proposals are held back long before that while live followers lag: see
+    /// [`Node::propose`].)
     fn maybe_compact(&mut self) {
         let durable = self.sm.durable_index();
         let log_start = self.replica.log_start();
@@ -603,13 +630,45 @@ impl<S: StateMachine> Driver<S> {
         if !due {
             return;
         }
-        let target = match self.replica.followers_commit_floor() {
+        let target = match self.replica.followers_commit_floor(self.live_ticks()) {
             Some(floor) if log_bytes <= hard_cap => durable.min(floor),
             _ => durable,
         };
         if target > log_start {
             self.replica.compact(target);
         }
+    }
+
+    /// Persists `ready`. A leader whose persist takes longer than a heartbeat interval (a
+    /// large value on a busy disk) sends its last heartbeats again meanwhile, so that its
+    /// followers do not take the silence for its death: no input reaches the replica during a
+    /// persist (the `Ready` contract), so it cannot beat itself, but a copy of a message
+    /// already sent is one the network could have duplicated anyway.
+    async fn persist_keeping_followers(
+        &mut self,
+        ready: strata_paxos::Ready,
+        leader: bool,
+    ) -> Result<(), String> {
+        let persist = self.persister.persist(ready);
+        if !leader || self.last_heartbeats.is_empty() {
+            return persist.await;
+        }
+        tokio::pin!(persist);
+        let period = self.cfg.tick * self.cfg.paxos.heartbeat_interval;
+        let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        loop {
+            tokio::select! {
+                done = &mut persist => return done,
+                _ = beat.tick() => self.transport.send(self.last_heartbeats.clone()),
+            }
+        }
+    }
+
+    /// A follower heard from within this many ticks counts as live for flow control and log
+    /// compaction: a few election timeouts, so that one busy persisting a large value does
+    /// not drop out.
+    fn live_ticks(&self) -> u64 {
+        4 * u64::from(self.cfg.paxos.election_timeout.1)
     }
 
     fn publish_status(&self) {
@@ -624,6 +683,9 @@ impl<S: StateMachine> Driver<S> {
             log_start: r.log_start(),
             log_len: r.log_len() as u64,
             log_bytes: r.log_bytes(),
+            backlog_bytes: r
+                .followers_commit_floor(self.live_ticks())
+                .map_or(0, |floor| r.log_bytes_from(floor)),
         };
     }
 
@@ -668,7 +730,7 @@ mod tests {
         let b = Admission::take(&in_flight, big, 0, limit).unwrap();
         assert!(matches!(
             Admission::take(&in_flight, 1, 0, limit),
-            Err(NodeError::Overloaded { in_flight: n, log_bytes: 0 }) if n == 2 * big
+            Err(NodeError::Overloaded { in_flight: n, backlog_bytes: 0 }) if n == 2 * big
         ));
         drop((a, b));
         // Followers lagging: a log held above a quarter of the limit refuses even a small

@@ -39,7 +39,9 @@ pub fn node_error_status(e: NodeError, peers: &BTreeMap<ReplicaId, String>) -> S
         }
         NodeError::Stopped => Status::unavailable("the replica is shutting down"),
         // The client backs off and retries (the detail carries the delay).
-        NodeError::Overloaded { .. } => strata_rpc::error::overloaded(Duration::from_millis(200)),
+        NodeError::Overloaded { .. } => {
+            strata_rpc::error::overloaded_because(e.to_string(), Duration::from_millis(200))
+        }
         NodeError::Storage(e) => Status::unavailable(format!("paxos storage failed: {e}")),
         NodeError::Config(e) => Status::failed_precondition(format!("paxos configuration: {e}")),
     }
@@ -175,12 +177,15 @@ impl Transport for GrpcTransport {
             // nearly always queued beside it): otherwise it would be dropped forever. So the
             // queue holds at most the bound plus one message.
             let size = Message::payload_bytes(&m);
-            if link.queued_bytes.load(Ordering::Relaxed) >= PEER_QUEUE_BYTES {
+            let queued = link.queued_bytes.load(Ordering::Relaxed);
+            if queued >= PEER_QUEUE_BYTES {
+                tracing::debug!(peer = m.to, queued, "peer queue full: message dropped");
                 continue;
             }
             link.queued_bytes.fetch_add(size, Ordering::Relaxed);
             if link.tx.try_send(m).is_err() {
                 link.queued_bytes.fetch_sub(size, Ordering::Relaxed);
+                tracing::debug!("peer queue full (count): message dropped");
             }
         }
     }
@@ -472,7 +477,7 @@ impl NodeStatus for StatusService {
             applied_index: s.applied_index,
             log_start: s.log_start,
             log_entries: s.log_len,
-            log_bytes: 0,
+            log_bytes: s.log_bytes as u64,
             group_id: self.group,
             replica_id: s.id,
             config_num: None,

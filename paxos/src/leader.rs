@@ -86,6 +86,10 @@ impl Replica {
         }
         let parts = e.parts.entry(from).or_default();
         parts.insert(part_from, (part_to, entries));
+        // The election is making progress (promises of large accepted values arrive in parts
+        // over a while): do not give it up for a new one, which would start every transfer
+        // again. Only the timeout since the last part counts.
+        self.election_elapsed = 0;
         // Complete when parts chain from the requested slot to an open-ended one. (Parts of
         // two answers to duplicated Prepares may mix: each is a true report of what the
         // acceptor had accepted since promising, which only this candidate can change.)

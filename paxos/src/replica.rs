@@ -393,17 +393,23 @@ impl Replica {
         self.log_bytes
     }
 
+    /// Bytes of command payload held in the log from `slot` on.
+    pub fn log_bytes_from(&self, slot: Slot) -> usize {
+        (self.log.range(slot..))
+            .map(|(_, e)| e.value.payload_bytes())
+            .sum()
+    }
+
     /// On a leader: the lowest commit index among the followers heard from within the last
-    /// election timeout — the log below it is no longer needed to catch a live follower up
-    /// with `Learn`, so a driver that keeps it until then spares them a snapshot. `None` on a
+    /// `within` ticks — the log below it is no longer needed to catch those followers up with
+    /// `Learn`, so a driver that keeps it until then spares them a snapshot (and one that
+    /// holds back proposals while the log above it is long keeps them close). `None` on a
     /// follower or candidate.
-    pub fn followers_commit_floor(&self) -> Option<Slot> {
+    pub fn followers_commit_floor(&self, within: u64) -> Option<Slot> {
         let RoleState::Leader(l) = &self.role else {
             return None;
         };
-        let recent = self
-            .now
-            .saturating_sub(u64::from(self.cfg.election_timeout.1));
+        let recent = self.now.saturating_sub(within);
         Some(
             l.follower_commit
                 .values()

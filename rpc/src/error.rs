@@ -205,8 +205,13 @@ pub fn invalid_argument(message: impl Into<String>) -> Status {
 
 /// `Overloaded`: back off for `retry_after`.
 pub fn overloaded(retry_after: Duration) -> Status {
+    overloaded_because("overloaded, retry later", retry_after)
+}
+
+/// `Overloaded`, saying why: back off for `retry_after`.
+pub fn overloaded_because(message: impl Into<String>, retry_after: Duration) -> Status {
     from_detail(
-        "overloaded, retry later",
+        message,
         ErrorDetail {
             reason: ErrorReason::Overloaded as i32,
             retry_after_ms: millis(retry_after),
