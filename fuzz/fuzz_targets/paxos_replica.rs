@@ -322,11 +322,15 @@ impl Single<'_, '_> {
     fn promise_entries(&mut self) -> Vec<AcceptedEntry> {
         let n = self.c.u8() % 5;
         (0..n)
-            .map(|_| AcceptedEntry {
-                slot: self.slot(),
-                ballot: self.ballot(),
-                value: self.value(),
-                chosen: self.c.u8() & 1 == 1,
+            .map(|_| {
+                let held = self.c.u8() & 3 == 0;
+                AcceptedEntry {
+                    slot: self.slot(),
+                    ballot: self.ballot(),
+                    value: if held { Value::default() } else { self.value() },
+                    chosen: self.c.u8() & 1 == 1,
+                    held,
+                }
             })
             .collect()
     }
@@ -344,7 +348,11 @@ impl Single<'_, '_> {
 
     fn body(&mut self) -> Body {
         match self.c.u8() % 9 {
-            0 => Body::Prepare { ballot: self.ballot(), from_slot: self.slot() },
+            0 => Body::Prepare {
+                ballot: self.ballot(),
+                from_slot: self.slot(),
+                held: (0..self.c.u8() % 3).map(|_| (self.slot(), self.ballot())).collect(),
+            },
             1 => Body::Promise {
                 ballot: self.ballot(),
                 log_start: self.slot(),
@@ -418,11 +426,21 @@ impl Single<'_, '_> {
         let sent = self.outbox[i].clone();
         let bend = self.c.u8();
         let body = match sent.body {
-            Body::Prepare { ballot, from_slot } => Body::Promise {
+            Body::Prepare { ballot, from_slot, held } => Body::Promise {
                 ballot,
                 log_start: if bend & 1 == 0 { from_slot.min(self.r.log_start()) } else { self.slot() },
                 entries: if bend & 2 == 0 {
-                    Vec::new()
+                    // The values the candidate said it holds, left out.
+                    held.iter()
+                        .filter(|_| bend & 4 == 0)
+                        .map(|&(slot, ballot)| AcceptedEntry {
+                            slot,
+                            ballot,
+                            value: Value::default(),
+                            chosen: false,
+                            held: true,
+                        })
+                        .collect()
                 } else {
                     self.promise_entries().into_iter().filter(|e| e.slot >= from_slot).collect()
                 },

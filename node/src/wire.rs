@@ -44,9 +44,17 @@ pub fn to_proto(body: &Body) -> v1::PaxosMessage {
         Body::Prepare {
             ballot: b,
             from_slot,
+            held,
         } => PBody::Prepare(v1::Prepare {
             ballot: ballot(*b),
             from_slot: *from_slot,
+            held: held
+                .iter()
+                .map(|&(slot, b)| v1::HeldValue {
+                    slot,
+                    ballot: ballot(b),
+                })
+                .collect(),
         }),
         Body::Promise {
             ballot: b,
@@ -66,6 +74,7 @@ pub fn to_proto(body: &Body) -> v1::PaxosMessage {
                     ballot: ballot(e.ballot),
                     commands: e.value.commands.clone(),
                     chosen: e.chosen,
+                    held: e.held,
                 })
                 .collect(),
         }),
@@ -127,6 +136,11 @@ pub fn from_proto(from: ReplicaId, to: ReplicaId, m: v1::PaxosMessage) -> Option
         PBody::Prepare(p) => Body::Prepare {
             ballot: from_ballot(p.ballot)?,
             from_slot: p.from_slot,
+            held: p
+                .held
+                .into_iter()
+                .map(|h| Some((h.slot, from_ballot(h.ballot)?)))
+                .collect::<Option<Vec<_>>>()?,
         },
         PBody::Promise(p) => Body::Promise {
             ballot: from_ballot(p.ballot)?,
@@ -144,6 +158,7 @@ pub fn from_proto(from: ReplicaId, to: ReplicaId, m: v1::PaxosMessage) -> Option
                             commands: e.commands,
                         },
                         chosen: e.chosen,
+                        held: e.held,
                     })
                 })
                 .collect::<Option<Vec<_>>>()?,
@@ -196,6 +211,7 @@ mod tests {
             Body::Prepare {
                 ballot: b,
                 from_slot: 3,
+                held: vec![(4, Ballot::new(1, 1))],
             },
             Body::Promise {
                 ballot: b,
@@ -207,6 +223,7 @@ mod tests {
                     ballot: Ballot::new(1, 1),
                     value: v.clone(),
                     chosen: true,
+                    held: false,
                 }],
             },
             Body::Nack { promised: b },

@@ -41,7 +41,12 @@ impl Replica {
             promises,
             parts: BTreeMap::new(),
         });
-        self.broadcast(&Body::Prepare { ballot, from_slot });
+        let held = self.held_from(from_slot);
+        self.broadcast(&Body::Prepare {
+            ballot,
+            from_slot,
+            held,
+        });
         self.maybe_win();
     }
 
@@ -84,6 +89,22 @@ impl Replica {
         if e.promises.contains_key(&from) {
             return; // complete already (a duplicate part)
         }
+        // Values left out because we hold them: ours, accepted in the same ballot for the
+        // same slot. Our log cannot have changed since we named them (anything that would
+        // change it ends the candidacy), but if one is missing the part is of no use.
+        let mut entries = entries;
+        for x in entries.iter_mut().filter(|x| x.held) {
+            match self.log.get(&x.slot) {
+                Some(own) if own.ballot == x.ballot && !own.chosen && !x.chosen => {
+                    x.value = own.value.clone();
+                    x.held = false;
+                }
+                _ => return,
+            }
+        }
+        let RoleState::Candidate(e) = &mut self.role else {
+            return;
+        };
         let parts = e.parts.entry(from).or_default();
         parts.insert(part_from, (part_to, entries));
         // The election is making progress (promises of large accepted values arrive in parts

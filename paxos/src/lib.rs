@@ -55,6 +55,17 @@
 //! makes a replica's own vote durable before any decision that counts it: see "Why this is
 //! enough" in [`ready`].
 //!
+//! *Promises by reference.* A candidate's `Prepare` names the large values it accepted as
+//! `(slot, ballot)`; an acceptor that accepted the same pair reports it without the value, and
+//! the candidate fills in its own. This changes nothing above: by the same one-value-per-slot-
+//! per-ballot assumption the pair names exactly one value, so the report is the same fact.
+//! Only acceptances count on both sides: a value learned as chosen is stored under the ballot
+//! of whatever the replica had accepted in that slot, so there the pair names nothing.
+//! The candidate's log cannot change while it is one (what would change it — accepting a
+//! higher ballot, a snapshot — ends the candidacy), and a report it cannot fill in is dropped,
+//! costing liveness only. It keeps an election after large values were accepted from moving
+//! them all again, which on a loaded machine took longer than an election timeout.
+//!
 //! *Linearizable reads without log writes (read index).* A read that arrives at the leader
 //! gets the commit index `c` at that moment. The leader serves it only after (1) the no-op that
 //! opened its term is chosen — so `c` covers every value chosen by earlier leaders — and (2) a

@@ -24,10 +24,13 @@ pub struct AcceptedEntry {
     pub slot: Slot,
     /// Ballot it was accepted in.
     pub ballot: Ballot,
-    /// The value accepted.
+    /// The value accepted (empty if `held`).
     pub value: Value,
     /// The acceptor knows the value was chosen.
     pub chosen: bool,
+    /// The value is left out: the candidate said it holds the value accepted in `ballot` for
+    /// `slot` (one ballot proposes one value per slot, so that names the value).
+    pub held: bool,
 }
 
 /// The protocol's messages.
@@ -39,6 +42,10 @@ pub enum Body {
         ballot: Ballot,
         /// First slot the candidate does not know to be chosen.
         from_slot: Slot,
+        /// Large values the candidate holds from `from_slot` on, as (slot, ballot accepted
+        /// in): an acceptor that accepted the same reports them without the value, so that
+        /// an election after large values were accepted does not move them all again.
+        held: Vec<(Slot, Ballot)>,
     },
     /// Phase 1b: the acceptor promised `ballot` and reports what it accepted from the
     /// requested slot on. The report may come in several parts, each covering the slots

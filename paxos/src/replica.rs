@@ -14,13 +14,18 @@ use crate::types::{Ballot, Command, ReplicaId, Slot, Value};
 /// overflows.
 pub const MAX_SLOT: Slot = u64::MAX / 4;
 
+/// A `Prepare` names at most this many values the candidate holds.
+pub const MAX_HELD_IN_PREPARE: usize = 4096;
+
 /// Highest ballot round accepted in a message, for the same reason.
 pub const MAX_ROUND: u64 = u64::MAX / 4;
 
 /// Every slot a message names.
 fn message_slots(body: &Body) -> Box<dyn Iterator<Item = Slot> + '_> {
     match body {
-        Body::Prepare { from_slot, .. } => Box::new(std::iter::once(*from_slot)),
+        Body::Prepare {
+            from_slot, held, ..
+        } => Box::new(std::iter::once(*from_slot).chain(held.iter().map(|h| h.0))),
         Body::Promise {
             log_start,
             entries,
@@ -69,6 +74,10 @@ pub struct Config {
     /// At most this many chosen values in one catch-up message (and at most about
     /// `4 * max_batch_bytes` bytes of them, unless a single value is larger).
     pub max_learn_entries: usize,
+    /// A candidate's `Prepare` names the values of at least this many bytes it holds (at most
+    /// [`MAX_HELD_IN_PREPARE`]), so that acceptors leave them out of their promises: smaller
+    /// ones cost less to send again than to name.
+    pub held_value_bytes: usize,
     /// Seed for the election-timeout randomness (deterministic runs).
     pub seed: u64,
 }
@@ -152,6 +161,7 @@ impl Config {
             max_batch_bytes: 1 << 20,
             max_inflight_slots: 64,
             max_learn_entries: 256,
+            held_value_bytes: 4 << 10,
             seed: 0,
         }
     }
@@ -499,7 +509,11 @@ impl Replica {
         }
         self.observe(msg.body.ballot());
         match msg.body {
-            Body::Prepare { ballot, from_slot } => self.on_prepare(from, ballot, from_slot),
+            Body::Prepare {
+                ballot,
+                from_slot,
+                held,
+            } => self.on_prepare(from, ballot, from_slot, &held),
             Body::Promise {
                 ballot,
                 log_start,
@@ -580,7 +594,13 @@ impl Replica {
 
     // ----- Acceptor -----
 
-    fn on_prepare(&mut self, from: ReplicaId, ballot: Ballot, from_slot: Slot) {
+    fn on_prepare(
+        &mut self,
+        from: ReplicaId,
+        ballot: Ballot,
+        from_slot: Slot,
+        held: &[(Slot, Ballot)],
+    ) {
         if self.nack_if_stale(from, ballot) {
             return;
         }
@@ -603,11 +623,19 @@ impl Replica {
         // make one message too large to send, or no candidate could ever win. The first part
         // covers from the requested slot, each next one from its first entry, the last to the
         // end of the log.
-        let mut parts = split_by_bytes(
-            self.accepted_from(from_slot),
-            self.cfg.message_bytes(),
-            |e| e.value.payload_bytes() + 32,
-        );
+        let held: std::collections::BTreeSet<(Slot, Ballot)> = held.iter().copied().collect();
+        let mut entries = self.accepted_from(from_slot);
+        for e in &mut entries {
+            // Only what was accepted in that ballot: a value learned as chosen is stored under
+            // the ballot of whatever was accepted there before, so the pair does not name it.
+            if !e.chosen && held.contains(&(e.slot, e.ballot)) {
+                e.value = Value::default();
+                e.held = true;
+            }
+        }
+        let mut parts = split_by_bytes(entries, self.cfg.message_bytes(), |e| {
+            e.value.payload_bytes() + 32
+        });
         if parts.is_empty() {
             parts.push(Vec::new());
         }
@@ -633,7 +661,19 @@ impl Replica {
                 ballot: e.ballot,
                 value: e.value.clone(),
                 chosen: e.chosen,
+                held: false,
             })
+            .collect()
+    }
+
+    /// The large values of the log from `from_slot` on, as a `Prepare` names them (at most
+    /// [`MAX_HELD_IN_PREPARE`]): accepted, not learned (see `on_prepare`).
+    pub(crate) fn held_from(&self, from_slot: Slot) -> Vec<(Slot, Ballot)> {
+        self.log
+            .range(from_slot.max(self.log_start)..)
+            .filter(|(_, e)| !e.chosen && e.value.payload_bytes() >= self.cfg.held_value_bytes)
+            .map(|(&slot, e)| (slot, e.ballot))
+            .take(MAX_HELD_IN_PREPARE)
             .collect()
     }
 

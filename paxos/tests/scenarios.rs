@@ -743,6 +743,7 @@ fn old_ballot_accept_heartbeat_prepare_are_nacked_and_change_nothing() {
         Body::Prepare {
             ballot: b1,
             from_slot: 1,
+            held: Vec::new(),
         },
     ];
     for body in stale {
@@ -973,6 +974,7 @@ fn a_prepare_from_behind_the_compacted_log_is_refused_and_answered_with_a_snapsh
         body: Body::Prepare {
             ballot: Ballot::new(b.round + 5, 3),
             from_slot: 1,
+            held: Vec::new(),
         },
     };
     let ready = c.inject_and_capture(prepare);
@@ -1078,5 +1080,58 @@ fn a_promise_of_many_large_values_comes_in_bounded_parts_and_still_elects() {
     c.run_until(300, "every value chosen", |c| {
         values.iter().all(|v| c.is_chosen(v))
     });
+    c.check_agreement();
+}
+
+/// An election after large values were accepted but not chosen does not move them again: the
+/// candidate names the large values it holds in its `Prepare`, an acceptor that accepted the
+/// same (slot, ballot) leaves the value out of its promise, and the new leader still recovers
+/// and chooses exactly those values.
+#[test]
+fn an_election_does_not_move_large_values_the_candidate_already_holds() {
+    let mut c = Cluster::new(3, 21);
+    c.elect(1);
+    c.submit(&cmd("before"), 200, 30);
+    let big: Command = vec![7u8; 256 << 10];
+    // Every replica accepts the large value, but the leader never hears so: not chosen.
+    c.filter = Some(Box::new(|m: &Message| match &m.body {
+        Body::Accepted { .. } | Body::HeartbeatAck { .. } => Fate::Drop,
+        _ => Fate::Deliver,
+    }));
+    c.r_mut(1).propose(big.clone()).unwrap();
+    c.settle();
+    assert!(!c.is_chosen(&big));
+    c.crash(1);
+    // Watch phase 1 while replica 2 takes over.
+    let promised = std::sync::Arc::new(std::sync::Mutex::new((0usize, 0usize, 0usize)));
+    let seen = promised.clone();
+    c.filter = Some(Box::new(move |m: &Message| {
+        let mut s = seen.lock().unwrap();
+        match &m.body {
+            Body::Prepare { held, .. } => s.0 += held.len(),
+            Body::Promise { entries, .. } => {
+                s.1 += entries.iter().filter(|e| e.held).count();
+                s.2 += entries
+                    .iter()
+                    .map(|e| e.value.payload_bytes())
+                    .sum::<usize>();
+            }
+            _ => {}
+        }
+        Fate::Deliver
+    }));
+    c.elect(2);
+    c.run(50);
+    let (named, left_out, promise_bytes) = *promised.lock().unwrap();
+    assert!(named >= 1, "the Prepare names the large value");
+    assert!(left_out >= 1, "the promise leaves it out");
+    assert!(
+        promise_bytes < 1024,
+        "{promise_bytes} bytes of values in promises"
+    );
+    assert!(
+        c.is_chosen(&big),
+        "the new leader chose the recovered value"
+    );
     c.check_agreement();
 }

@@ -531,6 +531,7 @@ fn every_paxos_message() -> Vec<v1::PaxosMessage> {
         Body::Prepare(v1::Prepare {
             ballot: b,
             from_slot: 9,
+            held: vec![v1::HeldValue { slot: 9, ballot: b }],
         }),
         Body::Promise(v1::Promise {
             ballot: b,
@@ -540,6 +541,7 @@ fn every_paxos_message() -> Vec<v1::PaxosMessage> {
                 ballot: b,
                 commands: vec![b"x".to_vec()],
                 chosen: true,
+                held: false,
             }],
             from: 9,
             to: Some(12),

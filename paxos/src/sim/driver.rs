@@ -72,6 +72,7 @@ fn replica_config(cfg: &SimConfig, seed: u64, id: ReplicaId, incarnation: u64) -
         max_batch_commands: cfg.max_batch_commands,
         max_batch_bytes: cfg.max_batch_bytes,
         max_learn_entries: cfg.max_learn_entries,
+        held_value_bytes: cfg.held_value_bytes,
         ..default
     }
 }

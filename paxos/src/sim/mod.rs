@@ -115,6 +115,9 @@ pub struct SimConfig {
     pub max_batch_bytes: usize,
     /// Replica setting: chosen values per catch-up message.
     pub max_learn_entries: usize,
+    /// Replica setting: a candidate names the values it holds of at least this many bytes
+    /// (0 in the sweeps: every value, so that phase 1 by reference is always in play).
+    pub held_value_bytes: usize,
 }
 
 impl Default for SimConfig {
@@ -149,6 +152,7 @@ impl Default for SimConfig {
             max_batch_commands: 4,
             max_batch_bytes: 1 << 20,
             max_learn_entries: 16,
+            held_value_bytes: 0,
         }
     }
 }
