@@ -213,7 +213,7 @@ async fn large_values_flow_past_a_stopped_follower_and_a_leader_kill_with_bounde
     // should run with longer ticks. With 20 ms ticks, a leader deposed while 15 MiB values
     // are accepted but not chosen hands its successor phase-1 promises of tens of MiB, which
     // a loaded 2-core machine does not deliver within a 200-400 ms election timeout.
-    let mut c = ShardCluster::start(BIN, SHARDS, 100);
+    let mut c = ShardCluster::start(BIN, SHARDS, 20);
     c.add_group(1, 3);
     let num = c.join(&[1]).await;
     c.wait_settled(&[1], num, SETTLE).await;
@@ -302,7 +302,7 @@ async fn large_values_flow_past_a_stopped_follower_and_a_leader_kill_with_bounde
 async fn large_values_commit_while_their_shard_migrates() {
     let _serial = serial().await;
     // 100 ms ticks, as for any group storing values this large (see above).
-    let mut c = ShardCluster::start(BIN, SHARDS, 100);
+    let mut c = ShardCluster::start(BIN, SHARDS, 20);
     c.add_group(1, 3);
     c.add_group(2, 3);
     let num = c.join(&[1]).await;

@@ -351,7 +351,7 @@ impl Single<'_, '_> {
             0 => Body::Prepare {
                 ballot: self.ballot(),
                 from_slot: self.slot(),
-                held: (0..self.c.u8() % 3).map(|_| (self.slot(), self.ballot())).collect(),
+                held: (0..self.c.u8() % 3).map(|_| (self.slot(), [self.c.u8(); 32])).collect(),
             },
             1 => Body::Promise {
                 ballot: self.ballot(),
@@ -433,9 +433,9 @@ impl Single<'_, '_> {
                     // The values the candidate said it holds, left out.
                     held.iter()
                         .filter(|_| bend & 4 == 0)
-                        .map(|&(slot, ballot)| AcceptedEntry {
+                        .map(|&(slot, _)| AcceptedEntry {
                             slot,
-                            ballot,
+                            ballot: self.ballot(),
                             value: Value::default(),
                             chosen: false,
                             held: true,

@@ -50,9 +50,9 @@ pub fn to_proto(body: &Body) -> v1::PaxosMessage {
             from_slot: *from_slot,
             held: held
                 .iter()
-                .map(|&(slot, b)| v1::HeldValue {
-                    slot,
-                    ballot: ballot(b),
+                .map(|(slot, digest)| v1::HeldValue {
+                    slot: *slot,
+                    digest: digest.to_vec(),
                 })
                 .collect(),
         }),
@@ -139,7 +139,7 @@ pub fn from_proto(from: ReplicaId, to: ReplicaId, m: v1::PaxosMessage) -> Option
             held: p
                 .held
                 .into_iter()
-                .map(|h| Some((h.slot, from_ballot(h.ballot)?)))
+                .map(|h| Some((h.slot, h.digest.try_into().ok()?)))
                 .collect::<Option<Vec<_>>>()?,
         },
         PBody::Promise(p) => Body::Promise {
@@ -211,7 +211,7 @@ mod tests {
             Body::Prepare {
                 ballot: b,
                 from_slot: 3,
-                held: vec![(4, Ballot::new(1, 1))],
+                held: vec![(4, [9; 32])],
             },
             Body::Promise {
                 ballot: b,

@@ -40,8 +40,12 @@ impl Replica {
             from_slot,
             promises,
             parts: BTreeMap::new(),
+            held: BTreeMap::new(),
         });
         let held = self.held_from(from_slot);
+        if let RoleState::Candidate(e) = &mut self.role {
+            e.held = held.iter().copied().collect();
+        }
         self.broadcast(&Body::Prepare {
             ballot,
             from_slot,
@@ -89,13 +93,14 @@ impl Replica {
         if e.promises.contains_key(&from) {
             return; // complete already (a duplicate part)
         }
-        // Values left out because we hold them: ours, accepted in the same ballot for the
-        // same slot. Our log cannot have changed since we named them (anything that would
-        // change it ends the candidacy), but if one is missing the part is of no use.
+        // Values left out because we hold them: the ones we named, by digest, for the same
+        // slots. Our log cannot have changed since we named them (anything that would change
+        // it ends the candidacy); if one did anyway, the part is of no use.
         let mut entries = entries;
         for x in entries.iter_mut().filter(|x| x.held) {
+            let named = e.held.get(&x.slot).copied();
             match self.log.get(&x.slot) {
-                Some(own) if own.ballot == x.ballot && !own.chosen && !x.chosen => {
+                Some(own) if named.is_some_and(|d| d == own.value.digest()) => {
                     x.value = own.value.clone();
                     x.held = false;
                 }

@@ -55,15 +55,15 @@
 //! makes a replica's own vote durable before any decision that counts it: see "Why this is
 //! enough" in [`ready`].
 //!
-//! *Promises by reference.* A candidate's `Prepare` names the large values it accepted as
-//! `(slot, ballot)`; an acceptor that accepted the same pair reports it without the value, and
-//! the candidate fills in its own. This changes nothing above: by the same one-value-per-slot-
-//! per-ballot assumption the pair names exactly one value, so the report is the same fact.
-//! Only acceptances count on both sides: a value learned as chosen is stored under the ballot
-//! of whatever the replica had accepted in that slot, so there the pair names nothing.
-//! The candidate's log cannot change while it is one (what would change it — accepting a
-//! higher ballot, a snapshot — ends the candidacy), and a report it cannot fill in is dropped,
-//! costing liveness only. It keeps an election after large values were accepted from moving
+//! *Promises by reference.* A candidate's `Prepare` names the large values it holds by slot
+//! and content digest (SHA-256); an acceptor whose value in that slot has that digest reports
+//! its acceptance (slot, ballot, chosen) without the value, and the candidate fills in its
+//! own, which is the same value (a SHA-256 collision is taken as impossible). The report is
+//! the same fact, so nothing above changes. Values are named by content, not by ballot,
+//! because a value recovered by successive leaders is accepted under different ballots on
+//! different replicas. The candidate's log cannot change while it is one (what would change
+//! it — accepting a higher ballot, a snapshot — ends the candidacy), and a report it cannot
+//! fill in is dropped, costing liveness only. It keeps an election after large values were accepted from moving
 //! them all again, which on a loaded machine took longer than an election timeout.
 //!
 //! *Linearizable reads without log writes (read index).* A read that arrives at the leader
@@ -99,4 +99,4 @@ pub use message::{AcceptedEntry, Body, Message};
 pub use ready::{PersistedEntry, ReadState, Ready};
 pub use replica::{Config, ConfigError, NotLeader, Replica, Role, MIN_ELECTION_RANGE};
 pub use storage::{MemStorage, PersistentState, Storage};
-pub use types::{Ballot, Command, ReplicaId, Slot, Value};
+pub use types::{Ballot, Command, Digest, ReplicaId, Slot, Value};

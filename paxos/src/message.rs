@@ -4,6 +4,7 @@
 //! ballot entitles: acceptors obey only ballots at least as high as the one they promised;
 //! proposers count only replies carrying their own current ballot.
 
+use crate::types::Digest;
 use crate::types::{Ballot, ReplicaId, Slot, Value};
 
 /// A message on its way from one replica to another.
@@ -28,8 +29,8 @@ pub struct AcceptedEntry {
     pub value: Value,
     /// The acceptor knows the value was chosen.
     pub chosen: bool,
-    /// The value is left out: the candidate said it holds the value accepted in `ballot` for
-    /// `slot` (one ballot proposes one value per slot, so that names the value).
+    /// The value is left out: it is the one the candidate named for `slot` (by digest) in
+    /// its `Prepare`.
     pub held: bool,
 }
 
@@ -42,10 +43,11 @@ pub enum Body {
         ballot: Ballot,
         /// First slot the candidate does not know to be chosen.
         from_slot: Slot,
-        /// Large values the candidate holds from `from_slot` on, as (slot, ballot accepted
-        /// in): an acceptor that accepted the same reports them without the value, so that
-        /// an election after large values were accepted does not move them all again.
-        held: Vec<(Slot, Ballot)>,
+        /// Large values the candidate holds from `from_slot` on, as (slot, content digest):
+        /// an acceptor whose value in that slot has that digest reports it without the
+        /// value, so that an election after large values were accepted does not move them
+        /// all again.
+        held: Vec<(Slot, Digest)>,
     },
     /// Phase 1b: the acceptor promised `ballot` and reports what it accepted from the
     /// requested slot on. The report may come in several parts, each covering the slots

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use crate::message::{split_by_bytes, AcceptedEntry, Body, Message};
 use crate::ready::{PersistedEntry, ReadState, Ready};
 use crate::storage::PersistentState;
-use crate::types::{Ballot, Command, ReplicaId, Slot, Value};
+use crate::types::{Ballot, Command, Digest, ReplicaId, Slot, Value};
 
 /// Highest slot number any replica uses; messages naming higher ones are impossible (a
 /// thousand years at a billion slots a second) and are ignored, so slot arithmetic never
@@ -213,6 +213,8 @@ pub(crate) struct Election {
     pub promises: BTreeMap<ReplicaId, Vec<AcceptedEntry>>,
     /// Parts of promises still incomplete, by acceptor.
     pub parts: BTreeMap<ReplicaId, PromiseParts>,
+    /// The values the `Prepare` named as held, by slot.
+    pub held: BTreeMap<Slot, Digest>,
 }
 
 /// The parts of one acceptor's promise received so far, by the first slot each covers: where
@@ -599,7 +601,7 @@ impl Replica {
         from: ReplicaId,
         ballot: Ballot,
         from_slot: Slot,
-        held: &[(Slot, Ballot)],
+        held: &[(Slot, Digest)],
     ) {
         if self.nack_if_stale(from, ballot) {
             return;
@@ -614,6 +616,17 @@ impl Replica {
             self.request_snapshot(from);
             return;
         }
+        if from_slot < self.commit
+            && self.log_bytes_from(from_slot) - self.log_bytes_from(self.commit)
+                > self.cfg.message_bytes()
+        {
+            // The candidate lacks more chosen values than one message holds: our promise
+            // would make it recover them all from us — a transfer that can outlast its
+            // election timeout again and again, while every vote we grant holds back our own
+            // election. Stay silent and let our timer run: a replica that knows at least as
+            // much as any other gets every vote it asks for, wins, and catches this one up.
+            return;
+        }
         self.promise(ballot);
         self.leader = None;
         // Redrawn, not just restarted: replicas that keep granting votes together must not
@@ -623,12 +636,10 @@ impl Replica {
         // make one message too large to send, or no candidate could ever win. The first part
         // covers from the requested slot, each next one from its first entry, the last to the
         // end of the log.
-        let held: std::collections::BTreeSet<(Slot, Ballot)> = held.iter().copied().collect();
+        let held: BTreeMap<Slot, Digest> = held.iter().copied().collect();
         let mut entries = self.accepted_from(from_slot);
         for e in &mut entries {
-            // Only what was accepted in that ballot: a value learned as chosen is stored under
-            // the ballot of whatever was accepted there before, so the pair does not name it.
-            if !e.chosen && held.contains(&(e.slot, e.ballot)) {
+            if held.get(&e.slot) == Some(&e.value.digest()) {
                 e.value = Value::default();
                 e.held = true;
             }
@@ -667,12 +678,12 @@ impl Replica {
     }
 
     /// The large values of the log from `from_slot` on, as a `Prepare` names them (at most
-    /// [`MAX_HELD_IN_PREPARE`]): accepted, not learned (see `on_prepare`).
-    pub(crate) fn held_from(&self, from_slot: Slot) -> Vec<(Slot, Ballot)> {
+    /// [`MAX_HELD_IN_PREPARE`]).
+    pub(crate) fn held_from(&self, from_slot: Slot) -> Vec<(Slot, Digest)> {
         self.log
             .range(from_slot.max(self.log_start)..)
-            .filter(|(_, e)| !e.chosen && e.value.payload_bytes() >= self.cfg.held_value_bytes)
-            .map(|(&slot, e)| (slot, e.ballot))
+            .filter(|(_, e)| e.value.payload_bytes() >= self.cfg.held_value_bytes)
+            .map(|(&slot, e)| (slot, e.value.digest()))
             .take(MAX_HELD_IN_PREPARE)
             .collect()
     }

@@ -63,7 +63,23 @@ impl Value {
     pub fn payload_bytes(&self) -> usize {
         self.commands.iter().map(Vec::len).sum()
     }
+
+    /// The value's content digest (SHA-256 over its commands, each length-prefixed): what
+    /// names it in a `Prepare` (see `Body::Prepare::held`).
+    pub fn digest(&self) -> Digest {
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        h.update((self.commands.len() as u64).to_le_bytes());
+        for c in &self.commands {
+            h.update((c.len() as u64).to_le_bytes());
+            h.update(c);
+        }
+        h.finalize().into()
+    }
 }
+
+/// A value's content digest ([`Value::digest`]).
+pub type Digest = [u8; 32];
 
 impl fmt::Debug for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

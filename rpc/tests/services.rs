@@ -531,7 +531,10 @@ fn every_paxos_message() -> Vec<v1::PaxosMessage> {
         Body::Prepare(v1::Prepare {
             ballot: b,
             from_slot: 9,
-            held: vec![v1::HeldValue { slot: 9, ballot: b }],
+            held: vec![v1::HeldValue {
+                slot: 9,
+                digest: vec![1; 32],
+            }],
         }),
         Body::Promise(v1::Promise {
             ballot: b,
