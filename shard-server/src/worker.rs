@@ -260,7 +260,7 @@ async fn pull(replica: Replica, connections: Connections, mut job: PullJob) {
                 tracing::debug!(shard = job.shard, %address, error = %e, "pull attempt failed")
             }
         }
-        if next % servers.len() == 0 {
+        if next.is_multiple_of(servers.len()) {
             // Every server was asked: wait before the next round.
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(MAX_BACKOFF);

@@ -85,7 +85,7 @@ impl MasterStore {
             .map_err(|e| e.to_string())?;
         let first = self
             .db
-            .get(&config_key(0))
+            .get(config_key(0))
             .map_err(|e| e.to_string())?
             .ok_or("store without config 0")?;
         let num_shards = crate::codec::decode_config_chunk_shards(&first)?;
@@ -152,7 +152,7 @@ impl MasterStore {
 
 impl ConfigArchive for MasterStore {
     fn load(&self, num: u64) -> Result<Option<Config>, String> {
-        match self.db.get(&config_key(num)).map_err(|e| e.to_string())? {
+        match self.db.get(config_key(num)).map_err(|e| e.to_string())? {
             Some(chunk) => decode_config_chunk(&chunk).map(Some),
             None => Ok(None),
         }
