@@ -251,10 +251,12 @@ pub struct KvService(pub Replica);
 
 impl KvService {
     async fn mutate(&self, kind: Kind) -> Result<Reply, Status> {
-        // Ownership decides at apply time (rule 1); this early look only keeps requests that
+        // Ownership decides at apply time (rule 1); this early look, at the leader (whose
+        // view is current; a follower sends the client there), only keeps requests that
         // would be refused out of the log — a client retrying large values at a shard that
         // is still being installed would otherwise fill it with refusals.
-        if let Some(key) = mutation_key(&kind) {
+        let leading = self.0.node.status().role == "leader";
+        if let Some(key) = mutation_key(&kind).filter(|_| leading) {
             let view = self.0.view.read();
             if let Some(shard) = view.shard_of(key) {
                 view.check_serving(shard)
