@@ -175,6 +175,7 @@ impl Replica {
         else {
             return;
         };
+        self.silent_timeouts = 0;
         let ballot = election.ballot;
         let mut best: BTreeMap<Slot, (bool, Ballot, Value)> = BTreeMap::new();
         for entry in election.promises.into_values().flatten() {

@@ -14,6 +14,9 @@ use crate::types::{Ballot, Command, Digest, ReplicaId, Slot, Value};
 /// overflows.
 pub const MAX_SLOT: Slot = u64::MAX / 4;
 
+/// Election timeouts double at most this many times while no leader is heard from.
+pub const MAX_ELECTION_BACKOFF: u32 = 2;
+
 /// A `Prepare` names at most this many values the candidate holds.
 pub const MAX_HELD_IN_PREPARE: usize = 4096;
 
@@ -292,6 +295,11 @@ pub struct Replica {
     // Timers.
     pub(crate) now: u64,
     pub(crate) election_elapsed: u32,
+    /// Election timeouts in a row that passed without a leader being heard from (capped at
+    /// [`MAX_ELECTION_BACKOFF`]): each after the first doubles the election timeout range,
+    /// so that elections that take longer than the timeout (large values to recover on a
+    /// busy machine) get to finish instead of being overtaken by the next one.
+    pub(crate) silent_timeouts: u32,
     pub(crate) election_timeout: u32,
     pub(crate) heartbeat_elapsed: u32,
     /// Tick at which a snapshot was last requested for each peer (a lagging follower, or a
@@ -341,6 +349,7 @@ impl Replica {
             leader: None,
             now: 0,
             election_elapsed: 0,
+            silent_timeouts: 0,
             election_timeout: 0,
             heartbeat_elapsed: 0,
             snapshot_requested: BTreeMap::new(),
@@ -444,6 +453,7 @@ impl Replica {
         } else {
             self.election_elapsed += 1;
             if self.election_elapsed >= self.election_timeout {
+                self.silent_timeouts = (self.silent_timeouts + 1).min(MAX_ELECTION_BACKOFF + 1);
                 self.start_election();
             }
         }
@@ -754,6 +764,7 @@ impl Replica {
         self.promise(ballot);
         self.leader = Some(ballot.replica);
         self.election_elapsed = 0;
+        self.silent_timeouts = 0;
     }
 
     pub(crate) fn store(&mut self, slot: Slot, ballot: Ballot, value: Value, chosen: bool) {
@@ -879,7 +890,9 @@ impl Replica {
     }
 
     pub(crate) fn reset_election_timer(&mut self) {
+        let shift = self.silent_timeouts.saturating_sub(1);
         let (lo, hi) = self.cfg.election_timeout;
+        let (lo, hi) = (lo << shift, hi << shift);
         let span = u64::from(hi.saturating_sub(lo).max(1));
         self.election_timeout = lo.max(1) + (self.next_random() % span) as u32;
         self.election_elapsed = 0;
