@@ -312,7 +312,7 @@ async fn large_values_commit_while_their_shard_migrates() {
     let client = Arc::new(
         c.client_with(strata_client::ClientOptions {
             request_timeout: Duration::from_secs(120),
-            rpc_timeout: Duration::from_millis(1500),
+            rpc_timeout: Duration::from_secs(5),
             ..Default::default()
         })
         .await,

@@ -250,17 +250,33 @@ fn check_session(client_id: &[u8], seq: u64, first_incomplete: u64) -> Result<()
 pub struct KvService(pub Replica);
 
 impl KvService {
+    /// The reply the dedup table of `shard` keeps for request `seq` of `client_id`, if any
+    /// (read from the store; the caller holds the view's read lock, so the shard stays).
+    fn cached_reply(&self, shard: u32, client_id: &[u8], seq: u64) -> Option<Reply> {
+        let client = u128::from_be_bytes(client_id.try_into().ok()?);
+        let stored = self.0.store.get(&keys::session_key(shard, client)).ok()??;
+        let (_, session) = crate::session::Session::decode(&stored).ok()?;
+        session.replies.get(&seq)?.reply.clone()
+    }
+
     async fn mutate(&self, kind: Kind) -> Result<Reply, Status> {
         // Ownership decides at apply time (rule 1); this early look, at the leader (whose
         // view is current; a follower sends the client there), only keeps requests that
         // would be refused out of the log — a client retrying large values at a shard that
         // is still being installed would otherwise fill it with refusals.
         let leading = self.0.node.status().role == "leader";
-        if let Some(key) = mutation_key(&kind).filter(|_| leading) {
+        if let Some((key, client_id, seq)) = mutation_session(&kind).filter(|_| leading) {
             let view = self.0.view.read();
             if let Some(shard) = view.shard_of(key) {
                 view.check_serving(shard)
                     .map_err(|refusal| refusal_status(&refusal))?;
+                // A retry of a request applied already: its reply is in the shard's dedup
+                // table (applied, hence chosen). Answered from there, it costs no log entry —
+                // a client that keeps timing out on a large request would otherwise log a
+                // copy per retry and never see the answer.
+                if let Some(reply) = self.cached_reply(shard, client_id, seq) {
+                    return Ok(reply);
+                }
             }
         }
         match self.0.propose_once(kind).await? {
@@ -271,13 +287,13 @@ impl KvService {
     }
 }
 
-/// The key a client mutation writes.
-fn mutation_key(kind: &Kind) -> Option<&[u8]> {
+/// The key a client mutation writes, its client id and its seq.
+fn mutation_session(kind: &Kind) -> Option<(&[u8], &[u8], u64)> {
     match kind {
-        Kind::Put(r) => Some(&r.key),
-        Kind::Append(r) => Some(&r.key),
-        Kind::Delete(r) => Some(&r.key),
-        Kind::CompareAndSwap(r) => Some(&r.key),
+        Kind::Put(r) => Some((&r.key, &r.client_id, r.seq)),
+        Kind::Append(r) => Some((&r.key, &r.client_id, r.seq)),
+        Kind::Delete(r) => Some((&r.key, &r.client_id, r.seq)),
+        Kind::CompareAndSwap(r) => Some((&r.key, &r.client_id, r.seq)),
         _ => None,
     }
 }
