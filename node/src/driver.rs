@@ -257,6 +257,7 @@ impl Node {
             next_read: 1,
             snapshot_to_install: None,
             last_heartbeats: Vec::new(),
+            backlog: (0, None),
             queued_bytes: queued_bytes.clone(),
             status: status.clone(),
         };
@@ -397,6 +398,9 @@ struct Driver<S: StateMachine> {
     snapshot_to_install: Option<(Slot, IncomingSnapshot)>,
     /// The heartbeats this replica sent last (as a leader), sent again during a long persist.
     last_heartbeats: Vec<strata_paxos::Message>,
+    /// [`NodeStatus::backlog_bytes`] and when it was counted: a sum over the log, so counted
+    /// at most once a tick rather than every round.
+    backlog: (usize, Option<tokio::time::Instant>),
     /// Bytes of peer messages in the input queue (shared with [`Node::deliver`]).
     queued_bytes: Arc<AtomicUsize>,
     status: Arc<Mutex<NodeStatus>>,
@@ -618,8 +622,8 @@ impl<S: StateMachine> Driver<S> {
     /// followers (heard from within a few election timeouts) have not learned yet (a follower
     /// a few large values behind, or one that was busy persisting one, gets them by `Learn`,
     /// not by a snapshot of the whole state) — unless the log outgrows eight times
-    /// `compaction_bytes`, when memory wins and a slow follower gets a snapshot. (Proposals are held back long before that while live followers lag: see
-    /// [`Node::propose`].)
+    /// `compaction_bytes`, when memory wins and a slow follower gets a snapshot. (Proposals
+    /// are held back long before that while live followers lag: see [`Node::propose`].)
     fn maybe_compact(&mut self) {
         let durable = self.sm.durable_index();
         let log_start = self.replica.log_start();
@@ -671,7 +675,13 @@ impl<S: StateMachine> Driver<S> {
         4 * u64::from(self.cfg.paxos.election_timeout.1)
     }
 
-    fn publish_status(&self) {
+    fn publish_status(&mut self) {
+        let now = tokio::time::Instant::now();
+        if self.backlog.1.is_none_or(|at| now >= at + self.cfg.tick) {
+            let r = &self.replica;
+            let live = r.followers_commit_floor(self.live_ticks());
+            self.backlog = (live.map_or(0, |floor| r.log_bytes_in(floor..)), Some(now));
+        }
         let r = &self.replica;
         *self.status.lock() = NodeStatus {
             id: r.id(),
@@ -683,9 +693,7 @@ impl<S: StateMachine> Driver<S> {
             log_start: r.log_start(),
             log_len: r.log_len() as u64,
             log_bytes: r.log_bytes(),
-            backlog_bytes: r
-                .followers_commit_floor(self.live_ticks())
-                .map_or(0, |floor| r.log_bytes_from(floor)),
+            backlog_bytes: self.backlog.0,
         };
     }
 

@@ -414,9 +414,9 @@ impl Replica {
         self.log_bytes
     }
 
-    /// Bytes of command payload held in the log from `slot` on.
-    pub fn log_bytes_from(&self, slot: Slot) -> usize {
-        (self.log.range(slot..))
+    /// Bytes of command payload held in the log at `slots`.
+    pub fn log_bytes_in(&self, slots: impl std::ops::RangeBounds<Slot>) -> usize {
+        (self.log.range(slots))
             .map(|(_, e)| e.value.payload_bytes())
             .sum()
     }
@@ -626,10 +626,7 @@ impl Replica {
             self.request_snapshot(from);
             return;
         }
-        if from_slot < self.commit
-            && self.log_bytes_from(from_slot) - self.log_bytes_from(self.commit)
-                > self.cfg.message_bytes()
-        {
+        if self.log_bytes_in(from_slot..self.commit.max(from_slot)) > self.cfg.message_bytes() {
             // The candidate lacks more chosen values than one message holds: our promise
             // would make it recover them all from us — a transfer that can outlast its
             // election timeout again and again, while every vote we grant holds back our own
@@ -649,7 +646,7 @@ impl Replica {
         let held: BTreeMap<Slot, Digest> = held.iter().copied().collect();
         let mut entries = self.accepted_from(from_slot);
         for e in &mut entries {
-            if held.get(&e.slot) == Some(&e.value.digest()) {
+            if held.get(&e.slot).is_some_and(|d| *d == e.value.digest()) {
                 e.value = Value::default();
                 e.held = true;
             }
