@@ -40,6 +40,7 @@ async fn a_lagging_replica_catches_up_by_snapshot_after_the_log_was_compacted() 
     let num = c.join(&[1]).await;
     c.wait_settled(&[1], num, SETTLE).await;
     let client = Arc::new(c.client().await);
+    let had = c.group_ref(1).status(2).await.expect("replica 3 answers");
     c.group(1).kill(2);
     // Enough commands that the others compact their logs past what replica 3 has.
     let mut tasks = Vec::new();
@@ -54,6 +55,20 @@ async fn a_lagging_replica_catches_up_by_snapshot_after_the_log_was_compacted() 
     }
     for t in tasks {
         t.await.unwrap();
+    }
+    // A leader keeps the log a follower lacks while it heard from it within a few election
+    // timeouts; on a fast machine the puts finish within that window. Wait for both live
+    // replicas to compact past what replica 3 has (they compact when idle too).
+    let deadline = Instant::now() + SETTLE;
+    for i in 0..2 {
+        loop {
+            let s = c.group_ref(1).status(i).await;
+            if s.as_ref().is_some_and(|s| s.log_start > had.applied_index + 1) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "replica {} kept its log: {s:?}", i + 1);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
     let reference = c.group_ref(1).shards(0).await.expect("replica 1 answers");
     c.group(1).restart(2);
