@@ -683,9 +683,15 @@ impl<S: StateMachine> Driver<S> {
             self.backlog = (live.map_or(0, |floor| r.log_bytes_in(floor..)), Some(now));
         }
         let r = &self.replica;
-        *self.status.lock() = NodeStatus {
+        let role = format!("{:?}", r.role()).to_lowercase();
+        let mut status = self.status.lock();
+        if status.role != role || status.leader != r.leader() {
+            // Leader changes are what an operator looks for first in a replica's log.
+            tracing::info!(role = %role, leader = ?r.leader(), ballot = ?r.promised(), commit = r.commit_index(), "role changed");
+        }
+        *status = NodeStatus {
             id: r.id(),
-            role: format!("{:?}", r.role()).to_lowercase(),
+            role,
             ballot: r.promised(),
             leader: r.leader(),
             commit_index: r.commit_index(),
