@@ -105,12 +105,8 @@ pub struct NodeStatus {
     pub backlog_bytes: usize,
 }
 
-enum Input {
-    Propose(
-        Vec<u8>,
-        oneshot::Sender<Result<Vec<u8>, NodeError>>,
-        Admission,
-    ),
+enum Input<R> {
+    Propose(Vec<u8>, ProposalReply<R>, Admission),
     Read(oneshot::Sender<Result<(), NodeError>>),
     /// A peer's message and its size (counted in `queued_bytes` until taken).
     Message(Message, usize),
@@ -149,7 +145,7 @@ pub const MAX_QUEUED_PEER_BYTES: usize = 64 << 20;
 pub const MAX_INFLIGHT_PROPOSAL_BYTES: usize = 64 << 20;
 
 /// Where a proposal's outcome goes.
-type ProposalReply = oneshot::Sender<Result<Vec<u8>, NodeError>>;
+type ProposalReply<R> = oneshot::Sender<Result<R, NodeError>>;
 
 /// A proposal's share of [`MAX_INFLIGHT_PROPOSAL_BYTES`], returned when it is dropped (with
 /// the proposal's entry in the driver, however the proposal ends).
@@ -203,10 +199,10 @@ impl Drop for Admission {
     }
 }
 
-/// A running replica. Cheap to clone.
-#[derive(Clone)]
-pub struct Node {
-    tx: mpsc::Sender<Input>,
+/// A running replica whose state machine answers proposals with `R`
+/// ([`StateMachine::Reply`]). Cheap to clone.
+pub struct Node<R> {
+    tx: mpsc::Sender<Input<R>>,
     status: Arc<Mutex<NodeStatus>>,
     /// Bytes of peer messages in the input queue.
     queued_bytes: Arc<AtomicUsize>,
@@ -217,15 +213,27 @@ pub struct Node {
     log_limit: usize,
 }
 
-impl Node {
+impl<R> Clone for Node<R> {
+    fn clone(&self) -> Self {
+        Node {
+            tx: self.tx.clone(),
+            status: self.status.clone(),
+            queued_bytes: self.queued_bytes.clone(),
+            proposal_bytes: self.proposal_bytes.clone(),
+            log_limit: self.log_limit,
+        }
+    }
+}
+
+impl<R: Send + 'static> Node<R> {
     /// Starts a node: restores the replica from `storage` and the state machine's durable
     /// index, and spawns the driver on the current tokio runtime.
-    pub fn start<S: StateMachine>(
+    pub fn start<S: StateMachine<Reply = R>>(
         cfg: NodeConfig,
         storage: EnginePaxosStorage,
         state_machine: S,
         transport: Arc<dyn Transport>,
-    ) -> Result<Node, NodeError> {
+    ) -> Result<Node<R>, NodeError> {
         if tokio::runtime::Handle::current().runtime_flavor()
             != tokio::runtime::RuntimeFlavor::MultiThread
         {
@@ -278,7 +286,7 @@ impl Node {
     /// live followers is full: a leader runs at most that far ahead of its slowest live
     /// follower, which then catches up from the log instead of by a snapshot of the whole
     /// state (flow control).
-    pub async fn propose(&self, command: Vec<u8>) -> Result<Vec<u8>, NodeError> {
+    pub async fn propose(&self, command: Vec<u8>) -> Result<R, NodeError> {
         let backlog = {
             // A replica that last reported itself a follower says so at once, even while its
             // driver is busy (a snapshot install, a slow disk): its queue holds no proposals
@@ -383,12 +391,12 @@ struct Driver<S: StateMachine> {
     sm: S,
     transport: Arc<dyn Transport>,
     persister: Persister,
-    rx: mpsc::Receiver<Input>,
+    rx: mpsc::Receiver<Input<S::Reply>>,
     cfg: NodeConfig,
     next_request: u64,
     /// Proposals of this replica waiting for their command to be applied, by request id, each
     /// holding its admitted bytes until it is resolved.
-    pending: HashMap<u64, (ProposalReply, Admission)>,
+    pending: HashMap<u64, (ProposalReply<S::Reply>, Admission)>,
     /// Reads confirmed by a quorum, waiting for the apply index: by index.
     reads: BTreeMap<Slot, Vec<oneshot::Sender<Result<(), NodeError>>>>,
     /// Reads waiting for their confirmation round, by read id.
@@ -459,7 +467,7 @@ impl<S: StateMachine> Driver<S> {
         }
     }
 
-    fn handle(&mut self, input: Input) {
+    fn handle(&mut self, input: Input<S::Reply>) {
         match input {
             Input::Propose(payload, reply, admission) => {
                 let request = self.next_request;

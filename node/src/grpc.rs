@@ -50,12 +50,12 @@ pub fn node_error_status(e: NodeError, peers: &BTreeMap<ReplicaId, String>) -> S
 /// Proposes `command` on `node` and waits at most `timeout` for its reply, failing with the
 /// status a client acts on (`UNAVAILABLE` on timeout: the outcome is unknown, the client
 /// retries the same request, which the state machine applies at most once).
-pub async fn propose_within(
-    node: &Node,
+pub async fn propose_within<R: Send + 'static>(
+    node: &Node<R>,
     command: Vec<u8>,
     timeout: Duration,
     peers: &BTreeMap<ReplicaId, String>,
-) -> Result<Vec<u8>, Status> {
+) -> Result<R, Status> {
     tokio::time::timeout(timeout, node.propose(command))
         .await
         .map_err(|_| {
@@ -67,8 +67,8 @@ pub async fn propose_within(
 }
 
 /// Waits at most `timeout` until `node` may serve a linearizable read.
-pub async fn read_barrier_within(
-    node: &Node,
+pub async fn read_barrier_within<R: Send + 'static>(
+    node: &Node<R>,
     timeout: Duration,
     peers: &BTreeMap<ReplicaId, String>,
 ) -> Result<(), Status> {
@@ -335,14 +335,14 @@ async fn peer_sender(
     }
 }
 
-struct PeerService {
+struct PeerService<R> {
     group: u64,
-    node: Node,
+    node: Node<R>,
 }
 
 type AckResult = Result<Response<v1::SendAck>, Status>;
 
-impl PeerService {
+impl<R: Send + 'static> PeerService<R> {
     fn deliver(&self, batch: v1::PaxosBatch) -> Result<(), Status> {
         if batch.group_id != self.group {
             return Err(strata_rpc::error::invalid_argument(format!(
@@ -360,7 +360,7 @@ impl PeerService {
 }
 
 #[tonic::async_trait]
-impl PaxosPeer for PeerService {
+impl<R: Send + 'static> PaxosPeer for PeerService<R> {
     async fn send(&self, request: Request<v1::PaxosBatch>) -> AckResult {
         self.deliver(request.into_inner())?;
         Ok(Response::new(v1::SendAck {}))
@@ -443,17 +443,20 @@ impl PaxosPeer for PeerService {
 }
 
 /// The `PaxosPeer` gRPC service delivering batches for `group` to `node`.
-pub fn peer_service(group: u64, node: Node) -> PaxosPeerServer<impl PaxosPeer> {
+pub fn peer_service<R: Send + 'static>(
+    group: u64,
+    node: Node<R>,
+) -> PaxosPeerServer<impl PaxosPeer> {
     strata_rpc::limits::paxos_peer_server(PeerService { group, node })
 }
 
-struct StatusService {
+struct StatusService<R> {
     group: u64,
-    node: Node,
+    node: Node<R>,
 }
 
 #[tonic::async_trait]
-impl NodeStatus for StatusService {
+impl<R: Send + 'static> NodeStatus for StatusService<R> {
     async fn status(
         &self,
         _: Request<v1::StatusRequest>,
@@ -486,7 +489,10 @@ impl NodeStatus for StatusService {
 }
 
 /// The `NodeStatus` service: role, ballot, leader, commit and applied index, log size.
-pub fn status_service(group: u64, node: Node) -> NodeStatusServer<impl NodeStatus> {
+pub fn status_service<R: Send + 'static>(
+    group: u64,
+    node: Node<R>,
+) -> NodeStatusServer<impl NodeStatus> {
     strata_rpc::limits::node_status_server(StatusService { group, node })
 }
 

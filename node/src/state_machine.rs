@@ -15,8 +15,12 @@ pub type IncomingSnapshot = Box<dyn Iterator<Item = Result<Vec<u8>, String>> + S
 /// Every replica applies the same commands in the same order, so `apply` must depend only on
 /// the state and the command (no clocks, no randomness, no iteration over hash maps).
 pub trait StateMachine: Send + 'static {
+    /// What applying a command produces for whoever proposed it (handed to the proposer's
+    /// [`Node::propose`](crate::Node::propose) as a value, never through bytes).
+    type Reply: Send + 'static;
+
     /// Applies the command chosen at `slot` and returns the reply for whoever proposed it.
-    fn apply(&mut self, slot: Slot, command: &[u8]) -> Vec<u8>;
+    fn apply(&mut self, slot: Slot, command: &[u8]) -> Self::Reply;
 
     /// Every slot below this is reflected in the state machine's *durable* state (persisted
     /// atomically with the state it produced); the node compacts its Paxos log below it, and

@@ -15,7 +15,7 @@ use common::Recorder;
 /// Records every applied command; replies with the command's position in its sequence.
 #[derive(Default)]
 struct Net {
-    nodes: Mutex<HashMap<ReplicaId, Node>>,
+    nodes: Mutex<HashMap<ReplicaId, Node<Vec<u8>>>>,
 }
 
 struct Link(Arc<Net>);
@@ -42,7 +42,7 @@ fn config(id: ReplicaId) -> NodeConfig {
     }
 }
 
-async fn leader(net: &Net) -> Node {
+async fn leader(net: &Net) -> Node<Vec<u8>> {
     for _ in 0..2000 {
         let found = net
             .nodes

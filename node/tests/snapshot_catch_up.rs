@@ -22,6 +22,8 @@ struct Log {
 }
 
 impl StateMachine for Log {
+    type Reply = Vec<u8>;
+
     fn apply(&mut self, slot: Slot, command: &[u8]) -> Vec<u8> {
         self.applied = slot + 1;
         self.commands.lock().push(command.to_vec());
@@ -54,7 +56,7 @@ fn start(
     id: u64,
     addrs: &BTreeMap<u64, String>,
     dir: &std::path::Path,
-) -> (Node, Arc<Mutex<Vec<Vec<u8>>>>) {
+) -> (Node<Vec<u8>>, Arc<Mutex<Vec<Vec<u8>>>>) {
     let commands = Arc::new(Mutex::new(Vec::new()));
     let cfg = NodeConfig {
         paxos: strata_paxos::Config::new(id, vec![1, 2, 3]),

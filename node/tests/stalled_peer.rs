@@ -24,6 +24,8 @@ struct Counter {
 }
 
 impl StateMachine for Counter {
+    type Reply = Vec<u8>;
+
     fn apply(&mut self, slot: Slot, command: &[u8]) -> Vec<u8> {
         self.applied = slot + 1;
         self.bytes
@@ -164,7 +166,8 @@ async fn a_stalled_peer_neither_stops_commits_nor_grows_memory() {
         "commits must go on with a stalled peer: {committed} bytes"
     );
     // Everything sent to the stalled peer while committing that much would be several times
-    // this bound if it were kept; queues are capped at 8 MiB per link.
+    // this bound if it were kept; queues are capped in bytes per link (64 MiB, filled during the
+    // warm-up).
     assert!(
         growth < 48 << 20,
         "RSS grew {growth} bytes while committing {committed} bytes"

@@ -1,5 +1,5 @@
-//! The commands of a group's Paxos log and the replies of their application, in protobuf
-//! (prost) form: a damaged or hostile entry decodes to an error, never a panic.
+//! The commands of a group's Paxos log, in protobuf (prost) form (a damaged or hostile entry
+//! decodes to an error, never a panic), and the outcomes of their application.
 //!
 //! Every command carries the proposing leader's wall-clock time: the *log time* that expires
 //! idle client sessions is the largest such stamp applied, identical on every replica (a
@@ -87,25 +87,14 @@ pub struct ShardRef {
     pub config_num: u64,
 }
 
-/// What applying a command produced.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct ApplyReply {
-    /// The outcome.
-    #[prost(oneof = "Outcome", tags = "1, 2, 3")]
-    pub outcome: Option<Outcome>,
-}
-
-/// The outcomes of applying a command.
-#[derive(Clone, PartialEq, prost::Oneof)]
+/// What applying a command produced, handed to its proposer as a value.
+#[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
     /// A client mutation's reply (also what a retry gets).
-    #[prost(message, tag = "1")]
     Kv(v1::KvReply),
     /// The command was refused (wrong group, installing, expired session, ...).
-    #[prost(message, tag = "2")]
     Refused(Refusal),
     /// A reconfiguration step: whether it took effect (false: stale or out of order, ignored).
-    #[prost(bool, tag = "3")]
     Done(bool),
 }
 
@@ -146,25 +135,6 @@ impl Command {
     }
 }
 
-impl ApplyReply {
-    /// A reply with `outcome`.
-    pub fn new(outcome: Outcome) -> ApplyReply {
-        ApplyReply {
-            outcome: Some(outcome),
-        }
-    }
-
-    /// Bytes handed back to the proposer.
-    pub fn encode(&self) -> Vec<u8> {
-        self.encode_to_vec()
-    }
-
-    /// Decodes what the state machine replied.
-    pub fn decode(bytes: &[u8]) -> Result<ApplyReply, prost::DecodeError> {
-        <ApplyReply as Message>::decode(bytes)
-    }
-}
-
 /// The current wall clock in milliseconds since the Unix epoch (the leader's stamp).
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -193,7 +163,5 @@ mod tests {
         );
         assert_eq!(Command::decode(&c.encode()).unwrap(), c);
         assert!(Command::decode(&[0xff, 0xff, 0xff]).is_err());
-        let r = ApplyReply::new(Outcome::Done(true));
-        assert_eq!(ApplyReply::decode(&r.encode()).unwrap(), r);
     }
 }

@@ -25,7 +25,7 @@
 //! use std::sync::Arc;
 //! use strata_node::StateMachine;
 //! use strata_rpc::v1;
-//! use strata_server::command::{ApplyReply, Command, Kind, Outcome};
+//! use strata_server::command::{Command, Kind, Outcome};
 //! use strata_server::{KvMachine, MachineOptions, MemStore};
 //!
 //! let mut machine = KvMachine::open(1, Arc::new(MemStore::new()), MachineOptions::default())?;
@@ -46,7 +46,7 @@
 //! // The same request chosen again (a client's retry): answered, not applied twice.
 //! let again = machine.apply(3, &command);
 //! assert_eq!(first, again);
-//! assert!(matches!(ApplyReply::decode(&first)?.outcome, Some(Outcome::Kv(_))));
+//! assert!(matches!(first, Outcome::Kv(_)));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 

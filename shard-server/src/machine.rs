@@ -37,7 +37,7 @@ use strata_paxos::Slot;
 use strata_rpc::v1::{self, kv_reply::Reply, ErrorReason};
 use strata_rpc::{shard_for_key, MAX_KEY_BYTES, MAX_VALUE_BYTES};
 
-use crate::command::{ApplyReply, Command, InstallChunk, Kind, Outcome, Refusal, ShardRef};
+use crate::command::{Command, InstallChunk, Kind, Outcome, Refusal, ShardRef};
 use crate::keys;
 use crate::session::{Session, SessionTable};
 use crate::shard_state::{
@@ -444,14 +444,14 @@ impl<S: Store> KvMachine<S> {
 
     /// Applies one decoded command, adding its writes to `batch`. Returns the reply and
     /// whether the shard states changed (then the view is republished).
-    fn apply_command(&mut self, batch: &mut WriteBatch, command: Command) -> (ApplyReply, bool) {
+    fn apply_command(&mut self, batch: &mut WriteBatch, command: Command) -> (Outcome, bool) {
         if command.now_ms > self.log_time {
             self.log_time = command.now_ms;
             batch.put(keys::LOG_TIME, self.log_time.to_le_bytes());
         }
         self.expire_sessions(batch);
         let Some(kind) = command.kind else {
-            return (ApplyReply::new(Outcome::Done(false)), false);
+            return (Outcome::Done(false), false);
         };
         match kind {
             Kind::Put(r) => {
@@ -480,31 +480,31 @@ impl<S: Store> KvMachine<S> {
             }
             Kind::Reconfigure(c) => {
                 let done = self.reconfigure(batch, Config::from_proto(c));
-                (ApplyReply::new(Outcome::Done(done)), done)
+                (Outcome::Done(done), done)
             }
             Kind::Install(chunk) => {
                 let done = self.install(batch, chunk);
-                (ApplyReply::new(Outcome::Done(done)), done)
+                (Outcome::Done(done), done)
             }
             Kind::DeleteShard(r) => {
                 let (deleted, changed) = self.delete_shard(batch, r);
-                (ApplyReply::new(Outcome::Done(deleted)), changed)
+                (Outcome::Done(deleted), changed)
             }
             Kind::Notified(r) => {
                 let done = self.notified(batch, r);
-                (ApplyReply::new(Outcome::Done(done)), done)
+                (Outcome::Done(done), done)
             }
             Kind::Grant(r) => {
                 let (granted, changed) = self.grant(batch, r);
-                (ApplyReply::new(Outcome::Done(granted)), changed)
+                (Outcome::Done(granted), changed)
             }
             Kind::Reclaim(r) => {
                 let (reclaimed, changed) = self.reclaim(batch, r);
-                (ApplyReply::new(Outcome::Done(reclaimed)), changed)
+                (Outcome::Done(reclaimed), changed)
             }
             Kind::Abandon(r) => {
                 let done = self.abandon(batch, r);
-                (ApplyReply::new(Outcome::Done(done)), done)
+                (Outcome::Done(done), done)
             }
         }
     }
@@ -524,14 +524,14 @@ impl<S: Store> KvMachine<S> {
         request: ClientRequest,
         key: Vec<u8>,
         op: Mutation,
-    ) -> (ApplyReply, bool) {
+    ) -> (Outcome, bool) {
         let ClientRequest {
             client_id,
             seq,
             first_incomplete,
             opens_session,
         } = request;
-        let refused = |r: Refusal| (ApplyReply::new(Outcome::Refused(r)), false);
+        let refused = |r: Refusal| (Outcome::Refused(r), false);
         let n = self.config.shards.len() as u32;
         let shard = if n == 0 { 0 } else { shard_for_key(&key, n) };
         if let Err(r) = check_serving(self.gid, &self.config, &self.shards, shard) {
@@ -576,7 +576,7 @@ impl<S: Store> KvMachine<S> {
             session.last_active_ms = self.log_time;
             batch.put(keys::session_key(shard, client), session.encode(client));
             self.sessions.put(shard, client, session);
-            return (ApplyReply::new(Outcome::Kv(reply)), false);
+            return (Outcome::Kv(reply), false);
         }
         if first_incomplete > session.first_incomplete {
             session.first_incomplete = first_incomplete;
@@ -617,7 +617,7 @@ impl<S: Store> KvMachine<S> {
         session.last_active_ms = self.log_time;
         batch.put(keys::session_key(shard, client), session.encode(client));
         self.sessions.put(shard, client, session);
-        (ApplyReply::new(Outcome::Kv(reply)), false)
+        (Outcome::Kv(reply), false)
     }
 
     fn execute(
@@ -984,19 +984,19 @@ impl<S: Store> KvMachine<S> {
 
     /// Applies encoded `command` at `slot` (the whole of [`StateMachine::apply`], with the
     /// decision to sync exposed for tests).
-    fn apply_at(&mut self, slot: Slot, command: &[u8]) -> Vec<u8> {
+    fn apply_at(&mut self, slot: Slot, command: &[u8]) -> Outcome {
         let mut batch = WriteBatch::new();
         let (reply, changed) = match Command::decode(command) {
             Ok(c) => self.apply_command(&mut batch, c),
             Err(e) => {
                 tracing::error!(slot, error = %e, "undecodable command; skipped");
                 (
-                    ApplyReply::new(Outcome::Refused(refusal(
+                    Outcome::Refused(refusal(
                         ErrorReason::InvalidArgument,
                         self.config.num,
                         0,
                         format!("undecodable command: {e}"),
-                    ))),
+                    )),
                     false,
                 )
             }
@@ -1029,7 +1029,7 @@ impl<S: Store> KvMachine<S> {
             self.publish();
         }
         self.applied.store(slot + 1, Ordering::Release);
-        reply.encode()
+        reply
     }
 }
 
@@ -1110,7 +1110,9 @@ pub struct SnapshotChunk {
 const SNAPSHOT_CHUNK_BYTES: usize = 512 << 10;
 
 impl<S: Store> StateMachine for KvMachine<S> {
-    fn apply(&mut self, slot: Slot, command: &[u8]) -> Vec<u8> {
+    type Reply = Outcome;
+
+    fn apply(&mut self, slot: Slot, command: &[u8]) -> Outcome {
         self.apply_at(slot, command)
     }
 

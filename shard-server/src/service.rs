@@ -29,7 +29,7 @@ use tonic::codegen::tokio_stream::{wrappers::ReceiverStream, Stream};
 use tonic::{Request, Response, Status};
 
 use crate::chaos::Chaos;
-use crate::command::{now_ms, ApplyReply, Command, Kind, Outcome, Refusal, ShardRef};
+use crate::command::{now_ms, Command, Kind, Outcome, Refusal, ShardRef};
 use crate::handoff::{read_chunk, CHUNK_BYTES};
 use crate::keys;
 use crate::machine::View;
@@ -50,7 +50,7 @@ pub struct Replica {
     /// The replica's group.
     pub gid: u64,
     /// The Paxos node.
-    pub node: Node,
+    pub node: Node<Outcome>,
     /// The state machine's view.
     pub view: Arc<RwLock<View>>,
     /// The state machine's applied index.
@@ -122,11 +122,7 @@ impl Replica {
     /// Proposes `kind` and returns what applying it produced here.
     pub async fn propose(&self, kind: Kind) -> Result<Outcome, Status> {
         let command = Command::new(now_ms(), kind).encode();
-        let reply = propose_within(&self.node, command, self.op_timeout, &self.peers).await?;
-        ApplyReply::decode(&reply)
-            .ok()
-            .and_then(|r| r.outcome)
-            .ok_or_else(|| Status::internal("undecodable reply from the state machine"))
+        propose_within(&self.node, command, self.op_timeout, &self.peers).await
     }
 
     /// [`Replica::propose`] for a client's mutation, at most once at a time per request: a

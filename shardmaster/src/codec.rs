@@ -23,7 +23,7 @@
 use std::collections::BTreeMap;
 
 use crate::config::{validate_num_shards, Config, Gid, ShardId};
-use crate::op::{Op, OpError, Reply};
+use crate::op::{Op, OpError};
 use crate::state::Outcome;
 
 /// Bytes that are not a valid encoding.
@@ -475,50 +475,6 @@ pub fn decode_command(bytes: &[u8]) -> Result<(u128, u64, Op), DecodeError> {
     Ok((client, seq, Op::decode(rest)?))
 }
 
-/// The outcome of applying a command, as the proposer's reply bytes:
-///
-/// ```text
-/// 0x01 varint num     created config num
-/// 0x02 config         a query's answer
-/// 0x03 error          refused (OpError)
-/// ```
-pub fn encode_result(result: &Result<Reply, OpError>) -> Vec<u8> {
-    let mut w = Writer::default();
-    match result {
-        Ok(Reply::Created { num }) => {
-            w.u8(0x01);
-            w.varint(*num);
-        }
-        Ok(Reply::Config(c)) => {
-            w.u8(0x02);
-            encode_config(&mut w, c);
-        }
-        Err(e) => {
-            w.u8(0x03);
-            encode_error(&mut w, e);
-        }
-    }
-    w.buf
-}
-
-/// Decodes [`encode_result`]'s bytes.
-pub fn decode_result(bytes: &[u8]) -> Result<Result<Reply, OpError>, DecodeError> {
-    let mut r = Reader::new(bytes);
-    let result = match r.u8()? {
-        0x01 => Ok(Reply::Created { num: r.varint()? }),
-        0x02 => Ok(Reply::Config(decode_config(&mut r)?)),
-        0x03 => Err(decode_error(&mut r)?),
-        tag => {
-            return Err(DecodeError::UnknownTag {
-                what: "result",
-                tag,
-            })
-        }
-    };
-    r.finish()?;
-    Ok(result)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -603,23 +559,11 @@ mod tests {
     }
 
     #[test]
-    fn commands_and_results_round_trip() {
+    fn commands_round_trip() {
         let op = Op::Move { shard: 3, gid: 7 };
         let bytes = encode_command(u128::MAX - 5, 42, &op);
         assert_eq!(decode_command(&bytes).unwrap(), (u128::MAX - 5, 42, op));
         assert!(decode_command(&bytes[..10]).is_err());
-        for result in [
-            Ok(Reply::Created { num: 9 }),
-            Ok(Reply::Config(Config::initial(5).unwrap())),
-            Err(OpError::UnknownGroup(4)),
-        ] {
-            assert_eq!(decode_result(&encode_result(&result)).unwrap(), result);
-        }
-        assert!(decode_result(&[0x07]).is_err());
-        assert!(
-            decode_result(&[0x01, 0x01, 0x00]).is_err(),
-            "trailing bytes"
-        );
     }
 
     #[test]

@@ -74,7 +74,7 @@ pub mod state;
 pub mod store;
 pub mod wire;
 
-pub use codec::{decode_command, decode_result, encode_command, encode_result, DecodeError};
+pub use codec::{decode_command, encode_command, DecodeError};
 pub use config::{
     Config, Gid, InvalidShardCount, ShardId, DEFAULT_NUM_SHARDS, MAX_NUM_SHARDS, UNASSIGNED,
 };

@@ -1,6 +1,6 @@
 //! The shard master as a `StateMachine` for the node runtime: replicated commands are
-//! `encode_command` bytes (see [`codec`](crate::codec)), replies are
-//! `encode_result` bytes.
+//! `encode_command` bytes (see [`codec`](crate::codec)); the proposer gets the operation's
+//! result as a value ([`MasterReply`]).
 //!
 //! The state lives in memory and, when opened with [`MasterMachine::open`], also in its own
 //! engine ([`MasterStore`]), written with every applied command and synced every
@@ -15,9 +15,14 @@ use parking_lot::RwLock;
 use strata_node::{SnapshotStream, StateMachine};
 use strata_paxos::Slot;
 
-use crate::codec::{decode_command, encode_result};
+use crate::codec::decode_command;
+use crate::op::{OpError, Reply};
 use crate::state::{ConfigArchive, MasterState};
 use crate::store::MasterStore;
+
+/// What applying a command produces for its proposer: the operation's result, or `None` for
+/// a log entry that does not decode (every replica skips it alike).
+pub type MasterReply = Option<Result<Reply, OpError>>;
 
 /// Commands between two synced writes of the store.
 const SYNC_EVERY: u32 = 64;
@@ -85,16 +90,18 @@ impl MasterMachine {
 }
 
 impl StateMachine for MasterMachine {
-    fn apply(&mut self, slot: Slot, command: &[u8]) -> Vec<u8> {
+    type Reply = MasterReply;
+
+    fn apply(&mut self, slot: Slot, command: &[u8]) -> MasterReply {
         self.applied = slot + 1;
         let mut state = self.state.write();
         let before = state.latest().num;
         let (reply, client) = match decode_command(command) {
-            Ok((client, seq, op)) => (encode_result(&state.apply(client, seq, op)), Some(client)),
+            Ok((client, seq, op)) => (Some(state.apply(client, seq, op)), Some(client)),
             Err(e) => {
                 // Only a bug or a damaged log gets here; every replica skips it alike.
                 tracing::error!(slot, error = %e, "undecodable master command; skipped");
-                (Vec::new(), None)
+                (None, None)
             }
         };
         if let Some(store) = &self.store {
@@ -107,9 +114,13 @@ impl StateMachine for MasterMachine {
                     self.unsynced = 0;
                 }
                 Ok(()) => {}
-                // The log still holds the command (durable_index did not move): a restart
-                // replays it.
-                Err(e) => tracing::error!(slot, error = %e, "writing the master state failed"),
+                // The state in memory is ahead of the store: this replica cannot go on (the
+                // same policy as the shard servers'). The log still holds the command
+                // (durable_index did not move): a restart replays it.
+                Err(e) => {
+                    tracing::error!(slot, error = %e, "writing the master state failed; stopping");
+                    std::process::abort();
+                }
             }
             // What was just written may leave memory.
             state.page_out();
@@ -186,23 +197,20 @@ mod tests {
             "another shard count is refused"
         );
     }
-    use crate::codec::{decode_result, encode_command};
+    use crate::codec::encode_command;
     use crate::op::{Op, Reply};
 
     #[test]
-    fn applies_encoded_commands_and_replies_with_encoded_results() {
+    fn applies_encoded_commands_and_replies_with_their_results() {
         let mut m = MasterMachine::new(MasterState::new(4).unwrap());
         let join = Op::join([(1, vec!["a:1".to_string()])]).unwrap();
         let reply = m.apply(1, &encode_command(7, 1, &join));
-        assert_eq!(
-            decode_result(&reply).unwrap(),
-            Ok(Reply::Created { num: 1 })
-        );
+        assert_eq!(reply, Some(Ok(Reply::Created { num: 1 })));
         // A retry of the same request is answered from the session table.
         let again = m.apply(2, &encode_command(7, 1, &join));
         assert_eq!(again, reply);
         assert_eq!(m.shared().read().latest().num, 1);
-        assert!(m.apply(3, b"garbage").is_empty());
+        assert_eq!(m.apply(3, b"garbage"), None);
         let (index, chunks) = m.snapshot();
         assert_eq!(index, 4);
         let mut other = MasterMachine::new(MasterState::new(4).unwrap());

@@ -25,7 +25,8 @@ use strata_rpc::error::invalid_argument;
 use strata_rpc::{v1, MAX_ADDRESSES_PER_GROUP, MAX_ADDRESS_BYTES, MAX_GROUPS};
 use tonic::{Request, Response, Status};
 
-use crate::codec::{decode_result, encode_command};
+use crate::codec::encode_command;
+use crate::machine::MasterReply;
 use crate::op::{Op, Reply};
 use crate::state::MasterState;
 use crate::wire::{client_id_from_bytes, config_to_proto, groups_from_proto};
@@ -37,7 +38,7 @@ pub const DEFAULT_OP_TIMEOUT: Duration = Duration::from_secs(2);
 /// The `ShardMaster` service over one replica's [`Node`].
 #[derive(Clone)]
 pub struct MasterService {
-    node: Node,
+    node: Node<MasterReply>,
     state: Arc<RwLock<MasterState>>,
     peers: Arc<BTreeMap<ReplicaId, String>>,
     op_timeout: Duration,
@@ -48,7 +49,7 @@ impl MasterService {
     /// [`MasterMachine::shared`](crate::machine::MasterMachine::shared) handle of the machine
     /// the node runs). `peers` maps replica ids to gRPC addresses, for leader hints.
     pub fn new(
-        node: Node,
+        node: Node<MasterReply>,
         state: Arc<RwLock<MasterState>>,
         peers: BTreeMap<ReplicaId, String>,
         op_timeout: Duration,
@@ -74,13 +75,15 @@ impl MasterService {
         }
         let command = encode_command(client, seq, &op);
         let reply = propose_within(&self.node, command, self.op_timeout, &self.peers).await?;
-        match decode_result(&reply) {
-            Ok(Ok(Reply::Created { num })) => Ok(num),
-            Ok(Ok(Reply::Config(_))) => {
+        match reply {
+            Some(Ok(Reply::Created { num })) => Ok(num),
+            Some(Ok(Reply::Config(_))) => {
                 Err(Status::internal("a mutation was answered with a config"))
             }
-            Ok(Err(e)) => Err(invalid_argument(e.to_string())),
-            Err(e) => Err(Status::internal(format!("undecodable reply: {e}"))),
+            Some(Err(e)) => Err(invalid_argument(e.to_string())),
+            None => Err(Status::internal(
+                "the replicas could not decode the command",
+            )),
         }
     }
 }

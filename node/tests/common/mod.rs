@@ -12,6 +12,8 @@ use strata_paxos::Slot;
 pub struct Recorder(pub Arc<Mutex<Vec<Vec<u8>>>>);
 
 impl StateMachine for Recorder {
+    type Reply = Vec<u8>;
+
     fn apply(&mut self, _slot: Slot, command: &[u8]) -> Vec<u8> {
         self.0.lock().push(command.to_vec());
         b"ok".to_vec()

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use strata_node::StateMachine;
 use strata_rpc::shard_for_key;
 use strata_rpc::v1::ErrorReason;
-use strata_server::command::{ApplyReply, Command, InstallChunk, Kind, Outcome, ShardRef};
+use strata_server::command::{Command, InstallChunk, Kind, Outcome, ShardRef};
 use strata_server::handoff::read_chunk;
 use strata_server::keys;
 use strata_server::reconfig::{next_actions, on_next_config, Action};
@@ -106,7 +106,7 @@ impl Sim {
             return Ok(());
         }
         let slot = g.slot;
-        let reply = g.m.apply(slot, &cmd);
+        let outcome = g.m.apply(slot, &cmd);
         g.slot += 1;
         g.log.push(cmd.clone());
         if g.synced.is_some() && g.m.durable_index() == g.slot {
@@ -117,10 +117,6 @@ impl Sim {
             let (index, chunks) = g.m.snapshot();
             g.snap = Some((index, chunks.collect()));
         }
-        let outcome = ApplyReply::decode(&reply)
-            .map_err(|e| format!("group {gid}: undecodable reply: {e}"))?
-            .outcome
-            .ok_or_else(|| format!("group {gid}: empty reply"))?;
         let kind = Command::decode(&cmd).expect("our own command").kind;
         if outcome == Outcome::Done(true) {
             match &kind {
