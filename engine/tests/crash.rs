@@ -113,13 +113,13 @@ fn kill_and_recover(v: &Variant) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut max_acked: Option<u64> = None;
     for round in 0..12 {
-        let lines = common::run_child_and_kill(
+        let lines = common::crash::run_child_and_kill(
             v.test,
             CHILD_ENV,
             &db_path,
             Duration::from_millis(rng.random_range(50..400)),
         );
-        if let Some(n) = common::last_ack(&lines) {
+        if let Some(n) = common::crash::last_ack(&lines) {
             max_acked = Some(max_acked.map_or(n, |m: u64| m.max(n)));
         }
 

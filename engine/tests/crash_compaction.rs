@@ -138,7 +138,7 @@ fn sigkill_during_flushes_and_compactions_loses_no_acknowledged_batch() {
     let mut compactions_seen = 0u64;
     let mut deepest = 0;
     for round in 0..14 {
-        let lines = common::run_child_and_kill(
+        let lines = common::crash::run_child_and_kill(
             "sigkill_during_flushes_and_compactions_loses_no_acknowledged_batch",
             CHILD_ENV,
             &db_path,
@@ -150,7 +150,7 @@ fn sigkill_during_flushes_and_compactions_loses_no_acknowledged_batch() {
             .find_map(|l| l.strip_prefix("compactions ")?.trim().parse::<u64>().ok())
             .unwrap_or(0);
         compactions_seen += compactions;
-        if let Some(n) = common::last_ack(&lines) {
+        if let Some(n) = common::crash::last_ack(&lines) {
             max_acked = Some(max_acked.map_or(n, |m: u64| m.max(n)));
         }
 
@@ -222,7 +222,8 @@ fn sigkill_during_flushes_and_compactions_loses_no_acknowledged_batch() {
 // ---------------------------------------------------------------------------------------------
 // Power loss.
 
-use common::{apply, contents, matching_prefix, Batch, Model};
+use common::crash::matching_prefix;
+use common::{apply, contents, Batch, Model};
 
 fn fault_options(fs: &FaultFs) -> Options {
     Options {

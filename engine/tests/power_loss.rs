@@ -15,7 +15,8 @@ use strata::{Db, Error, Options, WriteBatch, WriteOptions};
 
 mod common;
 
-use common::{apply, contents, matching_prefix, Batch, Model};
+use common::crash::matching_prefix;
+use common::{apply, contents, Batch, Model};
 
 fn options(fs: &FaultFs) -> Options {
     Options {
