@@ -6,7 +6,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use super::{apply, Batch, Model};
+use strata::{Db, WriteOptions};
+
+use super::{apply, contents, to_write_batch, Batch, Model};
 
 /// The length of the prefix of `history` whose state (applied to `base`) equals `found`,
 /// searching from `durable` (the synced prefix, which must survive) upwards.
@@ -61,4 +63,113 @@ pub fn last_ack(lines: &[String]) -> Option<u64> {
         .iter()
         .rev()
         .find_map(|l| l.strip_prefix("ack ")?.trim().parse().ok())
+}
+
+/// The largest acknowledged batch so far: `max_acked` raised to the last `ack N` of `lines`.
+pub fn raise_max_ack(max_acked: &mut Option<u64>, lines: &[String]) {
+    if let Some(n) = last_ack(lines) {
+        *max_acked = Some(max_acked.map_or(n, |m| m.max(n)));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// SIGKILL: a child writes numbered batches and keeps a `next` key beside them.
+
+/// Key `j` of a child writer's batch `batch`.
+pub fn batch_key(batch: u64, j: u64) -> Vec<u8> {
+    format!("b{batch:08}-{j}").into_bytes()
+}
+
+/// The number of batches a child writer has on disk: its `next` key (0 when absent).
+pub fn recovered_next(db: &Db) -> u64 {
+    db.get(b"next")
+        .unwrap()
+        .map(|v| u64::from_le_bytes(v.try_into().unwrap()))
+        .unwrap_or(0)
+}
+
+/// The batches of a child writer: batch `n` holds `keys_per_batch` keys [`batch_key`]`(n, j)`
+/// with `value(n, j)` and the `next` key (`n + 1`); `other_keys` is how many more keys the
+/// writer leaves in the database after `next` batches.
+pub struct Batches {
+    pub keys_per_batch: u64,
+    pub value: fn(u64, u64) -> Vec<u8>,
+    pub other_keys: fn(u64) -> u64,
+}
+
+impl Batches {
+    /// Asserts that `db` holds a prefix of the batches that includes every acknowledged one:
+    /// every batch below `next` is complete, the one at `next` (if it got in partially) is
+    /// absent entirely, and no other key is there. Returns `next`.
+    pub fn assert_recovered_prefix(&self, db: &Db, max_acked: Option<u64>, what: &str) -> u64 {
+        let next = recovered_next(db);
+        if let Some(m) = max_acked {
+            assert!(
+                next > m,
+                "{what}: batch {m} was acknowledged but next = {next}"
+            );
+        }
+        for b in 0..next {
+            for j in 0..self.keys_per_batch {
+                assert_eq!(
+                    db.get(batch_key(b, j)).unwrap(),
+                    Some((self.value)(b, j)),
+                    "{what}: batch {b} key {j}"
+                );
+            }
+        }
+        for j in 0..self.keys_per_batch {
+            assert_eq!(
+                db.get(batch_key(next, j)).unwrap(),
+                None,
+                "{what}: partial batch {next}"
+            );
+        }
+        let total = db.scan::<&[u8]>(..).count() as u64;
+        assert_eq!(
+            total,
+            next * self.keys_per_batch + (self.other_keys)(next) + u64::from(next > 0),
+            "{what}: stray keys"
+        );
+        next
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Power loss: the test itself writes, then cuts.
+
+/// The batches written since the state last recovered, and how many of them were synced.
+#[derive(Default)]
+pub struct History {
+    batches: Vec<Batch>,
+    durable: usize,
+}
+
+impl History {
+    /// Writes `batch` to `db`, synced if `sync`, and records it.
+    pub fn write(&mut self, db: &Db, batch: Batch, sync: bool) {
+        db.write_opt(to_write_batch(&batch), &WriteOptions { sync })
+            .unwrap();
+        self.batches.push(batch);
+        if sync {
+            self.durable = self.batches.len();
+        }
+    }
+
+    /// Asserts that `db` holds the state after some prefix of the history applied to `base`,
+    /// one that includes every synced batch, and advances `base` to that state.
+    pub fn assert_recovered_prefix(&self, db: &Db, base: &mut Model, what: &str) {
+        let found = contents(db);
+        let Some(p) = matching_prefix(base, &self.batches, self.durable, &found) else {
+            panic!(
+                "{what}: recovered state is not a prefix of the {} batches written that \
+                 includes the {} synced ones",
+                self.batches.len(),
+                self.durable
+            );
+        };
+        for b in &self.batches[..p] {
+            apply(base, b);
+        }
+    }
 }
