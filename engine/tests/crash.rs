@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
 
-use strata::{Db, Options, WriteBatch, WriteOptions};
+use strata::{Db, Options};
 
 mod common;
-use common::crash::{batch_key, raise_max_ack, recovered_next, run_child_and_kill, Batches};
+use common::crash::{raise_max_ack, recovered_next, run_child_and_kill, Batches};
 
 const CHILD_ENV: &str = "STRATA_CRASH_CHILD";
 const KEYS_PER_BATCH: u64 = 7;
@@ -42,28 +42,21 @@ fn batch_value(batch: u64, j: u64) -> Vec<u8> {
     (0..len).map(|i| (batch + j + i) as u8).collect()
 }
 
+/// What the child writes with `v`'s settings.
+fn batches(v: &Variant) -> Batches {
+    Batches {
+        keys_per_batch: KEYS_PER_BATCH,
+        value: batch_value,
+        extra: |_, _| {},
+        other_keys: |_| 0,
+        sync_every: v.sync_every,
+    }
+}
+
 /// The writer: continues from the batch after the last one on disk, forever.
 fn child(dir: &Path, v: &Variant) -> ! {
     let db = Db::open(dir, (v.options)()).expect("child open");
-    let next = match db.get(b"next").expect("child get") {
-        Some(v) => u64::from_le_bytes(v.try_into().expect("8 bytes")),
-        None => 0,
-    };
-    let mut out = std::io::stdout().lock();
-    for n in next.. {
-        let mut b = WriteBatch::new();
-        for j in 0..KEYS_PER_BATCH {
-            b.put(batch_key(n, j), batch_value(n, j));
-        }
-        b.put(b"next", (n + 1).to_le_bytes());
-        let sync = n % v.sync_every == 0;
-        db.write_opt(b, &WriteOptions { sync })
-            .expect("child write");
-        use std::io::Write;
-        writeln!(out, "ack {n}").expect("stdout");
-        out.flush().expect("stdout");
-    }
-    unreachable!()
+    batches(v).write_forever(&db, |_, _| None)
 }
 
 #[test]
@@ -109,11 +102,7 @@ fn kill_and_recover(v: &Variant) {
     let seed: u64 = rand::rng().random();
     println!("seed {seed}");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let batches = Batches {
-        keys_per_batch: KEYS_PER_BATCH,
-        value: batch_value,
-        other_keys: |_| 0,
-    };
+    let batches = batches(v);
     let mut max_acked: Option<u64> = None;
     for round in 0..12 {
         let lines = run_child_and_kill(

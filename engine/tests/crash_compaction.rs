@@ -9,7 +9,6 @@
 //! Recovery is checked with options that never start a compaction, so that no background job
 //! creates a file between opening and listing the directory.
 
-use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,12 +17,10 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use strata::fs::fault::FaultFs;
 use strata::fs::FileSystem;
-use strata::{Db, Options, WriteBatch, WriteOptions};
+use strata::{Db, Options};
 
 mod common;
-use common::crash::{
-    batch_key, raise_max_ack, recovered_next, run_child_and_kill, Batches, History,
-};
+use common::crash::{raise_max_ack, recovered_next, run_child_and_kill, Batches, History};
 use common::{contents, Batch, Model};
 
 /// Kilobyte-sized memtables, levels and files: a flush every few batches, a compaction every
@@ -91,37 +88,30 @@ fn hot_key(batch: u64) -> Vec<u8> {
     format!("hot{:04}", batch % HOT_KEYS).into_bytes()
 }
 
+/// What the child writes: besides its own keys, every batch overwrites a hot key.
+const BATCHES: Batches = Batches {
+    keys_per_batch: KEYS_PER_BATCH,
+    value: batch_value,
+    extra: |n, b| {
+        b.put(hot_key(n), n.to_le_bytes());
+    },
+    other_keys: |next| next.min(HOT_KEYS),
+    sync_every: 4,
+};
+
 /// Continues from the batch after the last one on disk, forever; prints `ack N` after batch N
 /// returns and `compactions N` now and then.
 fn child(dir: &Path) -> ! {
     let db = Db::open(dir, tiny()).expect("child open");
-    let next = match db.get(b"next").expect("child get") {
-        Some(v) => u64::from_le_bytes(v.try_into().expect("8 bytes")),
-        None => 0,
-    };
-    let mut out = std::io::stdout().lock();
-    for n in next.. {
-        let mut b = WriteBatch::new();
-        for j in 0..KEYS_PER_BATCH {
-            b.put(batch_key(n, j), batch_value(n, j));
-        }
-        b.put(hot_key(n), n.to_le_bytes());
-        b.put(b"next", (n + 1).to_le_bytes());
-        db.write_opt(b, &WriteOptions { sync: n % 4 == 0 })
-            .expect("child write");
-        writeln!(out, "ack {n}").expect("stdout");
-        if n % 16 == 0 {
+    BATCHES.write_forever(&db, |db, n| {
+        (n % 16 == 0).then(|| {
             let s = db.stats();
-            writeln!(
-                out,
+            format!(
                 "compactions {}",
                 s.compactions_per_level.iter().sum::<u64>() + s.trivial_moves
             )
-            .expect("stdout");
-        }
-        out.flush().expect("stdout");
-    }
-    unreachable!()
+        })
+    })
 }
 
 #[test]
@@ -134,11 +124,6 @@ fn sigkill_during_flushes_and_compactions_loses_no_acknowledged_batch() {
     let seed: u64 = rand::rng().random();
     println!("seed {seed}");
     let mut rng = StdRng::seed_from_u64(seed);
-    let batches = Batches {
-        keys_per_batch: KEYS_PER_BATCH,
-        value: batch_value,
-        other_keys: |next| next.min(HOT_KEYS),
-    };
     let mut max_acked: Option<u64> = None;
     let mut compactions_seen = 0u64;
     let mut deepest = 0;
@@ -173,7 +158,7 @@ fn sigkill_during_flushes_and_compactions_loses_no_acknowledged_batch() {
              files per level {:?}, child compactions {compactions}",
             s.files_per_level
         );
-        batches.assert_recovered_prefix(&db, max_acked, &what);
+        BATCHES.assert_recovered_prefix(&db, max_acked, &what);
         // Hot keys hold the last batch below `next` that wrote them.
         for h in 0..HOT_KEYS.min(next) {
             let last = (next - 1) - ((next - 1 + HOT_KEYS - h) % HOT_KEYS);

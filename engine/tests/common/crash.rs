@@ -1,12 +1,12 @@
 //! Helpers shared by the crash and power-loss tests: child writers killed with SIGKILL, and the
 //! checks that a recovered database holds a prefix of what was written.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use strata::{Db, WriteOptions};
+use strata::{Db, WriteBatch, WriteOptions};
 
 use super::{apply, contents, to_write_batch, Batch, Model};
 
@@ -89,15 +89,42 @@ pub fn recovered_next(db: &Db) -> u64 {
 }
 
 /// The batches of a child writer: batch `n` holds `keys_per_batch` keys [`batch_key`]`(n, j)`
-/// with `value(n, j)` and the `next` key (`n + 1`); `other_keys` is how many more keys the
-/// writer leaves in the database after `next` batches.
+/// with `value(n, j)`, what `extra(n, ..)` adds, and the `next` key (`n + 1`); `other_keys` is
+/// how many keys `extra` leaves in the database after `next` batches.
 pub struct Batches {
     pub keys_per_batch: u64,
     pub value: fn(u64, u64) -> Vec<u8>,
+    pub extra: fn(u64, &mut WriteBatch),
     pub other_keys: fn(u64) -> u64,
+    /// Every this many batches is written with `sync`.
+    pub sync_every: u64,
 }
 
 impl Batches {
+    /// The child writer: continues from the batch after the last one on `db`, forever, and
+    /// prints `ack N` after batch `N` returns, followed by what `report(db, N)` returns.
+    pub fn write_forever(&self, db: &Db, report: fn(&Db, u64) -> Option<String>) -> ! {
+        let next = recovered_next(db);
+        let mut out = std::io::stdout().lock();
+        for n in next.. {
+            let mut b = WriteBatch::new();
+            for j in 0..self.keys_per_batch {
+                b.put(batch_key(n, j), (self.value)(n, j));
+            }
+            (self.extra)(n, &mut b);
+            b.put(b"next", (n + 1).to_le_bytes());
+            let sync = n % self.sync_every == 0;
+            db.write_opt(b, &WriteOptions { sync })
+                .expect("child write");
+            writeln!(out, "ack {n}").expect("stdout");
+            if let Some(line) = report(db, n) {
+                writeln!(out, "{line}").expect("stdout");
+            }
+            out.flush().expect("stdout");
+        }
+        unreachable!()
+    }
+
     /// Asserts that `db` holds a prefix of the batches that includes every acknowledged one:
     /// every batch below `next` is complete, the one at `next` (if it got in partially) is
     /// absent entirely, and no other key is there. Returns `next`.
