@@ -12,8 +12,10 @@ use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
 
+use strata::{Db, Options};
+
 mod common;
-use strata::{Db, Options, WriteBatch, WriteOptions};
+use common::crash::{raise_max_ack, recovered_next, run_child_and_kill, Batches};
 
 const CHILD_ENV: &str = "STRATA_CRASH_CHILD";
 const KEYS_PER_BATCH: u64 = 7;
@@ -35,37 +37,26 @@ fn small_logs() -> Options {
     }
 }
 
-fn batch_key(batch: u64, j: u64) -> Vec<u8> {
-    format!("b{batch:08}-{j}").into_bytes()
-}
-
 fn batch_value(batch: u64, j: u64) -> Vec<u8> {
     let len = 10 + (batch * 131 + j * 17) % 900;
     (0..len).map(|i| (batch + j + i) as u8).collect()
 }
 
+/// What the child writes with `v`'s settings.
+fn batches(v: &Variant) -> Batches {
+    Batches {
+        keys_per_batch: KEYS_PER_BATCH,
+        value: batch_value,
+        extra: |_, _| {},
+        other_keys: |_| 0,
+        sync_every: v.sync_every,
+    }
+}
+
 /// The writer: continues from the batch after the last one on disk, forever.
 fn child(dir: &Path, v: &Variant) -> ! {
     let db = Db::open(dir, (v.options)()).expect("child open");
-    let next = match db.get(b"next").expect("child get") {
-        Some(v) => u64::from_le_bytes(v.try_into().expect("8 bytes")),
-        None => 0,
-    };
-    let mut out = std::io::stdout().lock();
-    for n in next.. {
-        let mut b = WriteBatch::new();
-        for j in 0..KEYS_PER_BATCH {
-            b.put(batch_key(n, j), batch_value(n, j));
-        }
-        b.put(b"next", (n + 1).to_le_bytes());
-        let sync = n % v.sync_every == 0;
-        db.write_opt(b, &WriteOptions { sync })
-            .expect("child write");
-        use std::io::Write;
-        writeln!(out, "ack {n}").expect("stdout");
-        out.flush().expect("stdout");
-    }
-    unreachable!()
+    batches(v).write_forever(&db, |_, _| None)
 }
 
 #[test]
@@ -111,55 +102,21 @@ fn kill_and_recover(v: &Variant) {
     let seed: u64 = rand::rng().random();
     println!("seed {seed}");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let batches = batches(v);
     let mut max_acked: Option<u64> = None;
     for round in 0..12 {
-        let lines = common::run_child_and_kill(
+        let lines = run_child_and_kill(
             v.test,
             CHILD_ENV,
             &db_path,
             Duration::from_millis(rng.random_range(50..400)),
         );
-        if let Some(n) = common::last_ack(&lines) {
-            max_acked = Some(max_acked.map_or(n, |m: u64| m.max(n)));
-        }
+        raise_max_ack(&mut max_acked, &lines);
 
         let db = Db::open(&db_path, (v.options)()).unwrap();
-        let next = db
-            .get(b"next")
-            .unwrap()
-            .map(|v| u64::from_le_bytes(v.try_into().unwrap()))
-            .unwrap_or(0);
+        let next = recovered_next(&db);
         println!("round {round}: last acknowledged batch {max_acked:?}, recovered through {next}");
-        if let Some(m) = max_acked {
-            assert!(
-                next > m,
-                "round {round}: batch {m} was acknowledged but next = {next}"
-            );
-        }
-        // Every batch below `next` is complete; the one at `next` (if it got in partially) is
-        // absent entirely.
-        for b in 0..next {
-            for j in 0..KEYS_PER_BATCH {
-                assert_eq!(
-                    db.get(batch_key(b, j)).unwrap(),
-                    Some(batch_value(b, j)),
-                    "round {round}: batch {b} key {j}"
-                );
-            }
-        }
-        for j in 0..KEYS_PER_BATCH {
-            assert_eq!(
-                db.get(batch_key(next, j)).unwrap(),
-                None,
-                "round {round}: partial batch {next}"
-            );
-        }
-        let total = db.scan::<&[u8]>(..).count() as u64;
-        assert_eq!(
-            total,
-            next * KEYS_PER_BATCH + u64::from(next > 0),
-            "round {round}: stray keys"
-        );
+        batches.assert_recovered_prefix(&db, max_acked, &format!("round {round}"));
         db.close().unwrap();
     }
     assert!(max_acked.is_some(), "the child never acknowledged a write");

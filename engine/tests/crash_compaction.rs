@@ -9,7 +9,6 @@
 //! Recovery is checked with options that never start a compaction, so that no background job
 //! creates a file between opening and listing the directory.
 
-use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,9 +17,11 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use strata::fs::fault::FaultFs;
 use strata::fs::FileSystem;
-use strata::{Db, Options, WriteBatch, WriteOptions};
+use strata::{Db, Options};
 
 mod common;
+use common::crash::{raise_max_ack, recovered_next, run_child_and_kill, Batches, History};
+use common::{contents, Batch, Model};
 
 /// Kilobyte-sized memtables, levels and files: a flush every few batches, a compaction every
 /// other flush, several levels within a second of writing.
@@ -77,10 +78,6 @@ const CHILD_ENV: &str = "STRATA_CRASH_COMPACTION_CHILD";
 const KEYS_PER_BATCH: u64 = 7;
 const HOT_KEYS: u64 = 300;
 
-fn batch_key(batch: u64, j: u64) -> Vec<u8> {
-    format!("b{batch:08}-{j}").into_bytes()
-}
-
 fn batch_value(batch: u64, j: u64) -> Vec<u8> {
     let len = 10 + (batch * 131 + j * 17) % 700;
     (0..len).map(|i| (batch + j * 3 + i) as u8).collect()
@@ -91,37 +88,30 @@ fn hot_key(batch: u64) -> Vec<u8> {
     format!("hot{:04}", batch % HOT_KEYS).into_bytes()
 }
 
+/// What the child writes: besides its own keys, every batch overwrites a hot key.
+const BATCHES: Batches = Batches {
+    keys_per_batch: KEYS_PER_BATCH,
+    value: batch_value,
+    extra: |n, b| {
+        b.put(hot_key(n), n.to_le_bytes());
+    },
+    other_keys: |next| next.min(HOT_KEYS),
+    sync_every: 4,
+};
+
 /// Continues from the batch after the last one on disk, forever; prints `ack N` after batch N
 /// returns and `compactions N` now and then.
 fn child(dir: &Path) -> ! {
     let db = Db::open(dir, tiny()).expect("child open");
-    let next = match db.get(b"next").expect("child get") {
-        Some(v) => u64::from_le_bytes(v.try_into().expect("8 bytes")),
-        None => 0,
-    };
-    let mut out = std::io::stdout().lock();
-    for n in next.. {
-        let mut b = WriteBatch::new();
-        for j in 0..KEYS_PER_BATCH {
-            b.put(batch_key(n, j), batch_value(n, j));
-        }
-        b.put(hot_key(n), n.to_le_bytes());
-        b.put(b"next", (n + 1).to_le_bytes());
-        db.write_opt(b, &WriteOptions { sync: n % 4 == 0 })
-            .expect("child write");
-        writeln!(out, "ack {n}").expect("stdout");
-        if n % 16 == 0 {
+    BATCHES.write_forever(&db, |db, n| {
+        (n % 16 == 0).then(|| {
             let s = db.stats();
-            writeln!(
-                out,
+            format!(
                 "compactions {}",
                 s.compactions_per_level.iter().sum::<u64>() + s.trivial_moves
             )
-            .expect("stdout");
-        }
-        out.flush().expect("stdout");
-    }
-    unreachable!()
+        })
+    })
 }
 
 #[test]
@@ -138,7 +128,7 @@ fn sigkill_during_flushes_and_compactions_loses_no_acknowledged_batch() {
     let mut compactions_seen = 0u64;
     let mut deepest = 0;
     for round in 0..14 {
-        let lines = common::run_child_and_kill(
+        let lines = run_child_and_kill(
             "sigkill_during_flushes_and_compactions_loses_no_acknowledged_batch",
             CHILD_ENV,
             &db_path,
@@ -150,18 +140,12 @@ fn sigkill_during_flushes_and_compactions_loses_no_acknowledged_batch() {
             .find_map(|l| l.strip_prefix("compactions ")?.trim().parse::<u64>().ok())
             .unwrap_or(0);
         compactions_seen += compactions;
-        if let Some(n) = common::last_ack(&lines) {
-            max_acked = Some(max_acked.map_or(n, |m: u64| m.max(n)));
-        }
+        raise_max_ack(&mut max_acked, &lines);
 
         let db = Db::open(&db_path, quiet(tiny())).unwrap();
         let what = format!("seed {seed} round {round}");
         assert_no_orphans(&db, &strata::fs::StdFs, &db_path, &what);
-        let next = db
-            .get(b"next")
-            .unwrap()
-            .map(|v| u64::from_le_bytes(v.try_into().unwrap()))
-            .unwrap_or(0);
+        let next = recovered_next(&db);
         let s = db.stats();
         if let Some(l) = (0..s.files_per_level.len())
             .rev()
@@ -174,21 +158,7 @@ fn sigkill_during_flushes_and_compactions_loses_no_acknowledged_batch() {
              files per level {:?}, child compactions {compactions}",
             s.files_per_level
         );
-        if let Some(m) = max_acked {
-            assert!(
-                next > m,
-                "{what}: batch {m} was acknowledged but next = {next}"
-            );
-        }
-        for b in 0..next {
-            for j in 0..KEYS_PER_BATCH {
-                assert_eq!(
-                    db.get(batch_key(b, j)).unwrap(),
-                    Some(batch_value(b, j)),
-                    "{what}: batch {b} key {j}"
-                );
-            }
-        }
+        BATCHES.assert_recovered_prefix(&db, max_acked, &what);
         // Hot keys hold the last batch below `next` that wrote them.
         for h in 0..HOT_KEYS.min(next) {
             let last = (next - 1) - ((next - 1 + HOT_KEYS - h) % HOT_KEYS);
@@ -198,19 +168,6 @@ fn sigkill_during_flushes_and_compactions_loses_no_acknowledged_batch() {
                 "{what}: hot key {h}"
             );
         }
-        for j in 0..KEYS_PER_BATCH {
-            assert_eq!(
-                db.get(batch_key(next, j)).unwrap(),
-                None,
-                "{what}: partial batch {next}"
-            );
-        }
-        let total = db.scan::<&[u8]>(..).count() as u64;
-        assert_eq!(
-            total,
-            next * KEYS_PER_BATCH + next.min(HOT_KEYS) + u64::from(next > 0),
-            "{what}: stray keys"
-        );
         db.close().unwrap();
     }
     assert!(max_acked.is_some(), "the child never acknowledged a write");
@@ -221,8 +178,6 @@ fn sigkill_during_flushes_and_compactions_loses_no_acknowledged_batch() {
 
 // ---------------------------------------------------------------------------------------------
 // Power loss.
-
-use common::{apply, contents, matching_prefix, Batch, Model};
 
 fn fault_options(fs: &FaultFs) -> Options {
     Options {
@@ -262,17 +217,10 @@ fn power_seed(seed: u64) -> (u64, usize) {
         let what = format!("seed {seed} cut {cut}");
         let db = Db::open(path, fault_options(&fs)).unwrap_or_else(|e| panic!("{what}: {e}"));
         assert_eq!(contents(&db), base, "{what}: reopen changed the state");
-        let mut history: Vec<Batch> = Vec::new();
-        let mut durable = 0;
+        let mut history = History::default();
         for _ in 0..rng.random_range(100..700) {
             let batch = random_batch(&mut rng);
-            let wb = common::to_write_batch(&batch);
-            let sync = rng.random_bool(0.2);
-            db.write_opt(wb, &WriteOptions { sync }).unwrap();
-            history.push(batch);
-            if sync {
-                durable = history.len();
-            }
+            history.write(&db, batch, rng.random_bool(0.2));
             match rng.random_range(0..200) {
                 0..3 => db.flush().unwrap(),
                 3 => {
@@ -300,17 +248,7 @@ fn power_seed(seed: u64) -> (u64, usize) {
         {
             deepest = deepest.max(l);
         }
-        let found = contents(&db);
-        let Some(p) = matching_prefix(&base, &history, durable, &found) else {
-            panic!(
-                "{what}: recovered state is not a prefix of the {} batches written that \
-                 includes the {durable} synced ones",
-                history.len()
-            );
-        };
-        for b in &history[..p] {
-            apply(&mut base, b);
-        }
+        history.assert_recovered_prefix(&db, &mut base, &what);
         db.close().unwrap();
     }
     (compactions, deepest)

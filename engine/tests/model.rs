@@ -75,18 +75,24 @@ fn options() -> Options {
     }
 }
 
-fn range_of(
-    model: &Model,
-    lo: Option<u8>,
-    hi: Option<u8>,
-    inclusive: bool,
-) -> Vec<(Vec<u8>, Vec<u8>)> {
+/// The key range of a `Scan(lo, hi, inclusive)` operation.
+fn bounds(lo: Option<u8>, hi: Option<u8>, inclusive: bool) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
     let lo = lo.map_or(Bound::Unbounded, |k| Bound::Included(key(k)));
     let hi = match hi {
         None => Bound::Unbounded,
         Some(k) if inclusive => Bound::Included(key(k)),
         Some(k) => Bound::Excluded(key(k)),
     };
+    (lo, hi)
+}
+
+fn range_of(
+    model: &Model,
+    lo: Option<u8>,
+    hi: Option<u8>,
+    inclusive: bool,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let (lo, hi) = bounds(lo, hi, inclusive);
     if let (Bound::Included(a), Bound::Included(b) | Bound::Excluded(b)) = (&lo, &hi) {
         if a > b {
             return Vec::new();
@@ -105,12 +111,7 @@ fn scan_db(
     inclusive: bool,
     ro: &ReadOptions,
 ) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let lo = lo.map_or(Bound::Unbounded, |k| Bound::Included(key(k)));
-    let hi = match hi {
-        None => Bound::Unbounded,
-        Some(k) if inclusive => Bound::Included(key(k)),
-        Some(k) => Bound::Excluded(key(k)),
-    };
+    let (lo, hi) = bounds(lo, hi, inclusive);
     db.scan_opt((lo, hi), ro)
         .collect::<Result<_, _>>()
         .expect("scan failed")

@@ -14,8 +14,8 @@ use strata::fs::fault::FaultFs;
 use strata::{Db, Error, Options, WriteBatch, WriteOptions};
 
 mod common;
-
-use common::{apply, contents, matching_prefix, Batch, Model};
+use common::crash::History;
+use common::{contents, Batch, Model};
 
 fn options(fs: &FaultFs) -> Options {
     Options {
@@ -55,17 +55,10 @@ fn run_seed(seed: u64) {
             base,
             "seed {seed} cut {cut}: reopen changed the state"
         );
-        let mut history: Vec<Batch> = Vec::new();
-        let mut durable = 0;
+        let mut history = History::default();
         for _ in 0..rng.random_range(20..300) {
             let batch = random_batch(&mut rng);
-            let wb = common::to_write_batch(&batch);
-            let sync = rng.random_bool(0.2);
-            db.write_opt(wb, &WriteOptions { sync }).unwrap();
-            history.push(batch);
-            if sync {
-                durable = history.len();
-            }
+            history.write(&db, batch, rng.random_bool(0.2));
             if rng.random_bool(0.02) {
                 db.flush().unwrap();
             }
@@ -75,17 +68,7 @@ fn run_seed(seed: u64) {
 
         let db =
             Db::open(path, options(&fs)).unwrap_or_else(|e| panic!("seed {seed} cut {cut}: {e}"));
-        let found = contents(&db);
-        let Some(p) = matching_prefix(&base, &history, durable, &found) else {
-            panic!(
-                "seed {seed} cut {cut}: recovered state is not a prefix of the {} batches written \
-                 that includes the {durable} synced ones",
-                history.len()
-            );
-        };
-        for b in &history[..p] {
-            apply(&mut base, b);
-        }
+        history.assert_recovered_prefix(&db, &mut base, &format!("seed {seed} cut {cut}"));
         db.close().unwrap();
     }
 }
