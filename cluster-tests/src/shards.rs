@@ -10,9 +10,9 @@ use strata_client::{Client, ClientOptions, MasterClient};
 use strata_rpc::v1;
 use tempfile::TempDir;
 
-use crate::free_port;
 use crate::masters::MasterCluster;
 use crate::process::Proc;
+use crate::{free_addresses, peers_arg};
 
 /// One replica group of shard servers.
 pub struct ServerGroup {
@@ -216,15 +216,8 @@ impl ShardCluster {
             .expect("cluster directory")
             .path()
             .to_owned();
-        let addresses: Vec<String> = (0..n)
-            .map(|_| format!("127.0.0.1:{}", free_port()))
-            .collect();
-        let peers = addresses
-            .iter()
-            .enumerate()
-            .map(|(i, a)| format!("{}={a}", i + 1))
-            .collect::<Vec<_>>()
-            .join(",");
+        let addresses = free_addresses(n);
+        let peers = peers_arg(&addresses);
         let masters = self.masters.addresses().join(",");
         let mut replicas = Vec::new();
         let mut dirs = Vec::new();

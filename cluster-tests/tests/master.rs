@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use strata_client::{ClientError, Config, MasterClient, MasterClientOptions};
-use strata_cluster_tests::{serial, MasterCluster, Proc};
+use strata_cluster_tests::{peers_arg, serial, MasterCluster, Proc};
 
 const BIN: &str = env!("CARGO_BIN_EXE_strata-cluster");
 const SHARDS: usize = 10;
@@ -552,13 +552,7 @@ async fn restart_refuses_another_shard_count_or_identity() {
     // SIGTERM: a graceful, successful exit.
     let exit = mc.stop(0).expect("exits within the grace period");
     assert!(exit.success(), "{exit:?}");
-    let peers = mc
-        .addresses()
-        .iter()
-        .enumerate()
-        .map(|(i, a)| format!("{}={a}", i + 1))
-        .collect::<Vec<_>>()
-        .join(",");
+    let peers = peers_arg(&mc.addresses());
     let dir = mc.data_dir(0).display().to_string();
     let run = |id: &str, shards: &str, log: &str| {
         let args = [

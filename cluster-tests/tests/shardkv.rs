@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use strata_client::{ClientOptions, KvError};
 use strata_cluster_tests::shards::{assert_refused_naming, kv_client_at};
-use strata_cluster_tests::{serial, ShardCluster};
+use strata_cluster_tests::{free_addresses, serial, ShardCluster};
 use strata_rpc::error::{error_detail, reason};
 use strata_rpc::shard_for_key;
 use strata_rpc::v1::{self, ErrorReason};
@@ -626,9 +626,7 @@ async fn a_join_of_servers_that_do_not_answer_as_the_group_is_refused() {
     let num = c.join(&[1]).await;
     c.wait_settled(&[1], num, SETTLE).await;
     let master = c.master();
-    let nobody: Vec<String> = (0..3)
-        .map(|_| format!("127.0.0.1:{}", strata_cluster_tests::free_port()))
-        .collect();
+    let nobody = free_addresses(3);
     match master.join([(2, nobody)].into()).await {
         Err(strata_client::ClientError::InvalidArgument(m)) => {
             assert!(m.contains("only 0 of the 3 servers of group 2"), "{m}")
@@ -666,9 +664,7 @@ async fn shards_of_groups_that_never_took_them_come_back_when_the_groups_leave()
     for i in 0..3 {
         c.group(2).replica(i).pause();
     }
-    let nobody: Vec<String> = (0..3)
-        .map(|_| format!("127.0.0.1:{}", strata_cluster_tests::free_port()))
-        .collect();
+    let nobody = free_addresses(3);
     let master = c.master();
     let joined = master
         .join_unchecked([(2, c.group_ref(2).addresses()), (3, nobody)].into())
