@@ -899,13 +899,11 @@ async fn main() -> anyhow::Result<()> {
 
     // Strata.
     let strata_rows = {
-        let mut cluster = ShardCluster::start(&binary, SHARDS, args.tick_ms);
-        let gids: Vec<u64> = (1..=args.groups).collect();
-        for &g in &gids {
-            cluster.add_group(g, 3);
-        }
-        let num = cluster.join(&gids).await;
-        cluster.wait_settled(&gids, num, SETTLE).await;
+        let groups: Vec<(u64, usize)> = (1..=args.groups).map(|g| (g, 3)).collect();
+        let (mut cluster, _) = ShardCluster::setup(&binary, SHARDS, args.tick_ms)
+            .groups(&groups)
+            .settled(SETTLE)
+            .await;
         let conns = strata_conns(&cluster, max_clients, args.shared_client).await;
         let rows = run_workloads("strata", &conns, &args, value.clone()).await;
         drop(conns);

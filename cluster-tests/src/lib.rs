@@ -26,7 +26,7 @@ pub mod shards;
 
 pub use masters::MasterCluster;
 pub use process::Proc;
-pub use shards::{ServerGroup, ShardCluster};
+pub use shards::{ServerGroup, ShardCluster, ShardSetup};
 
 /// A 127.0.0.1 port that was free a moment ago (the OS picked it; it is released at once, so
 /// another process could take it, which is unlikely on a test machine).

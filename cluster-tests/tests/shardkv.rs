@@ -32,11 +32,10 @@ fn short_client() -> ClientOptions {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn static_shards_half_the_groups_down_serves_exactly_the_other_half() {
     let _serial = serial().await;
-    let mut c = ShardCluster::start(BIN, SHARDS, 20);
-    c.add_group(1, 3);
-    c.add_group(2, 3);
-    let num = c.join(&[1, 2]).await;
-    c.wait_settled(&[1, 2], num, SETTLE).await;
+    let (mut c, _) = ShardCluster::setup(BIN, SHARDS, 20)
+        .groups(&[(1, 3), (2, 3)])
+        .settled(SETTLE)
+        .await;
     let client = c.client().await;
     for i in 0..40 {
         client.put(key(i), value(i, 0)).await.unwrap();
@@ -70,11 +69,10 @@ async fn static_shards_half_the_groups_down_serves_exactly_the_other_half() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_group_rejects_keys_it_does_not_own_with_its_config_number() {
     let _serial = serial().await;
-    let mut c = ShardCluster::start(BIN, SHARDS, 20);
-    c.add_group(1, 3);
-    c.add_group(2, 3);
-    let num = c.join(&[1, 2]).await;
-    c.wait_settled(&[1, 2], num, SETTLE).await;
+    let (c, num) = ShardCluster::setup(BIN, SHARDS, 20)
+        .groups(&[(1, 3), (2, 3)])
+        .settled(SETTLE)
+        .await;
     let client = c.client().await;
     let config = client.config();
     let foreign = (0..)
@@ -125,10 +123,10 @@ async fn a_group_rejects_keys_it_does_not_own_with_its_config_number() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn join_then_leave_keeps_every_value_and_hands_everything_off() {
     let _serial = serial().await;
-    let mut c = ShardCluster::start(BIN, SHARDS, 20);
-    c.add_group(1, 3);
-    let num = c.join(&[1]).await;
-    c.wait_settled(&[1], num, SETTLE).await;
+    let (mut c, _) = ShardCluster::setup(BIN, SHARDS, 20)
+        .groups(&[(1, 3)])
+        .settled(SETTLE)
+        .await;
     let client = c.client().await;
     let n = 60;
     for i in 0..n {
@@ -179,11 +177,11 @@ async fn join_then_leave_keeps_every_value_and_hands_everything_off() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_server_restarts_after_changes_and_recovers_from_disk() {
     let _serial = serial().await;
-    let mut c = ShardCluster::start(BIN, SHARDS, 20);
-    c.add_group(1, 3);
-    c.add_group(2, 3);
-    let num = c.join(&[1]).await;
-    c.wait_settled(&[1], num, SETTLE).await;
+    let (mut c, _) = ShardCluster::setup(BIN, SHARDS, 20)
+        .groups(&[(1, 3), (2, 3)])
+        .join_only(&[1])
+        .settled(SETTLE)
+        .await;
     let client = c.client().await;
     for i in 0..30 {
         client.put(key(i), value(i, 0)).await.unwrap();
@@ -215,12 +213,11 @@ async fn every_server_restarts_after_changes_and_recovers_from_disk() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_group_down_through_several_configs_catches_up_one_at_a_time() {
     let _serial = serial().await;
-    let mut c = ShardCluster::start(BIN, SHARDS, 20);
-    for gid in 1..=3 {
-        c.add_group(gid, 3);
-    }
-    let num = c.join(&[1, 2]).await;
-    c.wait_settled(&[1, 2], num, SETTLE).await;
+    let (mut c, _) = ShardCluster::setup(BIN, SHARDS, 20)
+        .groups(&[(1, 3), (2, 3), (3, 3)])
+        .join_only(&[1, 2])
+        .settled(SETTLE)
+        .await;
     let client = c.client().await;
     for i in 0..30 {
         client.put(key(i), value(i, 0)).await.unwrap();
@@ -255,12 +252,11 @@ async fn a_group_down_through_several_configs_catches_up_one_at_a_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn other_groups_keep_serving_while_one_is_dead_and_arrived_shards_serve_early() {
     let _serial = serial().await;
-    let mut c = ShardCluster::start(BIN, SHARDS, 20);
-    for gid in 1..=3 {
-        c.add_group(gid, 3);
-    }
-    let num = c.join(&[1, 2]).await;
-    c.wait_settled(&[1, 2], num, SETTLE).await;
+    let (mut c, _) = ShardCluster::setup(BIN, SHARDS, 20)
+        .groups(&[(1, 3), (2, 3), (3, 3)])
+        .join_only(&[1, 2])
+        .settled(SETTLE)
+        .await;
     let client = c.client().await;
     let n = 60;
     for i in 0..n {
@@ -326,11 +322,11 @@ async fn other_groups_keep_serving_while_one_is_dead_and_arrived_shards_serve_ea
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn moved_shards_are_garbage_collected() {
     let _serial = serial().await;
-    let mut c = ShardCluster::start(BIN, SHARDS, 20);
-    c.add_group(1, 3);
-    c.add_group(2, 3);
-    let num = c.join(&[1]).await;
-    c.wait_settled(&[1], num, SETTLE).await;
+    let (c, _) = ShardCluster::setup(BIN, SHARDS, 20)
+        .groups(&[(1, 3), (2, 3)])
+        .join_only(&[1])
+        .settled(SETTLE)
+        .await;
     let client = c.client().await;
     // Incompressible, so that what is on disk is what was written.
     let big: Vec<u8> = (0..64 << 10).map(|_| rand::random::<u8>()).collect();
@@ -365,10 +361,10 @@ async fn moved_shards_are_garbage_collected() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bad_input_gets_clear_errors() {
     let _serial = serial().await;
-    let mut c = ShardCluster::start(BIN, SHARDS, 20);
-    c.add_group(1, 3);
-    let num = c.join(&[1]).await;
-    c.wait_settled(&[1], num, SETTLE).await;
+    let (c, _) = ShardCluster::setup(BIN, SHARDS, 20)
+        .groups(&[(1, 3)])
+        .settled(SETTLE)
+        .await;
     let client = c.client().await;
     // The empty key is a key like any other.
     client.put(b"", b"empty").await.unwrap();
@@ -440,11 +436,11 @@ async fn bad_input_gets_clear_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_idle_session_expires_in_log_time_and_the_client_is_told() {
     let _serial = serial().await;
-    let mut c = ShardCluster::start(BIN, SHARDS, 20);
-    c.server_args(&["--session-timeout-ms", "500"]);
-    c.add_group(1, 3);
-    let num = c.join(&[1]).await;
-    c.wait_settled(&[1], num, SETTLE).await;
+    let (c, _) = ShardCluster::setup(BIN, SHARDS, 20)
+        .server_args(&["--session-timeout-ms", "500"])
+        .groups(&[(1, 3)])
+        .settled(SETTLE)
+        .await;
     let idle = c.client().await;
     let busy = c.client().await;
     idle.put(key(0), b"1").await.unwrap();
@@ -475,10 +471,10 @@ async fn an_idle_session_expires_in_log_time_and_the_client_is_told() {
 async fn requests_at_and_past_every_limit_never_stop_a_group() {
     use strata_rpc::{MAX_COMMAND_BYTES, MAX_KEY_BYTES, MAX_VALUE_BYTES};
     let _serial = serial().await;
-    let mut c = ShardCluster::start(BIN, SHARDS, 20);
-    c.add_group(1, 3);
-    let num = c.join(&[1]).await;
-    c.wait_settled(&[1], num, SETTLE).await;
+    let (mut c, _) = ShardCluster::setup(BIN, SHARDS, 20)
+        .groups(&[(1, 3)])
+        .settled(SETTLE)
+        .await;
     let client = c
         .client_with(ClientOptions {
             request_timeout: Duration::from_secs(60),
@@ -566,11 +562,11 @@ async fn requests_at_and_past_every_limit_never_stop_a_group() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_flood_of_idle_connections_never_keeps_clients_out() {
     let _serial = serial().await;
-    let mut c = ShardCluster::start(BIN, SHARDS, 20);
-    c.server_args(&["--max-connections", "64"]);
-    c.add_group(1, 3);
-    let num = c.join(&[1]).await;
-    c.wait_settled(&[1], num, SETTLE).await;
+    let (mut c, _) = ShardCluster::setup(BIN, SHARDS, 20)
+        .server_args(&["--max-connections", "64"])
+        .groups(&[(1, 3)])
+        .settled(SETTLE)
+        .await;
     let client = c.client().await;
     client.put(b"before", b"flood").await.unwrap();
     // The common default soft limit, whatever this machine's is: 1,500 connections per
@@ -621,10 +617,10 @@ async fn a_flood_of_idle_connections_never_keeps_clients_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_join_of_servers_that_do_not_answer_as_the_group_is_refused() {
     let _serial = serial().await;
-    let mut c = ShardCluster::start(BIN, SHARDS, 20);
-    c.add_group(1, 3);
-    let num = c.join(&[1]).await;
-    c.wait_settled(&[1], num, SETTLE).await;
+    let (c, num) = ShardCluster::setup(BIN, SHARDS, 20)
+        .groups(&[(1, 3)])
+        .settled(SETTLE)
+        .await;
     let master = c.master();
     let nobody = free_addresses(3);
     match master.join([(2, nobody)].into()).await {
@@ -652,11 +648,11 @@ async fn a_join_of_servers_that_do_not_answer_as_the_group_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn shards_of_groups_that_never_took_them_come_back_when_the_groups_leave() {
     let _serial = serial().await;
-    let mut c = ShardCluster::start(BIN, SHARDS, 20);
-    c.add_group(1, 3);
-    c.add_group(2, 3);
-    let num = c.join(&[1]).await;
-    c.wait_settled(&[1], num, SETTLE).await;
+    let (mut c, _) = ShardCluster::setup(BIN, SHARDS, 20)
+        .groups(&[(1, 3), (2, 3)])
+        .join_only(&[1])
+        .settled(SETTLE)
+        .await;
     let client = c.client().await;
     for i in 0..40 {
         client.put(key(i), value(i, 0)).await.unwrap();

@@ -33,12 +33,12 @@ async fn wait_caught_up(c: &ShardCluster, i: usize, applied: u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_lagging_replica_catches_up_by_snapshot_after_the_log_was_compacted() {
     let _serial = serial().await;
-    let mut c = ShardCluster::start(BIN, SHARDS, 20);
-    // A short log behind the durable state, so that the test compacts it quickly.
-    c.server_args(&["--log-compaction-slack", "50"]);
-    c.add_group(1, 3);
-    let num = c.join(&[1]).await;
-    c.wait_settled(&[1], num, SETTLE).await;
+    let (mut c, _) = ShardCluster::setup(BIN, SHARDS, 20)
+        // A short log behind the durable state, so that the test compacts it quickly.
+        .server_args(&["--log-compaction-slack", "50"])
+        .groups(&[(1, 3)])
+        .settled(SETTLE)
+        .await;
     let client = Arc::new(c.client().await);
     let had = c.group_ref(1).status(2).await.expect("replica 3 answers");
     c.group(1).kill(2);
@@ -98,11 +98,10 @@ async fn a_lagging_replica_catches_up_by_snapshot_after_the_log_was_compacted() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_100_mb_shard_moves_with_bounded_memory() {
     let _serial = serial().await;
-    let mut c = ShardCluster::start(BIN, SHARDS, 20);
-    c.add_group(1, 3);
-    c.add_group(2, 3);
-    let num = c.join(&[1, 2]).await;
-    c.wait_settled(&[1, 2], num, SETTLE).await;
+    let (mut c, _) = ShardCluster::setup(BIN, SHARDS, 20)
+        .groups(&[(1, 3), (2, 3)])
+        .settled(SETTLE)
+        .await;
     let client = Arc::new(c.client().await);
     let config = client.config();
     let shard = 0u32;
@@ -230,10 +229,10 @@ async fn large_values_flow_past_a_stopped_follower_and_a_leader_kill_with_bounde
     /// encoding), and two engines' memtables. Measured peaks: 220-500 MiB.
     const RSS_GROWTH_BOUND: u64 = 768 << 20;
     let _serial = serial().await;
-    let mut c = ShardCluster::start(BIN, SHARDS, 20);
-    c.add_group(1, 3);
-    let num = c.join(&[1]).await;
-    c.wait_settled(&[1], num, SETTLE).await;
+    let (mut c, _) = ShardCluster::setup(BIN, SHARDS, 20)
+        .groups(&[(1, 3)])
+        .settled(SETTLE)
+        .await;
     let client = Arc::new(
         c.client_with(strata_client::ClientOptions {
             request_timeout: Duration::from_secs(120),
@@ -318,10 +317,10 @@ async fn large_values_flow_past_a_stopped_follower_and_a_leader_kill_with_bounde
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn large_values_in_flight_survive_leader_kills() {
     let _serial = serial().await;
-    let mut c = ShardCluster::start(BIN, SHARDS, 20);
-    c.add_group(1, 3);
-    let num = c.join(&[1]).await;
-    c.wait_settled(&[1], num, SETTLE).await;
+    let (mut c, _) = ShardCluster::setup(BIN, SHARDS, 20)
+        .groups(&[(1, 3)])
+        .settled(SETTLE)
+        .await;
     let client = Arc::new(
         c.client_with(strata_client::ClientOptions {
             request_timeout: Duration::from_secs(120),
@@ -387,11 +386,11 @@ async fn large_values_in_flight_survive_leader_kills() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn large_values_commit_while_their_shard_migrates() {
     let _serial = serial().await;
-    let mut c = ShardCluster::start(BIN, SHARDS, 20);
-    c.add_group(1, 3);
-    c.add_group(2, 3);
-    let num = c.join(&[1]).await;
-    c.wait_settled(&[1], num, SETTLE).await;
+    let (c, _) = ShardCluster::setup(BIN, SHARDS, 20)
+        .groups(&[(1, 3), (2, 3)])
+        .join_only(&[1])
+        .settled(SETTLE)
+        .await;
     let num = c.join(&[2]).await;
     c.wait_settled(&[1, 2], num, SETTLE).await;
     let client = Arc::new(
