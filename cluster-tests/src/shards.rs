@@ -326,32 +326,38 @@ impl ShardCluster {
             .expect("connecting a client")
     }
 
+    /// Whether a majority of every group in `gids` has applied config `num` (or a later one)
+    /// with every shard settled: absent, serving or reclaimed.
+    pub async fn is_settled(&self, gids: &[u64], num: u64) -> bool {
+        let mut all = true;
+        for gid in gids {
+            let g = &self.groups[gid];
+            let mut ok = 0;
+            for i in 0..g.len() {
+                if let Some(s) = g.shards(i).await {
+                    let settled = s.shards.iter().all(|&st| {
+                        st == v1::ShardState::Absent as i32
+                            || st == v1::ShardState::Serving as i32
+                            || st == v1::ShardState::Reclaimed as i32
+                    });
+                    if s.config_num >= num && settled {
+                        ok += 1;
+                    }
+                }
+            }
+            if ok * 2 <= g.len() {
+                all = false;
+            }
+        }
+        all
+    }
+
     /// Waits until a majority of every group in `gids` has applied config `num` with every
-    /// shard settled; panics with the logs after `timeout`.
+    /// shard settled ([`ShardCluster::is_settled`]); panics with the logs after `timeout`.
     pub async fn wait_settled(&self, gids: &[u64], num: u64, timeout: Duration) {
         let until = Instant::now() + timeout;
         loop {
-            let mut all = true;
-            for gid in gids {
-                let g = &self.groups[gid];
-                let mut ok = 0;
-                for i in 0..g.len() {
-                    if let Some(s) = g.shards(i).await {
-                        let settled = s.shards.iter().all(|&st| {
-                            st == v1::ShardState::Absent as i32
-                                || st == v1::ShardState::Serving as i32
-                                || st == v1::ShardState::Reclaimed as i32
-                        });
-                        if s.config_num >= num && settled {
-                            ok += 1;
-                        }
-                    }
-                }
-                if ok * 2 <= g.len() {
-                    all = false;
-                }
-            }
-            if all {
+            if self.is_settled(gids, num).await {
                 return;
             }
             if Instant::now() > until {
