@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use strata_client::{ClientOptions, KvError};
+use strata_client::{Client, ClientOptions, KvError};
 use strata_cluster_tests::shards::{assert_refused_naming, kv_client_at};
 use strata_cluster_tests::{free_addresses, serial, ShardCluster};
 use strata_rpc::error::{error_detail, reason};
@@ -21,6 +21,24 @@ fn value(i: usize, round: usize) -> Vec<u8> {
     format!("value-{i}-{round}").into_bytes()
 }
 
+/// Puts `value(i, 0)` at `key(i)` for every `i` below `n`.
+async fn put_values(client: &Client, n: usize) {
+    for i in 0..n {
+        client.put(key(i), value(i, 0)).await.unwrap();
+    }
+}
+
+/// Asserts that `key(i)` holds `value(i, round)` for every `i` below `n`.
+async fn assert_values(client: &Client, n: usize, round: usize) {
+    for i in 0..n {
+        assert_eq!(
+            client.get(key(i)).await.unwrap(),
+            Some(value(i, round)),
+            "key {i}"
+        );
+    }
+}
+
 fn short_client() -> ClientOptions {
     ClientOptions {
         request_timeout: Duration::from_secs(1),
@@ -37,12 +55,8 @@ async fn static_shards_half_the_groups_down_serves_exactly_the_other_half() {
         .settled(SETTLE)
         .await;
     let client = c.client().await;
-    for i in 0..40 {
-        client.put(key(i), value(i, 0)).await.unwrap();
-    }
-    for i in 0..40 {
-        assert_eq!(client.get(key(i)).await.unwrap(), Some(value(i, 0)));
-    }
+    put_values(&client, 40).await;
+    assert_values(&client, 40, 0).await;
     let config = client.config();
     c.group(1).kill_all();
     let short = c.client_with(short_client()).await;
@@ -129,9 +143,7 @@ async fn join_then_leave_keeps_every_value_and_hands_everything_off() {
         .await;
     let client = c.client().await;
     let n = 60;
-    for i in 0..n {
-        client.put(key(i), value(i, 0)).await.unwrap();
-    }
+    put_values(&client, n).await;
     c.add_group(2, 3);
     c.add_group(3, 3);
     let num = c.join(&[2, 3]).await;
@@ -183,9 +195,7 @@ async fn every_server_restarts_after_changes_and_recovers_from_disk() {
         .settled(SETTLE)
         .await;
     let client = c.client().await;
-    for i in 0..30 {
-        client.put(key(i), value(i, 0)).await.unwrap();
-    }
+    put_values(&client, 30).await;
     let num = c.join(&[2]).await;
     c.wait_settled(&[1, 2], num, SETTLE).await;
     for i in 0..30 {
@@ -219,9 +229,7 @@ async fn a_group_down_through_several_configs_catches_up_one_at_a_time() {
         .settled(SETTLE)
         .await;
     let client = c.client().await;
-    for i in 0..30 {
-        client.put(key(i), value(i, 0)).await.unwrap();
-    }
+    put_values(&client, 30).await;
     // Group 2 is down while the configuration moves on three times; only changes that do
     // not need its shards can complete meanwhile.
     c.group(2).kill_all();
@@ -236,13 +244,7 @@ async fn a_group_down_through_several_configs_catches_up_one_at_a_time() {
     let last = master.leave(vec![3]).await.unwrap();
     c.group(2).restart_all();
     c.wait_settled(&[1, 2, 3], last, SETTLE).await;
-    for i in 0..30 {
-        assert_eq!(
-            client.get(key(i)).await.unwrap(),
-            Some(value(i, 0)),
-            "key {i}"
-        );
-    }
+    assert_values(&client, 30, 0).await;
     for i in 0..3 {
         let s = c.group_ref(2).shards(i).await.unwrap();
         assert_eq!(s.config_num, last, "replica {i} of group 2 caught up");
@@ -259,9 +261,7 @@ async fn other_groups_keep_serving_while_one_is_dead_and_arrived_shards_serve_ea
         .await;
     let client = c.client().await;
     let n = 60;
-    for i in 0..n {
-        client.put(key(i), value(i, 0)).await.unwrap();
-    }
+    put_values(&client, n).await;
     let before = client.config();
     c.group(2).kill_all();
     // Group 3 takes shards from both 1 (alive) and 2 (dead).
@@ -654,9 +654,7 @@ async fn shards_of_groups_that_never_took_them_come_back_when_the_groups_leave()
         .settled(SETTLE)
         .await;
     let client = c.client().await;
-    for i in 0..40 {
-        client.put(key(i), value(i, 0)).await.unwrap();
-    }
+    put_values(&client, 40).await;
     for i in 0..3 {
         c.group(2).replica(i).pause();
     }
@@ -716,11 +714,5 @@ async fn shards_of_groups_that_never_took_them_come_back_when_the_groups_leave()
             );
         }
     }
-    for i in 0..40 {
-        assert_eq!(
-            client.get(key(i)).await.unwrap(),
-            Some(value(i, 1)),
-            "key {i}"
-        );
-    }
+    assert_values(&client, 40, 1).await;
 }
