@@ -65,7 +65,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
 use strata_client::Client;
 use strata_cluster_tests::{free_port, Proc, ShardCluster};
-use strata_rpc::{shard_for_key, v1};
+use strata_rpc::shard_for_key;
 use tonic::transport::{Channel, Endpoint};
 
 const SHARDS: usize = 10;
@@ -604,28 +604,6 @@ async fn etcd_conns(etcd: &EtcdCluster, n: usize, shared: bool) -> anyhow::Resul
     Ok(conns)
 }
 
-/// Whether a majority of each of `gids` has applied config `num` with every shard settled.
-async fn settled(cluster: &ShardCluster, gids: &[u64], num: u64) -> bool {
-    for &gid in gids {
-        let g = cluster.group_ref(gid);
-        let mut ok = 0;
-        for i in 0..g.len() {
-            if let Some(s) = g.shards(i).await {
-                let done = s.shards.iter().all(|&st| {
-                    st == v1::ShardState::Absent as i32 || st == v1::ShardState::Serving as i32
-                });
-                if s.config_num >= num && done {
-                    ok += 1;
-                }
-            }
-        }
-        if ok * 2 <= g.len() {
-            return false;
-        }
-    }
-    true
-}
-
 const WINDOW: Duration = Duration::from_millis(500);
 const MAX_WINDOWS: usize = 2400;
 
@@ -745,7 +723,7 @@ async fn move_100mb(cluster: &mut ShardCluster, args: &Args) -> anyhow::Result<(
                 r.3 = r.3.max(b);
             }
         }
-        if settled(cluster, &gids, num).await {
+        if cluster.is_settled(&gids, num).await {
             break;
         }
         if Instant::now() > deadline {
@@ -899,13 +877,11 @@ async fn main() -> anyhow::Result<()> {
 
     // Strata.
     let strata_rows = {
-        let mut cluster = ShardCluster::start(&binary, SHARDS, args.tick_ms);
-        let gids: Vec<u64> = (1..=args.groups).collect();
-        for &g in &gids {
-            cluster.add_group(g, 3);
-        }
-        let num = cluster.join(&gids).await;
-        cluster.wait_settled(&gids, num, SETTLE).await;
+        let groups: Vec<(u64, usize)> = (1..=args.groups).map(|g| (g, 3)).collect();
+        let (mut cluster, _) = ShardCluster::setup(&binary, SHARDS, args.tick_ms)
+            .groups(&groups)
+            .settled(SETTLE)
+            .await;
         let conns = strata_conns(&cluster, max_clients, args.shared_client).await;
         let rows = run_workloads("strata", &conns, &args, value.clone()).await;
         drop(conns);

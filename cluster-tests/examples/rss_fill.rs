@@ -17,10 +17,10 @@ async fn main() {
     let mut args = std::env::args().skip(1);
     let binary = args.next().expect("usage: rss_fill BINARY [MIB]");
     let mib: usize = args.next().map_or(1024, |s| s.parse().expect("MiB"));
-    let mut c = ShardCluster::start(binary, 10, 20);
-    c.add_group(1, 3);
-    let num = c.join(&[1]).await;
-    c.wait_settled(&[1], num, Duration::from_secs(30)).await;
+    let (mut c, _) = ShardCluster::setup(binary, 10, 20)
+        .groups(&[(1, 3)])
+        .settled(Duration::from_secs(30))
+        .await;
     let client = Arc::new(c.client().await);
     let values = mib * 10; // 100 KiB each
     let started = Instant::now();

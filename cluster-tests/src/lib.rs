@@ -11,7 +11,9 @@
 //! - [`masters`]: [`MasterCluster`], N shard-master replicas.
 //! - [`shards`]: [`ShardCluster`], a master and shard-server groups.
 //! - [`linearizability`]: a checker for recorded histories of key-value operations.
-//! - [`free_port`]: a port nothing listens on; [`node_status_at`]: any process's `NodeStatus`.
+//! - [`free_port`]: a port nothing listens on ([`free_addresses`]: several, as addresses);
+//!   [`peers_arg`]: the `--peers` argument naming replicas; [`node_status_at`]: any process's
+//!   `NodeStatus`.
 //!
 //! Process tests share the machine's cores: run them one at a time ([`serial`]).
 
@@ -24,13 +26,31 @@ pub mod shards;
 
 pub use masters::MasterCluster;
 pub use process::Proc;
-pub use shards::{ServerGroup, ShardCluster};
+pub use shards::{ServerGroup, ShardCluster, ShardSetup};
 
 /// A 127.0.0.1 port that was free a moment ago (the OS picked it; it is released at once, so
 /// another process could take it, which is unlikely on a test machine).
 pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0");
     listener.local_addr().expect("local address").port()
+}
+
+/// `n` addresses on 127.0.0.1 whose ports were free a moment ago (see [`free_port`]).
+pub fn free_addresses(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|_| format!("127.0.0.1:{}", free_port()))
+        .collect()
+}
+
+/// The `--peers` argument of the replicas at `addresses`: `1=ADDRESS,2=ADDRESS,...` (the
+/// replica at `addresses[i]` has id `i + 1`).
+pub fn peers_arg(addresses: &[String]) -> String {
+    addresses
+        .iter()
+        .enumerate()
+        .map(|(i, a)| format!("{}={a}", i + 1))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// The `NodeStatus` of the process at `address`, or `None` if it does not answer within

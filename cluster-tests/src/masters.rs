@@ -8,8 +8,8 @@ use strata_client::{MasterClient, MasterClientOptions};
 use strata_rpc::v1;
 use tempfile::TempDir;
 
-use crate::free_port;
 use crate::process::Proc;
+use crate::{free_addresses, peers_arg};
 
 /// A shard master of N replicas (ids 1..=N) on free 127.0.0.1 ports, each with its own data
 /// directory under one temporary directory. Dropping it kills every replica and removes the
@@ -35,15 +35,8 @@ impl MasterCluster {
             .prefix("strata-masters-")
             .tempdir()
             .expect("creating the cluster directory");
-        let addresses: Vec<String> = (0..n)
-            .map(|_| format!("127.0.0.1:{}", free_port()))
-            .collect();
-        let peers = addresses
-            .iter()
-            .enumerate()
-            .map(|(i, a)| format!("{}={a}", i + 1))
-            .collect::<Vec<_>>()
-            .join(",");
+        let addresses = free_addresses(n);
+        let peers = peers_arg(&addresses);
         let replicas = (0..n)
             .map(|i| {
                 let id = i + 1;

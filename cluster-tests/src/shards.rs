@@ -10,9 +10,9 @@ use strata_client::{Client, ClientOptions, MasterClient};
 use strata_rpc::v1;
 use tempfile::TempDir;
 
-use crate::free_port;
 use crate::masters::MasterCluster;
 use crate::process::Proc;
+use crate::{free_addresses, peers_arg};
 
 /// One replica group of shard servers.
 pub struct ServerGroup {
@@ -203,6 +203,25 @@ impl ShardCluster {
         }
     }
 
+    /// A cluster to start as most tests begin: see [`ShardSetup`].
+    ///
+    /// ```ignore
+    /// let (mut c, num) = ShardCluster::setup(BIN, SHARDS, 20)
+    ///     .groups(&[(1, 3), (2, 3)])
+    ///     .settled(SETTLE)
+    ///     .await;
+    /// ```
+    pub fn setup(binary: impl Into<PathBuf>, shards: usize, tick_ms: u64) -> ShardSetup {
+        ShardSetup {
+            binary: binary.into(),
+            shards,
+            tick_ms,
+            server_args: Vec::new(),
+            groups: Vec::new(),
+            joined: None,
+        }
+    }
+
     /// Extra arguments for every server started from now on (e.g. a session timeout).
     pub fn server_args(&mut self, args: &[&str]) {
         self.extra_args = args.iter().map(|s| s.to_string()).collect();
@@ -216,15 +235,8 @@ impl ShardCluster {
             .expect("cluster directory")
             .path()
             .to_owned();
-        let addresses: Vec<String> = (0..n)
-            .map(|_| format!("127.0.0.1:{}", free_port()))
-            .collect();
-        let peers = addresses
-            .iter()
-            .enumerate()
-            .map(|(i, a)| format!("{}={a}", i + 1))
-            .collect::<Vec<_>>()
-            .join(",");
+        let addresses = free_addresses(n);
+        let peers = peers_arg(&addresses);
         let masters = self.masters.addresses().join(",");
         let mut replicas = Vec::new();
         let mut dirs = Vec::new();
@@ -314,32 +326,38 @@ impl ShardCluster {
             .expect("connecting a client")
     }
 
+    /// Whether a majority of every group in `gids` has applied config `num` (or a later one)
+    /// with every shard settled: absent, serving or reclaimed.
+    pub async fn is_settled(&self, gids: &[u64], num: u64) -> bool {
+        let mut all = true;
+        for gid in gids {
+            let g = &self.groups[gid];
+            let mut ok = 0;
+            for i in 0..g.len() {
+                if let Some(s) = g.shards(i).await {
+                    let settled = s.shards.iter().all(|&st| {
+                        st == v1::ShardState::Absent as i32
+                            || st == v1::ShardState::Serving as i32
+                            || st == v1::ShardState::Reclaimed as i32
+                    });
+                    if s.config_num >= num && settled {
+                        ok += 1;
+                    }
+                }
+            }
+            if ok * 2 <= g.len() {
+                all = false;
+            }
+        }
+        all
+    }
+
     /// Waits until a majority of every group in `gids` has applied config `num` with every
-    /// shard settled; panics with the logs after `timeout`.
+    /// shard settled ([`ShardCluster::is_settled`]); panics with the logs after `timeout`.
     pub async fn wait_settled(&self, gids: &[u64], num: u64, timeout: Duration) {
         let until = Instant::now() + timeout;
         loop {
-            let mut all = true;
-            for gid in gids {
-                let g = &self.groups[gid];
-                let mut ok = 0;
-                for i in 0..g.len() {
-                    if let Some(s) = g.shards(i).await {
-                        let settled = s.shards.iter().all(|&st| {
-                            st == v1::ShardState::Absent as i32
-                                || st == v1::ShardState::Serving as i32
-                                || st == v1::ShardState::Reclaimed as i32
-                        });
-                        if s.config_num >= num && settled {
-                            ok += 1;
-                        }
-                    }
-                }
-                if ok * 2 <= g.len() {
-                    all = false;
-                }
-            }
-            if all {
+            if self.is_settled(gids, num).await {
                 return;
             }
             if Instant::now() > until {
@@ -366,6 +384,55 @@ impl ShardCluster {
             out.push_str(&tail(g.logs()));
         }
         out
+    }
+}
+
+/// What [`ShardCluster::setup`] starts: a master, then (with the extra server arguments) the
+/// groups, then joins them and waits until they have settled in the config of the join.
+#[must_use = "call .settled(timeout).await to start the cluster"]
+pub struct ShardSetup {
+    binary: PathBuf,
+    shards: usize,
+    tick_ms: u64,
+    server_args: Vec<String>,
+    groups: Vec<(u64, usize)>,
+    joined: Option<Vec<u64>>,
+}
+
+impl ShardSetup {
+    /// Extra arguments for every server (see [`ShardCluster::server_args`]).
+    pub fn server_args(mut self, args: &[&str]) -> ShardSetup {
+        self.server_args = args.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
+    /// The groups to start, as (gid, number of replicas), in order.
+    pub fn groups(mut self, groups: &[(u64, usize)]) -> ShardSetup {
+        self.groups = groups.to_vec();
+        self
+    }
+
+    /// Joins only `gids` (the other groups are started but left out of the master); by
+    /// default every group is joined.
+    pub fn join_only(mut self, gids: &[u64]) -> ShardSetup {
+        self.joined = Some(gids.to_vec());
+        self
+    }
+
+    /// Starts the cluster, joins the groups in one request and waits (at most `timeout`)
+    /// until they have settled; returns the cluster and the config number of the join.
+    pub async fn settled(self, timeout: Duration) -> (ShardCluster, u64) {
+        let mut cluster = ShardCluster::start(self.binary, self.shards, self.tick_ms);
+        cluster.extra_args = self.server_args;
+        for &(gid, replicas) in &self.groups {
+            cluster.add_group(gid, replicas);
+        }
+        let joined = self
+            .joined
+            .unwrap_or_else(|| self.groups.iter().map(|&(gid, _)| gid).collect());
+        let num = cluster.join(&joined).await;
+        cluster.wait_settled(&joined, num, timeout).await;
+        (cluster, num)
     }
 }
 

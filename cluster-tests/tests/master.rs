@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use strata_client::{ClientError, Config, MasterClient, MasterClientOptions};
-use strata_cluster_tests::{serial, MasterCluster, Proc};
+use strata_cluster_tests::{peers_arg, serial, MasterCluster, Proc};
 
 const BIN: &str = env!("CARGO_BIN_EXE_strata-cluster");
 const SHARDS: usize = 10;
@@ -382,6 +382,15 @@ async fn paused_replica_service_continues() {
     check(&ck, &[1, 2, 13]).await;
 }
 
+/// Asserts that a request (`what`, for the message) gave up with a timeout.
+#[track_caller]
+fn assert_timed_out<T: std::fmt::Debug>(result: Result<T, ClientError>, what: &str) {
+    assert!(
+        matches!(result, Err(ClientError::Timeout { .. })),
+        "{what}: {result:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_of_three_down_requests_fail_rather_than_lie() {
     let _serial = serial().await;
@@ -398,21 +407,9 @@ async fn two_of_three_down_requests_fail_rather_than_lie() {
         request_timeout: Duration::from_millis(1500),
         ..Default::default()
     });
-    let join = short.join_unchecked(group(2)).await;
-    assert!(
-        matches!(join, Err(ClientError::Timeout { .. })),
-        "join: {join:?}"
-    );
-    let query = short.query(None).await;
-    assert!(
-        matches!(query, Err(ClientError::Timeout { .. })),
-        "query: {query:?}"
-    );
-    let query = short.query(Some(0)).await;
-    assert!(
-        matches!(query, Err(ClientError::Timeout { .. })),
-        "old query: {query:?}"
-    );
+    assert_timed_out(short.join_unchecked(group(2)).await, "join");
+    assert_timed_out(short.query(None).await, "query");
+    assert_timed_out(short.query(Some(0)).await, "old query");
     // Back to a majority: the unacknowledged join took effect at most once (the slot it
     // may occupy precedes the next join's), and the master goes on.
     mc.resume(b);
@@ -552,13 +549,7 @@ async fn restart_refuses_another_shard_count_or_identity() {
     // SIGTERM: a graceful, successful exit.
     let exit = mc.stop(0).expect("exits within the grace period");
     assert!(exit.success(), "{exit:?}");
-    let peers = mc
-        .addresses()
-        .iter()
-        .enumerate()
-        .map(|(i, a)| format!("{}={a}", i + 1))
-        .collect::<Vec<_>>()
-        .join(",");
+    let peers = peers_arg(&mc.addresses());
     let dir = mc.data_dir(0).display().to_string();
     let run = |id: &str, shards: &str, log: &str| {
         let args = [

@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use strata_client::{ClientOptions, KvError};
+use strata_client::{Client, ClientOptions, KvError};
 use strata_cluster_tests::shards::{assert_refused_naming, kv_client_at};
-use strata_cluster_tests::{serial, ShardCluster};
+use strata_cluster_tests::{free_addresses, serial, ShardCluster};
 use strata_rpc::error::{error_detail, reason};
 use strata_rpc::shard_for_key;
 use strata_rpc::v1::{self, ErrorReason};
@@ -21,6 +21,24 @@ fn value(i: usize, round: usize) -> Vec<u8> {
     format!("value-{i}-{round}").into_bytes()
 }
 
+/// Puts `value(i, 0)` at `key(i)` for every `i` below `n`.
+async fn put_values(client: &Client, n: usize) {
+    for i in 0..n {
+        client.put(key(i), value(i, 0)).await.unwrap();
+    }
+}
+
+/// Asserts that `key(i)` holds `value(i, round)` for every `i` below `n`.
+async fn assert_values(client: &Client, n: usize, round: usize) {
+    for i in 0..n {
+        assert_eq!(
+            client.get(key(i)).await.unwrap(),
+            Some(value(i, round)),
+            "key {i}"
+        );
+    }
+}
+
 fn short_client() -> ClientOptions {
     ClientOptions {
         request_timeout: Duration::from_secs(1),
@@ -32,18 +50,13 @@ fn short_client() -> ClientOptions {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn static_shards_half_the_groups_down_serves_exactly_the_other_half() {
     let _serial = serial().await;
-    let mut c = ShardCluster::start(BIN, SHARDS, 20);
-    c.add_group(1, 3);
-    c.add_group(2, 3);
-    let num = c.join(&[1, 2]).await;
-    c.wait_settled(&[1, 2], num, SETTLE).await;
+    let (mut c, _) = ShardCluster::setup(BIN, SHARDS, 20)
+        .groups(&[(1, 3), (2, 3)])
+        .settled(SETTLE)
+        .await;
     let client = c.client().await;
-    for i in 0..40 {
-        client.put(key(i), value(i, 0)).await.unwrap();
-    }
-    for i in 0..40 {
-        assert_eq!(client.get(key(i)).await.unwrap(), Some(value(i, 0)));
-    }
+    put_values(&client, 40).await;
+    assert_values(&client, 40, 0).await;
     let config = client.config();
     c.group(1).kill_all();
     let short = c.client_with(short_client()).await;
@@ -70,11 +83,10 @@ async fn static_shards_half_the_groups_down_serves_exactly_the_other_half() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_group_rejects_keys_it_does_not_own_with_its_config_number() {
     let _serial = serial().await;
-    let mut c = ShardCluster::start(BIN, SHARDS, 20);
-    c.add_group(1, 3);
-    c.add_group(2, 3);
-    let num = c.join(&[1, 2]).await;
-    c.wait_settled(&[1, 2], num, SETTLE).await;
+    let (c, num) = ShardCluster::setup(BIN, SHARDS, 20)
+        .groups(&[(1, 3), (2, 3)])
+        .settled(SETTLE)
+        .await;
     let client = c.client().await;
     let config = client.config();
     let foreign = (0..)
@@ -125,15 +137,13 @@ async fn a_group_rejects_keys_it_does_not_own_with_its_config_number() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn join_then_leave_keeps_every_value_and_hands_everything_off() {
     let _serial = serial().await;
-    let mut c = ShardCluster::start(BIN, SHARDS, 20);
-    c.add_group(1, 3);
-    let num = c.join(&[1]).await;
-    c.wait_settled(&[1], num, SETTLE).await;
+    let (mut c, _) = ShardCluster::setup(BIN, SHARDS, 20)
+        .groups(&[(1, 3)])
+        .settled(SETTLE)
+        .await;
     let client = c.client().await;
     let n = 60;
-    for i in 0..n {
-        client.put(key(i), value(i, 0)).await.unwrap();
-    }
+    put_values(&client, n).await;
     c.add_group(2, 3);
     c.add_group(3, 3);
     let num = c.join(&[2, 3]).await;
@@ -179,15 +189,13 @@ async fn join_then_leave_keeps_every_value_and_hands_everything_off() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_server_restarts_after_changes_and_recovers_from_disk() {
     let _serial = serial().await;
-    let mut c = ShardCluster::start(BIN, SHARDS, 20);
-    c.add_group(1, 3);
-    c.add_group(2, 3);
-    let num = c.join(&[1]).await;
-    c.wait_settled(&[1], num, SETTLE).await;
+    let (mut c, _) = ShardCluster::setup(BIN, SHARDS, 20)
+        .groups(&[(1, 3), (2, 3)])
+        .join_only(&[1])
+        .settled(SETTLE)
+        .await;
     let client = c.client().await;
-    for i in 0..30 {
-        client.put(key(i), value(i, 0)).await.unwrap();
-    }
+    put_values(&client, 30).await;
     let num = c.join(&[2]).await;
     c.wait_settled(&[1, 2], num, SETTLE).await;
     for i in 0..30 {
@@ -215,16 +223,13 @@ async fn every_server_restarts_after_changes_and_recovers_from_disk() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_group_down_through_several_configs_catches_up_one_at_a_time() {
     let _serial = serial().await;
-    let mut c = ShardCluster::start(BIN, SHARDS, 20);
-    for gid in 1..=3 {
-        c.add_group(gid, 3);
-    }
-    let num = c.join(&[1, 2]).await;
-    c.wait_settled(&[1, 2], num, SETTLE).await;
+    let (mut c, _) = ShardCluster::setup(BIN, SHARDS, 20)
+        .groups(&[(1, 3), (2, 3), (3, 3)])
+        .join_only(&[1, 2])
+        .settled(SETTLE)
+        .await;
     let client = c.client().await;
-    for i in 0..30 {
-        client.put(key(i), value(i, 0)).await.unwrap();
-    }
+    put_values(&client, 30).await;
     // Group 2 is down while the configuration moves on three times; only changes that do
     // not need its shards can complete meanwhile.
     c.group(2).kill_all();
@@ -239,13 +244,7 @@ async fn a_group_down_through_several_configs_catches_up_one_at_a_time() {
     let last = master.leave(vec![3]).await.unwrap();
     c.group(2).restart_all();
     c.wait_settled(&[1, 2, 3], last, SETTLE).await;
-    for i in 0..30 {
-        assert_eq!(
-            client.get(key(i)).await.unwrap(),
-            Some(value(i, 0)),
-            "key {i}"
-        );
-    }
+    assert_values(&client, 30, 0).await;
     for i in 0..3 {
         let s = c.group_ref(2).shards(i).await.unwrap();
         assert_eq!(s.config_num, last, "replica {i} of group 2 caught up");
@@ -255,17 +254,14 @@ async fn a_group_down_through_several_configs_catches_up_one_at_a_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn other_groups_keep_serving_while_one_is_dead_and_arrived_shards_serve_early() {
     let _serial = serial().await;
-    let mut c = ShardCluster::start(BIN, SHARDS, 20);
-    for gid in 1..=3 {
-        c.add_group(gid, 3);
-    }
-    let num = c.join(&[1, 2]).await;
-    c.wait_settled(&[1, 2], num, SETTLE).await;
+    let (mut c, _) = ShardCluster::setup(BIN, SHARDS, 20)
+        .groups(&[(1, 3), (2, 3), (3, 3)])
+        .join_only(&[1, 2])
+        .settled(SETTLE)
+        .await;
     let client = c.client().await;
     let n = 60;
-    for i in 0..n {
-        client.put(key(i), value(i, 0)).await.unwrap();
-    }
+    put_values(&client, n).await;
     let before = client.config();
     c.group(2).kill_all();
     // Group 3 takes shards from both 1 (alive) and 2 (dead).
@@ -326,11 +322,11 @@ async fn other_groups_keep_serving_while_one_is_dead_and_arrived_shards_serve_ea
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn moved_shards_are_garbage_collected() {
     let _serial = serial().await;
-    let mut c = ShardCluster::start(BIN, SHARDS, 20);
-    c.add_group(1, 3);
-    c.add_group(2, 3);
-    let num = c.join(&[1]).await;
-    c.wait_settled(&[1], num, SETTLE).await;
+    let (c, _) = ShardCluster::setup(BIN, SHARDS, 20)
+        .groups(&[(1, 3), (2, 3)])
+        .join_only(&[1])
+        .settled(SETTLE)
+        .await;
     let client = c.client().await;
     // Incompressible, so that what is on disk is what was written.
     let big: Vec<u8> = (0..64 << 10).map(|_| rand::random::<u8>()).collect();
@@ -365,10 +361,10 @@ async fn moved_shards_are_garbage_collected() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bad_input_gets_clear_errors() {
     let _serial = serial().await;
-    let mut c = ShardCluster::start(BIN, SHARDS, 20);
-    c.add_group(1, 3);
-    let num = c.join(&[1]).await;
-    c.wait_settled(&[1], num, SETTLE).await;
+    let (c, _) = ShardCluster::setup(BIN, SHARDS, 20)
+        .groups(&[(1, 3)])
+        .settled(SETTLE)
+        .await;
     let client = c.client().await;
     // The empty key is a key like any other.
     client.put(b"", b"empty").await.unwrap();
@@ -440,11 +436,11 @@ async fn bad_input_gets_clear_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_idle_session_expires_in_log_time_and_the_client_is_told() {
     let _serial = serial().await;
-    let mut c = ShardCluster::start(BIN, SHARDS, 20);
-    c.server_args(&["--session-timeout-ms", "500"]);
-    c.add_group(1, 3);
-    let num = c.join(&[1]).await;
-    c.wait_settled(&[1], num, SETTLE).await;
+    let (c, _) = ShardCluster::setup(BIN, SHARDS, 20)
+        .server_args(&["--session-timeout-ms", "500"])
+        .groups(&[(1, 3)])
+        .settled(SETTLE)
+        .await;
     let idle = c.client().await;
     let busy = c.client().await;
     idle.put(key(0), b"1").await.unwrap();
@@ -475,10 +471,10 @@ async fn an_idle_session_expires_in_log_time_and_the_client_is_told() {
 async fn requests_at_and_past_every_limit_never_stop_a_group() {
     use strata_rpc::{MAX_COMMAND_BYTES, MAX_KEY_BYTES, MAX_VALUE_BYTES};
     let _serial = serial().await;
-    let mut c = ShardCluster::start(BIN, SHARDS, 20);
-    c.add_group(1, 3);
-    let num = c.join(&[1]).await;
-    c.wait_settled(&[1], num, SETTLE).await;
+    let (mut c, _) = ShardCluster::setup(BIN, SHARDS, 20)
+        .groups(&[(1, 3)])
+        .settled(SETTLE)
+        .await;
     let client = c
         .client_with(ClientOptions {
             request_timeout: Duration::from_secs(60),
@@ -566,11 +562,11 @@ async fn requests_at_and_past_every_limit_never_stop_a_group() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_flood_of_idle_connections_never_keeps_clients_out() {
     let _serial = serial().await;
-    let mut c = ShardCluster::start(BIN, SHARDS, 20);
-    c.server_args(&["--max-connections", "64"]);
-    c.add_group(1, 3);
-    let num = c.join(&[1]).await;
-    c.wait_settled(&[1], num, SETTLE).await;
+    let (mut c, _) = ShardCluster::setup(BIN, SHARDS, 20)
+        .server_args(&["--max-connections", "64"])
+        .groups(&[(1, 3)])
+        .settled(SETTLE)
+        .await;
     let client = c.client().await;
     client.put(b"before", b"flood").await.unwrap();
     // The common default soft limit, whatever this machine's is: 1,500 connections per
@@ -621,14 +617,12 @@ async fn a_flood_of_idle_connections_never_keeps_clients_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_join_of_servers_that_do_not_answer_as_the_group_is_refused() {
     let _serial = serial().await;
-    let mut c = ShardCluster::start(BIN, SHARDS, 20);
-    c.add_group(1, 3);
-    let num = c.join(&[1]).await;
-    c.wait_settled(&[1], num, SETTLE).await;
+    let (c, num) = ShardCluster::setup(BIN, SHARDS, 20)
+        .groups(&[(1, 3)])
+        .settled(SETTLE)
+        .await;
     let master = c.master();
-    let nobody: Vec<String> = (0..3)
-        .map(|_| format!("127.0.0.1:{}", strata_cluster_tests::free_port()))
-        .collect();
+    let nobody = free_addresses(3);
     match master.join([(2, nobody)].into()).await {
         Err(strata_client::ClientError::InvalidArgument(m)) => {
             assert!(m.contains("only 0 of the 3 servers of group 2"), "{m}")
@@ -654,21 +648,17 @@ async fn a_join_of_servers_that_do_not_answer_as_the_group_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn shards_of_groups_that_never_took_them_come_back_when_the_groups_leave() {
     let _serial = serial().await;
-    let mut c = ShardCluster::start(BIN, SHARDS, 20);
-    c.add_group(1, 3);
-    c.add_group(2, 3);
-    let num = c.join(&[1]).await;
-    c.wait_settled(&[1], num, SETTLE).await;
+    let (mut c, _) = ShardCluster::setup(BIN, SHARDS, 20)
+        .groups(&[(1, 3), (2, 3)])
+        .join_only(&[1])
+        .settled(SETTLE)
+        .await;
     let client = c.client().await;
-    for i in 0..40 {
-        client.put(key(i), value(i, 0)).await.unwrap();
-    }
+    put_values(&client, 40).await;
     for i in 0..3 {
         c.group(2).replica(i).pause();
     }
-    let nobody: Vec<String> = (0..3)
-        .map(|_| format!("127.0.0.1:{}", strata_cluster_tests::free_port()))
-        .collect();
+    let nobody = free_addresses(3);
     let master = c.master();
     let joined = master
         .join_unchecked([(2, c.group_ref(2).addresses()), (3, nobody)].into())
@@ -724,11 +714,5 @@ async fn shards_of_groups_that_never_took_them_come_back_when_the_groups_leave()
             );
         }
     }
-    for i in 0..40 {
-        assert_eq!(
-            client.get(key(i)).await.unwrap(),
-            Some(value(i, 1)),
-            "key {i}"
-        );
-    }
+    assert_values(&client, 40, 1).await;
 }

@@ -85,15 +85,17 @@ async fn client_loop(
 
 async fn run(disruption: Disruption, chaos: bool) {
     let _serial = serial().await;
-    let mut c = ShardCluster::start(BIN, SHARDS, 20);
-    if chaos {
-        c.server_args(&["--chaos-percent", "10"]);
-    }
-    for gid in 1..=3 {
-        c.add_group(gid, 3);
-    }
-    let num = c.join(&[1]).await;
-    c.wait_settled(&[1], num, SETTLE).await;
+    let chaos_args: &[&str] = if chaos {
+        &["--chaos-percent", "10"]
+    } else {
+        &[]
+    };
+    let (mut c, _) = ShardCluster::setup(BIN, SHARDS, 20)
+        .server_args(chaos_args)
+        .groups(&[(1, 3), (2, 3), (3, 3)])
+        .join_only(&[1])
+        .settled(SETTLE)
+        .await;
 
     let recorder = Arc::new(Recorder::new());
     let stop = Arc::new(AtomicBool::new(false));

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use strata_client::{Client, ClientOptions};
 use strata_cluster_tests::{serial, ShardCluster};
 use strata_rpc::shard_for_key;
 use strata_rpc::v1;
@@ -12,6 +13,39 @@ use strata_rpc::v1;
 const BIN: &str = env!("CARGO_BIN_EXE_strata-cluster");
 const SHARDS: usize = 10;
 const SETTLE: Duration = Duration::from_secs(60);
+
+/// A client for 15 MiB values: a request may take two minutes, one RPC `rpc_timeout`.
+async fn large_value_client(c: &ShardCluster, rpc_timeout: Duration) -> Arc<Client> {
+    let options = ClientOptions {
+        request_timeout: Duration::from_secs(120),
+        rpc_timeout,
+        ..Default::default()
+    };
+    Arc::new(c.client_with(options).await)
+}
+
+/// Value `i` of the large-value tests: 15 MiB, numbered in its first 8 bytes.
+fn big_value(i: usize) -> Vec<u8> {
+    let mut v = vec![(i % 251) as u8; 15 << 20];
+    v[..8].copy_from_slice(&(i as u64).to_le_bytes());
+    v
+}
+
+/// Puts `value` at every key of `keys`, from one task per `chunk` keys.
+async fn put_in_parallel(client: &Arc<Client>, keys: &[String], chunk: usize, value: &[u8]) {
+    let mut tasks = Vec::new();
+    for chunk in keys.chunks(chunk) {
+        let (client, chunk, value) = (client.clone(), chunk.to_vec(), value.to_vec());
+        tasks.push(tokio::spawn(async move {
+            for k in chunk {
+                client.put(&k, &value).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
 
 /// Waits until replica `i` of group 1 applied everything below `applied`.
 async fn wait_caught_up(c: &ShardCluster, i: usize, applied: u64) {
@@ -33,12 +67,12 @@ async fn wait_caught_up(c: &ShardCluster, i: usize, applied: u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_lagging_replica_catches_up_by_snapshot_after_the_log_was_compacted() {
     let _serial = serial().await;
-    let mut c = ShardCluster::start(BIN, SHARDS, 20);
-    // A short log behind the durable state, so that the test compacts it quickly.
-    c.server_args(&["--log-compaction-slack", "50"]);
-    c.add_group(1, 3);
-    let num = c.join(&[1]).await;
-    c.wait_settled(&[1], num, SETTLE).await;
+    let (mut c, _) = ShardCluster::setup(BIN, SHARDS, 20)
+        // A short log behind the durable state, so that the test compacts it quickly.
+        .server_args(&["--log-compaction-slack", "50"])
+        .groups(&[(1, 3)])
+        .settled(SETTLE)
+        .await;
     let client = Arc::new(c.client().await);
     let had = c.group_ref(1).status(2).await.expect("replica 3 answers");
     c.group(1).kill(2);
@@ -98,11 +132,10 @@ async fn a_lagging_replica_catches_up_by_snapshot_after_the_log_was_compacted() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_100_mb_shard_moves_with_bounded_memory() {
     let _serial = serial().await;
-    let mut c = ShardCluster::start(BIN, SHARDS, 20);
-    c.add_group(1, 3);
-    c.add_group(2, 3);
-    let num = c.join(&[1, 2]).await;
-    c.wait_settled(&[1, 2], num, SETTLE).await;
+    let (mut c, _) = ShardCluster::setup(BIN, SHARDS, 20)
+        .groups(&[(1, 3), (2, 3)])
+        .settled(SETTLE)
+        .await;
     let client = Arc::new(c.client().await);
     let config = client.config();
     let shard = 0u32;
@@ -113,18 +146,7 @@ async fn a_100_mb_shard_moves_with_bounded_memory() {
         .collect();
     let value = vec![0xabu8; 100 << 10];
     let started = Instant::now();
-    let mut tasks = Vec::new();
-    for chunk in keys.chunks(125) {
-        let (client, chunk, value) = (client.clone(), chunk.to_vec(), value.clone());
-        tasks.push(tokio::spawn(async move {
-            for k in chunk {
-                client.put(&k, &value).await.unwrap();
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
+    put_in_parallel(&client, &keys, 125, &value).await;
     let wrote = started.elapsed();
     let from = config.owner(shard);
     let to = if from == 1 { 2 } else { 1 };
@@ -135,18 +157,7 @@ async fn a_100_mb_shard_moves_with_bounded_memory() {
         .filter(|k| config.owner(shard_for_key(k.as_bytes(), SHARDS as u32)) == to)
         .take(400)
         .collect();
-    let mut tasks = Vec::new();
-    for chunk in own.chunks(50) {
-        let (client, chunk, value) = (client.clone(), chunk.to_vec(), value.clone());
-        tasks.push(tokio::spawn(async move {
-            for k in chunk {
-                client.put(&k, &value).await.unwrap();
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
+    put_in_parallel(&client, &own, 50, &value).await;
     let baseline: Vec<(u64, usize, u64)> = [1u64, 2]
         .iter()
         .flat_map(|&g| (0..3).map(move |i| (g, i)))
@@ -230,23 +241,11 @@ async fn large_values_flow_past_a_stopped_follower_and_a_leader_kill_with_bounde
     /// encoding), and two engines' memtables. Measured peaks: 220-500 MiB.
     const RSS_GROWTH_BOUND: u64 = 768 << 20;
     let _serial = serial().await;
-    let mut c = ShardCluster::start(BIN, SHARDS, 20);
-    c.add_group(1, 3);
-    let num = c.join(&[1]).await;
-    c.wait_settled(&[1], num, SETTLE).await;
-    let client = Arc::new(
-        c.client_with(strata_client::ClientOptions {
-            request_timeout: Duration::from_secs(120),
-            rpc_timeout: Duration::from_millis(1500),
-            ..Default::default()
-        })
-        .await,
-    );
-    let value = |i: usize| -> Vec<u8> {
-        let mut v = vec![(i % 251) as u8; 15 << 20];
-        v[..8].copy_from_slice(&(i as u64).to_le_bytes());
-        v
-    };
+    let (mut c, _) = ShardCluster::setup(BIN, SHARDS, 20)
+        .groups(&[(1, 3)])
+        .settled(SETTLE)
+        .await;
+    let client = large_value_client(&c, Duration::from_millis(1500)).await;
     c.group(1).replica(2).pause();
     let baseline: Vec<u64> = (0..2)
         .map(|i| c.group(1).replica(i).rss_anon_bytes().unwrap())
@@ -256,7 +255,7 @@ async fn large_values_flow_past_a_stopped_follower_and_a_leader_kill_with_bounde
         let client = client.clone();
         tasks.push(tokio::spawn(async move {
             for i in (t * 4)..(t * 4 + 4) {
-                let v = value(i);
+                let v = big_value(i);
                 client.put(format!("big-{i}"), &v).await.unwrap();
             }
         }));
@@ -298,13 +297,13 @@ async fn large_values_flow_past_a_stopped_follower_and_a_leader_kill_with_bounde
         for i in [0usize, 5, 11] {
             assert_eq!(
                 client.get(format!("big-{i}")).await.unwrap(),
-                Some(value(i)),
+                Some(big_value(i)),
                 "big-{i} without replica {}",
                 killed + 1
             );
         }
         client
-            .put(format!("after-{killed}"), value(100))
+            .put(format!("after-{killed}"), big_value(100))
             .await
             .unwrap();
         c.group(1).restart(killed);
@@ -318,30 +317,18 @@ async fn large_values_flow_past_a_stopped_follower_and_a_leader_kill_with_bounde
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn large_values_in_flight_survive_leader_kills() {
     let _serial = serial().await;
-    let mut c = ShardCluster::start(BIN, SHARDS, 20);
-    c.add_group(1, 3);
-    let num = c.join(&[1]).await;
-    c.wait_settled(&[1], num, SETTLE).await;
-    let client = Arc::new(
-        c.client_with(strata_client::ClientOptions {
-            request_timeout: Duration::from_secs(120),
-            rpc_timeout: Duration::from_millis(1500),
-            ..Default::default()
-        })
-        .await,
-    );
-    let value = |i: usize| -> Vec<u8> {
-        let mut v = vec![(i % 251) as u8; 15 << 20];
-        v[..8].copy_from_slice(&(i as u64).to_le_bytes());
-        v
-    };
+    let (mut c, _) = ShardCluster::setup(BIN, SHARDS, 20)
+        .groups(&[(1, 3)])
+        .settled(SETTLE)
+        .await;
+    let client = large_value_client(&c, Duration::from_millis(1500)).await;
     let acked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for t in 0..3usize {
         let (client, acked) = (client.clone(), acked.clone());
         tasks.push(tokio::spawn(async move {
             for i in (t * 5)..(t * 5 + 5) {
-                client.put(format!("big-{i}"), value(i)).await.unwrap();
+                client.put(format!("big-{i}"), big_value(i)).await.unwrap();
                 acked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
         }));
@@ -374,7 +361,7 @@ async fn large_values_in_flight_survive_leader_kills() {
     for i in 0..15 {
         assert_eq!(
             client.get(format!("big-{i}")).await.unwrap(),
-            Some(value(i)),
+            Some(big_value(i)),
             "big-{i}"
         );
     }
@@ -387,21 +374,14 @@ async fn large_values_in_flight_survive_leader_kills() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn large_values_commit_while_their_shard_migrates() {
     let _serial = serial().await;
-    let mut c = ShardCluster::start(BIN, SHARDS, 20);
-    c.add_group(1, 3);
-    c.add_group(2, 3);
-    let num = c.join(&[1]).await;
-    c.wait_settled(&[1], num, SETTLE).await;
+    let (c, _) = ShardCluster::setup(BIN, SHARDS, 20)
+        .groups(&[(1, 3), (2, 3)])
+        .join_only(&[1])
+        .settled(SETTLE)
+        .await;
     let num = c.join(&[2]).await;
     c.wait_settled(&[1, 2], num, SETTLE).await;
-    let client = Arc::new(
-        c.client_with(strata_client::ClientOptions {
-            request_timeout: Duration::from_secs(120),
-            rpc_timeout: Duration::from_secs(5),
-            ..Default::default()
-        })
-        .await,
-    );
+    let client = large_value_client(&c, Duration::from_secs(5)).await;
     let config = client.config();
     let of_shard = |shard: u32, n: usize| -> Vec<String> {
         (0..)

@@ -68,10 +68,10 @@ enum Expect {
 }
 
 async fn run(seed: u64) {
-    let mut c = ShardCluster::start(BIN, SHARDS, 20);
-    c.add_group(1, 3);
-    let num = c.join(&[1]).await;
-    c.wait_settled(&[1], num, SETTLE).await;
+    let (mut c, _) = ShardCluster::setup(BIN, SHARDS, 20)
+        .groups(&[(1, 3)])
+        .settled(SETTLE)
+        .await;
     let client = c
         .client_with(ClientOptions {
             request_timeout: Duration::from_secs(60),
