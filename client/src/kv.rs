@@ -110,13 +110,12 @@ pub struct CasOutcome {
     pub current_omitted: bool,
 }
 
-/// The session fields of one mutation.
-#[derive(Debug, Clone)]
-struct SessionFields {
-    client_id: Vec<u8>,
-    seq: u64,
-    first_incomplete_seq: u64,
-    opens_session: bool,
+/// What one attempt of a request is sent with: the configuration it was routed by, and how
+/// long the client waits for its answer.
+#[derive(Debug, Clone, Copy)]
+struct Routing {
+    config_num: u64,
+    budget: Duration,
 }
 
 /// Sequence numbers and shards touched, under one lock.
@@ -246,7 +245,7 @@ impl Client {
     /// answered or the deadline passes.
     async fn call<T, F, Fut>(&self, route: Route<'_>, mut rpc: F) -> Result<T, KvError>
     where
-        F: FnMut(ShardKvClient<Channel>, u64) -> Fut,
+        F: FnMut(ShardKvClient<Channel>, Routing) -> Fut,
         Fut: Future<Output = Result<T, Status>>,
     {
         let o = &self.options;
@@ -290,7 +289,11 @@ impl Client {
                 Err(e) => Attempt::Next(e),
                 Ok(client) => {
                     let budget = o.rpc_timeout.min(deadline - now);
-                    match tokio::time::timeout(budget, rpc(client, config.num)).await {
+                    let routing = Routing {
+                        config_num: config.num,
+                        budget,
+                    };
+                    match tokio::time::timeout(budget, rpc(client, routing)).await {
                         Ok(Ok(v)) => Attempt::Done(v),
                         Ok(Err(status)) => classify(address, &status),
                         Err(_) => Attempt::Next(format!("{address}: no answer within {budget:?}")),
@@ -343,7 +346,7 @@ impl Client {
     /// Runs a mutation of `key` under a new seq.
     async fn mutate<T, F, Fut>(&self, key: &[u8], mut rpc: F) -> Result<T, KvError>
     where
-        F: FnMut(ShardKvClient<Channel>, u64, SessionFields) -> Fut,
+        F: FnMut(ShardKvClient<Channel>, v1::RequestHeader) -> Fut,
         Fut: Future<Output = Result<T, Status>>,
     {
         let (client_id, seq) = {
@@ -354,19 +357,21 @@ impl Client {
             (s.client_id, seq)
         };
         let result = self
-            .call(Route::Key(key), |c, config_num| {
-                let fields = {
+            .call(Route::Key(key), |c, routing| {
+                let header = {
                     let s = self.sessions.lock();
                     let n = self.config.lock().shards.len() as u32;
                     let shard = if n > 0 { shard_for_key(key, n) } else { 0 };
-                    SessionFields {
+                    v1::RequestHeader {
                         client_id: client_id.to_be_bytes().to_vec(),
                         seq,
                         first_incomplete_seq: s.in_flight.first().copied().unwrap_or(seq),
+                        config_num: routing.config_num,
                         opens_session: s.client_id != client_id || !s.opened.contains(&shard),
+                        timeout_ms: routing.budget.as_millis().try_into().unwrap_or(u64::MAX),
                     }
                 };
-                rpc(c, config_num, fields)
+                rpc(c, header)
             })
             .await;
         let mut s = self.sessions.lock();
@@ -394,10 +399,10 @@ impl Client {
     /// The value of `key` (None if absent). Linearizable.
     pub async fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>, KvError> {
         let key = key.as_ref();
-        self.call(Route::Key(key), |mut c, config_num| {
+        self.call(Route::Key(key), |mut c, routing| {
             let request = v1::GetRequest {
                 key: key.to_vec(),
-                config_num,
+                config_num: routing.config_num,
             };
             async move { c.get(request).await.map(|r| r.into_inner().value) }
         })
@@ -407,15 +412,11 @@ impl Client {
     /// Sets `key` to `value`.
     pub async fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<(), KvError> {
         let (key, value) = (key.as_ref(), value.as_ref());
-        self.mutate(key, |mut c, config_num, s| {
+        self.mutate(key, |mut c, header| {
             let request = v1::PutRequest {
-                client_id: s.client_id,
-                seq: s.seq,
-                first_incomplete_seq: s.first_incomplete_seq,
-                config_num,
+                header: Some(header),
                 key: key.to_vec(),
                 value: value.to_vec(),
-                opens_session: s.opens_session,
             };
             async move { c.put(request).await.map(|_| ()) }
         })
@@ -429,15 +430,11 @@ impl Client {
         value: impl AsRef<[u8]>,
     ) -> Result<(), KvError> {
         let (key, value) = (key.as_ref(), value.as_ref());
-        self.mutate(key, |mut c, config_num, s| {
+        self.mutate(key, |mut c, header| {
             let request = v1::AppendRequest {
-                client_id: s.client_id,
-                seq: s.seq,
-                first_incomplete_seq: s.first_incomplete_seq,
-                config_num,
+                header: Some(header),
                 key: key.to_vec(),
                 value: value.to_vec(),
-                opens_session: s.opens_session,
             };
             async move { c.append(request).await.map(|_| ()) }
         })
@@ -447,14 +444,10 @@ impl Client {
     /// Deletes `key`; returns whether it existed.
     pub async fn delete(&self, key: impl AsRef<[u8]>) -> Result<bool, KvError> {
         let key = key.as_ref();
-        self.mutate(key, |mut c, config_num, s| {
+        self.mutate(key, |mut c, header| {
             let request = v1::DeleteRequest {
-                client_id: s.client_id,
-                seq: s.seq,
-                first_incomplete_seq: s.first_incomplete_seq,
-                config_num,
+                header: Some(header),
                 key: key.to_vec(),
-                opens_session: s.opens_session,
             };
             async move { c.delete(request).await.map(|r| r.into_inner().existed) }
         })
@@ -469,16 +462,12 @@ impl Client {
         new_value: Option<&[u8]>,
     ) -> Result<CasOutcome, KvError> {
         let key = key.as_ref();
-        self.mutate(key, |mut c, config_num, s| {
+        self.mutate(key, |mut c, header| {
             let request = v1::CompareAndSwapRequest {
-                client_id: s.client_id,
-                seq: s.seq,
-                first_incomplete_seq: s.first_incomplete_seq,
-                config_num,
+                header: Some(header),
                 key: key.to_vec(),
                 expected: expected.map(<[u8]>::to_vec),
                 new_value: new_value.map(<[u8]>::to_vec),
-                opens_session: s.opens_session,
             };
             async move {
                 c.compare_and_swap(request).await.map(|r| {
@@ -517,14 +506,14 @@ impl Client {
         resume_token: &[u8],
     ) -> Result<v1::ScanResponse, KvError> {
         let limit = self.options.scan_page;
-        self.call(Route::Shard(shard), |mut c, config_num| {
+        self.call(Route::Shard(shard), |mut c, routing| {
             let request = v1::ScanRequest {
                 shard,
                 start: start.to_vec(),
                 end: end.map(<[u8]>::to_vec),
                 limit,
                 resume_token: resume_token.to_vec(),
-                config_num,
+                config_num: routing.config_num,
             };
             async move { c.scan(request).await.map(|r| r.into_inner()) }
         })

@@ -100,12 +100,15 @@ async fn a_group_rejects_keys_it_does_not_own_with_its_config_number() {
         let mut kv = kv_client_at(&address).await;
         let put = kv
             .put(v1::PutRequest {
-                client_id: vec![7; 16],
-                seq: 1,
-                first_incomplete_seq: 1,
+                header: Some(v1::RequestHeader {
+                    client_id: vec![7; 16],
+                    seq: 1,
+                    first_incomplete_seq: 1,
+                    opens_session: true,
+                    ..Default::default()
+                }),
                 key: foreign.clone(),
                 value: b"x".to_vec(),
-                opens_session: true,
                 ..Default::default()
             })
             .await
@@ -391,8 +394,11 @@ async fn bad_input_gets_clear_errors() {
     let mut kv = kv_client_at(&address).await;
     let status = kv
         .put(v1::PutRequest {
-            client_id: vec![1; 3],
-            seq: 1,
+            header: Some(v1::RequestHeader {
+                client_id: vec![1; 3],
+                seq: 1,
+                ..Default::default()
+            }),
             key: b"k".to_vec(),
             ..Default::default()
         })
@@ -401,8 +407,11 @@ async fn bad_input_gets_clear_errors() {
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
     let status = kv
         .put(v1::PutRequest {
-            client_id: vec![1; 16],
-            seq: 0,
+            header: Some(v1::RequestHeader {
+                client_id: vec![1; 16],
+                seq: 0,
+                ..Default::default()
+            }),
             key: b"k".to_vec(),
             ..Default::default()
         })

@@ -198,10 +198,18 @@ async fn run(seed: u64) {
                 let i = (0..3).find(|&i| Some(i) != killed).unwrap();
                 let address = c.group_ref(1).addresses()[i].clone();
                 let mut kv = kv_client_at(&address).await;
+                // A client id of a wrong length, or no header at all.
+                let header = match rng.pick(&[0, 15, 17, usize::MAX]) {
+                    usize::MAX => None,
+                    len => Some(v1::RequestHeader {
+                        client_id: vec![7; len],
+                        seq: 1,
+                        ..Default::default()
+                    }),
+                };
                 let status = kv
                     .put(v1::PutRequest {
-                        client_id: vec![7; rng.pick(&[0, 15, 17])],
-                        seq: 1,
+                        header,
                         key: key(tag, 8),
                         value: b"never".to_vec(),
                         ..Default::default()

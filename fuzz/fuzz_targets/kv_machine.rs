@@ -199,44 +199,56 @@ impl Harness {
         };
         match which {
             0 => Kind::Put(v1::PutRequest {
-                client_id,
-                seq,
-                first_incomplete_seq,
-                config_num,
+                header: Some(v1::RequestHeader {
+                    client_id,
+                    seq,
+                    first_incomplete_seq,
+                    config_num,
+                    opens_session,
+                    ..Default::default()
+                }),
                 key,
                 value: c.value(seq),
-                opens_session,
             }),
             1 => Kind::Append(v1::AppendRequest {
-                client_id,
-                seq,
-                first_incomplete_seq,
-                config_num,
+                header: Some(v1::RequestHeader {
+                    client_id,
+                    seq,
+                    first_incomplete_seq,
+                    config_num,
+                    opens_session,
+                    ..Default::default()
+                }),
                 key,
                 value: c.value(seq),
-                opens_session,
             }),
             2 => Kind::Delete(v1::DeleteRequest {
-                client_id,
-                seq,
-                first_incomplete_seq,
-                config_num,
+                header: Some(v1::RequestHeader {
+                    client_id,
+                    seq,
+                    first_incomplete_seq,
+                    config_num,
+                    opens_session,
+                    ..Default::default()
+                }),
                 key,
-                opens_session,
             }),
             _ => {
                 let b = c.u8();
                 let expected = (b & 1 == 0).then(|| c.value(seq ^ 1));
                 let new_value = (b & 2 == 0).then(|| c.value(seq ^ 2));
                 Kind::CompareAndSwap(v1::CompareAndSwapRequest {
-                    client_id,
-                    seq,
-                    first_incomplete_seq,
-                    config_num,
+                    header: Some(v1::RequestHeader {
+                        client_id,
+                        seq,
+                        first_incomplete_seq,
+                        config_num,
+                        opens_session,
+                        ..Default::default()
+                    }),
                     key,
                     expected,
                     new_value,
-                    opens_session,
                 })
             }
         }

@@ -287,13 +287,16 @@ async fn channel(addr: SocketAddr) -> Channel {
 
 fn put(key: &[u8], value: Vec<u8>) -> v1::PutRequest {
     v1::PutRequest {
-        client_id: vec![1; 16],
-        seq: 1,
-        first_incomplete_seq: 1,
-        config_num: 1,
+        header: Some(v1::RequestHeader {
+            client_id: vec![1; 16],
+            seq: 1,
+            first_incomplete_seq: 1,
+            config_num: 1,
+            opens_session: true,
+            timeout_ms: 0,
+        }),
         key: key.to_vec(),
         value,
-        opens_session: true,
     }
 }
 

@@ -115,6 +115,33 @@ pub struct Refusal {
     pub message: String,
 }
 
+impl Kind {
+    /// A client mutation's header (`None` for the other commands, or if the client sent none).
+    pub fn header(&self) -> Option<&v1::RequestHeader> {
+        match self {
+            Kind::Put(r) => r.header.as_ref(),
+            Kind::Append(r) => r.header.as_ref(),
+            Kind::Delete(r) => r.header.as_ref(),
+            Kind::CompareAndSwap(r) => r.header.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The key a client mutation writes, and the values it carries.
+    pub fn mutation(&self) -> Option<(&[u8], Vec<&[u8]>)> {
+        match self {
+            Kind::Put(r) => Some((&r.key, vec![&r.value])),
+            Kind::Append(r) => Some((&r.key, vec![&r.value])),
+            Kind::Delete(r) => Some((&r.key, vec![])),
+            Kind::CompareAndSwap(r) => {
+                let values = r.expected.iter().chain(&r.new_value);
+                Some((&r.key, values.map(Vec::as_slice).collect()))
+            }
+            _ => None,
+        }
+    }
+}
+
 impl Command {
     /// A command stamped with `now_ms`.
     pub fn new(now_ms: u64, kind: Kind) -> Command {

@@ -32,14 +32,17 @@
 //! // Configuration 1 gives group 1 all four shards (they were unassigned: nothing to pull).
 //! let config = v1::Config { num: 1, shards: vec![1; 4], ..Default::default() };
 //! machine.apply(1, &Command::new(1_000, Kind::Reconfigure(config)).encode());
-//! let put = v1::PutRequest {
+//! let header = v1::RequestHeader {
 //!     client_id: vec![7; 16],
 //!     seq: 1,
 //!     first_incomplete_seq: 1,
-//!     key: b"k".to_vec(),
-//!     value: b"v".to_vec(),
 //!     opens_session: true,
 //!     ..Default::default()
+//! };
+//! let put = v1::PutRequest {
+//!     header: Some(header),
+//!     key: b"k".to_vec(),
+//!     value: b"v".to_vec(),
 //! };
 //! let command = Command::new(1_001, Kind::Put(put)).encode();
 //! let first = machine.apply(2, &command);

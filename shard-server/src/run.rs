@@ -144,6 +144,7 @@ pub async fn serve(args: ServerArgs, shutdown: impl Future<Output = ()>) -> Resu
     let machine = KvMachine::open(args.gid, store.clone(), options).map_err(data_dir_error)?;
     let view = machine.view();
     let applied = machine.applied_handle();
+    let reader = machine.reader();
 
     // Bind before starting the node, so that a taken port fails the start.
     let listener = tokio::net::TcpListener::bind(&listen)
@@ -177,6 +178,7 @@ pub async fn serve(args: ServerArgs, shutdown: impl Future<Output = ()>) -> Resu
         node: node.clone(),
         view,
         applied,
+        reader,
         store,
         peers: Arc::new(peers),
         op_timeout: Duration::from_millis(args.op_timeout_ms),

@@ -23,7 +23,7 @@ use strata_rpc::error::{
     installing, invalid_argument, not_ready, overloaded, reclaimed, session_expired, wrong_group,
 };
 use strata_rpc::v1::{self, kv_reply::Reply, ErrorReason};
-use strata_rpc::{CLIENT_ID_BYTES, MAX_COMMAND_BYTES, MAX_KEY_BYTES, MAX_VALUE_BYTES};
+use strata_rpc::{MAX_COMMAND_BYTES, MAX_KEY_BYTES, MAX_VALUE_BYTES};
 use tokio::sync::watch;
 use tonic::codegen::tokio_stream::{wrappers::ReceiverStream, Stream};
 use tonic::{Request, Response, Status};
@@ -31,8 +31,9 @@ use tonic::{Request, Response, Status};
 use crate::chaos::Chaos;
 use crate::command::{now_ms, Command, Kind, Outcome, Refusal, ShardRef};
 use crate::handoff::{read_chunk, CHUNK_BYTES};
-use crate::keys;
-use crate::machine::View;
+use crate::machine::read::ReadError;
+use crate::machine::{Reader, View};
+use crate::session::ClientRequest;
 use crate::store::Store;
 
 /// Entries per `Scan` page when the request does not say.
@@ -55,7 +56,9 @@ pub struct Replica {
     pub view: Arc<RwLock<View>>,
     /// The state machine's applied index.
     pub applied: Arc<AtomicU64>,
-    /// The state machine's store.
+    /// Reads of the state machine (keys, pages, kept replies).
+    pub reader: Reader,
+    /// The state machine's store, which shard hand-offs read.
     pub store: Arc<dyn Store>,
     /// The group's replicas: id to address (for leader hints).
     pub peers: Arc<BTreeMap<ReplicaId, String>>,
@@ -95,13 +98,7 @@ impl Drop for InFlightGuard {
 
 /// A mutation's session: who asked, and which request of theirs it is.
 fn request_id(kind: &Kind) -> Option<RequestId> {
-    match kind {
-        Kind::Put(r) => Some((r.client_id.clone(), r.seq)),
-        Kind::Append(r) => Some((r.client_id.clone(), r.seq)),
-        Kind::Delete(r) => Some((r.client_id.clone(), r.seq)),
-        Kind::CompareAndSwap(r) => Some((r.client_id.clone(), r.seq)),
-        _ => None,
-    }
+    kind.header().map(|h| (h.client_id.clone(), h.seq))
 }
 
 impl Replica {
@@ -121,15 +118,25 @@ impl Replica {
 
     /// Proposes `kind` and returns what applying it produced here.
     pub async fn propose(&self, kind: Kind) -> Result<Outcome, Status> {
+        self.propose_for(kind, self.op_timeout).await
+    }
+
+    /// [`Replica::propose`], waiting for a quorum at most `timeout`.
+    async fn propose_for(&self, kind: Kind, timeout: Duration) -> Result<Outcome, Status> {
         let command = Command::new(now_ms(), kind).encode();
-        propose_within(&self.node, command, self.op_timeout, &self.peers).await
+        propose_within(&self.node, command, timeout, &self.peers).await
     }
 
     /// [`Replica::propose`] for a client's mutation, at most once at a time per request: a
     /// retry that arrives while the first attempt is in flight here shares its outcome.
     pub async fn propose_once(&self, kind: Kind) -> Result<Outcome, Status> {
+        // The client's wait bounds ours: past it, nobody reads the answer.
+        let timeout = match kind.header().map_or(0, |h| h.timeout_ms) {
+            0 => self.op_timeout,
+            ms => self.op_timeout.min(Duration::from_millis(ms)),
+        };
         let Some(key) = request_id(&kind) else {
-            return self.propose(kind).await;
+            return self.propose_for(kind, timeout).await;
         };
         let (tx, first) = {
             let mut map = self.in_flight.0.lock();
@@ -155,7 +162,7 @@ impl Replica {
                     }
                 }
             };
-            return tokio::time::timeout(self.op_timeout, wait)
+            return tokio::time::timeout(timeout, wait)
                 .await
                 .unwrap_or_else(|_| {
                     Err(Status::unavailable(
@@ -167,7 +174,7 @@ impl Replica {
             map: self.in_flight.clone(),
             key,
         };
-        let outcome = self.propose(kind).await;
+        let outcome = self.propose_for(kind, timeout).await;
         if let Some(tx) = tx {
             let _ = tx.send(Some(outcome.clone()));
         }
@@ -212,33 +219,21 @@ fn check_value(value: &[u8]) -> Result<(), Status> {
     Ok(())
 }
 
-/// The whole request as the log will carry it (a CompareAndSwap holds two values).
-fn check_command(request: &impl prost::Message) -> Result<(), Status> {
-    let len = request.encoded_len();
-    if len > MAX_COMMAND_BYTES {
+/// Checks a client mutation where it enters, once: its header (see
+/// [`ClientRequest::from_header`]), its key and values against the limits, and its whole size
+/// as the log will carry it (a CompareAndSwap holds two values).
+fn check_mutation(kind: &Kind, encoded_len: usize) -> Result<ClientRequest, Status> {
+    let request = ClientRequest::from_header(kind.header()).map_err(invalid_argument)?;
+    if let Some((key, values)) = kind.mutation() {
+        check_key(key)?;
+        values.into_iter().try_for_each(check_value)?;
+    }
+    if encoded_len > MAX_COMMAND_BYTES {
         return Err(invalid_argument(format!(
-            "request of {len} bytes exceeds MAX_COMMAND_BYTES ({MAX_COMMAND_BYTES} bytes)"
+            "request of {encoded_len} bytes exceeds MAX_COMMAND_BYTES ({MAX_COMMAND_BYTES} bytes)"
         )));
     }
-    Ok(())
-}
-
-fn check_session(client_id: &[u8], seq: u64, first_incomplete: u64) -> Result<(), Status> {
-    if client_id.len() != CLIENT_ID_BYTES {
-        return Err(invalid_argument(format!(
-            "client_id must be {CLIENT_ID_BYTES} bytes, got {}",
-            client_id.len()
-        )));
-    }
-    if seq == 0 {
-        return Err(invalid_argument("seq must be at least 1"));
-    }
-    if first_incomplete > seq {
-        return Err(invalid_argument(format!(
-            "first_incomplete_seq {first_incomplete} is above the request's own seq {seq}"
-        )));
-    }
-    Ok(())
+    Ok(request)
 }
 
 /// The `ShardKv` service.
@@ -246,31 +241,22 @@ fn check_session(client_id: &[u8], seq: u64, first_incomplete: u64) -> Result<()
 pub struct KvService(pub Replica);
 
 impl KvService {
-    /// The reply the dedup table of `shard` keeps for request `seq` of `client_id`, if any
-    /// (read from the store; the caller holds the view's read lock, so the shard stays).
-    fn cached_reply(&self, shard: u32, client_id: &[u8], seq: u64) -> Option<Reply> {
-        let client = u128::from_be_bytes(client_id.try_into().ok()?);
-        let stored = self.0.store.get(&keys::session_key(shard, client)).ok()??;
-        let (_, session) = crate::session::Session::decode(&stored).ok()?;
-        session.replies.get(&seq)?.reply.clone()
-    }
-
-    async fn mutate(&self, kind: Kind) -> Result<Reply, Status> {
+    /// Checks a client mutation, proposes it (once, however often the client retries while it
+    /// is in flight) and returns the state machine's reply.
+    async fn mutate(&self, kind: Kind, encoded_len: usize) -> Result<Reply, Status> {
+        let request = check_mutation(&kind, encoded_len)?;
         // Ownership decides at apply time (rule 1); this early look, at the leader (whose
         // view is current; a follower sends the client there), only keeps requests that
         // would be refused out of the log — a client retrying large values at a shard that
         // is still being installed would otherwise fill it with refusals.
-        let leading = self.0.node.status().role == "leader";
-        if let Some((key, client_id, seq)) = mutation_session(&kind).filter(|_| leading) {
-            let view = self.0.view.read();
-            if let Some(shard) = view.shard_of(key) {
-                view.check_serving(shard)
-                    .map_err(|refusal| refusal_status(&refusal))?;
+        if self.0.node.status().role == "leader" {
+            if let Some((key, _)) = kind.mutation() {
+                let admitted = self.0.reader.admits(key, request.client, request.seq);
                 // A retry of a request applied already: its reply is in the shard's dedup
                 // table (applied, hence chosen). Answered from there, it costs no log entry —
                 // a client that keeps timing out on a large request would otherwise log a
                 // copy per retry and never see the answer.
-                if let Some(reply) = self.cached_reply(shard, client_id, seq) {
+                if let Some(reply) = admitted.map_err(|r| refusal_status(&r))? {
                     return Ok(reply);
                 }
             }
@@ -280,17 +266,6 @@ impl KvService {
             Outcome::Refused(r) => Err(refusal_status(&r)),
             _ => Err(Status::internal("a mutation got an unexpected reply")),
         }
-    }
-}
-
-/// The key a client mutation writes, its client id and its seq.
-fn mutation_session(kind: &Kind) -> Option<(&[u8], &[u8], u64)> {
-    match kind {
-        Kind::Put(r) => Some((&r.key, &r.client_id, r.seq)),
-        Kind::Append(r) => Some((&r.key, &r.client_id, r.seq)),
-        Kind::Delete(r) => Some((&r.key, &r.client_id, r.seq)),
-        Kind::CompareAndSwap(r) => Some((&r.key, &r.client_id, r.seq)),
-        _ => None,
     }
 }
 
@@ -367,52 +342,41 @@ impl v1::shard_kv_server::ShardKv for KvService {
     }
 }
 
+/// The status a client gets for a read that was not served.
+fn read_status(e: ReadError) -> Status {
+    match e {
+        ReadError::Refused(r) => refusal_status(&r),
+        ReadError::Store(e) => Status::internal(format!("reading the store: {e}")),
+    }
+}
+
 impl KvService {
     async fn get_inner(&self, r: v1::GetRequest) -> Result<v1::GetResponse, Status> {
         check_key(&r.key)?;
         self.0.read_barrier().await?;
-        let view = self.0.view.read();
-        let Some(shard) = view.shard_of(&r.key) else {
-            return Err(wrong_group(0, view.config.num));
-        };
-        view.check_serving(shard)
-            .map_err(|refusal| refusal_status(&refusal))?;
-        // Read under the view's read lock: the shard cannot leave and be deleted meanwhile.
-        let value = self
-            .0
-            .store
-            .get(&keys::data_key(shard, &r.key))
-            .map_err(|e| Status::internal(format!("reading the store: {e}")))?;
+        let value = self.0.reader.get(&r.key).map_err(read_status)?;
         Ok(v1::GetResponse { value })
     }
 
     async fn put_inner(&self, r: v1::PutRequest) -> Result<v1::PutResponse, Status> {
-        check_session(&r.client_id, r.seq, r.first_incomplete_seq)?;
-        check_key(&r.key)?;
-        check_value(&r.value)?;
-        check_command(&r)?;
-        match self.mutate(Kind::Put(r)).await? {
+        let len = prost::Message::encoded_len(&r);
+        match self.mutate(Kind::Put(r), len).await? {
             Reply::Put(p) => Ok(p),
             _ => Err(wrong_reply()),
         }
     }
 
     async fn append_inner(&self, r: v1::AppendRequest) -> Result<v1::AppendResponse, Status> {
-        check_session(&r.client_id, r.seq, r.first_incomplete_seq)?;
-        check_key(&r.key)?;
-        check_value(&r.value)?;
-        check_command(&r)?;
-        match self.mutate(Kind::Append(r)).await? {
+        let len = prost::Message::encoded_len(&r);
+        match self.mutate(Kind::Append(r), len).await? {
             Reply::Append(p) => Ok(p),
             _ => Err(wrong_reply()),
         }
     }
 
     async fn delete_inner(&self, r: v1::DeleteRequest) -> Result<v1::DeleteResponse, Status> {
-        check_session(&r.client_id, r.seq, r.first_incomplete_seq)?;
-        check_key(&r.key)?;
-        check_command(&r)?;
-        match self.mutate(Kind::Delete(r)).await? {
+        let len = prost::Message::encoded_len(&r);
+        match self.mutate(Kind::Delete(r), len).await? {
             Reply::Delete(p) => Ok(p),
             _ => Err(wrong_reply()),
         }
@@ -422,13 +386,8 @@ impl KvService {
         &self,
         r: v1::CompareAndSwapRequest,
     ) -> Result<v1::CompareAndSwapResponse, Status> {
-        check_session(&r.client_id, r.seq, r.first_incomplete_seq)?;
-        check_key(&r.key)?;
-        for v in r.expected.iter().chain(r.new_value.iter()) {
-            check_value(v)?;
-        }
-        check_command(&r)?;
-        match self.mutate(Kind::CompareAndSwap(r)).await? {
+        let len = prost::Message::encoded_len(&r);
+        match self.mutate(Kind::CompareAndSwap(r), len).await? {
             Reply::CompareAndSwap(p) => Ok(p),
             _ => Err(wrong_reply()),
         }
@@ -445,55 +404,18 @@ impl KvService {
         } as usize;
         // The resume token is the first key of the next page.
         let from = if r.resume_token.is_empty() {
-            r.start.clone()
+            &r.start
         } else if r.resume_token < r.start {
             return Err(invalid_argument("resume_token is before the range's start"));
         } else {
-            r.resume_token.clone()
+            &r.resume_token
         };
-        check_key(&from)?;
+        check_key(from)?;
         self.0.read_barrier().await?;
-        let view = self.0.view.read();
-        let n = view.config.shards.len();
-        if n == 0 {
-            return Err(wrong_group(r.shard, view.config.num));
-        }
-        if r.shard as usize >= n {
-            return Err(invalid_argument(format!(
-                "shard {} is out of range: the cluster has {n} shards",
-                r.shard
-            )));
-        }
-        view.check_serving(r.shard)
-            .map_err(|refusal| refusal_status(&refusal))?;
-        let start = keys::data_key(r.shard, &from);
-        let end = match &r.end {
-            Some(end) => keys::data_key(r.shard, end),
-            None => keys::data_range(r.shard).1,
-        };
-        let mut entries = Vec::new();
-        let mut bytes = 0;
-        let mut more = false;
-        for entry in self.0.store.scan(&start, &end) {
-            let (k, value) =
-                entry.map_err(|e| Status::internal(format!("reading the store: {e}")))?;
-            if entries.len() >= limit
-                || (!entries.is_empty() && bytes + k.len() + value.len() > MAX_SCAN_PAGE_BYTES)
-            {
-                more = true;
-                break;
-            }
-            let Some(key) = keys::user_key(r.shard, &k) else {
-                continue;
-            };
-            bytes += k.len() + value.len();
-            entries.push(v1::KeyValue {
-                key: key.to_vec(),
-                value,
-            });
-        }
-        drop(view);
-        let resume_token = match (more, entries.last()) {
+        let page = (self.0.reader)
+            .scan(r.shard, from, r.end.as_deref(), limit, MAX_SCAN_PAGE_BYTES)
+            .map_err(read_status)?;
+        let resume_token = match (page.more, page.entries.last()) {
             (true, Some(last)) => {
                 let mut t = last.key.clone();
                 t.push(0);
@@ -502,9 +424,9 @@ impl KvService {
             _ => Vec::new(),
         };
         Ok(v1::ScanResponse {
-            entries,
+            entries: page.entries,
             resume_token,
-            more,
+            more: page.more,
         })
     }
 }

@@ -74,6 +74,75 @@ impl Session {
     }
 }
 
+/// A mutation's session fields, checked: what a [`v1::RequestHeader`] says once it passed
+/// [`ClientRequest::from_header`] — at the edge (the gRPC service answers `INVALID_ARGUMENT`)
+/// and again when the command is applied (a log entry is not trusted to have passed the edge).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientRequest {
+    /// The client.
+    pub client: u128,
+    /// This request's sequence number (at least 1).
+    pub seq: u64,
+    /// Every seq below this completed at the client (at most `seq`).
+    pub first_incomplete: u64,
+    /// The client may start a session with this request.
+    pub opens_session: bool,
+}
+
+impl ClientRequest {
+    /// Checks a request's header: present, a 16-byte client id, `1 <= first_incomplete_seq`
+    /// (when set) `<= seq`.
+    pub fn from_header(header: Option<&v1::RequestHeader>) -> Result<ClientRequest, String> {
+        let h = header.ok_or("the request has no header")?;
+        let client = <[u8; 16]>::try_from(h.client_id.as_slice())
+            .map(u128::from_be_bytes)
+            .map_err(|_| format!("client_id must be 16 bytes, got {}", h.client_id.len()))?;
+        if h.seq == 0 {
+            return Err("seq must be at least 1".into());
+        }
+        if h.first_incomplete_seq > h.seq {
+            return Err(format!(
+                "first_incomplete_seq {} is above the request's own seq {}",
+                h.first_incomplete_seq, h.seq
+            ));
+        }
+        Ok(ClientRequest {
+            client,
+            seq: h.seq,
+            first_incomplete: h.first_incomplete_seq,
+            opens_session: h.opens_session,
+        })
+    }
+}
+
+/// What the session table decides for a mutation (see [`SessionTable::admit`]).
+#[derive(Debug, PartialEq)]
+pub enum Decision {
+    /// Applied before: answer with the reply kept, and store the session (its activity
+    /// refreshed) again.
+    Replay(v1::KvReply, Session),
+    /// Execute it, then keep its reply in this session (already trimmed to the replies the
+    /// client still awaits).
+    Execute(Session),
+    /// Refuse it.
+    Refuse(Refused),
+}
+
+/// Why the session table refuses a mutation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The shard has no session for the client and the request may not open one: the outcome
+    /// of an earlier execution of it is unknown.
+    Expired,
+    /// The client acknowledged this seq already (it completed).
+    Completed {
+        /// The session's first incomplete seq.
+        first_incomplete: u64,
+    },
+    /// The session holds this many unacknowledged replies, the most allowed.
+    TooManyPending(usize),
+}
+
 /// The sessions of the shards a replica serves, with an index by last activity for expiry.
 ///
 /// Invariant: `by_activity` holds exactly one `(last_active_ms, shard, client)` per session in
@@ -141,6 +210,41 @@ impl SessionTable {
         expired
     }
 
+    /// Decides what to do with `request` in `shard` at log time `now_ms`, allowing at most
+    /// `max_pending` unacknowledged replies per session. Deterministic (a replica's log
+    /// decides it alike everywhere); changes nothing — the caller stores the session it is
+    /// handed.
+    pub fn admit(
+        &self,
+        shard: u32,
+        request: &ClientRequest,
+        now_ms: u64,
+        max_pending: usize,
+    ) -> Decision {
+        let mut session = match self.get(shard, request.client) {
+            Some(s) => s.clone(),
+            None if request.opens_session => Session::default(),
+            None => return Decision::Refuse(Refused::Expired),
+        };
+        if request.seq < session.first_incomplete {
+            return Decision::Refuse(Refused::Completed {
+                first_incomplete: session.first_incomplete,
+            });
+        }
+        session.last_active_ms = now_ms;
+        if let Some(reply) = session.replies.get(&request.seq) {
+            return Decision::Replay(reply.clone(), session);
+        }
+        if request.first_incomplete > session.first_incomplete {
+            session.first_incomplete = request.first_incomplete;
+            session.replies = session.replies.split_off(&request.first_incomplete);
+        }
+        if session.replies.len() >= max_pending {
+            return Decision::Refuse(Refused::TooManyPending(session.replies.len()));
+        }
+        Decision::Execute(session)
+    }
+
     /// Sessions per shard (for status).
     pub fn iter(&self) -> impl Iterator<Item = (&(u32, u128), &Session)> {
         self.sessions.iter()
@@ -162,6 +266,93 @@ mod tests {
                 },
             )]),
         }
+    }
+
+    #[test]
+    fn a_header_is_checked_once_into_a_client_request() {
+        let header = |id: usize, seq, first| v1::RequestHeader {
+            client_id: vec![9; id],
+            seq,
+            first_incomplete_seq: first,
+            opens_session: true,
+            ..Default::default()
+        };
+        let ok = ClientRequest::from_header(Some(&header(16, 5, 3))).unwrap();
+        assert_eq!(
+            ok,
+            ClientRequest {
+                client: u128::from_be_bytes([9; 16]),
+                seq: 5,
+                first_incomplete: 3,
+                opens_session: true,
+            }
+        );
+        for (bad, why) in [
+            (None, "no header"),
+            (Some(header(15, 5, 3)), "16 bytes, got 15"),
+            (Some(header(16, 0, 0)), "at least 1"),
+            (Some(header(16, 5, 6)), "above the request's own seq"),
+        ] {
+            let e = ClientRequest::from_header(bad.as_ref()).unwrap_err();
+            assert!(e.contains(why), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_table_replays_executes_or_refuses() {
+        let mut t = SessionTable::default();
+        let req = |seq, first, opens| ClientRequest {
+            client: 7,
+            seq,
+            first_incomplete: first,
+            opens_session: opens,
+        };
+        // No session: only a request that may open one executes.
+        assert_eq!(
+            t.admit(0, &req(1, 1, false), 10, 8),
+            Decision::Refuse(Refused::Expired)
+        );
+        let Decision::Execute(fresh) = t.admit(0, &req(1, 1, true), 10, 8) else {
+            panic!("a new session executes");
+        };
+        assert_eq!(fresh.last_active_ms, 10);
+        t.put(0, 7, session(10));
+        // Seq 1's reply is kept: a retry replays it, refreshing the session's activity.
+        match t.admit(0, &req(1, 1, false), 20, 8) {
+            Decision::Replay(reply, s) => {
+                assert_eq!(Some(&reply), session(0).replies.get(&1));
+                assert_eq!(s.last_active_ms, 20);
+            }
+            d => panic!("{d:?}"),
+        }
+        // Seq 2 acknowledging seq 1: executes with seq 1's reply dropped.
+        match t.admit(0, &req(2, 2, false), 20, 8) {
+            Decision::Execute(s) => {
+                assert_eq!(s.first_incomplete, 2);
+                assert!(s.replies.is_empty());
+            }
+            d => panic!("{d:?}"),
+        }
+        // The same session in another shard is another session.
+        assert_eq!(
+            t.admit(1, &req(2, 2, false), 20, 8),
+            Decision::Refuse(Refused::Expired)
+        );
+        // Too many replies kept.
+        assert_eq!(
+            t.admit(0, &req(2, 1, false), 20, 1),
+            Decision::Refuse(Refused::TooManyPending(1))
+        );
+        // Acknowledged already.
+        let mut acked = session(10);
+        acked.first_incomplete = 5;
+        t.put(0, 7, acked);
+        assert_eq!(
+            t.admit(0, &req(4, 4, true), 20, 8),
+            Decision::Refuse(Refused::Completed {
+                first_incomplete: 5
+            })
+        );
     }
 
     #[test]

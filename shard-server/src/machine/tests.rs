@@ -1,8 +1,12 @@
 use std::collections::BTreeMap;
 
 use super::*;
+use crate::command::{InstallChunk, ShardRef};
 use crate::handoff::read_chunk;
+use crate::keys;
 use crate::store::MemStore;
+use prost::Message;
+use strata_rpc::v1::{self, kv_reply::Reply, ErrorReason};
 
 const N: usize = 4;
 
@@ -64,24 +68,30 @@ impl Replica {
 
     fn put_seq(&mut self, key: &[u8], value: &[u8], seq: u64, opens: bool) -> Outcome {
         self.apply(Kind::Put(v1::PutRequest {
-            client_id: self.client.to_vec(),
-            seq,
-            first_incomplete_seq: seq,
+            header: Some(v1::RequestHeader {
+                client_id: self.client.to_vec(),
+                seq,
+                first_incomplete_seq: seq,
+                opens_session: opens,
+                ..Default::default()
+            }),
             key: key.to_vec(),
             value: value.to_vec(),
-            opens_session: opens,
             ..Default::default()
         }))
     }
 
     fn append_seq(&mut self, key: &[u8], value: &[u8], seq: u64, first: u64) -> Outcome {
         self.apply(Kind::Append(v1::AppendRequest {
-            client_id: self.client.to_vec(),
-            seq,
-            first_incomplete_seq: first,
+            header: Some(v1::RequestHeader {
+                client_id: self.client.to_vec(),
+                seq,
+                first_incomplete_seq: first,
+                opens_session: true,
+                ..Default::default()
+            }),
             key: key.to_vec(),
             value: value.to_vec(),
-            opens_session: true,
             ..Default::default()
         }))
     }
@@ -403,13 +413,16 @@ fn compare_and_swap_and_delete() {
     let cas = |r: &mut Replica, expected: Option<&[u8]>, new: Option<&[u8]>| {
         r.seq += 1;
         let o = r.apply(Kind::CompareAndSwap(v1::CompareAndSwapRequest {
-            client_id: r.client.to_vec(),
-            seq: r.seq,
-            first_incomplete_seq: r.seq,
+            header: Some(v1::RequestHeader {
+                client_id: r.client.to_vec(),
+                seq: r.seq,
+                first_incomplete_seq: r.seq,
+                opens_session: true,
+                ..Default::default()
+            }),
             key: key.clone(),
             expected: expected.map(<[u8]>::to_vec),
             new_value: new.map(<[u8]>::to_vec),
-            opens_session: true,
             ..Default::default()
         }));
         match o {
@@ -426,11 +439,14 @@ fn compare_and_swap_and_delete() {
     assert_eq!(r.get(&key), None);
     r.seq += 1;
     let del = r.apply(Kind::Delete(v1::DeleteRequest {
-        client_id: r.client.to_vec(),
-        seq: r.seq,
-        first_incomplete_seq: r.seq,
+        header: Some(v1::RequestHeader {
+            client_id: r.client.to_vec(),
+            seq: r.seq,
+            first_incomplete_seq: r.seq,
+            opens_session: true,
+            ..Default::default()
+        }),
         key: key.clone(),
-        opens_session: true,
         ..Default::default()
     }));
     assert_eq!(

@@ -44,40 +44,52 @@ impl Request {
         Some(match &self.op {
             Op::Get => return None,
             Op::Put(v) => Kind::Put(v1::PutRequest {
-                client_id,
-                seq,
-                first_incomplete_seq: first,
-                config_num: num,
+                header: Some(v1::RequestHeader {
+                    client_id,
+                    seq,
+                    first_incomplete_seq: first,
+                    config_num: num,
+                    opens_session: opens,
+                    ..Default::default()
+                }),
                 key,
                 value: v.clone(),
-                opens_session: opens,
             }),
             Op::Append(v) => Kind::Append(v1::AppendRequest {
-                client_id,
-                seq,
-                first_incomplete_seq: first,
-                config_num: num,
+                header: Some(v1::RequestHeader {
+                    client_id,
+                    seq,
+                    first_incomplete_seq: first,
+                    config_num: num,
+                    opens_session: opens,
+                    ..Default::default()
+                }),
                 key,
                 value: v.clone(),
-                opens_session: opens,
             }),
             Op::Delete => Kind::Delete(v1::DeleteRequest {
-                client_id,
-                seq,
-                first_incomplete_seq: first,
-                config_num: num,
+                header: Some(v1::RequestHeader {
+                    client_id,
+                    seq,
+                    first_incomplete_seq: first,
+                    config_num: num,
+                    opens_session: opens,
+                    ..Default::default()
+                }),
                 key,
-                opens_session: opens,
             }),
             Op::Cas { expected, new } => Kind::CompareAndSwap(v1::CompareAndSwapRequest {
-                client_id,
-                seq,
-                first_incomplete_seq: first,
-                config_num: num,
+                header: Some(v1::RequestHeader {
+                    client_id,
+                    seq,
+                    first_incomplete_seq: first,
+                    config_num: num,
+                    opens_session: opens,
+                    ..Default::default()
+                }),
                 key,
                 expected: expected.clone(),
                 new_value: new.clone(),
-                opens_session: opens,
             }),
         })
     }
