@@ -46,7 +46,6 @@ use strata::coding::{get_fixed64, put_fixed64};
 use strata_paxos::{Ballot, Message, NotLeader, Replica, ReplicaId, Role, Slot, Storage};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::paxos_storage::EnginePaxosStorage;
 use crate::state_machine::{IncomingSnapshot, StateMachine};
 use crate::transport::Transport;
 
@@ -228,12 +227,17 @@ impl<R> Clone for Node<R> {
 impl<R: Send + 'static> Node<R> {
     /// Starts a node: restores the replica from `storage` and the state machine's durable
     /// index, and spawns the driver on the current tokio runtime.
-    pub fn start<S: StateMachine<Reply = R>>(
+    pub fn start<S, P>(
         cfg: NodeConfig,
-        storage: EnginePaxosStorage,
+        storage: P,
         state_machine: S,
         transport: Arc<dyn Transport>,
-    ) -> Result<Node<R>, NodeError> {
+    ) -> Result<Node<R>, NodeError>
+    where
+        S: StateMachine<Reply = R>,
+        P: Storage + Send + 'static,
+        P::Error: std::fmt::Display,
+    {
         if tokio::runtime::Handle::current().runtime_flavor()
             != tokio::runtime::RuntimeFlavor::MultiThread
         {
@@ -362,7 +366,11 @@ struct Persister {
 }
 
 impl Persister {
-    fn spawn(mut storage: EnginePaxosStorage) -> Persister {
+    fn spawn<P>(mut storage: P) -> Persister
+    where
+        P: Storage + Send + 'static,
+        P::Error: std::fmt::Display,
+    {
         let (tx, rx) =
             std::sync::mpsc::channel::<(strata_paxos::Ready, oneshot::Sender<Result<(), String>>)>(
             );

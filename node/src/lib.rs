@@ -7,16 +7,20 @@
 //! - [`transport`]: how messages and snapshots reach peers;
 //! - [`driver`]: the loop that ties them together ([`Node`]);
 //! - [`wire`]: the Paxos messages in their protobuf form;
-//! - [`cli`]: what the server binaries share (`--peers` parsing, shutdown signal);
-//! - [`grpc`]: the peer transport, the `PaxosPeer` and `NodeStatus` services, identity checks;
+//! - [`host`]: a replica process ([`ReplicaHost`]): data directory and identity, Paxos
+//!   storage, listener, node, the tonic server with the peer and status services, signals;
+//! - [`grpc`]: the peer transport, the `PaxosPeer` and `NodeStatus` services, proposals and
+//!   reads with their gRPC status;
+//! - [`identity`]: which replica a data directory belongs to;
 //! - [`listener`]: connection admission (open-file limit, connection cap with eviction,
 //!   handshake deadline, idle timeout) for every server process.
 
 #![warn(missing_docs)]
 
-pub mod cli;
 pub mod driver;
 pub mod grpc;
+pub mod host;
+pub mod identity;
 pub mod listener;
 pub mod paxos_storage;
 pub mod state_machine;
@@ -24,7 +28,9 @@ pub mod transport;
 pub mod wire;
 
 pub use driver::{Node, NodeConfig, NodeError, NodeStatus};
-pub use grpc::{check_identity, peer_service, status_service, GrpcTransport};
+pub use grpc::{peer_service, status_service, GrpcTransport};
+pub use host::{HostArgs, NodeTuning, ReplicaHost, RunError};
+pub use identity::check_identity;
 pub use paxos_storage::{EnginePaxosStorage, StorageError};
 pub use state_machine::{IncomingSnapshot, SnapshotStream, StateMachine};
 pub use transport::Transport;

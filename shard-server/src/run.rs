@@ -16,9 +16,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use strata_node::cli::{election_seed, parse_peer};
-use strata_node::grpc::{check_identity, peer_service, status_service, GrpcTransport};
-use strata_node::{EnginePaxosStorage, Node, NodeConfig};
+use strata_node::host::parse_peer;
+use strata_node::{HostArgs, NodeTuning, ReplicaHost};
 use strata_paxos::ReplicaId;
 use strata_rpc::limits;
 
@@ -87,25 +86,11 @@ pub struct ServerArgs {
     pub max_connections: usize,
 }
 
-pub use strata_node::cli::RunError;
+pub use strata_node::RunError;
 
 /// Runs a replica until SIGTERM or SIGINT, on a runtime of its own.
 pub fn run_server(args: ServerArgs) -> Result<(), RunError> {
-    strata_node::cli::tune_allocator();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|source| RunError::Io {
-            what: "starting the tokio runtime".into(),
-            source,
-        })?;
-    // Signal handlers first: a SIGTERM during start-up is a clean stop, not a kill.
-    let shutdown = {
-        let _runtime = runtime.enter();
-        strata_node::cli::shutdown_signal()
-    };
-    runtime.block_on(serve(args, shutdown))
+    strata_node::host::run_process(|shutdown| serve(args, shutdown))
 }
 
 /// Runs a replica on the current (multi-threaded) tokio runtime until `shutdown` resolves.
@@ -115,63 +100,47 @@ pub async fn serve(args: ServerArgs, shutdown: impl Future<Output = ()>) -> Resu
             "--gid 0 is reserved (unassigned shards)".into(),
         ));
     }
-    let (peers, listen) = strata_node::cli::peers_and_listen(
-        args.id,
-        &args.peers,
-        args.listen.as_deref(),
-        args.tick_ms,
-    )?;
-    let data_dir_error = |message: String| RunError::DataDir {
-        dir: args.data_dir.clone(),
-        message,
-    };
-    std::fs::create_dir_all(&args.data_dir).map_err(|e| data_dir_error(e.to_string()))?;
-    check_identity(&args.data_dir, args.gid, args.id).map_err(data_dir_error)?;
-    let storage = EnginePaxosStorage::open(&args.data_dir.join("paxos"))
-        .map_err(|e| RunError::Node(e.to_string()))?;
+    let mut host = ReplicaHost::open(HostArgs {
+        group: args.gid,
+        id: args.id,
+        peers: &args.peers,
+        listen: args.listen.as_deref(),
+        data_dir: &args.data_dir,
+        tick_ms: args.tick_ms,
+        max_connections: args.max_connections,
+    })
+    .await?;
     let engine_options = strata::Options {
         write_buffer_size: args.write_buffer_mb.max(1) << 20,
         block_cache_bytes: args.block_cache_mb << 20,
         ..strata::Options::default()
     };
-    let store = Arc::new(
-        DbStore::open(&args.data_dir.join("state"), engine_options).map_err(data_dir_error)?,
-    );
+    let store = DbStore::open(&args.data_dir.join("state"), engine_options)
+        .map_err(|e| host.data_dir_error(e))?;
+    let store = Arc::new(store);
     let options = MachineOptions {
         session_timeout_ms: args.session_timeout_ms,
         ..MachineOptions::default()
     };
-    let machine = KvMachine::open(args.gid, store.clone(), options).map_err(data_dir_error)?;
+    let machine =
+        KvMachine::open(args.gid, store.clone(), options).map_err(|e| host.data_dir_error(e))?;
     let view = machine.view();
     let applied = machine.applied_handle();
     let reader = machine.reader();
 
-    // Bind before starting the node, so that a taken port fails the start.
-    let listener = tokio::net::TcpListener::bind(&listen)
-        .await
-        .map_err(|source| RunError::Io {
-            what: format!("listening on {listen}"),
-            source,
-        })?;
-
-    let mut paxos = strata_paxos::Config::new(args.id, peers.keys().copied().collect());
-    paxos.seed = election_seed(args.id);
+    let mut paxos = host.paxos_config();
     // At most 32 slots in flight (with 1 MiB batches, or one large command each); promises
-    // and catch-up messages come in parts of about 4 MiB whatever the log holds.
+    // and catch-up messages are bounded in bytes too (see the paxos crate).
     paxos.max_inflight_slots = 32;
-    let cfg = NodeConfig {
-        paxos,
-        tick: Duration::from_millis(args.tick_ms),
+    let tuning = NodeTuning {
         // The state machine syncs every few hundred commands: keep some log for followers
         // that lag a little, compact the rest.
         compaction_slack: args.log_compaction_slack,
         compaction_bytes: args.log_compaction_mb << 20,
         queue_capacity: 20_000,
     };
-    let transport = GrpcTransport::new(args.gid, args.id, peers.clone());
-    let node =
-        Node::start(cfg, storage, machine, transport).map_err(|e| RunError::Node(e.to_string()))?;
-    tracing::info!(gid = args.gid, id = args.id, %listen, data_dir = %args.data_dir.display(), "shard server started");
+    let node = host.start_node(paxos, tuning, machine)?;
+    tracing::info!(gid = args.gid, id = args.id, listen = %host.listen, data_dir = %args.data_dir.display(), "shard server started");
 
     let replica = Replica {
         gid: args.gid,
@@ -180,25 +149,20 @@ pub async fn serve(args: ServerArgs, shutdown: impl Future<Output = ()>) -> Resu
         applied,
         reader,
         store,
-        peers: Arc::new(peers),
+        peers: Arc::new(host.peers.clone()),
         op_timeout: Duration::from_millis(args.op_timeout_ms),
         chaos: (args.chaos_percent > 0).then(|| Arc::new(Chaos::new(args.chaos_percent))),
         in_flight: Default::default(),
     };
     let worker = tokio::spawn(crate::worker::run(replica.clone(), args.masters.clone()));
-    let incoming = strata_node::cli::admitted_connections(listener, args.max_connections);
-    let served = tonic::transport::Server::builder()
+    let services = tonic::transport::Server::builder()
         .add_service(limits::kv_server(KvService(replica.clone())))
         .add_service(limits::migration_server(MigrationService(replica.clone())))
-        .add_service(limits::shard_group_server(GroupService(replica.clone())))
-        .add_service(peer_service(args.gid, node.clone()))
-        .add_service(status_service(args.gid, node.clone()))
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await;
+        .add_service(limits::shard_group_server(GroupService(replica)));
+    let served = host.serve(node, services, shutdown).await;
     worker.abort();
-    node.stop().await;
     tracing::info!(gid = args.gid, id = args.id, "shard server stopped");
-    served.map_err(RunError::from)
+    served
 }
 
 #[cfg(test)]

@@ -16,8 +16,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use strata_node::grpc::{check_identity, peer_service, status_service, GrpcTransport};
-use strata_node::{EnginePaxosStorage, Node, NodeConfig};
+use strata_node::{HostArgs, NodeTuning, ReplicaHost};
 use strata_paxos::ReplicaId;
 use strata_rpc::limits;
 
@@ -42,7 +41,7 @@ pub struct MasterArgs {
     pub id: ReplicaId,
     /// Every replica of the master, this one included: `id=host:port`, comma-separated or
     /// repeated.
-    #[arg(long, value_delimiter = ',', required = true, value_parser = strata_node::cli::parse_peer)]
+    #[arg(long, value_delimiter = ',', required = true, value_parser = strata_node::host::parse_peer)]
     pub peers: Vec<(ReplicaId, String)>,
     /// Address to serve gRPC on, `host:port` (defaults to this replica's address in --peers).
     #[arg(long)]
@@ -67,7 +66,7 @@ pub struct MasterArgs {
     pub max_connections: usize,
 }
 
-pub use strata_node::cli::RunError;
+pub use strata_node::RunError;
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> RunError {
     let what = what.into();
@@ -115,48 +114,24 @@ pub fn shard_count(dir: &Path, requested: Option<usize>) -> Result<usize, RunErr
 
 /// Runs a replica until SIGTERM or SIGINT, on a runtime of its own.
 pub fn run_master(args: MasterArgs) -> Result<(), RunError> {
-    strata_node::cli::tune_allocator();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(io("starting the tokio runtime"))?;
-    // Signal handlers first: a SIGTERM during start-up is a clean stop, not a kill.
-    let shutdown = {
-        let _runtime = runtime.enter();
-        shutdown_signal()
-    };
-    runtime.block_on(serve(args, shutdown))
+    strata_node::host::run_process(|shutdown| serve(args, shutdown))
 }
 
-pub use strata_node::cli::shutdown_signal;
+pub use strata_node::host::shutdown_signal;
 
 /// Runs a replica on the current tokio runtime until `shutdown` resolves.
 pub async fn serve(args: MasterArgs, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
-    let (peers, listen) = strata_node::cli::peers_and_listen(
-        args.id,
-        &args.peers,
-        args.listen.as_deref(),
-        args.tick_ms,
-    )?;
-
-    std::fs::create_dir_all(&args.data_dir).map_err(io(format!(
-        "creating the data directory {}",
-        args.data_dir.display()
-    )))?;
-    check_identity(&args.data_dir, MASTER_GROUP, args.id).map_err(|message| RunError::DataDir {
-        dir: args.data_dir.clone(),
-        message,
-    })?;
+    let mut host = ReplicaHost::open(HostArgs {
+        group: MASTER_GROUP,
+        id: args.id,
+        peers: &args.peers,
+        listen: args.listen.as_deref(),
+        data_dir: &args.data_dir,
+        tick_ms: args.tick_ms,
+        max_connections: args.max_connections,
+    })
+    .await?;
     let num_shards = shard_count(&args.data_dir, args.shards)?;
-    let storage = EnginePaxosStorage::open(&args.data_dir.join("paxos"))
-        .map_err(|e| RunError::Node(e.to_string()))?;
-
-    // Bind before starting the node, so that a taken port fails the start.
-    let listener = tokio::net::TcpListener::bind(&listen)
-        .await
-        .map_err(io(format!("listening on {listen}")))?;
-
     let machine =
         MasterMachine::open(&args.data_dir.join("state"), num_shards).map_err(|message| {
             RunError::DataDir {
@@ -165,45 +140,32 @@ pub async fn serve(args: MasterArgs, shutdown: impl Future<Output = ()>) -> Resu
             }
         })?;
     let state = machine.shared();
-    let mut paxos = strata_paxos::Config::new(args.id, peers.keys().copied().collect());
-    // Election timeouts are randomized from the seed: differ between replicas and restarts.
-    paxos.seed = strata_node::cli::election_seed(args.id);
-    let cfg = NodeConfig {
-        paxos,
-        tick: Duration::from_millis(args.tick_ms),
+    let tuning = NodeTuning {
         // The state is on disk (synced every few commands): keep a little log for followers
         // that lag, compact the rest.
         compaction_slack: 1024,
         compaction_bytes: 64 << 20,
         queue_capacity: 10_000,
     };
-    let transport = GrpcTransport::new(MASTER_GROUP, args.id, peers.clone());
-    let node =
-        Node::start(cfg, storage, machine, transport).map_err(|e| RunError::Node(e.to_string()))?;
+    let paxos = host.paxos_config();
+    let node = host.start_node(paxos, tuning, machine)?;
     tracing::info!(
         id = args.id,
-        %listen,
+        listen = %host.listen,
         shards = num_shards,
         data_dir = %args.data_dir.display(),
         "shard master replica started"
     );
-
     let service = MasterService::new(
         node.clone(),
         state,
-        peers,
+        host.peers.clone(),
         Duration::from_millis(args.op_timeout_ms),
     );
-    let incoming = strata_node::cli::admitted_connections(listener, args.max_connections);
-    let served = tonic::transport::Server::builder()
-        .add_service(limits::master_server(service))
-        .add_service(peer_service(MASTER_GROUP, node.clone()))
-        .add_service(status_service(MASTER_GROUP, node.clone()))
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await;
-    node.stop().await;
+    let services = tonic::transport::Server::builder().add_service(limits::master_server(service));
+    let served = host.serve(node, services, shutdown).await;
     tracing::info!(id = args.id, "shard master replica stopped");
-    served.map_err(RunError::from)
+    served
 }
 
 #[cfg(test)]

@@ -1,0 +1,178 @@
+//! The services a node serves to its peers and operators: `PaxosPeer` (batches of messages,
+//! snapshot installs) and `NodeStatus`.
+
+use std::time::Duration;
+
+use strata_rpc::v1;
+use strata_rpc::v1::node_status_server::{NodeStatus, NodeStatusServer};
+use strata_rpc::v1::paxos_peer_server::{PaxosPeer, PaxosPeerServer};
+use tokio::sync::mpsc;
+use tonic::codegen::tokio_stream::StreamExt;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::driver::Node;
+use crate::wire::from_proto;
+
+/// Longest wait for the next chunk of a snapshot being installed.
+const SNAPSHOT_CHUNK_TIMEOUT: Duration = Duration::from_secs(10);
+
+struct PeerService<R> {
+    group: u64,
+    node: Node<R>,
+}
+
+type AckResult = Result<Response<v1::SendAck>, Status>;
+
+impl<R: Send + 'static> PeerService<R> {
+    fn deliver(&self, batch: v1::PaxosBatch) -> Result<(), Status> {
+        if batch.group_id != self.group {
+            return Err(strata_rpc::error::invalid_argument(format!(
+                "batch for group {} sent to group {}",
+                batch.group_id, self.group
+            )));
+        }
+        for m in batch.messages {
+            if let Some(m) = from_proto(batch.from, batch.to, m) {
+                self.node.deliver(m);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[tonic::async_trait]
+impl<R: Send + 'static> PaxosPeer for PeerService<R> {
+    async fn send(&self, request: Request<v1::PaxosBatch>) -> AckResult {
+        self.deliver(request.into_inner())?;
+        Ok(Response::new(v1::SendAck {}))
+    }
+
+    async fn send_stream(&self, request: Request<Streaming<v1::PaxosBatch>>) -> AckResult {
+        let mut stream = request.into_inner();
+        while let Some(batch) = stream.next().await {
+            self.deliver(batch?)?;
+        }
+        Ok(Response::new(v1::SendAck {}))
+    }
+
+    async fn install_snapshot(
+        &self,
+        request: Request<Streaming<v1::SnapshotChunk>>,
+    ) -> Result<Response<v1::InstallSnapshotResponse>, Status> {
+        let mut stream = request.into_inner();
+        // Chunks flow to the state machine as they arrive, through a small bounded channel:
+        // the snapshot is never held whole in memory. A transfer that breaks off hands the
+        // state machine an error, so it keeps its old state.
+        let first = match stream.next().await {
+            Some(chunk) => chunk?,
+            None => return Err(Status::aborted("empty snapshot stream")),
+        };
+        if first.group_id != self.group {
+            return Err(strata_rpc::error::invalid_argument(
+                "snapshot for another group",
+            ));
+        }
+        let index = first.index;
+        let (tx, mut rx) = mpsc::channel::<Result<Vec<u8>, String>>(4);
+        let chunks = std::iter::from_fn(move || rx.blocking_recv());
+        self.node.install_snapshot(index, Box::new(chunks)).await;
+        let mut next = Some(first);
+        let mut complete = false;
+        while let Some(chunk) = next.take() {
+            if chunk.index != index || chunk.group_id != self.group {
+                let _ = tx
+                    .send(Err("snapshot chunks disagree on index or group".into()))
+                    .await;
+                return Err(strata_rpc::error::invalid_argument(
+                    "inconsistent snapshot stream",
+                ));
+            }
+            if chunk.done {
+                complete = true;
+                break;
+            }
+            if tx.send(Ok(chunk.data)).await.is_err() {
+                return Err(Status::aborted("the node stopped consuming the snapshot"));
+            }
+            // The node's driver waits on these chunks while it installs: a sender that stalls
+            // must not hold it (and the replica's progress) for the transfer's whole deadline.
+            next = match tokio::time::timeout(SNAPSHOT_CHUNK_TIMEOUT, stream.next()).await {
+                Ok(Some(Ok(c))) => Some(c),
+                Ok(Some(Err(e))) => {
+                    let _ = tx.send(Err(format!("snapshot stream failed: {e}"))).await;
+                    return Err(e);
+                }
+                Ok(None) => None,
+                Err(_) => {
+                    let why = format!("no snapshot chunk for {SNAPSHOT_CHUNK_TIMEOUT:?}");
+                    let _ = tx.send(Err(why.clone())).await;
+                    return Err(Status::deadline_exceeded(why));
+                }
+            };
+        }
+        if !complete {
+            let _ = tx
+                .send(Err("snapshot stream ended before its last chunk".into()))
+                .await;
+            return Err(Status::aborted("snapshot stream ended early"));
+        }
+        drop(tx);
+        Ok(Response::new(v1::InstallSnapshotResponse {
+            applied_index: self.node.status().applied_index,
+        }))
+    }
+}
+
+/// The `PaxosPeer` gRPC service delivering batches for `group` to `node`.
+pub fn peer_service<R: Send + 'static>(
+    group: u64,
+    node: Node<R>,
+) -> PaxosPeerServer<impl PaxosPeer> {
+    strata_rpc::limits::paxos_peer_server(PeerService { group, node })
+}
+
+struct StatusService<R> {
+    group: u64,
+    node: Node<R>,
+}
+
+#[tonic::async_trait]
+impl<R: Send + 'static> NodeStatus for StatusService<R> {
+    async fn status(
+        &self,
+        _: Request<v1::StatusRequest>,
+    ) -> Result<Response<v1::StatusResponse>, Status> {
+        let s = self.node.status();
+        let role = match s.role.as_str() {
+            "leader" => v1::Role::Leader,
+            "candidate" => v1::Role::Candidate,
+            "follower" => v1::Role::Follower,
+            _ => v1::Role::Unspecified,
+        };
+        Ok(Response::new(v1::StatusResponse {
+            role: role as i32,
+            ballot: Some(v1::Ballot {
+                round: s.ballot.round,
+                replica: s.ballot.replica,
+            }),
+            leader_id: s.leader,
+            leader_address: String::new(),
+            commit_index: s.commit_index,
+            applied_index: s.applied_index,
+            log_start: s.log_start,
+            log_entries: s.log_len,
+            log_bytes: s.log_bytes as u64,
+            group_id: self.group,
+            replica_id: s.id,
+            config_num: None,
+        }))
+    }
+}
+
+/// The `NodeStatus` service: role, ballot, leader, commit and applied index, log size.
+pub fn status_service<R: Send + 'static>(
+    group: u64,
+    node: Node<R>,
+) -> NodeStatusServer<impl NodeStatus> {
+    strata_rpc::limits::node_status_server(StatusService { group, node })
+}

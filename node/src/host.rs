@@ -1,0 +1,361 @@
+//! A replica process's host: what every server binary built on a node shares besides its
+//! state machine and its own services, in one place and with one failure policy —
+//!
+//! - the command line's common part (`--peers`, `--listen`, `--tick-ms`) checked;
+//! - the data directory: created, its `IDENTITY` checked (a directory of another replica is
+//!   refused), the Paxos log and acceptor state in `<data-dir>/paxos/`;
+//! - the listening socket, bound before the node starts (a taken port fails the start), with
+//!   connection admission ([`crate::listener`]);
+//! - the node, started on the Paxos storage with the service's state machine;
+//! - one tonic server: the service's own gRPC services plus the `PaxosPeer` and `NodeStatus`
+//!   services, until SIGTERM or SIGINT; then the node stops;
+//! - the process: allocator tuning, a tokio runtime, signal handlers installed first.
+//!
+//! How a host fails: [`RunError`], one line for people. A failed write of a state machine's
+//! own store is not the host's to handle — the state in memory is ahead of the store, so the
+//! state machine stops the process and a restart replays the log (both services do this).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::time::Duration;
+
+use strata_paxos::ReplicaId;
+use tonic::transport::server::Router;
+
+use crate::driver::{Node, NodeConfig};
+use crate::grpc::{peer_service, status_service, GrpcTransport};
+use crate::identity::check_identity;
+use crate::paxos_storage::EnginePaxosStorage;
+use crate::state_machine::StateMachine;
+
+/// Why a server replica (master or shard server) could not start, or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The command line is inconsistent.
+    #[error("invalid arguments: {0}")]
+    Args(String),
+    /// The data directory is unusable, belongs to another replica, or disagrees with the
+    /// arguments.
+    #[error("data directory {dir}: {message}")]
+    DataDir {
+        /// The directory.
+        dir: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// I/O on the data directory or the listening socket failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The failure.
+        source: std::io::Error,
+    },
+    /// The Paxos storage or node failed to start.
+    #[error("paxos node: {0}")]
+    Node(String),
+    /// The gRPC server failed.
+    #[error("grpc server: {0}")]
+    Server(#[from] tonic::transport::Error),
+}
+
+/// What a host is told: the common part of a replica's command line.
+#[derive(Debug, Clone)]
+pub struct HostArgs<'a> {
+    /// The Paxos group (a shard group's gid; the master's group is 0).
+    pub group: u64,
+    /// This replica's id (one of `peers`).
+    pub id: ReplicaId,
+    /// Every replica of the group, this one included.
+    pub peers: &'a [(ReplicaId, String)],
+    /// Where to listen; `None`: this replica's address in `peers`.
+    pub listen: Option<&'a str>,
+    /// The data directory.
+    pub data_dir: &'a Path,
+    /// Length of a Paxos tick, in milliseconds.
+    pub tick_ms: u64,
+    /// Most connections admitted at once.
+    pub max_connections: usize,
+}
+
+/// How a node runs beyond what the host decides (its id, members, tick and election seed).
+#[derive(Debug, Clone)]
+pub struct NodeTuning {
+    /// See [`NodeConfig::compaction_slack`].
+    pub compaction_slack: u64,
+    /// See [`NodeConfig::compaction_bytes`].
+    pub compaction_bytes: usize,
+    /// See [`NodeConfig::queue_capacity`].
+    pub queue_capacity: usize,
+}
+
+/// A replica process being set up, then served (see the module documentation).
+pub struct ReplicaHost {
+    /// The Paxos group.
+    pub group: u64,
+    /// This replica's id.
+    pub id: ReplicaId,
+    /// The group's replicas by id.
+    pub peers: BTreeMap<ReplicaId, String>,
+    /// The address served.
+    pub listen: String,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    tick: Duration,
+    max_connections: usize,
+    listener: tokio::net::TcpListener,
+    /// Taken when the node starts.
+    storage: Option<EnginePaxosStorage>,
+}
+
+impl ReplicaHost {
+    /// Checks the arguments, prepares the data directory (identity, Paxos storage) and binds
+    /// the listening socket.
+    pub async fn open(args: HostArgs<'_>) -> Result<ReplicaHost, RunError> {
+        let (peers, listen) = peers_and_listen(args.id, args.peers, args.listen, args.tick_ms)?;
+        let data_dir = args.data_dir.to_owned();
+        std::fs::create_dir_all(&data_dir).map_err(|source| RunError::Io {
+            what: format!("creating the data directory {}", data_dir.display()),
+            source,
+        })?;
+        check_identity(&data_dir, args.group, args.id).map_err(|message| RunError::DataDir {
+            dir: data_dir.clone(),
+            message,
+        })?;
+        let storage = EnginePaxosStorage::open(&data_dir.join("paxos"))
+            .map_err(|e| RunError::Node(e.to_string()))?;
+        let listener = tokio::net::TcpListener::bind(&listen)
+            .await
+            .map_err(|source| RunError::Io {
+                what: format!("listening on {listen}"),
+                source,
+            })?;
+        Ok(ReplicaHost {
+            group: args.group,
+            id: args.id,
+            peers,
+            listen,
+            data_dir,
+            tick: Duration::from_millis(args.tick_ms),
+            max_connections: args.max_connections,
+            listener,
+            storage: Some(storage),
+        })
+    }
+
+    /// The error for something wrong with the data directory (or a part of it).
+    pub fn data_dir_error(&self, message: impl Into<String>) -> RunError {
+        RunError::DataDir {
+            dir: self.data_dir.clone(),
+            message: message.into(),
+        }
+    }
+
+    /// This replica's Paxos configuration: its id, the group's members, and an election seed
+    /// that differs between replicas and restarts. Defaults otherwise, for the caller to tune.
+    pub fn paxos_config(&self) -> strata_paxos::Config {
+        let mut paxos = strata_paxos::Config::new(self.id, self.peers.keys().copied().collect());
+        paxos.seed = election_seed(self.id);
+        paxos
+    }
+
+    /// Starts the node: `machine` replicated by `paxos` over this host's Paxos storage, talking
+    /// to the group's peers over gRPC.
+    pub fn start_node<S: StateMachine>(
+        &mut self,
+        paxos: strata_paxos::Config,
+        tuning: NodeTuning,
+        machine: S,
+    ) -> Result<Node<S::Reply>, RunError> {
+        let storage = self
+            .storage
+            .take()
+            .ok_or_else(|| RunError::Node("the node was started already".into()))?;
+        let cfg = NodeConfig {
+            paxos,
+            tick: self.tick,
+            compaction_slack: tuning.compaction_slack,
+            compaction_bytes: tuning.compaction_bytes,
+            queue_capacity: tuning.queue_capacity,
+        };
+        let transport = GrpcTransport::new(self.group, self.id, self.peers.clone());
+        Node::start(cfg, storage, machine, transport).map_err(|e| RunError::Node(e.to_string()))
+    }
+
+    /// Serves `services` (the service's own, added to a `tonic` server builder) with `node`'s
+    /// `PaxosPeer` and `NodeStatus` services until `shutdown` resolves; then stops the node.
+    pub async fn serve<R: Send + 'static>(
+        self,
+        node: Node<R>,
+        services: Router,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), RunError> {
+        let incoming = admitted_connections(self.listener, self.max_connections);
+        let served = services
+            .add_service(peer_service(self.group, node.clone()))
+            .add_service(status_service(self.group, node.clone()))
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await;
+        node.stop().await;
+        served.map_err(RunError::from)
+    }
+}
+
+/// The future [`run_process`] hands its server: resolves on SIGTERM or SIGINT.
+pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Runs a server process until SIGTERM or SIGINT: tunes the allocator, starts a tokio runtime
+/// of its own (multi-threaded: a node needs it), installs the signal handlers first (a SIGTERM
+/// during start-up is a clean stop, not a kill), then runs `serve` with the shutdown signal.
+pub fn run_process<F, Fut>(serve: F) -> Result<(), RunError>
+where
+    F: FnOnce(Shutdown) -> Fut,
+    Fut: Future<Output = Result<(), RunError>>,
+{
+    tune_allocator();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|source| RunError::Io {
+            what: "starting the tokio runtime".into(),
+            source,
+        })?;
+    let shutdown: Shutdown = {
+        let _runtime = runtime.enter();
+        Box::pin(shutdown_signal())
+    };
+    runtime.block_on(serve(shutdown))
+}
+
+/// Checks a replica's `--id`, `--peers`, `--listen` and `--tick-ms`: returns the peers by id
+/// and the address to listen on (its own address in `--peers` unless `--listen` says).
+pub fn peers_and_listen(
+    id: ReplicaId,
+    peers: &[(ReplicaId, String)],
+    listen: Option<&str>,
+    tick_ms: u64,
+) -> Result<(BTreeMap<ReplicaId, String>, String), RunError> {
+    let map: BTreeMap<ReplicaId, String> = peers.iter().cloned().collect();
+    if map.len() != peers.len() {
+        return Err(RunError::Args(
+            "a replica id is listed twice in --peers".into(),
+        ));
+    }
+    let Some(own_address) = map.get(&id) else {
+        return Err(RunError::Args(format!(
+            "--id {id} is not one of the --peers"
+        )));
+    };
+    if tick_ms == 0 {
+        return Err(RunError::Args("--tick-ms must be at least 1".into()));
+    }
+    let listen = listen.map_or_else(|| own_address.clone(), str::to_owned);
+    Ok((map, listen))
+}
+
+/// Parses one `id=host:port` peer of a `--peers` list.
+pub fn parse_peer(s: &str) -> Result<(ReplicaId, String), String> {
+    let (id, addr) = s
+        .split_once('=')
+        .ok_or_else(|| format!("peer `{s}` is not `id=host:port`"))?;
+    let id = id
+        .trim()
+        .parse()
+        .map_err(|e| format!("peer `{s}`: bad id: {e}"))?;
+    let addr = addr.trim();
+    if addr.is_empty() {
+        return Err(format!("peer `{s}` has an empty address"));
+    }
+    Ok((id, addr.to_owned()))
+}
+
+/// A future that resolves on SIGTERM or SIGINT. The handlers are installed when this is
+/// called (inside a tokio runtime), not when the future is first polled, so a signal that
+/// arrives while the server is still starting is not lost (nor kills the process).
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+                _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+            },
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM/SIGINT");
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+/// The connections a server process admits on `listener` (see [`crate::listener`]): first
+/// raises the soft open-file limit to the hard one and says so, then caps connections at
+/// `max_connections` (and below the open-file limit), with the default handshake deadline
+/// and idle timeout.
+pub fn admitted_connections(
+    listener: tokio::net::TcpListener,
+    max_connections: usize,
+) -> impl tonic::codegen::tokio_stream::Stream<Item = std::io::Result<crate::listener::Conn>>
+       + Send
+       + 'static {
+    match crate::listener::raise_open_files_limit() {
+        Ok((before, after)) if after > before => {
+            tracing::info!(before, after, "raised the soft open-file limit")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
+    }
+    let limits = crate::listener::ConnectionLimits {
+        max_connections,
+        ..Default::default()
+    };
+    tracing::info!(
+        max_connections = limits.effective_max(),
+        handshake_timeout = ?limits.handshake_timeout,
+        idle_timeout = ?limits.idle_timeout,
+        "connection limits"
+    );
+    crate::listener::incoming(listener, limits)
+}
+
+/// Allocations of this size and above are mapped, and unmapped when freed.
+const MMAP_THRESHOLD: i32 = 4 << 20;
+
+/// Tunes the C allocator for a server that moves values of up to 16 MiB: glibc raises its
+/// mmap threshold to 32 MiB after the first large free, so from then on every freed value
+/// buffer stays in the heap, fragmented across arenas, and a replica writing 15 MiB values
+/// holds twice the memory it uses. A fixed threshold returns large buffers to the system as
+/// soon as they are freed. Call once at start, before other threads allocate.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; no memory is touched.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+    }
+}
+
+/// A seed for election-timeout randomness that differs between replicas and restarts.
+pub fn election_seed(id: ReplicaId) -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    id.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ now
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peers_parse() {
+        assert_eq!(parse_peer("3=h:1").unwrap(), (3, "h:1".to_string()));
+        assert!(parse_peer("3").is_err());
+        assert!(parse_peer("x=h:1").is_err());
+        assert!(parse_peer("3=").is_err());
+    }
+}
