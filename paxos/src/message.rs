@@ -204,4 +204,20 @@ impl Body {
             Body::Nack { promised } => *promised,
         }
     }
+
+    /// The variant's name (`"Prepare"`, `"HeartbeatAck"`, ...): what traces print and what
+    /// counters of messages by kind are keyed by.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Body::Prepare { .. } => "Prepare",
+            Body::Promise { .. } => "Promise",
+            Body::Nack { .. } => "Nack",
+            Body::Accept { .. } => "Accept",
+            Body::Accepted { .. } => "Accepted",
+            Body::Heartbeat { .. } => "Heartbeat",
+            Body::HeartbeatAck { .. } => "HeartbeatAck",
+            Body::Learn { .. } => "Learn",
+            Body::Compacted { .. } => "Compacted",
+        }
+    }
 }

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use strata_paxos::{
-    Body, Config, MemStorage, Message, Ready, Replica, ReplicaId, Role, Slot, Storage, Value,
+    Config, MemStorage, Message, Ready, Replica, ReplicaId, Role, Slot, Storage, Value,
 };
 
 /// Five replicas driven step by step. Messages sit on `wire` until a test delivers them;
@@ -31,17 +31,6 @@ fn value(s: &str) -> Value {
     Value {
         commands: vec![s.as_bytes().to_vec()],
     }
-}
-
-fn is(kind: &str, body: &Body) -> bool {
-    let k = match body {
-        Body::Prepare { .. } => "Prepare",
-        Body::Promise { .. } => "Promise",
-        Body::Accept { .. } => "Accept",
-        Body::Accepted { .. } => "Accepted",
-        _ => "other",
-    };
-    k == kind
 }
 
 impl Group {
@@ -204,7 +193,7 @@ fn a_ballot_is_never_reused_after_a_crash_before_its_prepare_was_durable() {
     g.tick_until_candidate(5);
     g.send_early_then_crash(5);
     for to in [1, 2] {
-        g.feed(true, |m| m.from == 5 && is("Prepare", &m.body), to);
+        g.feed(true, |m| m.from == 5 && m.body.kind() == "Prepare", to);
         g.handle(to);
     }
 
@@ -213,7 +202,7 @@ fn a_ballot_is_never_reused_after_a_crash_before_its_prepare_was_durable() {
     //    crashes again before persisting.
     g.restart(5);
     g.tick_until_candidate(5);
-    g.feed(false, |m| m.from != 5 && is("Promise", &m.body), 5);
+    g.feed(false, |m| m.from != 5 && m.body.kind() == "Promise", 5);
     let _ = g.r(5).propose(b"V".to_vec());
     g.send_early_then_crash(5);
     g.restart(5);
@@ -229,7 +218,7 @@ fn a_ballot_is_never_reused_after_a_crash_before_its_prepare_was_durable() {
 
     // 4. Replica 5's late Accepts (of its second incarnation) reach replicas 1, 2 and 4.
     for to in [1, 2, 4] {
-        g.feed(true, |m| m.from == 5 && is("Accept", &m.body), to);
+        g.feed(true, |m| m.from == 5 && m.body.kind() == "Accept", to);
         g.handle(to);
     }
 
@@ -268,7 +257,7 @@ fn a_restarted_candidate_runs_above_every_ballot_it_ever_sent() {
         let prepares: Vec<&Message> = ready
             .messages
             .iter()
-            .filter(|m| is("Prepare", &m.body))
+            .filter(|m| m.body.kind() == "Prepare")
             .collect();
         assert_eq!(prepares.len(), 2);
         assert!(prepares.iter().all(|m| m.body.vouches_for_state()));

@@ -9,17 +9,14 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use strata_paxos::sim::{run, SimConfig, SimFailure};
+use strata_paxos::sim::{env_u64, run, SimConfig, SimFailure};
 use strata_paxos::{Body, Config, Message, Replica, Role, Storage};
 
 /// Seeds per configuration; nine configurations, so 4500 seeds by default.
 const SEEDS: u64 = 500;
 
 fn seeds() -> u64 {
-    std::env::var("PAXOS_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(SEEDS)
+    env_u64("PAXOS_SEEDS").unwrap_or(SEEDS)
 }
 
 /// Runs `seeds()` seeds of a preset; reports failures grouped by kind and panics on any.
@@ -113,10 +110,7 @@ fn sweep_compact5() {
 /// Replays `PAXOS_SEED` (default 2) on `PAXOS_CONFIG` (default: every preset).
 #[test]
 fn replay_seed() {
-    let seed = std::env::var("PAXOS_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(2);
+    let seed = env_u64("PAXOS_SEED").unwrap_or(2);
     let configs = match std::env::var("PAXOS_CONFIG") {
         Ok(name) => vec![SimConfig::preset(&name).expect("no such preset")],
         Err(_) => SimConfig::presets(),

@@ -52,16 +52,14 @@ mod sim;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use sim::{generate_configs, preset, Policy, Preset, Report, Rng, Sim};
+use sim::{generate_configs, preset, Policy, Preset, Report, Sim};
+use strata_paxos::sim::{env_u64, SimRng};
 
 // ---------------------------------------------------------------------------------------------
 // Sweeps
 
 fn seeds_for(p: &Preset) -> u64 {
-    std::env::var("SHARDKV_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(p.seeds)
+    env_u64("SHARDKV_SEEDS").unwrap_or(p.seeds)
 }
 
 fn replay_hint(seed: u64, p: &Preset) -> String {
@@ -148,10 +146,7 @@ fn sweep_hostile() {
 /// replays one seed (nothing to do without `SHARDKV_SEED`).
 #[test]
 fn replay_seed() {
-    let Some(seed) = std::env::var("SHARDKV_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-    else {
+    let Some(seed) = env_u64("SHARDKV_SEED") else {
         return;
     };
     let name = std::env::var("SHARDKV_PRESET").unwrap_or_else(|_| "lossy_crashes".into());
@@ -230,7 +225,7 @@ fn the_checker_catches_broken_workers() {
 
 #[test]
 fn the_rebalancer_is_balanced_and_moves_little() {
-    let mut rng = Rng(7);
+    let mut rng = SimRng::new(7);
     for _ in 0..200 {
         let n = if rng.chance(0.5) { 8 } else { 10 };
         let gids = [3, 101, 205, 340];

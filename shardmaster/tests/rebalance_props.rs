@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 use proptest::sample::Index;
+use strata_paxos::sim::SimRng;
 use strata_shardmaster::{rebalance, Config, Gid, MasterState, Op, OpError, Reply, UNASSIGNED};
 
 const MAX_GROUPS: usize = 100;
@@ -58,19 +59,9 @@ fn servers(gid: Gid) -> Vec<String> {
     vec![format!("g{gid}-a:7000"), format!("g{gid}-b:7000")]
 }
 
-/// Deterministic Fisher–Yates with splitmix64, so a failing case replays.
-fn shuffled<T>(mut items: Vec<T>, mut seed: u64) -> Vec<T> {
-    let mut next = || {
-        seed = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = seed;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    };
-    for i in (1..items.len()).rev() {
-        let j = (next() % (i as u64 + 1)) as usize;
-        items.swap(i, j);
-    }
+/// A deterministic shuffle, so a failing case replays.
+fn shuffled<T>(mut items: Vec<T>, seed: u64) -> Vec<T> {
+    SimRng::new(seed).shuffle(&mut items);
     items
 }
 

@@ -3,13 +3,15 @@
 
 use std::collections::BTreeMap;
 
+use strata_paxos::sim::SimRng;
+
 use super::test_support::*;
 use super::{Input, Operation, Output, Verdict};
 
 /// Simulates `clients` sequential clients against a real map: every operation takes effect
 /// at a random point inside its interval (unknown outcomes: at a random later point, or
 /// never), in that order. The result is linearizable by construction.
-fn random_history(rng: &mut Rng, clients: u64, ops_per_client: usize) -> Vec<Operation> {
+fn random_history(rng: &mut SimRng, clients: u64, ops_per_client: usize) -> Vec<Operation> {
     const KEYS: [&str; 3] = ["k0", "k1", "k2"];
     let mut written: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     let mut counter = 0;
@@ -21,8 +23,8 @@ fn random_history(rng: &mut Rng, clients: u64, ops_per_client: usize) -> Vec<Ope
             let key = KEYS[rng.below(KEYS.len() as u64) as usize];
             counter += 1;
             let earlier = written.entry(key).or_default();
-            let pick_earlier = |rng: &mut Rng| {
-                if earlier.is_empty() || rng.chance(20) {
+            let pick_earlier = |rng: &mut SimRng| {
+                if earlier.is_empty() || rng.percent(20) {
                     None
                 } else {
                     Some(earlier[rng.below(earlier.len() as u64) as usize].clone())
@@ -39,7 +41,7 @@ fn random_history(rng: &mut Rng, clients: u64, ops_per_client: usize) -> Vec<Ope
                 75..=84 => delete(key),
                 _ => {
                     let expected = pick_earlier(rng);
-                    let new = if rng.chance(20) {
+                    let new = if rng.percent(20) {
                         None
                     } else {
                         let value = format!("c{counter}.");
@@ -51,8 +53,8 @@ fn random_history(rng: &mut Rng, clients: u64, ops_per_client: usize) -> Vec<Ope
             };
             let call = now + 1 + rng.below(5);
             let duration = 1 + rng.below(20);
-            let (ret, effect) = if rng.chance(10) {
-                let effect = rng.chance(50).then(|| call + rng.below(200));
+            let (ret, effect) = if rng.percent(10) {
+                let effect = rng.percent(50).then(|| call + rng.below(200));
                 (None, effect)
             } else {
                 (Some(call + duration), Some(call + rng.below(duration + 1)))
@@ -71,7 +73,7 @@ fn random_history(rng: &mut Rng, clients: u64, ops_per_client: usize) -> Vec<Ope
     // Apply the effects in time order to a real map and fill in the outputs of completed
     // operations. Ties may go either way: both intervals contain the tied point.
     let mut order: Vec<usize> = (0..planned.len()).collect();
-    order.sort_by_cached_key(|&i| (planned[i].0, rng.next()));
+    order.sort_by_cached_key(|&i| (planned[i].0, rng.next_u64()));
     let mut map: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
     for i in order {
         let (effect, op) = &mut planned[i];
@@ -90,7 +92,7 @@ fn random_history(rng: &mut Rng, clients: u64, ops_per_client: usize) -> Vec<Ope
 fn random_linearizable_histories_pass_and_corrupted_reads_fail() {
     let mut mutated = 0;
     for seed in 0..150 {
-        let mut rng = Rng(seed);
+        let mut rng = SimRng::new(seed);
         let mut history = random_history(&mut rng, 4, 30);
         let verdict = verdict(&history);
         assert_eq!(verdict, Verdict::Linearizable, "seed {seed}: {verdict}");
@@ -198,14 +200,14 @@ fn brute_force_linearizable(history: &[Operation]) -> bool {
 }
 
 /// Small single-key histories with random intervals and random (often impossible) outputs.
-fn random_small_history(rng: &mut Rng) -> Vec<Operation> {
+fn random_small_history(rng: &mut SimRng) -> Vec<Operation> {
     const VALUES: [&str; 2] = ["a", "b"];
-    fn value(rng: &mut Rng) -> Option<&'static str> {
-        (!rng.chance(25)).then(|| VALUES[rng.below(2) as usize])
+    fn value(rng: &mut SimRng) -> Option<&'static str> {
+        (!rng.percent(25)).then(|| VALUES[rng.below(2) as usize])
     }
-    fn observed(rng: &mut Rng) -> Option<Vec<u8>> {
+    fn observed(rng: &mut SimRng) -> Option<Vec<u8>> {
         const SEEN: [&str; 6] = ["a", "b", "ab", "ba", "aa", ""];
-        (!rng.chance(20)).then(|| SEEN[rng.below(SEEN.len() as u64) as usize].into())
+        (!rng.percent(20)).then(|| SEEN[rng.below(SEEN.len() as u64) as usize].into())
     }
     let n = 1 + rng.below(6);
     (0..n)
@@ -214,9 +216,9 @@ fn random_small_history(rng: &mut Rng) -> Vec<Operation> {
                 0 => (get("k"), Output::Get(observed(rng))),
                 1 => (put("k", value(rng).unwrap_or("a")), Output::Put),
                 2 => (append("k", value(rng).unwrap_or("b")), Output::Append),
-                3 => (delete("k"), Output::Delete(rng.chance(50))),
+                3 => (delete("k"), Output::Delete(rng.percent(50))),
                 _ => {
-                    let swapped = rng.chance(50);
+                    let swapped = rng.percent(50);
                     let output = Output::Cas {
                         swapped,
                         current: if swapped { None } else { observed(rng) },
@@ -225,7 +227,7 @@ fn random_small_history(rng: &mut Rng) -> Vec<Operation> {
                 }
             };
             let call = rng.below(20);
-            if rng.chance(15) {
+            if rng.percent(15) {
                 unknown(client, call, input)
             } else {
                 done(client, call, call + rng.below(8), input, output)
@@ -238,7 +240,7 @@ fn random_small_history(rng: &mut Rng) -> Vec<Operation> {
 fn agrees_with_brute_force_on_small_random_histories() {
     let (mut linearizable, mut violations) = (0, 0);
     for seed in 0..3000 {
-        let mut rng = Rng(seed);
+        let mut rng = SimRng::new(seed);
         let history = random_small_history(&mut rng);
         let expected = brute_force_linearizable(&history);
         let verdict = verdict(&history);

@@ -1,5 +1,5 @@
-//! Builders of inputs, outputs and operations for the unit tests, the verdict assertions they
-//! share, and a small deterministic random generator.
+//! Builders of inputs, outputs and operations for the unit tests, and the verdict assertions
+//! they share.
 
 use super::{check, CheckBudget, Input, Operation, Output, Verdict};
 
@@ -110,26 +110,5 @@ pub(super) fn assert_violation(history: &[Operation], key: &str) -> String {
             explanation
         }
         other => panic!("expected a violation on {key:?}, got {other}"),
-    }
-}
-
-/// SplitMix64: a small deterministic generator, so failures reproduce from the seed.
-pub(super) struct Rng(pub(super) u64);
-
-impl Rng {
-    pub(super) fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    pub(super) fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    pub(super) fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
     }
 }

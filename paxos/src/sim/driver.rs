@@ -3,8 +3,9 @@
 //! then send, then apply, then serve reads, then stream snapshots.
 
 use super::checker::{decode, encode, Checker, Event};
-use super::network::{Faults, Network, Packet, Payload, Rng};
+use super::network::{Faults, Network, Packet, Payload};
 use super::node::{CrashPoint, Node};
+use super::rng::SimRng;
 use super::{SimConfig, SimFailure, SimReport};
 use crate::message::Message;
 use crate::replica::{Config, Replica, Role};
@@ -41,7 +42,7 @@ struct Client {
 pub(crate) struct Sim<'a> {
     pub(super) cfg: &'a SimConfig,
     seed: u64,
-    pub(super) rng: Rng,
+    pub(super) rng: SimRng,
     pub(super) now: u64,
     pub(super) faults: Faults,
     faulty: bool,
@@ -112,7 +113,7 @@ impl<'a> Sim<'a> {
         Ok(Sim {
             cfg,
             seed,
-            rng: Rng::new(seed ^ 0x005e_ed0f_5eed),
+            rng: SimRng::new(seed ^ 0x005e_ed0f_5eed),
             now: 0,
             faults: Faults {
                 drop: cfg.drop_rate,

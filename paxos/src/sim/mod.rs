@@ -38,12 +38,27 @@
 //! let report = run(7, &cfg).unwrap();
 //! assert!(report.commands_applied > 0);
 //! ```
+//!
+//! # The simulation kit
+//!
+//! What every deterministic simulation of the workspace needs, whatever it simulates, is
+//! public here so that the Paxos simulator, the Paxos scenario harness, the shard server's
+//! migration simulator and the randomized unit tests elsewhere share one copy: [`SimRng`]
+//! (the seeded generator, whose sequence recorded seeds depend on), [`EventQueue`] (events
+//! ordered by time, then by push order) and [`env_u64`] (a seed or seed count to replay,
+//! from the environment). Message names for traces and counters are
+//! [`Body::kind`](crate::Body::kind).
 
 mod checker;
 mod driver;
 mod network;
 mod node;
+pub mod queue;
+pub mod rng;
 mod transfer;
+
+pub use queue::EventQueue;
+pub use rng::SimRng;
 
 use std::fmt;
 
@@ -353,4 +368,10 @@ impl std::error::Error for SimFailure {}
 /// Runs one simulation.
 pub fn run(seed: u64, cfg: &SimConfig) -> Result<SimReport, SimFailure> {
     driver::Sim::new(seed, cfg)?.run()
+}
+
+/// The number in the environment variable `name`, if it is set and is one: how a test learns
+/// the seed to replay (`PAXOS_SEED=..`) or how many seeds to sweep.
+pub fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|s| s.parse().ok())
 }

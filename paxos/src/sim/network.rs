@@ -1,50 +1,13 @@
-//! The simulated network and the simulator's randomness.
+//! The simulated network.
 //!
 //! Packets wait in a queue ordered by `(delivery tick, send order)`. A packet may be dropped
 //! when sent, duplicated (each copy with its own delay), delayed by a random number of ticks
 //! (which reorders it behind later packets), or cut by a partition at either end of its trip.
 
-use std::collections::BTreeMap;
-
+use super::queue::EventQueue;
+use super::rng::SimRng;
 use crate::message::Body;
 use crate::types::{ReplicaId, Slot, Value};
-
-/// splitmix64: a tiny seeded generator, so a seed fixes every random choice of a run.
-#[derive(Clone, Debug)]
-pub(crate) struct Rng(u64);
-
-impl Rng {
-    pub(crate) fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub(crate) fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (0 when `n == 0`).
-    pub(crate) fn below(&mut self, n: u64) -> u64 {
-        if n == 0 {
-            0
-        } else {
-            self.next_u64() % n
-        }
-    }
-
-    /// Uniform in `lo..=hi`.
-    pub(crate) fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.below(hi.saturating_sub(lo) + 1)
-    }
-
-    /// True with probability `p`.
-    pub(crate) fn chance(&mut self, p: f64) -> bool {
-        p > 0.0 && ((self.next_u64() >> 11) as f64) < p * (1u64 << 53) as f64
-    }
-}
 
 /// What travels between simulated replicas: protocol messages, and the application's
 /// snapshot stream (which is the driver's business, not the protocol's).
@@ -70,17 +33,7 @@ impl Payload {
     /// A short name for traces.
     pub(crate) fn kind(&self) -> &'static str {
         match self {
-            Payload::Paxos(b) => match b {
-                Body::Prepare { .. } => "Prepare",
-                Body::Promise { .. } => "Promise",
-                Body::Nack { .. } => "Nack",
-                Body::Accept { .. } => "Accept",
-                Body::Accepted { .. } => "Accepted",
-                Body::Heartbeat { .. } => "Heartbeat",
-                Body::HeartbeatAck { .. } => "HeartbeatAck",
-                Body::Learn { .. } => "Learn",
-                Body::Compacted { .. } => "Compacted",
-            },
+            Payload::Paxos(b) => b.kind(),
             Payload::Chunk { .. } => "Chunk",
             Payload::ChunkAck { .. } => "ChunkAck",
         }
@@ -114,8 +67,7 @@ pub(crate) struct Faults {
 /// Packets in flight, and the current partition.
 #[derive(Debug, Default)]
 pub(crate) struct Network {
-    queue: BTreeMap<(u64, u64), Packet>,
-    next_id: u64,
+    queue: EventQueue<Packet>,
     /// Partition side of each replica (index `id - 1`); empty when healed.
     side: Vec<u8>,
     pub sent: u64,
@@ -130,7 +82,7 @@ impl Network {
     }
 
     /// Sends `p` at tick `now` under `faults`.
-    pub(crate) fn send(&mut self, rng: &mut Rng, now: u64, faults: &Faults, p: Packet) {
+    pub(crate) fn send(&mut self, rng: &mut SimRng, now: u64, faults: &Faults, p: Packet) {
         self.sent += 1;
         if rng.chance(faults.drop) || self.cut(p.from, p.to) {
             self.dropped += 1;
@@ -149,19 +101,13 @@ impl Network {
             } else if rng.chance(faults.delay) {
                 at += rng.range(1, faults.max_delay.max(1));
             }
-            self.next_id += 1;
-            self.queue.insert((at, self.next_id), p.clone());
+            self.queue.push(at, p.clone());
         }
     }
 
     /// The next packet due at `now`, if any; packets a partition cuts are lost on arrival.
     pub(crate) fn pop_due(&mut self, now: u64) -> Option<Packet> {
-        loop {
-            let entry = self.queue.first_entry()?;
-            if entry.key().0 > now {
-                return None;
-            }
-            let p = entry.remove();
+        while let Some((_, p)) = self.queue.pop_due(now) {
             if self.cut(p.from, p.to) {
                 self.dropped += 1;
                 continue;
@@ -169,6 +115,7 @@ impl Network {
             self.delivered += 1;
             return Some(p);
         }
+        None
     }
 
     /// Splits the replicas into the given sides (index `id - 1`).

@@ -20,8 +20,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use strata_paxos::sim::SimRng;
 use strata_paxos::{
-    Ballot, Body, Command, Config, MemStorage, Message, ReadState, Replica, ReplicaId, Role, Slot,
+    Ballot, Command, Config, MemStorage, Message, ReadState, Replica, ReplicaId, Role, Slot,
     Storage, Value,
 };
 
@@ -72,7 +73,7 @@ pub struct Cluster {
     pub reorder: bool,
     pub max_delay: u64,
     pub now: u64,
-    rng: u64,
+    rng: SimRng,
     pub filter: Option<Filter>,
     pub sent: BTreeMap<&'static str, u64>,
     pub delivered: BTreeMap<&'static str, u64>,
@@ -91,20 +92,6 @@ pub struct Cluster {
     pub auto_snapshot: bool,
     /// Compact a replica's log when it applied this many slots past its log start.
     pub compact_every: Option<u64>,
-}
-
-pub fn kind(body: &Body) -> &'static str {
-    match body {
-        Body::Prepare { .. } => "Prepare",
-        Body::Promise { .. } => "Promise",
-        Body::Nack { .. } => "Nack",
-        Body::Accept { .. } => "Accept",
-        Body::Accepted { .. } => "Accepted",
-        Body::Heartbeat { .. } => "Heartbeat",
-        Body::HeartbeatAck { .. } => "HeartbeatAck",
-        Body::Learn { .. } => "Learn",
-        Body::Compacted { .. } => "Compacted",
-    }
 }
 
 /// A value's commands as text.
@@ -153,7 +140,7 @@ impl Cluster {
             reorder: false,
             max_delay: 0,
             now: 0,
-            rng: seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1,
+            rng: SimRng::new(seed),
             filter: None,
             sent: BTreeMap::new(),
             delivered: BTreeMap::new(),
@@ -180,15 +167,6 @@ impl Cluster {
 
     fn idx(id: ReplicaId) -> usize {
         (id - 1) as usize
-    }
-
-    pub fn rand(&mut self) -> u64 {
-        let mut x = self.rng;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 
     pub fn r(&self, id: ReplicaId) -> &Replica {
@@ -255,9 +233,9 @@ impl Cluster {
             // 2. send
             for m in ready.messages {
                 assert_eq!(m.from, id);
-                *self.sent.entry(kind(&m.body)).or_insert(0) += 1;
+                *self.sent.entry(m.body.kind()).or_insert(0) += 1;
                 let due = if self.max_delay > 0 {
-                    self.now + self.rand() % (self.max_delay + 1)
+                    self.now + self.rng.below(self.max_delay + 1)
                 } else {
                     self.now
                 };
@@ -348,7 +326,7 @@ impl Cluster {
             return false;
         }
         let k = if self.reorder {
-            due[(self.rand() % due.len() as u64) as usize]
+            *self.rng.pick(&due)
         } else {
             due[0]
         };
@@ -370,7 +348,7 @@ impl Cluster {
             Fate::Drop => {}
             Fate::Hold => self.held.push(m),
             Fate::Deliver => {
-                *self.delivered.entry(kind(&m.body)).or_insert(0) += 1;
+                *self.delivered.entry(m.body.kind()).or_insert(0) += 1;
                 let to = m.to;
                 self.r_mut(to).step(m);
                 self.drain();

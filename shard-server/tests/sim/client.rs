@@ -1,11 +1,12 @@
 //! The clients: routing, retries, giving up, and the checks of what each reply says.
 
+use strata_paxos::sim::SimRng;
 use strata_rpc::shard_for_key;
 use strata_rpc::v1::{self, kv_reply::Reply, ErrorReason};
 
 use super::event::{Answer, Event, Msg, Op, Request};
 use super::{
-    fail, AppendRec, GetObs, Model, Pending, Rng, Sim, DEADLINE_MS, SESSION_TIMEOUT_MS, STALE_MS,
+    fail, AppendRec, GetObs, Model, Pending, Sim, DEADLINE_MS, SESSION_TIMEOUT_MS, STALE_MS,
 };
 
 impl Sim {
@@ -81,7 +82,7 @@ impl Sim {
                 return;
             }
             let key = self.rng.pick(&free).clone();
-            let value = |rng: &mut Rng| {
+            let value = |rng: &mut SimRng| {
                 let mut v = format!("v{c}.{seq}.").into_bytes();
                 if rng.chance(0.1) {
                     // Large enough to be split over several install chunks.

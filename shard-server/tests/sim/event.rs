@@ -1,7 +1,5 @@
 //! What happens in the simulated world: client requests, messages between groups and clients,
-//! and scheduled events.
-
-use std::cmp::Ordering;
+//! and the events the simulator schedules (in a `strata_paxos::sim::EventQueue`).
 
 use strata_rpc::v1::{self, ErrorReason};
 use strata_server::command::{Kind, ShardRef};
@@ -195,28 +193,4 @@ pub(super) enum Event {
     ClientTick(usize),
     Crash(u64),
     Restart(u64),
-}
-
-pub(super) struct Scheduled {
-    pub(super) time: u64,
-    pub(super) seq: u64,
-    pub(super) event: Event,
-}
-
-impl PartialEq for Scheduled {
-    fn eq(&self, o: &Self) -> bool {
-        (self.time, self.seq) == (o.time, o.seq)
-    }
-}
-impl Eq for Scheduled {}
-impl PartialOrd for Scheduled {
-    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Scheduled {
-    /// Reversed: the heap pops the earliest.
-    fn cmp(&self, o: &Self) -> Ordering {
-        (o.time, o.seq).cmp(&(self.time, self.seq))
-    }
 }

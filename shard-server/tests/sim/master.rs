@@ -3,8 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use strata_client::Config;
-
-use super::Rng;
+use strata_paxos::sim::SimRng;
 
 pub(super) fn addresses(gid: u64) -> Vec<String> {
     vec![format!("g{gid}-a:7000"), format!("g{gid}-b:7000")]
@@ -56,7 +55,7 @@ fn rebalance(shards: &mut [u64], members: &BTreeSet<u64>) {
 }
 
 /// Configurations 0..=k from random joins, leaves and moves.
-pub(crate) fn generate_configs(rng: &mut Rng, n: usize, gids: &[u64], k: usize) -> Vec<Config> {
+pub(crate) fn generate_configs(rng: &mut SimRng, n: usize, gids: &[u64], k: usize) -> Vec<Config> {
     let mut configs = vec![Config {
         num: 0,
         shards: vec![0; n],

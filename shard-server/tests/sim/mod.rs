@@ -8,14 +8,15 @@ mod event;
 mod group;
 mod master;
 
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use strata_client::Config;
+use strata_paxos::sim::{EventQueue, SimRng};
 use strata_server::command::{Command, Kind};
 use strata_server::{KvMachine, MachineOptions, MemStore};
 
-use event::{Event, Msg, Request, Scheduled, Then};
+use event::{Event, Msg, Request, Then};
 pub(crate) use master::generate_configs;
 
 /// Log time starts at a plausible wall clock (the leader's stamp is `BASE_MS + now`).
@@ -30,39 +31,6 @@ const DEADLINE_MS: u64 = 3_000;
 const STALE_MS: u64 = 8_000;
 /// After quiescing, every group must reach the last configuration within this long.
 const SETTLE_LIMIT_MS: u64 = 120_000;
-
-// ---------------------------------------------------------------------------------------------
-// Randomness
-
-/// splitmix64: small, fast, and the same on every platform.
-pub(crate) struct Rng(pub(crate) u64);
-
-impl Rng {
-    pub(crate) fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    pub(crate) fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    /// Uniform in `lo..=hi`.
-    pub(crate) fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.below(hi - lo + 1)
-    }
-
-    pub(crate) fn chance(&mut self, p: f64) -> bool {
-        p > 0.0 && ((self.next() >> 11) as f64 / (1u64 << 53) as f64) < p
-    }
-
-    pub(crate) fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Presets and policies
@@ -232,12 +200,11 @@ impl std::ops::AddAssign for Report {
 
 pub(crate) struct Sim {
     p: Preset,
-    rng: Rng,
+    rng: SimRng,
     trace: bool,
     n: u32,
     now: u64,
-    next_event: u64,
-    queue: BinaryHeap<Scheduled>,
+    queue: EventQueue<Event>,
     configs: Vec<Config>,
     publish_at: Vec<u64>,
     groups: BTreeMap<u64, Group>,
@@ -261,7 +228,7 @@ fn fail<T>(what: String) -> Result<T, String> {
 
 impl Sim {
     pub(crate) fn new(seed: u64, p: Preset) -> Sim {
-        let mut rng = Rng(seed ^ 0x5eed_5eed_0000_0000);
+        let mut rng = SimRng::new(seed ^ 0x5eed_5eed_0000_0000);
         let n = if rng.chance(0.5) { 8 } else { 10 };
         let g = rng.range(2, 4);
         let gids: Vec<u64> = (1..=g).map(|i| i * 100 + rng.below(100)).collect();
@@ -278,8 +245,7 @@ impl Sim {
             trace: std::env::var("SHARDKV_TRACE").is_ok_and(|v| !v.is_empty() && v != "0"),
             n: n as u32,
             now: 0,
-            next_event: 0,
-            queue: BinaryHeap::new(),
+            queue: EventQueue::new(),
             configs,
             publish_at,
             groups: BTreeMap::new(),
@@ -355,7 +321,7 @@ impl Sim {
     }
 
     fn fresh_id(&mut self, client: usize, nth: u64) -> u128 {
-        let hi = self.rng.next();
+        let hi = self.rng.next_u64();
         (u128::from(hi) << 64) | (client as u128) << 32 | u128::from(nth)
     }
 
@@ -366,12 +332,7 @@ impl Sim {
     }
 
     fn at(&mut self, delay: u64, event: Event) {
-        self.next_event += 1;
-        self.queue.push(Scheduled {
-            time: self.now + delay,
-            seq: self.next_event,
-            event,
-        });
+        self.queue.push(self.now + delay, event);
     }
 
     fn published(&self) -> usize {
@@ -418,8 +379,8 @@ impl Sim {
 
     pub(crate) fn run(mut self) -> Result<Report, String> {
         let limit = self.ops_end + SETTLE_LIMIT_MS;
-        while let Some(s) = self.queue.pop() {
-            self.now = s.time;
+        while let Some((time, event)) = self.queue.pop() {
+            self.now = time;
             if !self.quiet && self.now >= self.ops_end {
                 self.quiet = true;
                 self.log(|| "quiet: no more loss, crashes or new operations".into());
@@ -430,7 +391,7 @@ impl Sim {
                     self.describe()
                 ));
             }
-            match s.event {
+            match event {
                 Event::Tick(gid) => self.tick(gid)?,
                 Event::Apply { gid, cmd, then } => self.apply(gid, cmd, then)?,
                 Event::Deliver(msg) => self.deliver(msg)?,
