@@ -6,6 +6,7 @@
 //! - [`state_machine`]: the [`StateMachine`] trait a service implements;
 //! - [`transport`]: how messages and snapshots reach peers;
 //! - [`driver`]: the loop that ties them together ([`Node`]);
+//! - [`durability`]: when a state machine syncs its store, and its durable index;
 //! - [`wire`]: the Paxos messages in their protobuf form;
 //! - [`host`]: a replica process ([`ReplicaHost`]): data directory and identity, Paxos
 //!   storage, listener, node, the tonic server with the peer and status services, signals;
@@ -18,6 +19,7 @@
 #![warn(missing_docs)]
 
 pub mod driver;
+pub mod durability;
 pub mod grpc;
 pub mod host;
 pub mod identity;
@@ -28,6 +30,7 @@ pub mod transport;
 pub mod wire;
 
 pub use driver::{Node, NodeConfig, NodeError, NodeStatus};
+pub use durability::Durability;
 pub use grpc::{peer_service, status_service, GrpcTransport};
 pub use host::{HostArgs, NodeTuning, ReplicaHost, RunError};
 pub use identity::check_identity;

@@ -3,9 +3,15 @@
 //! lost after the request ran, and others are delayed (so they overtake each other). Applied
 //! to client requests and to shard migration (pulls are also cut off mid-stream).
 
+use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use tonic::body::Body;
+use tonic::codegen::{http, BoxFuture, Service};
+use tonic::server::NamedService;
 use tonic::Status;
 
 /// Drops and delays with a given probability.
@@ -62,5 +68,59 @@ impl Chaos {
             return Err(Status::unavailable("chaos: reply lost"));
         }
         result
+    }
+}
+
+/// A gRPC service behind the unreliable network: every call may be dropped or delayed before
+/// it reaches the service, and its reply lost after it ran ([`Chaos::before`],
+/// [`Chaos::after`]). Without chaos it passes calls straight through. One layer for every
+/// handler of the services it wraps, instead of a wrapper in each.
+#[derive(Clone)]
+pub struct Chaotic<S> {
+    inner: S,
+    chaos: Option<Arc<Chaos>>,
+}
+
+impl<S> Chaotic<S> {
+    /// `inner` behind `chaos` (none: unchanged).
+    pub fn new(inner: S, chaos: Option<Arc<Chaos>>) -> Chaotic<S> {
+        Chaotic { inner, chaos }
+    }
+}
+
+impl<S: NamedService> NamedService for Chaotic<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S> Service<http::Request<Body>> for Chaotic<S>
+where
+    S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        let Some(chaos) = self.chaos.clone() else {
+            return Box::pin(self.inner.call(request));
+        };
+        // The clone that was made ready is the one that serves this call.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move {
+            if let Err(status) = chaos.before().await {
+                return Ok(status.into_http());
+            }
+            let response = inner.call(request).await?;
+            Ok(chaos.after(Ok(response)).unwrap_or_else(Status::into_http))
+        })
     }
 }

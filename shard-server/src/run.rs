@@ -21,7 +21,7 @@ use strata_node::{HostArgs, NodeTuning, ReplicaHost};
 use strata_paxos::ReplicaId;
 use strata_rpc::limits;
 
-use crate::chaos::Chaos;
+use crate::chaos::{Chaos, Chaotic};
 use crate::machine::{KvMachine, MachineOptions};
 use crate::service::{GroupService, KvService, MigrationService, Replica};
 use crate::store::DbStore;
@@ -142,6 +142,9 @@ pub async fn serve(args: ServerArgs, shutdown: impl Future<Output = ()>) -> Resu
     let node = host.start_node(paxos, tuning, machine)?;
     tracing::info!(gid = args.gid, id = args.id, listen = %host.listen, data_dir = %args.data_dir.display(), "shard server started");
 
+    // Client requests and shard migration (not the Paxos peers) go through the simulated
+    // unreliable network, when a test asks for one.
+    let chaos = (args.chaos_percent > 0).then(|| Arc::new(Chaos::new(args.chaos_percent)));
     let replica = Replica {
         gid: args.gid,
         node: node.clone(),
@@ -151,13 +154,19 @@ pub async fn serve(args: ServerArgs, shutdown: impl Future<Output = ()>) -> Resu
         store,
         peers: Arc::new(host.peers.clone()),
         op_timeout: Duration::from_millis(args.op_timeout_ms),
-        chaos: (args.chaos_percent > 0).then(|| Arc::new(Chaos::new(args.chaos_percent))),
+        chaos: chaos.clone(),
         in_flight: Default::default(),
     };
     let worker = tokio::spawn(crate::worker::run(replica.clone(), args.masters.clone()));
     let services = tonic::transport::Server::builder()
-        .add_service(limits::kv_server(KvService(replica.clone())))
-        .add_service(limits::migration_server(MigrationService(replica.clone())))
+        .add_service(Chaotic::new(
+            limits::kv_server(KvService(replica.clone())),
+            chaos.clone(),
+        ))
+        .add_service(Chaotic::new(
+            limits::migration_server(MigrationService(replica.clone())),
+            chaos,
+        ))
         .add_service(limits::shard_group_server(GroupService(replica)));
     let served = host.serve(node, services, shutdown).await;
     worker.abort();

@@ -102,20 +102,6 @@ fn request_id(kind: &Kind) -> Option<RequestId> {
 }
 
 impl Replica {
-    /// Runs a handler under the simulated unreliable network, if any.
-    async fn unreliable<T>(
-        &self,
-        handler: impl std::future::Future<Output = Result<T, Status>>,
-    ) -> Result<T, Status> {
-        match &self.chaos {
-            None => handler.await,
-            Some(chaos) => {
-                chaos.before().await?;
-                chaos.after(handler.await)
-            }
-        }
-    }
-
     /// Proposes `kind` and returns what applying it produced here.
     pub async fn propose(&self, kind: Kind) -> Result<Outcome, Status> {
         self.propose_for(kind, self.op_timeout).await
@@ -273,75 +259,6 @@ fn wrong_reply() -> Status {
     Status::internal("the state machine answered with another operation's reply")
 }
 
-#[tonic::async_trait]
-impl v1::shard_kv_server::ShardKv for KvService {
-    async fn get(
-        &self,
-        request: Request<v1::GetRequest>,
-    ) -> Result<Response<v1::GetResponse>, Status> {
-        let r = request.into_inner();
-        self.0
-            .unreliable(self.get_inner(r))
-            .await
-            .map(Response::new)
-    }
-
-    async fn put(
-        &self,
-        request: Request<v1::PutRequest>,
-    ) -> Result<Response<v1::PutResponse>, Status> {
-        let r = request.into_inner();
-        self.0
-            .unreliable(self.put_inner(r))
-            .await
-            .map(Response::new)
-    }
-
-    async fn append(
-        &self,
-        request: Request<v1::AppendRequest>,
-    ) -> Result<Response<v1::AppendResponse>, Status> {
-        let r = request.into_inner();
-        self.0
-            .unreliable(self.append_inner(r))
-            .await
-            .map(Response::new)
-    }
-
-    async fn delete(
-        &self,
-        request: Request<v1::DeleteRequest>,
-    ) -> Result<Response<v1::DeleteResponse>, Status> {
-        let r = request.into_inner();
-        self.0
-            .unreliable(self.delete_inner(r))
-            .await
-            .map(Response::new)
-    }
-
-    async fn compare_and_swap(
-        &self,
-        request: Request<v1::CompareAndSwapRequest>,
-    ) -> Result<Response<v1::CompareAndSwapResponse>, Status> {
-        let r = request.into_inner();
-        self.0
-            .unreliable(self.compare_and_swap_inner(r))
-            .await
-            .map(Response::new)
-    }
-
-    async fn scan(
-        &self,
-        request: Request<v1::ScanRequest>,
-    ) -> Result<Response<v1::ScanResponse>, Status> {
-        let r = request.into_inner();
-        self.0
-            .unreliable(self.scan_inner(r))
-            .await
-            .map(Response::new)
-    }
-}
-
 /// The status a client gets for a read that was not served.
 fn read_status(e: ReadError) -> Status {
     match e {
@@ -350,50 +267,72 @@ fn read_status(e: ReadError) -> Status {
     }
 }
 
-impl KvService {
-    async fn get_inner(&self, r: v1::GetRequest) -> Result<v1::GetResponse, Status> {
+#[tonic::async_trait]
+impl v1::shard_kv_server::ShardKv for KvService {
+    async fn get(
+        &self,
+        request: Request<v1::GetRequest>,
+    ) -> Result<Response<v1::GetResponse>, Status> {
+        let r = request.into_inner();
         check_key(&r.key)?;
         self.0.read_barrier().await?;
         let value = self.0.reader.get(&r.key).map_err(read_status)?;
-        Ok(v1::GetResponse { value })
+        Ok(Response::new(v1::GetResponse { value }))
     }
 
-    async fn put_inner(&self, r: v1::PutRequest) -> Result<v1::PutResponse, Status> {
+    async fn put(
+        &self,
+        request: Request<v1::PutRequest>,
+    ) -> Result<Response<v1::PutResponse>, Status> {
+        let r = request.into_inner();
         let len = prost::Message::encoded_len(&r);
         match self.mutate(Kind::Put(r), len).await? {
-            Reply::Put(p) => Ok(p),
+            Reply::Put(p) => Ok(Response::new(p)),
             _ => Err(wrong_reply()),
         }
     }
 
-    async fn append_inner(&self, r: v1::AppendRequest) -> Result<v1::AppendResponse, Status> {
+    async fn append(
+        &self,
+        request: Request<v1::AppendRequest>,
+    ) -> Result<Response<v1::AppendResponse>, Status> {
+        let r = request.into_inner();
         let len = prost::Message::encoded_len(&r);
         match self.mutate(Kind::Append(r), len).await? {
-            Reply::Append(p) => Ok(p),
+            Reply::Append(p) => Ok(Response::new(p)),
             _ => Err(wrong_reply()),
         }
     }
 
-    async fn delete_inner(&self, r: v1::DeleteRequest) -> Result<v1::DeleteResponse, Status> {
+    async fn delete(
+        &self,
+        request: Request<v1::DeleteRequest>,
+    ) -> Result<Response<v1::DeleteResponse>, Status> {
+        let r = request.into_inner();
         let len = prost::Message::encoded_len(&r);
         match self.mutate(Kind::Delete(r), len).await? {
-            Reply::Delete(p) => Ok(p),
+            Reply::Delete(p) => Ok(Response::new(p)),
             _ => Err(wrong_reply()),
         }
     }
 
-    async fn compare_and_swap_inner(
+    async fn compare_and_swap(
         &self,
-        r: v1::CompareAndSwapRequest,
-    ) -> Result<v1::CompareAndSwapResponse, Status> {
+        request: Request<v1::CompareAndSwapRequest>,
+    ) -> Result<Response<v1::CompareAndSwapResponse>, Status> {
+        let r = request.into_inner();
         let len = prost::Message::encoded_len(&r);
         match self.mutate(Kind::CompareAndSwap(r), len).await? {
-            Reply::CompareAndSwap(p) => Ok(p),
+            Reply::CompareAndSwap(p) => Ok(Response::new(p)),
             _ => Err(wrong_reply()),
         }
     }
 
-    async fn scan_inner(&self, r: v1::ScanRequest) -> Result<v1::ScanResponse, Status> {
+    async fn scan(
+        &self,
+        request: Request<v1::ScanRequest>,
+    ) -> Result<Response<v1::ScanResponse>, Status> {
+        let r = request.into_inner();
         check_key(&r.start)?;
         if let Some(end) = &r.end {
             check_key(end)?;
@@ -423,11 +362,11 @@ impl KvService {
             }
             _ => Vec::new(),
         };
-        Ok(v1::ScanResponse {
+        Ok(Response::new(v1::ScanResponse {
             entries: page.entries,
             resume_token,
             more: page.more,
-        })
+        }))
     }
 }
 
@@ -483,9 +422,6 @@ impl v1::shard_migration_server::ShardMigration for MigrationService {
         request: Request<v1::PullShardRequest>,
     ) -> Result<Response<Self::PullShardStream>, Status> {
         let r = request.into_inner();
-        if let Some(chaos) = &self.0.chaos {
-            chaos.before().await?;
-        }
         if let Some(status) = pull_refusal(&self.0.view.read(), r.shard, r.config_num) {
             return Err(status);
         }
@@ -579,7 +515,7 @@ impl v1::shard_migration_server::ShardMigration for MigrationService {
                 _ => Err(Status::internal("DeleteShard got an unexpected reply")),
             }
         };
-        self.0.unreliable(delete).await.map(Response::new)
+        delete.await.map(Response::new)
     }
 }
 

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use parking_lot::RwLock;
-use strata_node::{SnapshotStream, StateMachine};
+use strata_node::{Durability, SnapshotStream, StateMachine};
 use strata_paxos::Slot;
 
 use crate::codec::decode_command;
@@ -36,8 +36,8 @@ pub struct MasterMachine {
     /// Also the archive the state pages old configurations out to.
     store: Option<Arc<MasterStore>>,
     /// Applied index of the last synced store write.
-    durable: Slot,
-    unsynced: u32,
+    /// When the store is synced (every `SYNC_EVERY` commands).
+    durability: Durability,
 }
 
 impl MasterMachine {
@@ -48,8 +48,7 @@ impl MasterMachine {
             state: Arc::new(RwLock::new(state)),
             applied: 1,
             store: None,
-            durable: 1,
-            unsynced: 0,
+            durability: Durability::new(SYNC_EVERY, usize::MAX, 1),
         }
     }
 
@@ -78,8 +77,7 @@ impl MasterMachine {
             state: Arc::new(RwLock::new(state)),
             applied,
             store: Some(store),
-            durable: applied,
-            unsynced: 0,
+            durability: Durability::new(SYNC_EVERY, usize::MAX, applied),
         })
     }
 
@@ -106,13 +104,9 @@ impl StateMachine for MasterMachine {
         };
         if let Some(store) = &self.store {
             let created = (state.latest().num != before).then(|| state.latest().num);
-            self.unsynced += 1;
-            let sync = self.unsynced >= SYNC_EVERY;
+            let sync = self.durability.must_sync(command.len());
             match store.record(&state, created, client, slot, sync) {
-                Ok(()) if sync => {
-                    self.durable = slot + 1;
-                    self.unsynced = 0;
-                }
+                Ok(()) if sync => self.durability.synced(slot + 1),
                 Ok(()) => {}
                 // The state in memory is ahead of the store: this replica cannot go on (the
                 // same policy as the shard servers'). The log still holds the command
@@ -130,7 +124,7 @@ impl StateMachine for MasterMachine {
 
     fn durable_index(&self) -> Slot {
         if self.store.is_some() {
-            self.durable
+            self.durability.durable_index()
         } else {
             1
         }
@@ -159,8 +153,7 @@ impl StateMachine for MasterMachine {
             // The whole history was built in memory to be checked; once stored, it pages out.
             store.replace(&restored, index)?;
             restored.page_out_to(store.clone() as Arc<dyn ConfigArchive>);
-            self.durable = index;
-            self.unsynced = 0;
+            self.durability.synced(index);
         }
         *self.state.write() = restored;
         self.applied = index;

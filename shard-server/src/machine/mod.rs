@@ -48,7 +48,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use strata::WriteBatch;
 use strata_client::Config;
-use strata_node::{SnapshotStream, StateMachine};
+use strata_node::{Durability, SnapshotStream, StateMachine};
 use strata_paxos::Slot;
 use strata_rpc::shard_for_key;
 use strata_rpc::v1::ErrorReason;
@@ -181,9 +181,8 @@ pub struct KvMachine<S: Store> {
     log_time: u64,
     /// Every slot below is applied (shared with readers for status).
     applied: Arc<AtomicU64>,
-    durable: Slot,
-    unsynced: u32,
-    unsynced_bytes: usize,
+    /// When the store is synced (every `sync_every` commands or `sync_bytes`).
+    durability: Durability,
     /// Shards served again by the command being applied (an install completed, a shard
     /// taken back became ours): their dedup tables load once it is written.
     installed: Vec<u32>,
@@ -205,6 +204,7 @@ impl<S: Store> KvMachine<S> {
     /// The state machine of group `gid` over `store`, loaded from what the store holds (a
     /// fresh store starts before configuration 1, owning nothing).
     pub fn open(gid: u64, store: Arc<S>, options: MachineOptions) -> Result<Self, String> {
+        let durability = Durability::new(options.sync_every, options.sync_bytes, 1);
         let mut m = KvMachine {
             gid,
             store,
@@ -219,9 +219,7 @@ impl<S: Store> KvMachine<S> {
             sessions: SessionTable::default(),
             log_time: 0,
             applied: Arc::new(AtomicU64::new(1)),
-            durable: 1,
-            unsynced: 0,
-            unsynced_bytes: 0,
+            durability,
             installed: Vec::new(),
             reclaimed: BTreeSet::new(),
         };
@@ -353,10 +351,7 @@ impl<S: Store> KvMachine<S> {
             }
         };
         batch.put(keys::APPLIED, (slot + 1).to_le_bytes());
-        self.unsynced += 1;
-        self.unsynced_bytes += command.len();
-        let sync = self.unsynced >= self.options.sync_every
-            || self.unsynced_bytes >= self.options.sync_bytes;
+        let sync = self.durability.must_sync(command.len());
         if let Err(e) = self.store.write(batch, sync) {
             // The state in memory is ahead of the store: this replica cannot go on. A restart
             // recovers the durable prefix and replays the log.
@@ -364,9 +359,7 @@ impl<S: Store> KvMachine<S> {
             std::process::abort();
         }
         if sync {
-            self.durable = slot + 1;
-            self.unsynced = 0;
-            self.unsynced_bytes = 0;
+            self.durability.synced(slot + 1);
         }
         for shard in std::mem::take(&mut self.installed) {
             // The shard is served from now on: load its dedup table (just written).
@@ -392,7 +385,7 @@ impl<S: Store> StateMachine for KvMachine<S> {
     }
 
     fn durable_index(&self) -> Slot {
-        self.durable
+        self.durability.durable_index()
     }
 
     fn snapshot(&self) -> (Slot, SnapshotStream) {

@@ -205,9 +205,7 @@ impl<S: Store> KvMachine<S> {
         self.reclaimed = meta.reclaimed;
         self.sessions = sessions;
         self.applied.store(meta.applied, Ordering::Release);
-        self.durable = meta.applied;
-        self.unsynced = 0;
-        self.unsynced_bytes = 0;
+        self.durability.synced(meta.applied);
         self.publish();
         Ok(())
     }
