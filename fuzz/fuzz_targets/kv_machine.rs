@@ -584,7 +584,7 @@ impl Harness {
         let (index, chunks) = self.a.snapshot();
         let mut chunks: Vec<Vec<u8>> = chunks.collect();
         let at = c.u8() as usize % (chunks.len() + 1);
-        let stream: Vec<Result<Vec<u8>, String>> = if corrupt {
+        let stream: Vec<Result<Vec<u8>, strata_node::TransferError>> = if corrupt {
             if let Some(chunk) = chunks.get_mut(at) {
                 let pos = c.u16() as usize % chunk.len().max(1);
                 match c.u8() % 3 {
@@ -600,7 +600,7 @@ impl Harness {
             chunks.into_iter().map(Ok).collect()
         } else {
             let mut s: Vec<_> = chunks.into_iter().map(Ok).collect();
-            s.insert(at, Err("the transfer broke off".to_string()));
+            s.insert(at, Err(strata_node::TransferError("the transfer broke off".to_string())));
             s
         };
         let restored = self.b.restore(index, &mut stream.into_iter());

@@ -362,7 +362,7 @@ impl<R: Send + 'static> Node<R> {
 
 /// Runs `persist` on a dedicated thread and reports completion.
 struct Persister {
-    tx: std::sync::mpsc::Sender<(strata_paxos::Ready, oneshot::Sender<Result<(), String>>)>,
+    tx: std::sync::mpsc::Sender<(strata_paxos::Ready, oneshot::Sender<Result<(), NodeError>>)>,
 }
 
 impl Persister {
@@ -371,26 +371,30 @@ impl Persister {
         P: Storage + Send + 'static,
         P::Error: std::fmt::Display,
     {
-        let (tx, rx) =
-            std::sync::mpsc::channel::<(strata_paxos::Ready, oneshot::Sender<Result<(), String>>)>(
-            );
+        let (tx, rx) = std::sync::mpsc::channel::<(
+            strata_paxos::Ready,
+            oneshot::Sender<Result<(), NodeError>>,
+        )>();
         std::thread::Builder::new()
             .name("paxos-fsync".into())
             .spawn(move || {
                 for (ready, done) in rx {
-                    let _ = done.send(storage.persist(&ready).map_err(|e| e.to_string()));
+                    let _ = done.send(
+                        (storage.persist(&ready)).map_err(|e| NodeError::Storage(e.to_string())),
+                    );
                 }
             })
             .expect("spawning the fsync thread");
         Persister { tx }
     }
 
-    async fn persist(&self, ready: strata_paxos::Ready) -> Result<(), String> {
+    async fn persist(&self, ready: strata_paxos::Ready) -> Result<(), NodeError> {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send((ready, tx))
-            .map_err(|_| "fsync thread gone".to_string())?;
-        rx.await.map_err(|_| "fsync thread gone".to_string())?
+            .map_err(|_| NodeError::Storage("fsync thread gone".into()))?;
+        rx.await
+            .map_err(|_| NodeError::Storage("fsync thread gone".into()))?
     }
 }
 
@@ -462,14 +466,14 @@ impl<S: StateMachine> Driver<S> {
                 }
             }
             if let Err(e) = self.process_ready().await {
-                tracing::error!(error = %e, "paxos storage failed; stopping the node");
+                tracing::error!(error = %e, "stopping the node");
                 // Say so, and claim nothing: the others elect a leader without this replica.
                 {
                     let mut status = self.status.lock();
                     status.role = "stopped".into();
                     status.leader = None;
                 }
-                self.fail_all(NodeError::Storage(e));
+                self.fail_all(e);
                 return;
             }
         }
@@ -515,7 +519,7 @@ impl<S: StateMachine> Driver<S> {
         }
     }
 
-    async fn process_ready(&mut self) -> Result<(), String> {
+    async fn process_ready(&mut self) -> Result<(), NodeError> {
         let ready = self.replica.take_ready();
         if ready.is_empty() && self.snapshot_to_install.is_none() {
             // Idle: a follower may just have dropped out of the live set, which lets the log
@@ -668,7 +672,7 @@ impl<S: StateMachine> Driver<S> {
         &mut self,
         ready: strata_paxos::Ready,
         leader: bool,
-    ) -> Result<(), String> {
+    ) -> Result<(), NodeError> {
         let persist = self.persister.persist(ready);
         if !leader || self.last_heartbeats.is_empty() {
             return persist.await;

@@ -120,9 +120,9 @@ impl ReplicaHost {
             what: format!("creating the data directory {}", data_dir.display()),
             source,
         })?;
-        check_identity(&data_dir, args.group, args.id).map_err(|message| RunError::DataDir {
+        check_identity(&data_dir, args.group, args.id).map_err(|e| RunError::DataDir {
             dir: data_dir.clone(),
-            message,
+            message: e.to_string(),
         })?;
         let storage = EnginePaxosStorage::open(&data_dir.join("paxos"))
             .map_err(|e| RunError::Node(e.to_string()))?;

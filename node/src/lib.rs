@@ -35,5 +35,7 @@ pub use grpc::{peer_service, status_service, GrpcTransport};
 pub use host::{HostArgs, NodeTuning, ReplicaHost, RunError};
 pub use identity::check_identity;
 pub use paxos_storage::{EnginePaxosStorage, StorageError};
-pub use state_machine::{IncomingSnapshot, SnapshotStream, StateMachine};
+pub use state_machine::{
+    IncomingSnapshot, RestoreError, SnapshotStream, StateMachine, TransferError,
+};
 pub use transport::Transport;

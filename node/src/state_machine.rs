@@ -8,7 +8,27 @@ pub type SnapshotStream = Box<dyn Iterator<Item = Vec<u8>> + Send>;
 
 /// A snapshot being received: chunks as they arrive, or an error if the transfer broke off
 /// (the state machine must then keep its old state).
-pub type IncomingSnapshot = Box<dyn Iterator<Item = Result<Vec<u8>, String>> + Send>;
+pub type IncomingSnapshot = Box<dyn Iterator<Item = Result<Vec<u8>, TransferError>> + Send>;
+
+/// A snapshot transfer broke off (the peer stopped sending, sent something inconsistent, or
+/// timed out).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("snapshot transfer broke off: {0}")]
+pub struct TransferError(pub String);
+
+/// Why a state machine did not install a snapshot (it keeps its old state).
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// The transfer broke off.
+    #[error(transparent)]
+    Transfer(#[from] TransferError),
+    /// The snapshot's contents are not a valid state.
+    #[error("invalid snapshot: {0}")]
+    Invalid(String),
+    /// Storing it failed.
+    #[error("storing the snapshot: {0}")]
+    Store(String),
+}
 
 /// A deterministic state machine replicated by a [`Node`](crate::Node).
 ///
@@ -40,6 +60,6 @@ pub trait StateMachine: Send + 'static {
     fn restore(
         &mut self,
         index: Slot,
-        chunks: &mut dyn Iterator<Item = Result<Vec<u8>, String>>,
-    ) -> Result<(), String>;
+        chunks: &mut dyn Iterator<Item = Result<Vec<u8>, TransferError>>,
+    ) -> Result<(), RestoreError>;
 }

@@ -40,8 +40,8 @@ impl StateMachine for Log {
     fn restore(
         &mut self,
         index: Slot,
-        chunks: &mut dyn Iterator<Item = Result<Vec<u8>, String>>,
-    ) -> Result<(), String> {
+        chunks: &mut dyn Iterator<Item = Result<Vec<u8>, strata_node::TransferError>>,
+    ) -> Result<(), strata_node::RestoreError> {
         let mut fresh = Vec::new();
         for chunk in chunks {
             fresh.push(chunk?);

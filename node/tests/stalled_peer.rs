@@ -41,8 +41,8 @@ impl StateMachine for Counter {
     fn restore(
         &mut self,
         index: Slot,
-        _: &mut dyn Iterator<Item = Result<Vec<u8>, String>>,
-    ) -> Result<(), String> {
+        _: &mut dyn Iterator<Item = Result<Vec<u8>, strata_node::TransferError>>,
+    ) -> Result<(), strata_node::RestoreError> {
         self.applied = index;
         Ok(())
     }

@@ -9,7 +9,7 @@ use strata_rpc::v1;
 
 use crate::keys;
 use crate::session::Session;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 /// Bytes of keys and values per chunk: well below 1 MiB, so a chunk and the log entry that
 /// installs it stay under [`strata_rpc::MAX_SHARD_CHUNK_BYTES`].
@@ -28,6 +28,17 @@ fn successor(key: &[u8]) -> Vec<u8> {
     k
 }
 
+/// Why a chunk could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum HandoffError {
+    /// The puller's resume token is not one this replica handed out.
+    #[error("{0}")]
+    BadToken(&'static str),
+    /// Reading the store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// Reads the chunk of `shard` (frozen for `config_num`) that starts at `resume` (empty: the
 /// beginning), with at most about `budget` bytes of keys and values.
 pub fn read_chunk(
@@ -36,18 +47,18 @@ pub fn read_chunk(
     config_num: u64,
     resume: &[u8],
     budget: usize,
-) -> Result<v1::ShardChunk, String> {
+) -> Result<v1::ShardChunk, HandoffError> {
     let (range_start, range_end) = keys::shard_range(shard);
     let (mut offset, start) = if resume.is_empty() {
         (0, range_start.clone())
     } else {
         if resume.len() < 4 {
-            return Err("malformed resume token".into());
+            return Err(HandoffError::BadToken("malformed resume token"));
         }
         let offset = u32::from_be_bytes(resume[..4].try_into().expect("4 bytes"));
         let key = resume[4..].to_vec();
         if key < range_start || key > range_end {
-            return Err("resume token outside the shard".into());
+            return Err(HandoffError::BadToken("resume token outside the shard"));
         }
         (offset, key)
     };

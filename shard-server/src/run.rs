@@ -116,14 +116,14 @@ pub async fn serve(args: ServerArgs, shutdown: impl Future<Output = ()>) -> Resu
         ..strata::Options::default()
     };
     let store = DbStore::open(&args.data_dir.join("state"), engine_options)
-        .map_err(|e| host.data_dir_error(e))?;
+        .map_err(|e| host.data_dir_error(e.to_string()))?;
     let store = Arc::new(store);
     let options = MachineOptions {
         session_timeout_ms: args.session_timeout_ms,
         ..MachineOptions::default()
     };
-    let machine =
-        KvMachine::open(args.gid, store.clone(), options).map_err(|e| host.data_dir_error(e))?;
+    let machine = KvMachine::open(args.gid, store.clone(), options)
+        .map_err(|e| host.data_dir_error(e.to_string()))?;
     let view = machine.view();
     let applied = machine.applied_handle();
     let reader = machine.reader();

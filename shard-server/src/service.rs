@@ -30,7 +30,7 @@ use tonic::{Request, Response, Status};
 
 use crate::chaos::Chaos;
 use crate::command::{now_ms, Command, Kind, Outcome, Refusal, ShardRef};
-use crate::handoff::{read_chunk, CHUNK_BYTES};
+use crate::handoff::{read_chunk, HandoffError, CHUNK_BYTES};
 use crate::machine::read::ReadError;
 use crate::machine::{Reader, View};
 use crate::session::ClientRequest;
@@ -209,7 +209,8 @@ fn check_value(value: &[u8]) -> Result<(), Status> {
 /// [`ClientRequest::from_header`]), its key and values against the limits, and its whole size
 /// as the log will carry it (a CompareAndSwap holds two values).
 fn check_mutation(kind: &Kind, encoded_len: usize) -> Result<ClientRequest, Status> {
-    let request = ClientRequest::from_header(kind.header()).map_err(invalid_argument)?;
+    let request =
+        ClientRequest::from_header(kind.header()).map_err(|e| invalid_argument(e.to_string()))?;
     if let Some((key, values)) = kind.mutation() {
         check_key(key)?;
         values.into_iter().try_for_each(check_value)?;
@@ -475,10 +476,12 @@ impl v1::shard_migration_server::ShardMigration for MigrationService {
                         }
                     }
                     Err(e) => {
-                        let _ = tx.blocking_send(Err(invalid_argument(format!(
-                            "cannot read shard {}: {e}",
-                            r.shard
-                        ))));
+                        let why = format!("cannot read shard {}: {e}", r.shard);
+                        let status = match e {
+                            HandoffError::BadToken(_) => invalid_argument(why),
+                            HandoffError::Store(_) => Status::internal(why),
+                        };
+                        let _ = tx.blocking_send(Err(status));
                         return;
                     }
                 }

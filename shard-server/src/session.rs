@@ -15,6 +15,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use prost::Message;
 use strata_rpc::v1;
 
+use crate::store::StoreError;
+
 /// One client's session in one shard.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Session {
@@ -68,9 +70,11 @@ impl Session {
     }
 
     /// Decodes stored bytes.
-    pub fn decode(bytes: &[u8]) -> Result<(u128, Session), String> {
-        let p = v1::ClientSession::decode(bytes).map_err(|e| format!("session: {e}"))?;
-        Session::from_proto(p).ok_or_else(|| "session with a malformed client id".to_string())
+    pub fn decode(bytes: &[u8]) -> Result<(u128, Session), StoreError> {
+        let p = v1::ClientSession::decode(bytes)
+            .map_err(|e| StoreError::Corrupt(format!("session: {e}")))?;
+        Session::from_proto(p)
+            .ok_or_else(|| StoreError::Corrupt("session with a malformed client id".into()))
     }
 }
 
@@ -92,19 +96,19 @@ pub struct ClientRequest {
 impl ClientRequest {
     /// Checks a request's header: present, a 16-byte client id, `1 <= first_incomplete_seq`
     /// (when set) `<= seq`.
-    pub fn from_header(header: Option<&v1::RequestHeader>) -> Result<ClientRequest, String> {
-        let h = header.ok_or("the request has no header")?;
+    pub fn from_header(header: Option<&v1::RequestHeader>) -> Result<ClientRequest, BadHeader> {
+        let h = header.ok_or(BadHeader::Missing)?;
         let client = <[u8; 16]>::try_from(h.client_id.as_slice())
             .map(u128::from_be_bytes)
-            .map_err(|_| format!("client_id must be 16 bytes, got {}", h.client_id.len()))?;
+            .map_err(|_| BadHeader::ClientId(h.client_id.len()))?;
         if h.seq == 0 {
-            return Err("seq must be at least 1".into());
+            return Err(BadHeader::ZeroSeq);
         }
         if h.first_incomplete_seq > h.seq {
-            return Err(format!(
-                "first_incomplete_seq {} is above the request's own seq {}",
-                h.first_incomplete_seq, h.seq
-            ));
+            return Err(BadHeader::FirstIncompleteAboveSeq {
+                first_incomplete: h.first_incomplete_seq,
+                seq: h.seq,
+            });
         }
         Ok(ClientRequest {
             client,
@@ -113,6 +117,28 @@ impl ClientRequest {
             opens_session: h.opens_session,
         })
     }
+}
+
+/// Why a request's header is refused (`INVALID_ARGUMENT`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadHeader {
+    /// The request has no header.
+    #[error("the request has no header")]
+    Missing,
+    /// The client id is not 16 bytes.
+    #[error("client_id must be 16 bytes, got {0}")]
+    ClientId(usize),
+    /// Seq 0.
+    #[error("seq must be at least 1")]
+    ZeroSeq,
+    /// The client says a later request than this one is incomplete.
+    #[error("first_incomplete_seq {first_incomplete} is above the request's own seq {seq}")]
+    FirstIncompleteAboveSeq {
+        /// What the client says.
+        first_incomplete: u64,
+        /// This request's seq.
+        seq: u64,
+    },
 }
 
 /// What the session table decides for a mutation (see [`SessionTable::admit`]).
@@ -293,7 +319,9 @@ mod tests {
             (Some(header(16, 0, 0)), "at least 1"),
             (Some(header(16, 5, 6)), "above the request's own seq"),
         ] {
-            let e = ClientRequest::from_header(bad.as_ref()).unwrap_err();
+            let e = ClientRequest::from_header(bad.as_ref())
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(why), "{e}");
         }
     }

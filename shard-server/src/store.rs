@@ -12,29 +12,52 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use strata::write_batch::BatchOp;
 use strata::{Db, Options, WriteBatch, WriteOptions};
+use strata_node::TransferError;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The engine failed.
+    #[error(transparent)]
+    Engine(#[from] strata::Error),
+    /// The file system failed while the store's directories were set up or swapped.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The failure.
+        source: std::io::Error,
+    },
+    /// Stored or received contents are not a valid state.
+    #[error("corrupt state: {0}")]
+    Corrupt(String),
+    /// A snapshot being received broke off.
+    #[error(transparent)]
+    Transfer(#[from] TransferError),
+}
 
 /// A key and its value.
 pub type Entry = (Vec<u8>, Vec<u8>);
 
 /// Entries in key order; an `Err` ends the iteration.
-pub type EntryIter = Box<dyn Iterator<Item = Result<Entry, String>> + Send>;
+pub type EntryIter = Box<dyn Iterator<Item = Result<Entry, StoreError>> + Send>;
 
 /// The storage of a shard server's state machine.
 pub trait Store: Send + Sync + 'static {
     /// The value of `key`.
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, String>;
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// Applies `batch` atomically; with `sync`, durably before returning.
-    fn write(&self, batch: WriteBatch, sync: bool) -> Result<(), String>;
+    fn write(&self, batch: WriteBatch, sync: bool) -> Result<(), StoreError>;
     /// The entries in `[start, end)` as of this call, in key order (later writes are not seen).
     fn scan(&self, start: &[u8], end: &[u8]) -> EntryIter;
     /// Replaces the whole contents with `entries` (in key order). Atomic: if an entry is an
     /// `Err` (or writing fails), the old contents stay.
     fn replace(
         &self,
-        entries: &mut dyn Iterator<Item = Result<Entry, String>>,
-    ) -> Result<(), String>;
+        entries: &mut dyn Iterator<Item = Result<Entry, StoreError>>,
+    ) -> Result<(), StoreError>;
     /// Reclaims the space of deleted data in `[start, end)` (a hint; may do nothing).
-    fn compact(&self, _start: &[u8], _end: &[u8]) -> Result<(), String> {
+    fn compact(&self, _start: &[u8], _end: &[u8]) -> Result<(), StoreError> {
         Ok(())
     }
 }
@@ -68,11 +91,11 @@ impl MemStore {
 }
 
 impl Store for MemStore {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, String> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.map.read().get(key).cloned())
     }
 
-    fn write(&self, batch: WriteBatch, _sync: bool) -> Result<(), String> {
+    fn write(&self, batch: WriteBatch, _sync: bool) -> Result<(), StoreError> {
         let mut map = self.map.write();
         for op in batch.iter() {
             match op {
@@ -113,9 +136,9 @@ impl Store for MemStore {
 
     fn replace(
         &self,
-        entries: &mut dyn Iterator<Item = Result<Entry, String>>,
-    ) -> Result<(), String> {
-        let fresh = entries.collect::<Result<BTreeMap<_, _>, String>>()?;
+        entries: &mut dyn Iterator<Item = Result<Entry, StoreError>>,
+    ) -> Result<(), StoreError> {
+        let fresh = entries.collect::<Result<BTreeMap<_, _>, StoreError>>()?;
         *self.map.write() = fresh;
         Ok(())
     }
@@ -143,28 +166,34 @@ impl std::fmt::Debug for DbStore {
 
 const COMPLETE_MARK: &str = "INCOMING_COMPLETE";
 
-fn io_err(what: &str) -> impl Fn(std::io::Error) -> String + '_ {
-    move |e| format!("{what}: {e}")
+fn io_err(what: &str) -> impl Fn(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        what: what.to_owned(),
+        source,
+    }
 }
 
-fn sync_dir(dir: &Path) -> Result<(), String> {
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     std::fs::File::open(dir)
         .and_then(|f| f.sync_all())
         .map_err(io_err("syncing the state directory"))
 }
 
-fn remove_dir_if_present(dir: &Path) -> Result<(), String> {
+fn remove_dir_if_present(dir: &Path) -> Result<(), StoreError> {
     match std::fs::remove_dir_all(dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(format!("removing {}: {e}", dir.display())),
+        Err(source) => Err(StoreError::Io {
+            what: format!("removing {}", dir.display()),
+            source,
+        }),
     }
 }
 
 impl DbStore {
     /// Opens (creating if needed) the store in `root`, finishing or discarding an interrupted
     /// snapshot install. `options` tune the engine (`create_if_missing` is set here).
-    pub fn open(root: &Path, options: Options) -> Result<DbStore, String> {
+    pub fn open(root: &Path, options: Options) -> Result<DbStore, StoreError> {
         std::fs::create_dir_all(root).map_err(io_err("creating the state directory"))?;
         let (db_dir, incoming, old) = Self::dirs(root);
         let mark = root.join(COMPLETE_MARK);
@@ -188,7 +217,7 @@ impl DbStore {
             error_if_exists: false,
             ..options
         };
-        let db = Db::open(&db_dir, options.clone()).map_err(|e| e.to_string())?;
+        let db = Db::open(&db_dir, options.clone()).map_err(StoreError::from)?;
         Ok(DbStore {
             root: root.to_owned(),
             options,
@@ -212,8 +241,8 @@ impl DbStore {
     fn build_incoming(
         &self,
         dir: &Path,
-        entries: &mut dyn Iterator<Item = Result<Entry, String>>,
-    ) -> Result<(), String> {
+        entries: &mut dyn Iterator<Item = Result<Entry, StoreError>>,
+    ) -> Result<(), StoreError> {
         let db = Db::open(
             dir,
             Options {
@@ -221,7 +250,7 @@ impl DbStore {
                 ..self.options.clone()
             },
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(StoreError::from)?;
         let result = (|| {
             let mut batch = WriteBatch::new();
             for entry in entries {
@@ -229,28 +258,28 @@ impl DbStore {
                 batch.put(k, v);
                 if batch.approximate_size() >= 1 << 20 {
                     db.write(std::mem::take(&mut batch))
-                        .map_err(|e| e.to_string())?;
+                        .map_err(StoreError::from)?;
                 }
             }
             if !batch.is_empty() {
-                db.write(batch).map_err(|e| e.to_string())?;
+                db.write(batch).map_err(StoreError::from)?;
             }
-            db.flush().map_err(|e| e.to_string())
+            db.flush().map_err(StoreError::from)
         })();
-        let closed = db.close().map_err(|e| e.to_string());
+        let closed = db.close().map_err(StoreError::from);
         result.and(closed)
     }
 }
 
 impl Store for DbStore {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, String> {
-        self.db.read().get(key).map_err(|e| e.to_string())
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.db.read().get(key).map_err(StoreError::from)
     }
 
-    fn write(&self, batch: WriteBatch, sync: bool) -> Result<(), String> {
+    fn write(&self, batch: WriteBatch, sync: bool) -> Result<(), StoreError> {
         let db = self.db.read().clone();
         db.write_opt(batch, &WriteOptions { sync })
-            .map_err(|e| e.to_string())
+            .map_err(StoreError::from)
     }
 
     fn scan(&self, start: &[u8], end: &[u8]) -> EntryIter {
@@ -260,14 +289,14 @@ impl Store for DbStore {
         let db = self.db.read().clone();
         Box::new(
             db.scan(start.to_vec()..end.to_vec())
-                .map(|r| r.map_err(|e| e.to_string())),
+                .map(|r| r.map_err(StoreError::from)),
         )
     }
 
     fn replace(
         &self,
-        entries: &mut dyn Iterator<Item = Result<Entry, String>>,
-    ) -> Result<(), String> {
+        entries: &mut dyn Iterator<Item = Result<Entry, StoreError>>,
+    ) -> Result<(), StoreError> {
         let (db_dir, incoming, old) = Self::dirs(&self.root);
         remove_dir_if_present(&incoming)?;
         if let Err(e) = self.build_incoming(&incoming, entries) {
@@ -278,22 +307,22 @@ impl Store for DbStore {
         std::fs::write(&mark, b"").map_err(io_err("writing the install mark"))?;
         sync_dir(&self.root)?;
         let mut current = self.db.write();
-        current.close().map_err(|e| e.to_string())?;
+        current.close().map_err(StoreError::from)?;
         // From here on a crash is finished by `open`.
         std::fs::rename(&db_dir, &old).map_err(io_err("renaming db"))?;
         std::fs::rename(&incoming, &db_dir).map_err(io_err("renaming db.incoming"))?;
         sync_dir(&self.root)?;
         std::fs::remove_file(&mark).map_err(io_err("removing the install mark"))?;
         sync_dir(&self.root)?;
-        *current = Db::open(&db_dir, self.options.clone()).map_err(|e| e.to_string())?;
+        *current = Db::open(&db_dir, self.options.clone()).map_err(StoreError::from)?;
         drop(current);
         remove_dir_if_present(&old)
     }
 
-    fn compact(&self, start: &[u8], end: &[u8]) -> Result<(), String> {
+    fn compact(&self, start: &[u8], end: &[u8]) -> Result<(), StoreError> {
         let db = self.db.read().clone();
         db.compact_range(start.to_vec()..end.to_vec())
-            .map_err(|e| e.to_string())
+            .map_err(StoreError::from)
     }
 }
 
@@ -329,8 +358,11 @@ mod tests {
 
         // A broken replacement keeps the old contents; a whole one replaces everything.
         let old = contents(store);
-        let mut broken =
-            vec![Ok((b"x".to_vec(), b"1".to_vec())), Err("cut".to_string())].into_iter();
+        let mut broken = vec![
+            Ok((b"x".to_vec(), b"1".to_vec())),
+            Err(StoreError::Corrupt("cut".into())),
+        ]
+        .into_iter();
         assert!(store.replace(&mut broken).is_err());
         assert_eq!(contents(store), old);
         let mut whole = vec![Ok((b"y".to_vec(), b"2".to_vec()))].into_iter();

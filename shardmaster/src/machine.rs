@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use parking_lot::RwLock;
-use strata_node::{Durability, SnapshotStream, StateMachine};
+use strata_node::{Durability, RestoreError, SnapshotStream, StateMachine, TransferError};
 use strata_paxos::Slot;
 
 use crate::codec::decode_command;
@@ -139,19 +139,21 @@ impl StateMachine for MasterMachine {
     fn restore(
         &mut self,
         index: Slot,
-        chunks: &mut dyn Iterator<Item = Result<Vec<u8>, String>>,
-    ) -> Result<(), String> {
+        chunks: &mut dyn Iterator<Item = Result<Vec<u8>, TransferError>>,
+    ) -> Result<(), RestoreError> {
         // Built aside and adopted only when the whole stream arrived and decoded.
         let mut broken = None;
         let ok_chunks = chunks.map_while(|c| c.map_err(|e| broken = Some(e)).ok());
         let restored = MasterState::restore(ok_chunks);
         if let Some(e) = broken {
-            return Err(e);
+            return Err(e.into());
         }
-        let mut restored = restored.map_err(|e| e.to_string())?;
+        let mut restored = restored.map_err(|e| RestoreError::Invalid(e.to_string()))?;
         if let Some(store) = &self.store {
             // The whole history was built in memory to be checked; once stored, it pages out.
-            store.replace(&restored, index)?;
+            store
+                .replace(&restored, index)
+                .map_err(RestoreError::Store)?;
             restored.page_out_to(store.clone() as Arc<dyn ConfigArchive>);
             self.durability.synced(index);
         }
@@ -212,10 +214,13 @@ mod tests {
             .unwrap();
         // A transfer that breaks off leaves the old state.
         let (index, chunks) = m.snapshot();
-        let mut broken = chunks
-            .take(1)
-            .map(Ok)
-            .chain(std::iter::once(Err("cut".to_string())));
+        let mut broken =
+            chunks
+                .take(1)
+                .map(Ok)
+                .chain(std::iter::once(Err(strata_node::TransferError(
+                    "cut".to_string(),
+                ))));
         let mut third = MasterMachine::new(MasterState::new(4).unwrap());
         assert!(third.restore(index, &mut broken).is_err());
         assert_eq!(third.shared().read().latest().num, 0);

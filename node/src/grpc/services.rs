@@ -11,6 +11,7 @@ use tonic::codegen::tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::driver::Node;
+use crate::state_machine::TransferError;
 use crate::wire::from_proto;
 
 /// Longest wait for the next chunk of a snapshot being installed.
@@ -73,7 +74,7 @@ impl<R: Send + 'static> PaxosPeer for PeerService<R> {
             ));
         }
         let index = first.index;
-        let (tx, mut rx) = mpsc::channel::<Result<Vec<u8>, String>>(4);
+        let (tx, mut rx) = mpsc::channel::<Result<Vec<u8>, TransferError>>(4);
         let chunks = std::iter::from_fn(move || rx.blocking_recv());
         self.node.install_snapshot(index, Box::new(chunks)).await;
         let mut next = Some(first);
@@ -81,7 +82,9 @@ impl<R: Send + 'static> PaxosPeer for PeerService<R> {
         while let Some(chunk) = next.take() {
             if chunk.index != index || chunk.group_id != self.group {
                 let _ = tx
-                    .send(Err("snapshot chunks disagree on index or group".into()))
+                    .send(Err(TransferError(
+                        "snapshot chunks disagree on index or group".into(),
+                    )))
                     .await;
                 return Err(strata_rpc::error::invalid_argument(
                     "inconsistent snapshot stream",
@@ -99,20 +102,24 @@ impl<R: Send + 'static> PaxosPeer for PeerService<R> {
             next = match tokio::time::timeout(SNAPSHOT_CHUNK_TIMEOUT, stream.next()).await {
                 Ok(Some(Ok(c))) => Some(c),
                 Ok(Some(Err(e))) => {
-                    let _ = tx.send(Err(format!("snapshot stream failed: {e}"))).await;
+                    let _ = tx
+                        .send(Err(TransferError(format!("snapshot stream failed: {e}"))))
+                        .await;
                     return Err(e);
                 }
                 Ok(None) => None,
                 Err(_) => {
                     let why = format!("no snapshot chunk for {SNAPSHOT_CHUNK_TIMEOUT:?}");
-                    let _ = tx.send(Err(why.clone())).await;
+                    let _ = tx.send(Err(TransferError(why.clone()))).await;
                     return Err(Status::deadline_exceeded(why));
                 }
             };
         }
         if !complete {
             let _ = tx
-                .send(Err("snapshot stream ended before its last chunk".into()))
+                .send(Err(TransferError(
+                    "snapshot stream ended before its last chunk".into(),
+                )))
                 .await;
             return Err(Status::aborted("snapshot stream ended early"));
         }

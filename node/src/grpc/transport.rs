@@ -200,16 +200,24 @@ async fn transfer_snapshot(
     }
 }
 
-async fn connect(addr: &str) -> Result<tonic::transport::Channel, String> {
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .map_err(|e| e.to_string())?
+/// Why a connection to a peer was not made.
+#[derive(Debug, thiserror::Error)]
+enum ConnectError {
+    #[error(transparent)]
+    Transport(#[from] tonic::transport::Error),
+    #[error("connecting timed out")]
+    Timeout,
+}
+
+async fn connect(addr: &str) -> Result<tonic::transport::Channel, ConnectError> {
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
         .connect_timeout(Duration::from_secs(1))
         .tcp_nodelay(true);
     // The whole connection set-up, HTTP/2 handshake included, has a deadline: a peer that
     // accepts TCP but never answers (stopped, hung) must not hold the sender forever.
     match tokio::time::timeout(Duration::from_secs(2), endpoint.connect()).await {
-        Ok(r) => r.map_err(|e| e.to_string()),
-        Err(_) => Err(format!("connecting to {addr} timed out")),
+        Ok(r) => Ok(r?),
+        Err(_) => Err(ConnectError::Timeout),
     }
 }
 

@@ -27,8 +27,8 @@ impl StateMachine for Recorder {
     fn restore(
         &mut self,
         _: Slot,
-        _: &mut dyn Iterator<Item = Result<Vec<u8>, String>>,
-    ) -> Result<(), String> {
+        _: &mut dyn Iterator<Item = Result<Vec<u8>, strata_node::TransferError>>,
+    ) -> Result<(), strata_node::RestoreError> {
         Ok(())
     }
 }

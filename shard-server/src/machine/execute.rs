@@ -9,7 +9,7 @@ use super::{check_serving, refusal, KvMachine};
 use crate::command::{Outcome, Refusal};
 use crate::keys;
 use crate::session::{ClientRequest, Decision, Refused};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 impl<S: Store> KvMachine<S> {
     pub(super) fn expire_sessions(&mut self, batch: &mut WriteBatch) {
@@ -39,8 +39,9 @@ impl<S: Store> KvMachine<S> {
         }
         let request = match ClientRequest::from_header(header) {
             Ok(r) => r,
-            Err(message) => {
-                return refused(refusal(ErrorReason::InvalidArgument, num, shard, message))
+            Err(e) => {
+                let message = e.to_string();
+                return refused(refusal(ErrorReason::InvalidArgument, num, shard, message));
             }
         };
         let (client, seq) = (request.client, request.seq);
@@ -180,7 +181,7 @@ enum ExecError {
     /// told `INVALID_ARGUMENT`.
     Invalid(String),
     /// Reading this replica's store failed.
-    Store(String),
+    Store(StoreError),
 }
 
 /// Largest `current` value of a failed CompareAndSwap kept in a session's dedup table: a

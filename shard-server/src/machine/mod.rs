@@ -48,7 +48,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use strata::WriteBatch;
 use strata_client::Config;
-use strata_node::{Durability, SnapshotStream, StateMachine};
+use strata_node::{Durability, RestoreError, SnapshotStream, StateMachine, TransferError};
 use strata_paxos::Slot;
 use strata_rpc::shard_for_key;
 use strata_rpc::v1::ErrorReason;
@@ -57,7 +57,7 @@ use crate::command::{Command, Kind, Outcome, Refusal};
 use crate::keys;
 use crate::session::SessionTable;
 use crate::shard_state::{encode_states, ShardState};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 /// Tuning of the state machine. Every replica of a group must use the same values (they
 /// decide what the state machine does).
@@ -203,7 +203,7 @@ impl<S: Store> std::fmt::Debug for KvMachine<S> {
 impl<S: Store> KvMachine<S> {
     /// The state machine of group `gid` over `store`, loaded from what the store holds (a
     /// fresh store starts before configuration 1, owning nothing).
-    pub fn open(gid: u64, store: Arc<S>, options: MachineOptions) -> Result<Self, String> {
+    pub fn open(gid: u64, store: Arc<S>, options: MachineOptions) -> Result<Self, StoreError> {
         let durability = Durability::new(options.sync_every, options.sync_bytes, 1);
         let mut m = KvMachine {
             gid,
@@ -395,8 +395,8 @@ impl<S: Store> StateMachine for KvMachine<S> {
     fn restore(
         &mut self,
         index: Slot,
-        chunks: &mut dyn Iterator<Item = Result<Vec<u8>, String>>,
-    ) -> Result<(), String> {
+        chunks: &mut dyn Iterator<Item = Result<Vec<u8>, TransferError>>,
+    ) -> Result<(), RestoreError> {
         self.restore_stream(index, chunks)
     }
 }

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use prost::Message;
 use strata::WriteBatch;
 use strata_client::Config;
-use strata_node::SnapshotStream;
+use strata_node::{RestoreError, SnapshotStream, TransferError};
 use strata_paxos::Slot;
 use strata_rpc::v1;
 
@@ -16,12 +16,12 @@ use super::KvMachine;
 use crate::keys;
 use crate::session::{Session, SessionTable};
 use crate::shard_state::{decode_reclaims, decode_states, ShardState};
-use crate::store::{MemStore, Store};
+use crate::store::{MemStore, Store, StoreError};
 
-fn decode_config(bytes: &[u8]) -> Result<Config, String> {
+fn decode_config(bytes: &[u8]) -> Result<Config, StoreError> {
     v1::Config::decode(bytes)
         .map(Config::from_proto)
-        .map_err(|e| format!("stored config: {e}"))
+        .map_err(|e| StoreError::Corrupt(format!("stored config: {e}")))
 }
 
 /// The metadata of a stored state machine.
@@ -36,18 +36,16 @@ struct Meta {
 
 impl Meta {
     /// Reads and checks the metadata in `store`.
-    fn read(store: &dyn Store) -> Result<Meta, String> {
-        let u64_at = |key: &[u8]| -> Result<Option<u64>, String> {
+    fn read(store: &dyn Store) -> Result<Meta, StoreError> {
+        let u64_at = |key: &[u8]| -> Result<Option<u64>, StoreError> {
             match store.get(key)? {
                 None => Ok(None),
-                Some(v) => Ok(Some(u64::from_le_bytes(
-                    v.as_slice()
-                        .try_into()
-                        .map_err(|_| format!("malformed metadata {key:?}"))?,
-                ))),
+                Some(v) => Ok(Some(u64::from_le_bytes(v.as_slice().try_into().map_err(
+                    |_| StoreError::Corrupt(format!("malformed metadata {key:?}")),
+                )?))),
             }
         };
-        let config_at = |key: &[u8]| -> Result<Config, String> {
+        let config_at = |key: &[u8]| -> Result<Config, StoreError> {
             store
                 .get(key)?
                 .map_or(Ok(Config::default()), |b| decode_config(&b))
@@ -58,20 +56,20 @@ impl Meta {
             config: config_at(keys::CONFIG)?,
             previous: config_at(keys::PREVIOUS_CONFIG)?,
             shards: match store.get(keys::SHARD_STATES)? {
-                Some(b) => decode_states(&b)?,
+                Some(b) => decode_states(&b).map_err(StoreError::Corrupt)?,
                 None => Vec::new(),
             },
             reclaimed: match store.get(keys::RECLAIMED)? {
-                Some(b) => decode_reclaims(&b)?,
+                Some(b) => decode_reclaims(&b).map_err(StoreError::Corrupt)?,
                 None => BTreeSet::new(),
             },
         };
         if meta.shards.len() != meta.config.shards.len() {
-            return Err(format!(
+            return Err(StoreError::Corrupt(format!(
                 "stored state has {} shard states for {} shards",
                 meta.shards.len(),
                 meta.config.shards.len()
-            ));
+            )));
         }
         Ok(meta)
     }
@@ -82,7 +80,7 @@ pub(super) fn load_sessions(
     store: &dyn Store,
     shard: u32,
     table: &mut SessionTable,
-) -> Result<(), String> {
+) -> Result<(), StoreError> {
     let (start, end) = keys::session_range(shard);
     for entry in store.scan(&start, &end) {
         let (key, bytes) = entry?;
@@ -93,12 +91,12 @@ pub(super) fn load_sessions(
 }
 
 /// Decodes a stored session, checking that its key names its client.
-fn session_entry(key: &[u8], value: &[u8]) -> Result<(u128, Session), String> {
+fn session_entry(key: &[u8], value: &[u8]) -> Result<(u128, Session), StoreError> {
     let (client, session) = Session::decode(value)?;
     if keys::session_client(key) != Some(client) {
-        return Err(format!(
+        return Err(StoreError::Corrupt(format!(
             "session key {key:?} does not name the session's client {client:x}"
-        ));
+        )));
     }
     Ok((client, session))
 }
@@ -117,26 +115,27 @@ struct CheckedSnapshot<I> {
     failed: bool,
 }
 
-impl<I: Iterator<Item = Result<(Vec<u8>, Vec<u8>), String>>> CheckedSnapshot<I> {
-    fn check_meta(&mut self) -> Result<(), String> {
+impl<I: Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>>> CheckedSnapshot<I> {
+    fn check_meta(&mut self) -> Result<(), StoreError> {
         self.meta_checked = true;
-        let meta = Meta::read(&self.meta).map_err(|e| format!("snapshot metadata: {e}"))?;
+        let meta = Meta::read(&self.meta)
+            .map_err(|e| StoreError::Corrupt(format!("snapshot metadata: {e}")))?;
         if meta.applied != self.index {
-            return Err(format!(
+            return Err(StoreError::Corrupt(format!(
                 "snapshot labelled {} holds the state after slot {}",
                 self.index, meta.applied
-            ));
+            )));
         }
         Ok(())
     }
 
-    fn check(&mut self, key: &[u8], value: &[u8]) -> Result<(), String> {
+    fn check(&mut self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
         // Without this, a metadata key arriving after the metadata was checked would reach
         // the store unchecked.
         if let Some(last) = self.last_key.as_deref().filter(|last| key <= *last) {
-            return Err(format!(
+            return Err(StoreError::Corrupt(format!(
                 "snapshot keys out of order: {key:?} after {last:?}"
-            ));
+            )));
         }
         let last = self.last_key.get_or_insert_with(Vec::new);
         last.clear();
@@ -156,8 +155,8 @@ impl<I: Iterator<Item = Result<(Vec<u8>, Vec<u8>), String>>> CheckedSnapshot<I> 
     }
 }
 
-impl<I: Iterator<Item = Result<(Vec<u8>, Vec<u8>), String>>> Iterator for CheckedSnapshot<I> {
-    type Item = Result<(Vec<u8>, Vec<u8>), String>;
+impl<I: Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>>> Iterator for CheckedSnapshot<I> {
+    type Item = Result<(Vec<u8>, Vec<u8>), StoreError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.failed {
@@ -190,7 +189,7 @@ const SNAPSHOT_CHUNK_BYTES: usize = 512 << 10;
 
 impl<S: Store> KvMachine<S> {
     /// (Re)loads everything from the store; on error nothing changes.
-    pub(super) fn load(&mut self) -> Result<(), String> {
+    pub(super) fn load(&mut self) -> Result<(), StoreError> {
         let meta = Meta::read(self.store.as_ref())?;
         let mut sessions = SessionTable::default();
         for (s, state) in meta.shards.iter().enumerate() {
@@ -244,12 +243,14 @@ impl<S: Store> KvMachine<S> {
     pub(super) fn restore_stream(
         &mut self,
         index: Slot,
-        chunks: &mut dyn Iterator<Item = Result<Vec<u8>, String>>,
-    ) -> Result<(), String> {
+        chunks: &mut dyn Iterator<Item = Result<Vec<u8>, TransferError>>,
+    ) -> Result<(), RestoreError> {
         let entries = chunks.flat_map(|chunk| -> Box<dyn Iterator<Item = _>> {
-            match chunk.and_then(|c| {
-                SnapshotChunk::decode(c.as_slice()).map_err(|e| format!("snapshot chunk: {e}"))
-            }) {
+            let chunk = chunk.map_err(StoreError::from).and_then(|c| {
+                SnapshotChunk::decode(c.as_slice())
+                    .map_err(|e| StoreError::Corrupt(format!("snapshot chunk: {e}")))
+            });
+            match chunk {
                 Ok(c) => Box::new(c.entries.into_iter().map(|kv| Ok((kv.key, kv.value)))),
                 Err(e) => Box::new(std::iter::once(Err(e))),
             }
@@ -262,11 +263,14 @@ impl<S: Store> KvMachine<S> {
             last_key: None,
             failed: false,
         };
-        self.store.replace(&mut checked)?;
+        self.store.replace(&mut checked).map_err(|e| match e {
+            StoreError::Transfer(e) => RestoreError::Transfer(e),
+            StoreError::Corrupt(why) => RestoreError::Invalid(why),
+            e => RestoreError::Store(e.to_string()),
+        })?;
         // Checked while streaming: loads (a failure here would be a bug; the machine stops
         // using the snapshot and says so).
         self.load()
-            .map_err(|e| format!("loading an installed snapshot: {e}"))?;
-        Ok(())
+            .map_err(|e| RestoreError::Invalid(format!("loading an installed snapshot: {e}")))
     }
 }

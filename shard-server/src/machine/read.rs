@@ -13,15 +13,15 @@ use super::{refusal, View};
 use crate::command::Refusal;
 use crate::keys;
 use crate::session::Session;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 /// Why a read was not served.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub enum ReadError {
     /// Not served here (wrong group, installing) or not a valid request: the client is told.
     Refused(Refusal),
     /// Reading this replica's store failed.
-    Store(String),
+    Store(StoreError),
 }
 
 /// One page of a shard's keys.

@@ -488,8 +488,11 @@ fn the_state_survives_reopen_and_moves_by_snapshot() {
     let mut broken = chunks
         .take(1)
         .map(Ok)
-        .chain(std::iter::once(Err("cut".to_string())));
-    assert!(third.m.restore(index, &mut broken).is_err());
+        .chain(std::iter::once(Err(TransferError("cut".to_string()))));
+    assert!(matches!(
+        third.m.restore(index, &mut broken),
+        Err(RestoreError::Transfer(_))
+    ));
     assert_eq!(third.m.config().num, 0);
     assert!(third.m.store.is_empty());
 }
@@ -540,7 +543,8 @@ fn a_snapshot_that_decodes_but_does_not_load_is_refused_without_effect() {
     let err = target
         .m
         .restore(index, &mut damaged.into_iter().map(Ok))
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("shard states"), "{err}");
     assert_eq!(target.m.store.dump(), before);
     assert_eq!(target.m.config().num, 1);
@@ -550,7 +554,8 @@ fn a_snapshot_that_decodes_but_does_not_load_is_refused_without_effect() {
     let err = target
         .m
         .restore(index + 5, &mut chunks.map(Ok))
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("labelled"), "{err}");
     assert_eq!(target.m.store.dump(), before);
 }
@@ -571,7 +576,8 @@ fn refused_snapshot(source: &Replica, damage: impl FnOnce(&mut Vec<v1::KeyValue>
     let err = target
         .m
         .restore(index, &mut std::iter::once(Ok(chunk)))
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert_eq!(target.m.store.dump(), before, "{err}");
     assert_eq!(target.m.shard_states().len(), N, "{err}");
     // The snapshot as it was made still installs.
