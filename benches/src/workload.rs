@@ -1,6 +1,8 @@
-//! The workloads (db_bench's names, plus YCSB A-F) and the threads that run them.
+//! The workloads (db_bench's names, plus YCSB A-F) and how each one drives an engine: what a
+//! run shares ([`Bench`], the live-key set) and what it reports ([`Outcome`]). The YCSB mixes
+//! are in `workload/ycsb.rs`; the threads that run a workload and tally it, in
+//! `workload/threads.rs`.
 
-use std::ops::Range;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -10,7 +12,9 @@ use indicatif::ProgressBar;
 
 use crate::engine::{BatchOp, KvEngine};
 use crate::keys::{make_key, Distribution, KeyPicker, ScatteredOrder, ValuePool, Zipfian};
-use crate::measure::new_histogram;
+
+mod threads;
+mod ycsb;
 
 /// One benchmark of `--benchmarks`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,49 +186,6 @@ pub struct Outcome {
     /// Anything else worth a note on the result line.
     pub note: Option<String>,
 }
-
-/// Per-thread tallies, merged into an [`Outcome`].
-struct Tally {
-    latency: Histogram<u64>,
-    ops: u64,
-    bytes: u64,
-    written: u64,
-    found: u64,
-    bar: ProgressBar,
-    unreported: u64,
-}
-
-impl Tally {
-    fn new(bar: ProgressBar) -> Self {
-        Tally {
-            latency: new_histogram(),
-            ops: 0,
-            bytes: 0,
-            written: 0,
-            found: 0,
-            bar,
-            unreported: 0,
-        }
-    }
-
-    /// Counts `n` operations done; the progress bar hears of them in steps.
-    fn done(&mut self, n: u64) {
-        self.ops += n;
-        self.unreported += n;
-        if self.unreported >= PROGRESS_STEP {
-            self.bar.inc(self.unreported);
-            self.unreported = 0;
-        }
-    }
-
-    fn record(&mut self, since: Instant) {
-        self.latency
-            .saturating_record(since.elapsed().as_nanos().max(1) as u64);
-    }
-}
-
-/// Progress is reported in steps of this many operations to keep the bar off the hot path.
-const PROGRESS_STEP: u64 = 1024;
 
 /// Everything the workloads of one engine's run share.
 pub struct Bench {
@@ -502,127 +463,6 @@ impl Bench {
             o.user_bytes_written = w * (ks + vs) as u64;
             o.note = Some(format!("{w} writes alongside"));
             Ok(o)
-        })
-    }
-
-    /// YCSB core workloads: A 50/50 read/update, B 95/5 read/update, C read only, D 95/5
-    /// read-latest/insert, E 95/5 short scan (1-100 entries)/insert, F 50/50
-    /// read/read-modify-write. Keys by `--distribution` (YCSB's default is Zipfian).
-    fn ycsb(
-        &self,
-        letter: char,
-        engine: &dyn KvEngine,
-        bar: &ProgressBar,
-        ops: u64,
-        salt: u64,
-    ) -> anyhow::Result<Outcome> {
-        let (ks, vs) = (self.cfg.key_size, self.cfg.value_size);
-        let kv = (ks + vs) as u64;
-        let num = self.cfg.num;
-        self.parallel(bar, ops, self.cfg.threads, |t, range, tally| {
-            let mut picker = self.picker(t);
-            let mut key = vec![0u8; ks];
-            for _ in range {
-                let p = picker.unit();
-                let start = Instant::now();
-                let (read, update, insert, scan, rmw) = match letter {
-                    'a' => (p < 0.5, p >= 0.5, false, false, false),
-                    'b' => (p < 0.95, p >= 0.95, false, false, false),
-                    'c' => (true, false, false, false, false),
-                    'd' => (p < 0.95, false, p >= 0.95, false, false),
-                    'e' => (false, false, p >= 0.95, p < 0.95, false),
-                    _ => (p < 0.5, false, false, false, p >= 0.5),
-                };
-                if insert {
-                    let id = num + self.live.inserted.fetch_add(1, Ordering::Relaxed);
-                    make_key(&mut key, id, false);
-                    engine.put(&key, self.values.value(id, salt, vs))?;
-                    tally.written += kv;
-                    tally.bytes += kv;
-                } else if scan {
-                    make_key(&mut key, picker.next_key(), false);
-                    let len = picker.between(1, 100);
-                    let mut bytes = 0;
-                    engine.scan(&key, len, &mut |k, v| bytes += (k.len() + v.len()) as u64)?;
-                    tally.found += 1;
-                    tally.bytes += bytes;
-                } else {
-                    let id = if letter == 'd' {
-                        picker.latest(num + self.live.inserted.load(Ordering::Relaxed) - 1)
-                    } else {
-                        picker.next_key()
-                    };
-                    make_key(&mut key, id, false);
-                    if (read || rmw) && engine.get(&key)?.is_some() {
-                        tally.found += 1;
-                        tally.bytes += kv;
-                    }
-                    if update || rmw {
-                        engine.put(&key, self.values.value(id, salt, vs))?;
-                        self.live.set(id, true);
-                        tally.written += kv;
-                        tally.bytes += kv;
-                    }
-                }
-                tally.record(start);
-                tally.done(1);
-            }
-            Ok(())
-        })
-    }
-
-    /// Runs `body` on `threads` threads, each with its share of `0..ops`, and merges what they
-    /// counted.
-    fn parallel(
-        &self,
-        bar: &ProgressBar,
-        ops: u64,
-        threads: usize,
-        body: impl Fn(usize, Range<u64>, &mut Tally) -> anyhow::Result<()> + Sync,
-    ) -> anyhow::Result<Outcome> {
-        let threads = threads.max(1);
-        let started = Instant::now();
-        let tallies: Vec<anyhow::Result<Tally>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..threads)
-                .map(|t| {
-                    let body = &body;
-                    let lo = ops * t as u64 / threads as u64;
-                    let hi = ops * (t as u64 + 1) / threads as u64;
-                    scope.spawn(move || -> anyhow::Result<Tally> {
-                        let mut tally = Tally::new(bar.clone());
-                        body(t, lo..hi, &mut tally)?;
-                        bar.inc(tally.unreported);
-                        tally.unreported = 0;
-                        Ok(tally)
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(anyhow::anyhow!("thread panicked")))
-                })
-                .collect()
-        });
-        let elapsed = started.elapsed();
-        let mut total = Tally::new(bar.clone());
-        for t in tallies {
-            let t = t?;
-            total.latency.add(&t.latency)?;
-            total.ops += t.ops;
-            total.bytes += t.bytes;
-            total.written += t.written;
-            total.found += t.found;
-        }
-        Ok(Outcome {
-            ops: total.ops,
-            elapsed,
-            latency: total.latency,
-            bytes: total.bytes,
-            user_bytes_written: total.written,
-            found: Some(total.found),
-            note: None,
         })
     }
 }

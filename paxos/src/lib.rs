@@ -87,7 +87,10 @@
 
 #![warn(missing_docs)]
 
+mod acceptor;
+mod config;
 mod leader;
+mod learner;
 pub mod message;
 pub mod ready;
 pub mod replica;

@@ -1,11 +1,14 @@
 //! The replica: acceptor, learner and (when elected) proposer of one group member, as a pure
-//! state machine. This file holds the state, the public driving API, the acceptor and learner
-//! rules and the timers; `leader.rs` holds elections and the leader's work.
+//! state machine. This file holds the state, the public driving API (message dispatch,
+//! compaction, snapshots, read index) and the timers; `config.rs` holds the [`Config`],
+//! `acceptor.rs` the acceptor rules, `learner.rs` the learner rules and `leader.rs` elections
+//! and the leader's work.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use crate::message::{split_by_bytes, AcceptedEntry, Body, Message};
-use crate::ready::{PersistedEntry, ReadState, Ready};
+pub use crate::config::{Config, ConfigError, MIN_ELECTION_RANGE};
+use crate::message::{AcceptedEntry, Body, Message};
+use crate::ready::{ReadState, Ready};
 use crate::storage::PersistentState;
 use crate::types::{Ballot, Command, Digest, ReplicaId, Slot, Value};
 
@@ -51,132 +54,6 @@ fn message_slots(body: &Body) -> Box<dyn Iterator<Item = Slot> + '_> {
         Body::Learn { entries, .. } => Box::new(entries.iter().map(|e| e.0)),
         Body::Nack { .. } => Box::new(std::iter::empty()),
         Body::Compacted { log_start, .. } => Box::new(std::iter::once(*log_start)),
-    }
-}
-
-/// How a replica is set up. Times are in ticks of the driver's clock.
-#[derive(Clone, Debug)]
-pub struct Config {
-    /// This replica.
-    pub id: ReplicaId,
-    /// Every member of the group, this one included.
-    pub members: Vec<ReplicaId>,
-    /// A follower that hears no leader for a random number of ticks in this range starts an
-    /// election (and a candidate that does not win in time starts another): randomness makes
-    /// duels between candidates die out.
-    pub election_timeout: (u32, u32),
-    /// A leader sends heartbeats this often.
-    pub heartbeat_interval: u32,
-    /// At most this many commands in one slot.
-    pub max_batch_commands: usize,
-    /// At most this many bytes of commands in one slot (a single larger command still goes
-    /// alone).
-    pub max_batch_bytes: usize,
-    /// At most this many slots proposed but not yet chosen (the pipeline window).
-    pub max_inflight_slots: u64,
-    /// At most this many chosen values in one catch-up message (and at most about
-    /// `4 * max_batch_bytes` bytes of them, unless a single value is larger).
-    pub max_learn_entries: usize,
-    /// A candidate's `Prepare` names the values of at least this many bytes it holds (at most
-    /// [`MAX_HELD_IN_PREPARE`]), so that acceptors leave them out of their promises: smaller
-    /// ones cost less to send again than to name.
-    pub held_value_bytes: usize,
-    /// Seed for the election-timeout randomness (deterministic runs).
-    pub seed: u64,
-}
-
-/// A [`Config`] that cannot run a group.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    /// `members` is empty, lists a replica twice, or does not hold `id`.
-    #[error("bad membership: {0}")]
-    Members(String),
-    /// The election range is empty or too narrow to break duels, or not above the heartbeat
-    /// interval.
-    #[error("bad election timeout {lo}..{hi}: {why}")]
-    ElectionTimeout {
-        /// Lower end (inclusive).
-        lo: u32,
-        /// Upper end (exclusive).
-        hi: u32,
-        /// What is wrong.
-        why: &'static str,
-    },
-    /// A limit that must be at least 1 is 0.
-    #[error("{0} must be at least 1")]
-    Zero(&'static str),
-}
-
-/// Narrowest election range accepted, in ticks: with fewer distinct timeouts to draw from,
-/// two candidates keep timing out together and a duel need never end.
-pub const MIN_ELECTION_RANGE: u32 = 2;
-
-impl Config {
-    /// Checks that the configuration can run a group: `id` is one of `members` (each listed
-    /// once), the election range `lo..hi` has `lo` above the heartbeat interval and is at
-    /// least [`MIN_ELECTION_RANGE`] ticks wide (a range as wide as `lo` itself, as Raft
-    /// suggests, is better), and the batching limits are positive.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let mut members = self.members.clone();
-        members.sort_unstable();
-        members.dedup();
-        if members.len() != self.members.len() {
-            return Err(ConfigError::Members("a replica is listed twice".into()));
-        }
-        if !members.contains(&self.id) {
-            return Err(ConfigError::Members(format!(
-                "replica {} is not a member",
-                self.id
-            )));
-        }
-        if self.heartbeat_interval == 0 {
-            return Err(ConfigError::Zero("heartbeat_interval"));
-        }
-        let (lo, hi) = self.election_timeout;
-        let bad = |why| Err(ConfigError::ElectionTimeout { lo, hi, why });
-        if lo <= self.heartbeat_interval {
-            return bad("the lower end must exceed the heartbeat interval");
-        }
-        if hi < lo.saturating_add(MIN_ELECTION_RANGE) {
-            return bad("the range must be at least 2 ticks wide, or duels never end");
-        }
-        if self.max_batch_commands == 0 {
-            return Err(ConfigError::Zero("max_batch_commands"));
-        }
-        if self.max_inflight_slots == 0 {
-            return Err(ConfigError::Zero("max_inflight_slots"));
-        }
-        if self.max_learn_entries == 0 {
-            return Err(ConfigError::Zero("max_learn_entries"));
-        }
-        Ok(())
-    }
-
-    /// Defaults for a group: election after 10..20 ticks of silence, heartbeats every 2 ticks,
-    /// batches of up to 1000 commands or 1 MiB, a window of 64 slots.
-    pub fn new(id: ReplicaId, members: Vec<ReplicaId>) -> Config {
-        Config {
-            id,
-            members,
-            election_timeout: (10, 20),
-            heartbeat_interval: 2,
-            max_batch_commands: 1000,
-            max_batch_bytes: 1 << 20,
-            max_inflight_slots: 64,
-            max_learn_entries: 256,
-            held_value_bytes: 4 << 10,
-            seed: 0,
-        }
-    }
-
-    pub(crate) fn majority(&self) -> usize {
-        self.members.len() / 2 + 1
-    }
-
-    /// Bytes of values in one message that carries several (a promise part, an Accept, a
-    /// Learn): about four slots' worth, or one larger value alone.
-    pub(crate) fn message_bytes(&self) -> usize {
-        self.max_batch_bytes.saturating_mul(4)
     }
 }
 
@@ -441,7 +318,7 @@ impl Replica {
         )
     }
 
-    fn recount_log_bytes(&mut self) {
+    pub(crate) fn recount_log_bytes(&mut self) {
         self.log_bytes = self.log.values().map(|e| e.value.payload_bytes()).sum();
     }
 
@@ -604,239 +481,6 @@ impl Replica {
         std::mem::take(&mut self.ready)
     }
 
-    // ----- Acceptor -----
-
-    fn on_prepare(
-        &mut self,
-        from: ReplicaId,
-        ballot: Ballot,
-        from_slot: Slot,
-        held: &[(Slot, Digest)],
-    ) {
-        if self.nack_if_stale(from, ballot) {
-            return;
-        }
-        if from_slot < self.log_start {
-            // The candidate lacks chosen slots compacted here, so it cannot win with this
-            // vote: promising would only unseat the leader we follow and hold back our own
-            // election, and a lagging replica that keeps timing out would keep the group
-            // leaderless. Refuse, and catch it up instead.
-            let log_start = self.log_start;
-            self.send(from, Body::Compacted { ballot, log_start });
-            self.request_snapshot(from);
-            return;
-        }
-        if self.log_bytes_in(from_slot..self.commit.max(from_slot)) > self.cfg.message_bytes() {
-            // The candidate lacks more chosen values than one message holds: our promise
-            // would make it recover them all from us — a transfer that can outlast its
-            // election timeout again and again, while every vote we grant holds back our own
-            // election. Stay silent and let our timer run: a replica that knows at least as
-            // much as any other gets every vote it asks for, wins, and catches this one up.
-            return;
-        }
-        self.promise(ballot);
-        self.leader = None;
-        // Redrawn, not just restarted: replicas that keep granting votes together must not
-        // keep timing out together.
-        self.reset_election_timer();
-        // In parts (see `Config::message_bytes`): a log of many large accepted values must not
-        // make one message too large to send, or no candidate could ever win. The first part
-        // covers from the requested slot, each next one from its first entry, the last to the
-        // end of the log.
-        let held: BTreeMap<Slot, Digest> = held.iter().copied().collect();
-        let mut entries = self.accepted_from(from_slot);
-        for e in &mut entries {
-            if held.get(&e.slot).is_some_and(|d| *d == e.value.digest()) {
-                e.value = Value::default();
-                e.held = true;
-            }
-        }
-        let mut parts = split_by_bytes(entries, self.cfg.message_bytes(), |e| {
-            e.value.payload_bytes() + 32
-        });
-        if parts.is_empty() {
-            parts.push(Vec::new());
-        }
-        let starts: Vec<Slot> = parts.iter().skip(1).map(|p| p[0].slot).collect();
-        for (k, entries) in parts.into_iter().enumerate() {
-            let body = Body::Promise {
-                ballot,
-                log_start: self.log_start,
-                entries,
-                from: if k == 0 { from_slot } else { starts[k - 1] },
-                to: starts.get(k).copied(),
-            };
-            self.send(from, body);
-        }
-    }
-
-    /// Entries of the log from `from_slot` on, as a promise reports them.
-    pub(crate) fn accepted_from(&self, from_slot: Slot) -> Vec<AcceptedEntry> {
-        self.log
-            .range(from_slot.max(self.log_start)..)
-            .map(|(&slot, e)| AcceptedEntry {
-                slot,
-                ballot: e.ballot,
-                value: e.value.clone(),
-                chosen: e.chosen,
-                held: false,
-            })
-            .collect()
-    }
-
-    /// The large values of the log from `from_slot` on, as a `Prepare` names them (at most
-    /// [`MAX_HELD_IN_PREPARE`]).
-    pub(crate) fn held_from(&self, from_slot: Slot) -> Vec<(Slot, Digest)> {
-        self.log
-            .range(from_slot.max(self.log_start)..)
-            .filter(|(_, e)| e.value.payload_bytes() >= self.cfg.held_value_bytes)
-            .map(|(&slot, e)| (slot, e.value.digest()))
-            .take(MAX_HELD_IN_PREPARE)
-            .collect()
-    }
-
-    fn on_accept(
-        &mut self,
-        from: ReplicaId,
-        ballot: Ballot,
-        entries: Vec<(Slot, Value)>,
-        commit: Slot,
-    ) {
-        if self.nack_if_stale(from, ballot) {
-            return;
-        }
-        self.follow(ballot);
-        let mut slots = Vec::with_capacity(entries.len());
-        for (slot, value) in entries {
-            slots.push(slot);
-            if slot < self.log_start || self.log.get(&slot).is_some_and(|e| e.chosen) {
-                continue; // already chosen: the leader's value is the same
-            }
-            self.store(slot, ballot, value, false);
-        }
-        self.send(from, Body::Accepted { ballot, slots });
-        self.learn_commit(commit, ballot);
-    }
-
-    fn on_heartbeat(&mut self, from: ReplicaId, ballot: Ballot, commit: Slot, read_round: u64) {
-        if self.nack_if_stale(from, ballot) {
-            return;
-        }
-        self.follow(ballot);
-        self.learn_commit(commit, ballot);
-        self.send(
-            from,
-            Body::HeartbeatAck {
-                ballot,
-                read_round,
-                commit: self.commit,
-            },
-        );
-    }
-
-    /// Answers a proposal in a ballot below the promise with a `Nack` (so the stale proposer
-    /// learns of the newer ballot); true if it was stale.
-    fn nack_if_stale(&mut self, from: ReplicaId, ballot: Ballot) -> bool {
-        if ballot >= self.promised {
-            return false;
-        }
-        let promised = self.promised;
-        self.send(from, Body::Nack { promised });
-        true
-    }
-
-    /// Raises the promise to `ballot` (durably, before any reply).
-    pub(crate) fn promise(&mut self, ballot: Ballot) {
-        if ballot > self.promised {
-            self.promised = ballot;
-            self.ready.promised = Some(ballot);
-            if self.own_ballot().is_some_and(|b| b < ballot) {
-                self.become_follower();
-            }
-        }
-    }
-
-    /// Follows the leader of `ballot` (a heartbeat or accept from it arrived).
-    fn follow(&mut self, ballot: Ballot) {
-        self.promise(ballot);
-        self.leader = Some(ballot.replica);
-        self.election_elapsed = 0;
-        self.silent_timeouts = 0;
-    }
-
-    pub(crate) fn store(&mut self, slot: Slot, ballot: Ballot, value: Value, chosen: bool) {
-        self.ready.entries.push(PersistedEntry {
-            slot,
-            ballot,
-            value: value.clone(),
-            chosen,
-        });
-        self.log_bytes += value.payload_bytes();
-        let replaced = self.log.insert(
-            slot,
-            LogEntry {
-                ballot,
-                value,
-                chosen,
-            },
-        );
-        if let Some(old) = replaced {
-            self.log_bytes -= old.value.payload_bytes();
-        }
-    }
-
-    // ----- Learner -----
-
-    /// The leader of `ballot` says every slot below `commit` is chosen: a slot accepted in that
-    /// same ballot holds the leader's value, so it is the chosen one.
-    fn learn_commit(&mut self, commit: Slot, ballot: Ballot) {
-        let mut slot = self.commit;
-        while slot < commit {
-            match self.log.get_mut(&slot) {
-                Some(e) if e.chosen => {}
-                Some(e) if e.ballot == ballot => {
-                    e.chosen = true;
-                    let entry = PersistedEntry {
-                        slot,
-                        ballot,
-                        value: e.value.clone(),
-                        chosen: true,
-                    };
-                    self.ready.entries.push(entry);
-                }
-                _ => break, // a gap: the leader sends it when our ack shows we lag
-            }
-            slot += 1;
-        }
-        self.advance_commit();
-    }
-
-    fn on_learn(&mut self, entries: Vec<(Slot, Value)>) {
-        for (slot, value) in entries {
-            if slot < self.log_start || self.log.get(&slot).is_some_and(|e| e.chosen) {
-                continue;
-            }
-            let ballot = self.log.get(&slot).map_or(Ballot::ZERO, |e| e.ballot);
-            self.store(slot, ballot, value, true);
-        }
-        self.advance_commit();
-    }
-
-    /// Moves the commit index over chosen slots and hands their values out.
-    pub(crate) fn advance_commit(&mut self) {
-        self.commit = self.commit.max(self.log_start);
-        while self.commit < MAX_SLOT && self.log.get(&self.commit).is_some_and(|e| e.chosen) {
-            self.commit += 1;
-        }
-        while self.applied < self.commit {
-            if let Some(e) = self.log.get(&self.applied) {
-                self.ready.committed.push((self.applied, e.value.clone()));
-            }
-            self.applied += 1;
-        }
-        self.on_commit_advanced();
-    }
-
     // ----- Helpers -----
 
     /// Asks the driver to stream an application snapshot to `peer`, at most once per
@@ -868,7 +512,7 @@ impl Replica {
         }
     }
 
-    fn observe(&mut self, ballot: Ballot) {
+    pub(crate) fn observe(&mut self, ballot: Ballot) {
         self.highest_seen = self.highest_seen.max(ballot);
     }
 

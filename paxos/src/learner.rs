@@ -1,0 +1,59 @@
+//! The learner rules: which slots a replica may mark chosen (same-ballot acceptance below the
+//! leader's commit index, or values sent as chosen), and moving the commit index over them to
+//! hand their values out for applying.
+
+use crate::ready::PersistedEntry;
+use crate::replica::{Replica, MAX_SLOT};
+use crate::types::{Ballot, Slot, Value};
+
+impl Replica {
+    /// The leader of `ballot` says every slot below `commit` is chosen: a slot accepted in that
+    /// same ballot holds the leader's value, so it is the chosen one.
+    pub(crate) fn learn_commit(&mut self, commit: Slot, ballot: Ballot) {
+        let mut slot = self.commit;
+        while slot < commit {
+            match self.log.get_mut(&slot) {
+                Some(e) if e.chosen => {}
+                Some(e) if e.ballot == ballot => {
+                    e.chosen = true;
+                    let entry = PersistedEntry {
+                        slot,
+                        ballot,
+                        value: e.value.clone(),
+                        chosen: true,
+                    };
+                    self.ready.entries.push(entry);
+                }
+                _ => break, // a gap: the leader sends it when our ack shows we lag
+            }
+            slot += 1;
+        }
+        self.advance_commit();
+    }
+
+    pub(crate) fn on_learn(&mut self, entries: Vec<(Slot, Value)>) {
+        for (slot, value) in entries {
+            if slot < self.log_start || self.log.get(&slot).is_some_and(|e| e.chosen) {
+                continue;
+            }
+            let ballot = self.log.get(&slot).map_or(Ballot::ZERO, |e| e.ballot);
+            self.store(slot, ballot, value, true);
+        }
+        self.advance_commit();
+    }
+
+    /// Moves the commit index over chosen slots and hands their values out.
+    pub(crate) fn advance_commit(&mut self) {
+        self.commit = self.commit.max(self.log_start);
+        while self.commit < MAX_SLOT && self.log.get(&self.commit).is_some_and(|e| e.chosen) {
+            self.commit += 1;
+        }
+        while self.applied < self.commit {
+            if let Some(e) = self.log.get(&self.applied) {
+                self.ready.committed.push((self.applied, e.value.clone()));
+            }
+            self.applied += 1;
+        }
+        self.on_commit_advanced();
+    }
+}
