@@ -24,9 +24,9 @@ use std::time::Duration;
 use strata_paxos::ReplicaId;
 use tonic::transport::server::Router;
 
-use crate::driver::{Node, NodeConfig};
 use crate::grpc::{peer_service, status_service, GrpcTransport};
 use crate::identity::check_identity;
+use crate::node::{Node, NodeConfig};
 use crate::paxos_storage::EnginePaxosStorage;
 use crate::state_machine::StateMachine;
 

@@ -2,20 +2,38 @@
 //! through multi-Paxos, and moves shards to and from other groups as the shard master's
 //! configuration changes.
 //!
-//! - [`keys`]: the data engine's key layout (one contiguous range per shard);
-//! - [`store`]: the [`Store`] the state machine writes ([`DbStore`] on the engine,
-//!   [`MemStore`] in memory);
-//! - [`chaos`]: a simulated unreliable network for tests;
-//! - [`command`]: the log's commands and the replies of their application;
-//! - [`session`]: per-shard, per-client dedup sessions (exactly-once mutations);
+//! - [`run`]: the `strata-server` command line and process (on `strata_node`'s replica host);
+//! - [`service`]: the `ShardKv`, `ShardMigration` and `ShardGroup` gRPC services (glue);
+//! - [`machine`]: [`KvMachine`], the deterministic state machine — dispatch, client mutations
+//!   (`execute`), reconfiguration steps (`migration`), persistence and snapshots (`persist`),
+//!   and the [`Reader`](machine::Reader) the services read through;
+//! - [`session`]: request headers checked ([`session::ClientRequest`]) and the dedup sessions
+//!   that decide replay, execute or refuse (exactly-once mutations);
 //! - [`shard_state`]: the life of a shard at a replica (pulling, serving, leaving...);
-//! - [`machine`]: [`KvMachine`], the deterministic state machine (the reconfiguration rules);
 //! - [`handoff`]: reading a frozen shard in bounded, resumable chunks;
 //! - [`reconfig`]: the leader's next steps through configurations (pure);
-//! - [`service`]: the `ShardKv`, `ShardMigration` and `ShardGroup` gRPC services;
 //! - [`worker`]: the leader's reconfiguration loop (talks to the master and other groups);
-//! - [`run`]: the `strata-server` command line and process.
-
+//! - [`command`]: the log's commands and the outcomes of their application;
+//! - [`keys`]: the data engine's key layout (one contiguous range per shard), known only to
+//!   the machine and the hand-off;
+//! - [`store`]: the [`Store`] the state machine writes ([`DbStore`] on the engine,
+//!   [`MemStore`] in memory);
+//! - [`chaos`]: a simulated unreliable network around the services, for tests.
+//!
+//! How a request flows: a `Put` arrives at [`service`], whose [`RequestHeader`] (client id,
+//! sequence numbers, configuration, timeout) is checked once; the leader answers a retry of
+//! an applied request from the shard's dedup table and refuses a shard it does not serve,
+//! otherwise it proposes the request as a [`command::Command`] on its `strata_node::Node`
+//! (once per request however often the client retries meanwhile). Paxos chooses it; every
+//! replica's [`KvMachine`] applies it in log order — ownership checked, the session table
+//! deciding replay or execute, one atomic write batch — and the proposing replica hands the
+//! [`command::Outcome`] back to the handler as a value. A `Get` waits on the node's read
+//! barrier, then reads through the machine's `Reader`. Meanwhile the leader's [`worker`]
+//! follows the master's configurations and pulls shards from their previous owners, each
+//! step a command in the same log.
+//!
+//! [`RequestHeader`]: strata_rpc::v1::RequestHeader
+//!
 //! # Example: the state machine on its own
 //!
 //! What every replica of a group does with each chosen log entry (the node runtime feeds it;

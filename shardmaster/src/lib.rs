@@ -18,6 +18,12 @@
 //! - [`server`]: the `ShardMaster` gRPC service of one replica.
 //! - [`run`]: the `strata-master` process (command line, data directory, serving).
 //!
+//! How a request flows: a `Join` reaches [`server`], which checks its shape and proposes it
+//! as [`encode_command`] bytes on the replica's `strata_node::Node`; once Paxos chose it, every
+//! replica's [`machine`] applies it to its [`MasterState`] (exactly once per client and seq)
+//! and stores the result, and the proposing replica hands the operation's result back to
+//! the handler as a value. A `Query` passes the node's read barrier and reads the state.
+//!
 //! After a Join or Leave every group owns `⌊N/G⌋` or `⌈N/G⌉` shards and the fewest possible
 //! shards change owner. A Move pins nothing: the next Join or Leave rebalances from whatever
 //! assignment the Move left and may move that shard again. A Query for a config number beyond

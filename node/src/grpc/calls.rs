@@ -7,7 +7,7 @@ use std::time::Duration;
 use strata_paxos::ReplicaId;
 use tonic::Status;
 
-use crate::driver::{Node, NodeError};
+use crate::node::{Node, NodeError};
 
 /// The gRPC status a service answers with when its node refuses or fails a proposal or read:
 /// `WRONG_LEADER` with the leader's address from `peers` (replica id to address) when known.

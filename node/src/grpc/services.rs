@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use tonic::codegen::tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::driver::Node;
+use crate::node::Node;
 use crate::state_machine::TransferError;
 use crate::wire::from_proto;
 

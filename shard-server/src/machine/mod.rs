@@ -25,8 +25,8 @@
 //! durable index below which the node may discard its Paxos log.
 //!
 //! Layout: this file holds the machine, its shared [`View`] and the dispatch of a command;
-//! [`execute`] the client mutations (admitted by the session table, then executed);
-//! [`migration`] the reconfiguration steps; [`persist`] the metadata, loading and snapshots;
+//! `execute` the client mutations (admitted by the session table, then executed);
+//! `migration` the reconfiguration steps; `persist` the metadata, loading and snapshots;
 //! [`read`] what the RPC handlers read (keys, pages, kept replies) — the key layout
 //! ([`crate::keys`]) is known only here and in [`crate::handoff`].
 
