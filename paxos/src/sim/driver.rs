@@ -1,8 +1,9 @@
-//! The simulation loop: faults, deliveries, ticks, clients, reads, compaction, snapshot
-//! transfers, and the driver of each replica, which follows the `Ready` contract: persist,
+//! The simulation loop: faults, deliveries, ticks, compaction, and the driver of each replica
+//! (clients and reads are in [`super::clients`], snapshot transfers in [`super::transfer`]), which follows the `Ready` contract: persist,
 //! then send, then apply, then serve reads, then stream snapshots.
 
-use super::checker::{decode, encode, Checker, Event};
+use super::checker::{decode, Checker, Event};
+use super::clients::{Client, ClientState};
 use super::network::{Faults, Network, Packet, Payload};
 use super::node::{CrashPoint, Node};
 use super::rng::SimRng;
@@ -14,43 +15,18 @@ use crate::types::{ReplicaId, Slot};
 
 pub(super) type Check = Result<(), String>;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum ClientState {
-    Idle,
-    /// Proposed at replica index `at`; waits for it to apply the command.
-    Waiting {
-        seq: u64,
-        at: usize,
-        deadline: u64,
-    },
-    /// Will propose again at tick `when`, at `at` (or a random replica).
-    Retry {
-        seq: u64,
-        at: Option<usize>,
-        when: u64,
-    },
-}
-
-#[derive(Debug)]
-struct Client {
-    id: u64,
-    seq: u64,
-    state: ClientState,
-    hint: Option<usize>,
-}
-
 pub(crate) struct Sim<'a> {
     pub(super) cfg: &'a SimConfig,
     seed: u64,
     pub(super) rng: SimRng,
     pub(super) now: u64,
     pub(super) faults: Faults,
-    faulty: bool,
+    pub(super) faulty: bool,
     pub(super) net: Network,
     pub(super) nodes: Vec<Node>,
-    clients: Vec<Client>,
+    pub(super) clients: Vec<Client>,
     pub(super) checker: Checker,
-    next_read: u64,
+    pub(super) next_read: u64,
     pub(super) next_transfer: u64,
     pub(super) report: SimReport,
     /// Since the faults stopped, a leader that a majority follows was seen.
@@ -476,135 +452,6 @@ impl<'a> Sim<'a> {
             }
         }
         Ok(())
-    }
-
-    // ----- Clients and reads -----
-
-    fn maybe_ack(&mut self, i: usize, (c, seq): (u64, u64)) {
-        let Some(client) = self.clients.get_mut((c - 1) as usize) else {
-            return;
-        };
-        if let ClientState::Waiting { seq: s, at, .. } = client.state {
-            if s == seq && at == i {
-                client.state = ClientState::Idle;
-                client.hint = Some(i);
-                self.checker
-                    .record(self.now, Event::Acked { client: c, seq });
-            }
-        }
-    }
-
-    fn random_node(&mut self) -> usize {
-        self.rng.below(self.nodes.len() as u64) as usize
-    }
-
-    fn clients_step(&mut self) -> Check {
-        for k in 0..self.clients.len() {
-            match self.clients[k].state {
-                ClientState::Idle if self.faulty && self.rng.chance(self.cfg.propose_rate) => {
-                    let client = &mut self.clients[k];
-                    client.seq += 1;
-                    let (seq, hint) = (client.seq, client.hint);
-                    self.checker.proposed.insert((client.id, seq));
-                    self.report.commands_proposed += 1;
-                    let at = match hint {
-                        Some(h) => h,
-                        None => self.random_node(),
-                    };
-                    self.propose(k, seq, at);
-                }
-                ClientState::Waiting { seq, deadline, .. } if self.now >= deadline => {
-                    let at = self.random_node();
-                    self.propose(k, seq, at);
-                }
-                ClientState::Retry { seq, at, when } if self.now >= when => {
-                    let at = match at {
-                        Some(a) => a,
-                        None => self.random_node(),
-                    };
-                    self.propose(k, seq, at);
-                }
-                _ => {}
-            }
-        }
-        // Proposals made in the same tick at one leader share slots.
-        for i in 0..self.nodes.len() {
-            self.handle_ready(i)?;
-        }
-        Ok(())
-    }
-
-    fn propose(&mut self, k: usize, seq: u64, at: usize) {
-        let pad = self.rng.below(8) as usize;
-        let client = &mut self.clients[k];
-        let cmd = encode((client.id, seq), pad);
-        let result = self.nodes[at].replica.as_mut().map(|r| r.propose(cmd));
-        let ok = matches!(result, Some(Ok(())));
-        client.state = match result {
-            None => ClientState::Retry {
-                seq,
-                at: None,
-                when: self.now + 1 + self.rng.below(5),
-            },
-            Some(Ok(())) => {
-                client.hint = Some(at);
-                ClientState::Waiting {
-                    seq,
-                    at,
-                    deadline: self.now + self.cfg.client_timeout,
-                }
-            }
-            Some(Err(not_leader)) => {
-                let at = not_leader.leader.map(|l| (l - 1) as usize);
-                client.hint = at;
-                let backoff = if at.is_some() {
-                    1
-                } else {
-                    2 + self.rng.below(4)
-                };
-                ClientState::Retry {
-                    seq,
-                    at,
-                    when: self.now + backoff,
-                }
-            }
-        };
-        let (client, at) = (client.id, self.nodes[at].id);
-        self.checker.record(
-            self.now,
-            Event::Propose {
-                client,
-                seq,
-                at,
-                ok,
-            },
-        );
-    }
-
-    fn reads_step(&mut self) -> Check {
-        if !self.rng.chance(self.cfg.read_rate) {
-            return Ok(());
-        }
-        let mut i = self.random_node();
-        if let Some(r) = &self.nodes[i].replica {
-            if r.role() != Role::Leader {
-                if let Some(l) = r.leader() {
-                    i = (l - 1) as usize;
-                }
-            }
-        }
-        let Some(r) = self.nodes[i].replica.as_mut() else {
-            return Ok(());
-        };
-        self.next_read += 1;
-        let read = self.next_read;
-        if r.read_index(read).is_ok() {
-            self.checker.on_read_issued(read);
-            let id = self.nodes[i].id;
-            self.checker
-                .record(self.now, Event::ReadIssued { id, read });
-        }
-        self.handle_ready(i)
     }
 
     // ----- Compaction and snapshots -----

@@ -50,6 +50,7 @@
 //! [`Body::kind`](crate::Body::kind).
 
 mod checker;
+mod clients;
 mod driver;
 mod network;
 mod node;
