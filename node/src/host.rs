@@ -17,7 +17,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -61,22 +61,33 @@ pub enum RunError {
     Server(#[from] tonic::transport::Error),
 }
 
-/// What a host is told: the common part of a replica's command line.
-#[derive(Debug, Clone)]
-pub struct HostArgs<'a> {
-    /// The Paxos group (a shard group's gid; the master's group is 0).
-    pub group: u64,
-    /// This replica's id (one of `peers`).
+/// The command line every replica process shares (flattened into `strata-server`'s and
+/// `strata-master`'s).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReplicaArgs {
+    /// This replica's id within its group (one of the ids in --peers).
+    #[arg(long)]
     pub id: ReplicaId,
-    /// Every replica of the group, this one included.
-    pub peers: &'a [(ReplicaId, String)],
-    /// Where to listen; `None`: this replica's address in `peers`.
-    pub listen: Option<&'a str>,
-    /// The data directory.
-    pub data_dir: &'a Path,
-    /// Length of a Paxos tick, in milliseconds.
+    /// Every replica of the group, this one included: `id=host:port`, comma-separated or
+    /// repeated. The addresses are the ones clients and other replicas use.
+    #[arg(long, value_delimiter = ',', required = true, value_parser = parse_peer)]
+    pub peers: Vec<(ReplicaId, String)>,
+    /// Address to serve gRPC on, `host:port` (defaults to this replica's address in --peers).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Directory of this replica's durable state.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Length of one Paxos tick in milliseconds (elections after 10..20 silent ticks,
+    /// heartbeats every 2).
+    #[arg(long, default_value_t = 20)]
     pub tick_ms: u64,
-    /// Most connections admitted at once.
+    /// How long a request waits for a quorum before failing with UNAVAILABLE, in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    pub op_timeout_ms: u64,
+    /// Most open connections (clients and peers); a new one beyond it closes the connection
+    /// silent longest. Also capped below the open-file limit.
+    #[arg(long, default_value_t = 4096)]
     pub max_connections: usize,
 }
 
@@ -111,16 +122,17 @@ pub struct ReplicaHost {
 }
 
 impl ReplicaHost {
-    /// Checks the arguments, prepares the data directory (identity, Paxos storage) and binds
-    /// the listening socket.
-    pub async fn open(args: HostArgs<'_>) -> Result<ReplicaHost, RunError> {
-        let (peers, listen) = peers_and_listen(args.id, args.peers, args.listen, args.tick_ms)?;
-        let data_dir = args.data_dir.to_owned();
+    /// Checks the arguments of a replica of `group`, prepares the data directory (identity,
+    /// Paxos storage) and binds the listening socket.
+    pub async fn open(group: u64, args: &ReplicaArgs) -> Result<ReplicaHost, RunError> {
+        let listen = args.listen.as_deref();
+        let (peers, listen) = peers_and_listen(args.id, &args.peers, listen, args.tick_ms)?;
+        let data_dir = args.data_dir.clone();
         std::fs::create_dir_all(&data_dir).map_err(|source| RunError::Io {
             what: format!("creating the data directory {}", data_dir.display()),
             source,
         })?;
-        check_identity(&data_dir, args.group, args.id).map_err(|e| RunError::DataDir {
+        check_identity(&data_dir, group, args.id).map_err(|e| RunError::DataDir {
             dir: data_dir.clone(),
             message: e.to_string(),
         })?;
@@ -133,7 +145,7 @@ impl ReplicaHost {
                 source,
             })?;
         Ok(ReplicaHost {
-            group: args.group,
+            group,
             id: args.id,
             peers,
             listen,

@@ -42,7 +42,7 @@ pub mod wire;
 
 pub use durability::Durability;
 pub use grpc::{peer_service, status_service, GrpcTransport};
-pub use host::{HostArgs, NodeTuning, ReplicaHost, RunError};
+pub use host::{NodeTuning, ReplicaArgs, ReplicaHost, RunError};
 pub use identity::check_identity;
 pub use node::{Node, NodeConfig, NodeError, NodeStatus};
 pub use paxos_storage::{EnginePaxosStorage, StorageError};

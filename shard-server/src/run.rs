@@ -12,13 +12,10 @@
 //! loses nothing acknowledged (a restart recovers from both engines and rejoins the group).
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use strata_node::host::parse_peer;
-use strata_node::{HostArgs, NodeTuning, ReplicaHost};
-use strata_paxos::ReplicaId;
+use strata_node::{NodeTuning, ReplicaArgs, ReplicaHost};
 use strata_rpc::limits;
 
 use crate::chaos::{Chaos, Chaotic};
@@ -37,28 +34,12 @@ pub struct ServerArgs {
     /// The replica group's id (as joined at the shard master; not 0).
     #[arg(long)]
     pub gid: u64,
-    /// This replica's id within its group (one of the ids in --peers).
-    #[arg(long)]
-    pub id: ReplicaId,
-    /// Every replica of the group, this one included: `id=host:port`, comma-separated or
-    /// repeated. The addresses are the ones clients and other groups use.
-    #[arg(long, value_delimiter = ',', required = true, value_parser = parse_peer)]
-    pub peers: Vec<(ReplicaId, String)>,
-    /// Address to serve gRPC on (defaults to this replica's address in --peers).
-    #[arg(long)]
-    pub listen: Option<String>,
+    /// What every replica takes: id, peers, listen, data directory, tick, timeouts.
+    #[command(flatten)]
+    pub replica: ReplicaArgs,
     /// The shard master's replicas, `host:port`, comma-separated.
     #[arg(long, value_delimiter = ',', required = true)]
     pub masters: Vec<String>,
-    /// Directory of this replica's durable state.
-    #[arg(long)]
-    pub data_dir: PathBuf,
-    /// Length of one Paxos tick in milliseconds.
-    #[arg(long, default_value_t = 20)]
-    pub tick_ms: u64,
-    /// How long a request waits for a quorum before failing with UNAVAILABLE, in milliseconds.
-    #[arg(long, default_value_t = 2000)]
-    pub op_timeout_ms: u64,
     /// Client sessions idle longer than this (log time) expire. Must be the same on every
     /// replica of the group (it decides what the state machine does).
     #[arg(long, default_value_t = MachineOptions::default().session_timeout_ms)]
@@ -80,10 +61,6 @@ pub struct ServerArgs {
     /// client and migration requests, as many replies, and delaying as many more.
     #[arg(long, default_value_t = 0)]
     pub chaos_percent: u32,
-    /// Most open connections (clients and peers); a new one beyond it closes the connection
-    /// silent longest. Also capped below the open-file limit.
-    #[arg(long, default_value_t = 4096)]
-    pub max_connections: usize,
 }
 
 pub use strata_node::RunError;
@@ -100,22 +77,14 @@ pub async fn serve(args: ServerArgs, shutdown: impl Future<Output = ()>) -> Resu
             "--gid 0 is reserved (unassigned shards)".into(),
         ));
     }
-    let mut host = ReplicaHost::open(HostArgs {
-        group: args.gid,
-        id: args.id,
-        peers: &args.peers,
-        listen: args.listen.as_deref(),
-        data_dir: &args.data_dir,
-        tick_ms: args.tick_ms,
-        max_connections: args.max_connections,
-    })
-    .await?;
+    let mut host = ReplicaHost::open(args.gid, &args.replica).await?;
+    let data_dir = &args.replica.data_dir;
     let engine_options = strata::Options {
         write_buffer_size: args.write_buffer_mb.max(1) << 20,
         block_cache_bytes: args.block_cache_mb << 20,
         ..strata::Options::default()
     };
-    let store = DbStore::open(&args.data_dir.join("state"), engine_options)
+    let store = DbStore::open(&data_dir.join("state"), engine_options)
         .map_err(|e| host.data_dir_error(e.to_string()))?;
     let store = Arc::new(store);
     let options = MachineOptions {
@@ -140,7 +109,7 @@ pub async fn serve(args: ServerArgs, shutdown: impl Future<Output = ()>) -> Resu
         queue_capacity: 20_000,
     };
     let node = host.start_node(paxos, tuning, machine)?;
-    tracing::info!(gid = args.gid, id = args.id, listen = %host.listen, data_dir = %args.data_dir.display(), "shard server started");
+    tracing::info!(gid = args.gid, id = host.id, listen = %host.listen, data_dir = %data_dir.display(), "shard server started");
 
     // Client requests and shard migration (not the Paxos peers) go through the simulated
     // unreliable network, when a test asks for one.
@@ -153,7 +122,7 @@ pub async fn serve(args: ServerArgs, shutdown: impl Future<Output = ()>) -> Resu
         reader,
         store,
         peers: Arc::new(host.peers.clone()),
-        op_timeout: Duration::from_millis(args.op_timeout_ms),
+        op_timeout: Duration::from_millis(args.replica.op_timeout_ms),
         chaos: chaos.clone(),
         in_flight: Default::default(),
     };
@@ -170,7 +139,7 @@ pub async fn serve(args: ServerArgs, shutdown: impl Future<Output = ()>) -> Resu
         .add_service(limits::shard_group_server(GroupService(replica)));
     let served = host.serve(node, services, shutdown).await;
     worker.abort();
-    tracing::info!(gid = args.gid, id = args.id, "shard server stopped");
+    tracing::info!(gid = args.gid, id = args.replica.id, "shard server stopped");
     served
 }
 
@@ -195,7 +164,7 @@ mod tests {
             "/tmp/x",
         ])
         .unwrap();
-        assert_eq!(args.peers.len(), 3);
+        assert_eq!(args.replica.peers.len(), 3);
         assert_eq!(args.masters.len(), 2);
         assert_eq!(args.gid, 7);
         assert!(ServerArgs::try_parse_from(["strata-server", "--gid", "1"]).is_err());

@@ -13,16 +13,15 @@
 //! `PaxosPeer` and `NodeStatus`. SIGTERM or SIGINT shuts the replica down gracefully.
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use strata_node::{HostArgs, NodeTuning, ReplicaHost};
-use strata_paxos::ReplicaId;
+use strata_node::{NodeTuning, ReplicaArgs, ReplicaHost};
 use strata_rpc::limits;
 
 use crate::config::{validate_num_shards, DEFAULT_NUM_SHARDS};
 use crate::machine::MasterMachine;
-use crate::server::{MasterService, DEFAULT_OP_TIMEOUT};
+use crate::server::MasterService;
 
 /// The Paxos group id of the shard master (shard-server groups use their gids, which are never
 /// 0, so a misdirected batch is recognised).
@@ -36,34 +35,13 @@ pub const MASTER_GROUP: u64 = 0;
     version
 )]
 pub struct MasterArgs {
-    /// This replica's id (one of the ids in --peers).
-    #[arg(long)]
-    pub id: ReplicaId,
-    /// Every replica of the master, this one included: `id=host:port`, comma-separated or
-    /// repeated.
-    #[arg(long, value_delimiter = ',', required = true, value_parser = strata_node::host::parse_peer)]
-    pub peers: Vec<(ReplicaId, String)>,
-    /// Address to serve gRPC on, `host:port` (defaults to this replica's address in --peers).
-    #[arg(long)]
-    pub listen: Option<String>,
-    /// Directory of this replica's durable state.
-    #[arg(long)]
-    pub data_dir: PathBuf,
+    /// What every replica takes: id, peers, listen, data directory, tick, timeouts.
+    #[command(flatten)]
+    pub replica: ReplicaArgs,
     /// Number of shards of the cluster, used on first boot only (default 64); a restart with
     /// another value is refused.
     #[arg(long)]
     pub shards: Option<usize>,
-    /// Length of one Paxos tick in milliseconds (elections after 10..20 silent ticks,
-    /// heartbeats every 2).
-    #[arg(long, default_value_t = 20)]
-    pub tick_ms: u64,
-    /// How long a request waits for a quorum before failing with UNAVAILABLE, in milliseconds.
-    #[arg(long, default_value_t = DEFAULT_OP_TIMEOUT.as_millis() as u64)]
-    pub op_timeout_ms: u64,
-    /// Most open connections (clients and peers); a new one beyond it closes the connection
-    /// silent longest. Also capped below the open-file limit.
-    #[arg(long, default_value_t = 4096)]
-    pub max_connections: usize,
 }
 
 pub use strata_node::RunError;
@@ -121,24 +99,15 @@ pub use strata_node::host::shutdown_signal;
 
 /// Runs a replica on the current tokio runtime until `shutdown` resolves.
 pub async fn serve(args: MasterArgs, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
-    let mut host = ReplicaHost::open(HostArgs {
-        group: MASTER_GROUP,
-        id: args.id,
-        peers: &args.peers,
-        listen: args.listen.as_deref(),
-        data_dir: &args.data_dir,
-        tick_ms: args.tick_ms,
-        max_connections: args.max_connections,
-    })
-    .await?;
-    let num_shards = shard_count(&args.data_dir, args.shards)?;
-    let machine =
-        MasterMachine::open(&args.data_dir.join("state"), num_shards).map_err(|message| {
-            RunError::DataDir {
-                dir: args.data_dir.join("state"),
-                message,
-            }
-        })?;
+    let mut host = ReplicaHost::open(MASTER_GROUP, &args.replica).await?;
+    let data_dir = &args.replica.data_dir;
+    let num_shards = shard_count(data_dir, args.shards)?;
+    let machine = MasterMachine::open(&data_dir.join("state"), num_shards).map_err(|message| {
+        RunError::DataDir {
+            dir: data_dir.join("state"),
+            message,
+        }
+    })?;
     let state = machine.shared();
     let tuning = NodeTuning {
         // The state is on disk (synced every few commands): keep a little log for followers
@@ -150,21 +119,21 @@ pub async fn serve(args: MasterArgs, shutdown: impl Future<Output = ()>) -> Resu
     let paxos = host.paxos_config();
     let node = host.start_node(paxos, tuning, machine)?;
     tracing::info!(
-        id = args.id,
+        id = host.id,
         listen = %host.listen,
         shards = num_shards,
-        data_dir = %args.data_dir.display(),
+        data_dir = %data_dir.display(),
         "shard master replica started"
     );
     let service = MasterService::new(
         node.clone(),
         state,
         host.peers.clone(),
-        Duration::from_millis(args.op_timeout_ms),
+        Duration::from_millis(args.replica.op_timeout_ms),
     );
     let services = tonic::transport::Server::builder().add_service(limits::master_server(service));
     let served = host.serve(node, services, shutdown).await;
-    tracing::info!(id = args.id, "shard master replica stopped");
+    tracing::info!(id = args.replica.id, "shard master replica stopped");
     served
 }
 
@@ -187,9 +156,9 @@ mod tests {
             "/tmp/x",
         ])
         .unwrap();
-        assert_eq!(args.peers.len(), 3);
-        assert_eq!(args.peers[2], (3, "127.0.0.1:7003".to_string()));
-        assert_eq!(args.tick_ms, 20);
+        assert_eq!(args.replica.peers.len(), 3);
+        assert_eq!(args.replica.peers[2], (3, "127.0.0.1:7003".to_string()));
+        assert_eq!(args.replica.tick_ms, 20);
         assert!(MasterArgs::try_parse_from([
             "strata-master",
             "--id",
