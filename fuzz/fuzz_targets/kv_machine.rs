@@ -197,40 +197,28 @@ impl Harness {
         } else {
             c.small_key()
         };
+        // Now and then no header at all (refused alike everywhere).
+        let header = (c.u8() % 32 != 0).then(|| v1::RequestHeader {
+            client_id,
+            seq,
+            first_incomplete_seq,
+            config_num,
+            opens_session,
+            ..Default::default()
+        });
         match which {
             0 => Kind::Put(v1::PutRequest {
-                header: Some(v1::RequestHeader {
-                    client_id,
-                    seq,
-                    first_incomplete_seq,
-                    config_num,
-                    opens_session,
-                    ..Default::default()
-                }),
+                header,
                 key,
                 value: c.value(seq),
             }),
             1 => Kind::Append(v1::AppendRequest {
-                header: Some(v1::RequestHeader {
-                    client_id,
-                    seq,
-                    first_incomplete_seq,
-                    config_num,
-                    opens_session,
-                    ..Default::default()
-                }),
+                header,
                 key,
                 value: c.value(seq),
             }),
             2 => Kind::Delete(v1::DeleteRequest {
-                header: Some(v1::RequestHeader {
-                    client_id,
-                    seq,
-                    first_incomplete_seq,
-                    config_num,
-                    opens_session,
-                    ..Default::default()
-                }),
+                header,
                 key,
             }),
             _ => {
@@ -238,14 +226,7 @@ impl Harness {
                 let expected = (b & 1 == 0).then(|| c.value(seq ^ 1));
                 let new_value = (b & 2 == 0).then(|| c.value(seq ^ 2));
                 Kind::CompareAndSwap(v1::CompareAndSwapRequest {
-                    header: Some(v1::RequestHeader {
-                        client_id,
-                        seq,
-                        first_incomplete_seq,
-                        config_num,
-                        opens_session,
-                        ..Default::default()
-                    }),
+                    header,
                     key,
                     expected,
                     new_value,

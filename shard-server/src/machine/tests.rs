@@ -62,19 +62,24 @@ impl Replica {
         reply
     }
 
+    /// The header of this replica's client's request `seq`.
+    fn header(&self, seq: u64, first_incomplete: u64, opens: bool) -> Option<v1::RequestHeader> {
+        Some(v1::RequestHeader {
+            client_id: self.client.to_vec(),
+            seq,
+            first_incomplete_seq: first_incomplete,
+            opens_session: opens,
+            ..Default::default()
+        })
+    }
+
     fn reconfigure(&mut self, c: &Config) -> bool {
         self.apply(Kind::Reconfigure(c.to_proto())) == Outcome::Done(true)
     }
 
     fn put_seq(&mut self, key: &[u8], value: &[u8], seq: u64, opens: bool) -> Outcome {
         self.apply(Kind::Put(v1::PutRequest {
-            header: Some(v1::RequestHeader {
-                client_id: self.client.to_vec(),
-                seq,
-                first_incomplete_seq: seq,
-                opens_session: opens,
-                ..Default::default()
-            }),
+            header: self.header(seq, seq, opens),
             key: key.to_vec(),
             value: value.to_vec(),
             ..Default::default()
@@ -83,13 +88,7 @@ impl Replica {
 
     fn append_seq(&mut self, key: &[u8], value: &[u8], seq: u64, first: u64) -> Outcome {
         self.apply(Kind::Append(v1::AppendRequest {
-            header: Some(v1::RequestHeader {
-                client_id: self.client.to_vec(),
-                seq,
-                first_incomplete_seq: first,
-                opens_session: true,
-                ..Default::default()
-            }),
+            header: self.header(seq, first, true),
             key: key.to_vec(),
             value: value.to_vec(),
             ..Default::default()
@@ -413,13 +412,7 @@ fn compare_and_swap_and_delete() {
     let cas = |r: &mut Replica, expected: Option<&[u8]>, new: Option<&[u8]>| {
         r.seq += 1;
         let o = r.apply(Kind::CompareAndSwap(v1::CompareAndSwapRequest {
-            header: Some(v1::RequestHeader {
-                client_id: r.client.to_vec(),
-                seq: r.seq,
-                first_incomplete_seq: r.seq,
-                opens_session: true,
-                ..Default::default()
-            }),
+            header: r.header(r.seq, r.seq, true),
             key: key.clone(),
             expected: expected.map(<[u8]>::to_vec),
             new_value: new.map(<[u8]>::to_vec),
@@ -439,13 +432,7 @@ fn compare_and_swap_and_delete() {
     assert_eq!(r.get(&key), None);
     r.seq += 1;
     let del = r.apply(Kind::Delete(v1::DeleteRequest {
-        header: Some(v1::RequestHeader {
-            client_id: r.client.to_vec(),
-            seq: r.seq,
-            first_incomplete_seq: r.seq,
-            opens_session: true,
-            ..Default::default()
-        }),
+        header: r.header(r.seq, r.seq, true),
         key: key.clone(),
         ..Default::default()
     }));

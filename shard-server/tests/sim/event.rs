@@ -39,52 +39,29 @@ impl Request {
             self.config_num,
             self.key.clone(),
         );
+        let header = Some(v1::RequestHeader {
+            client_id,
+            seq,
+            first_incomplete_seq: first,
+            config_num: num,
+            opens_session: opens,
+            ..Default::default()
+        });
         Some(match &self.op {
             Op::Get => return None,
             Op::Put(v) => Kind::Put(v1::PutRequest {
-                header: Some(v1::RequestHeader {
-                    client_id,
-                    seq,
-                    first_incomplete_seq: first,
-                    config_num: num,
-                    opens_session: opens,
-                    ..Default::default()
-                }),
+                header,
                 key,
                 value: v.clone(),
             }),
             Op::Append(v) => Kind::Append(v1::AppendRequest {
-                header: Some(v1::RequestHeader {
-                    client_id,
-                    seq,
-                    first_incomplete_seq: first,
-                    config_num: num,
-                    opens_session: opens,
-                    ..Default::default()
-                }),
+                header,
                 key,
                 value: v.clone(),
             }),
-            Op::Delete => Kind::Delete(v1::DeleteRequest {
-                header: Some(v1::RequestHeader {
-                    client_id,
-                    seq,
-                    first_incomplete_seq: first,
-                    config_num: num,
-                    opens_session: opens,
-                    ..Default::default()
-                }),
-                key,
-            }),
+            Op::Delete => Kind::Delete(v1::DeleteRequest { header, key }),
             Op::Cas { expected, new } => Kind::CompareAndSwap(v1::CompareAndSwapRequest {
-                header: Some(v1::RequestHeader {
-                    client_id,
-                    seq,
-                    first_incomplete_seq: first,
-                    config_num: num,
-                    opens_session: opens,
-                    ..Default::default()
-                }),
+                header,
                 key,
                 expected: expected.clone(),
                 new_value: new.clone(),
