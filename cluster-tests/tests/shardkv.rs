@@ -109,7 +109,6 @@ async fn a_group_rejects_keys_it_does_not_own_with_its_config_number() {
                 }),
                 key: foreign.clone(),
                 value: b"x".to_vec(),
-                ..Default::default()
             })
             .await
             .unwrap_err();

@@ -212,7 +212,6 @@ async fn run(seed: u64) {
                         header,
                         key: key(tag, 8),
                         value: b"never".to_vec(),
-                        ..Default::default()
                     })
                     .await
                     .unwrap_err();

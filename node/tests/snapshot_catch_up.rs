@@ -52,11 +52,14 @@ impl StateMachine for Log {
     }
 }
 
+/// The commands a node applied, shared with the test.
+type Applied = Arc<Mutex<Vec<Vec<u8>>>>;
+
 fn start(
     id: u64,
     addrs: &BTreeMap<u64, String>,
     dir: &std::path::Path,
-) -> (Node<Vec<u8>>, Arc<Mutex<Vec<Vec<u8>>>>) {
+) -> (Node<Vec<u8>>, Applied) {
     let commands = Arc::new(Mutex::new(Vec::new()));
     let cfg = NodeConfig {
         paxos: strata_paxos::Config::new(id, vec![1, 2, 3]),

@@ -82,7 +82,6 @@ impl Replica {
             header: self.header(seq, seq, opens),
             key: key.to_vec(),
             value: value.to_vec(),
-            ..Default::default()
         }))
     }
 
@@ -91,7 +90,6 @@ impl Replica {
             header: self.header(seq, first, true),
             key: key.to_vec(),
             value: value.to_vec(),
-            ..Default::default()
         }))
     }
 
@@ -416,7 +414,6 @@ fn compare_and_swap_and_delete() {
             key: key.clone(),
             expected: expected.map(<[u8]>::to_vec),
             new_value: new.map(<[u8]>::to_vec),
-            ..Default::default()
         }));
         match o {
             Outcome::Kv(v1::KvReply {
@@ -434,7 +431,6 @@ fn compare_and_swap_and_delete() {
     let del = r.apply(Kind::Delete(v1::DeleteRequest {
         header: r.header(r.seq, r.seq, true),
         key: key.clone(),
-        ..Default::default()
     }));
     assert_eq!(
         del,
