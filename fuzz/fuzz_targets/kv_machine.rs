@@ -198,7 +198,7 @@ impl Harness {
             c.small_key()
         };
         // Now and then no header at all (refused alike everywhere).
-        let header = (c.u8() % 32 != 0).then(|| v1::RequestHeader {
+        let header = (!c.u8().is_multiple_of(32)).then(|| v1::RequestHeader {
             client_id,
             seq,
             first_incomplete_seq,
