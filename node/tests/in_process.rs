@@ -123,16 +123,31 @@ async fn three_nodes_agree_and_survive_the_leader_stopping() {
             );
         }
     }
-    // Non-leaders refuse proposals with a hint.
-    let follower = net
-        .nodes
-        .lock()
-        .values()
-        .find(|n| n.status().role != "leader")
-        .cloned()
-        .unwrap();
-    match follower.propose(b"x".to_vec()).await {
-        Err(NodeError::NotLeader(Some(hint))) => assert_eq!(hint, new.status().id),
+    // A follower refuses proposals with a hint. (A replica that is still a candidate may
+    // become the leader while the proposal reaches it: wait for one that follows `new`.)
+    let new_id = new.status().id;
+    let mut follower = None;
+    for _ in 0..2000 {
+        follower = net
+            .nodes
+            .lock()
+            .values()
+            .find(|n| {
+                let s = n.status();
+                s.role == "follower" && s.leader == Some(new_id)
+            })
+            .cloned();
+        if follower.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let follower = follower.expect("a replica follows the new leader");
+    let refused = tokio::time::timeout(Duration::from_secs(10), follower.propose(b"x".to_vec()))
+        .await
+        .expect("a follower answers a proposal at once");
+    match refused {
+        Err(NodeError::NotLeader(Some(hint))) => assert_eq!(hint, new_id),
         other => panic!("{other:?}"),
     }
 }
