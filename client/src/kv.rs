@@ -43,7 +43,9 @@ use tokio::time::Instant;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
-use crate::master::{Config, MasterClient, MasterClientOptions};
+use strata_rpc::config::Config;
+
+use crate::master::{MasterClient, MasterClientOptions};
 
 /// Why a key-value request failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -5,6 +5,9 @@
 //! - [`master`]: [`MasterClient`], the shard master's client (join, leave, move, query), which
 //!   finds the leader and retries with back-off.
 //!
+//! [`Config`] (with [`Gid`] and [`ShardId`]) is `strata-rpc`'s configuration type, re-exported:
+//! the one the master creates and the servers replicate.
+//!
 //! # Example
 //!
 //! ```no_run
@@ -40,4 +43,5 @@ pub mod kv;
 pub mod master;
 
 pub use kv::{CasOutcome, Client, ClientOptions, KvError, Scanner};
-pub use master::{ClientError, Config, MasterClient, MasterClientOptions};
+pub use master::{ClientError, MasterClient, MasterClientOptions};
+pub use strata_rpc::config::{Config, Gid, ShardId, UNASSIGNED};

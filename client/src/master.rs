@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use strata_rpc::config::{groups_to_proto, Config, Gid, ShardId};
 use strata_rpc::error::{error_detail, reason};
 use strata_rpc::v1::shard_master_client::ShardMasterClient;
 use strata_rpc::v1::{self, ErrorReason};
@@ -21,57 +22,6 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
-
-/// A configuration as the master returns it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Config {
-    /// The configuration number (0: the initial, empty configuration).
-    pub num: u64,
-    /// `shards[s]` is the gid serving shard `s`, 0 if none.
-    pub shards: Vec<u64>,
-    /// Every group of the configuration with its servers' addresses.
-    pub groups: BTreeMap<u64, Vec<String>>,
-}
-
-impl Config {
-    /// From the wire form.
-    pub fn from_proto(c: v1::Config) -> Config {
-        Config {
-            num: c.num,
-            shards: c.shards,
-            groups: c
-                .groups
-                .into_iter()
-                .map(|(gid, list)| (gid, list.addresses))
-                .collect(),
-        }
-    }
-
-    /// The wire form.
-    pub fn to_proto(&self) -> v1::Config {
-        v1::Config {
-            num: self.num,
-            shards: self.shards.clone(),
-            groups: self
-                .groups
-                .iter()
-                .map(|(&gid, addresses)| {
-                    (
-                        gid,
-                        v1::ServerList {
-                            addresses: addresses.clone(),
-                        },
-                    )
-                })
-                .collect(),
-        }
-    }
-
-    /// The gid owning `shard` (0: unassigned, or out of range).
-    pub fn owner(&self, shard: u32) -> u64 {
-        self.shards.get(shard as usize).copied().unwrap_or(0)
-    }
-}
 
 /// Why a request failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -177,7 +127,7 @@ impl MasterClient {
     /// Adds groups (gid to server addresses); returns the number of the config created. The
     /// master first checks that a majority of each group's servers answer as members of that
     /// group (a group that does not exist would be given shards it can never take).
-    pub async fn join(&self, groups: BTreeMap<u64, Vec<String>>) -> Result<u64, ClientError> {
+    pub async fn join(&self, groups: BTreeMap<Gid, Vec<String>>) -> Result<u64, ClientError> {
         self.join_with(groups, false).await
     }
 
@@ -185,20 +135,17 @@ impl MasterClient {
     /// are not running yet (their shards wait until they are).
     pub async fn join_unchecked(
         &self,
-        groups: BTreeMap<u64, Vec<String>>,
+        groups: BTreeMap<Gid, Vec<String>>,
     ) -> Result<u64, ClientError> {
         self.join_with(groups, true).await
     }
 
     async fn join_with(
         &self,
-        groups: BTreeMap<u64, Vec<String>>,
+        groups: BTreeMap<Gid, Vec<String>>,
         force: bool,
     ) -> Result<u64, ClientError> {
-        let groups: BTreeMap<u64, v1::ServerList> = groups
-            .into_iter()
-            .map(|(gid, addresses)| (gid, v1::ServerList { addresses }))
-            .collect();
+        let groups = groups_to_proto(&groups);
         let client_id = self.client_id.to_vec();
         self.mutate(move |mut c, seq| {
             let request = v1::JoinRequest {
@@ -214,7 +161,7 @@ impl MasterClient {
     }
 
     /// Removes groups; returns the number of the config created.
-    pub async fn leave(&self, gids: Vec<u64>) -> Result<u64, ClientError> {
+    pub async fn leave(&self, gids: Vec<Gid>) -> Result<u64, ClientError> {
         let client_id = self.client_id.to_vec();
         self.mutate(move |mut c, seq| {
             let request = v1::LeaveRequest {
@@ -229,7 +176,7 @@ impl MasterClient {
     }
 
     /// Assigns `shard` to group `gid`; returns the number of the config created.
-    pub async fn move_shard(&self, shard: u32, gid: u64) -> Result<u64, ClientError> {
+    pub async fn move_shard(&self, shard: ShardId, gid: Gid) -> Result<u64, ClientError> {
         let client_id = self.client_id.to_vec();
         self.mutate(move |mut c, seq| {
             let request = v1::MoveRequest {
