@@ -12,6 +12,10 @@
 //! | `UNAVAILABLE`, timeouts, connection failures | tries the group's next replica, backing off |
 //! | `INVALID_ARGUMENT` | returns [`KvError::InvalidArgument`] |
 //! | `SESSION_EXPIRED` | returns [`KvError::SessionExpired`] and continues under a new client id |
+//! | anything else (a bare `ABORTED`, `FAILED_PRECONDITION`, ...) | returns [`KvError::Fatal`] |
+//!
+//! The table is `strata_rpc::error::classify`'s, shared with the master's client and the
+//! servers' reconfiguration worker.
 //!
 //! # Exactly once
 //!
@@ -36,12 +40,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use strata_rpc::error::{error_detail, reason, retry_after};
+use strata_rpc::error::{self, Action, Failure};
 use strata_rpc::shard_for_key;
-use strata_rpc::v1::{self, shard_kv_client::ShardKvClient, ErrorReason};
+use strata_rpc::v1::{self, shard_kv_client::ShardKvClient};
 use tokio::time::Instant;
 use tonic::transport::{Channel, Endpoint};
-use tonic::{Code, Status};
+use tonic::Status;
 
 use strata_rpc::config::Config;
 
@@ -532,43 +536,21 @@ enum Route<'a> {
     Shard(u32),
 }
 
+/// What the request loop does after `status` from `address`: [`error::classify`]'s answer.
 fn classify<T>(address: &str, status: &Status) -> Attempt<T> {
     let why = format!("{address}: {:?}: {}", status.code(), status.message());
-    match (status.code(), reason(status)) {
-        (_, ErrorReason::WrongLeader) => {
-            match error_detail(status)
-                .and_then(|d| d.leader_hint)
-                .map(|h| h.address)
-                .filter(|a| !a.is_empty() && a != address)
-            {
-                Some(to) => Attempt::Redirect(to, why),
-                None => Attempt::Next(why),
-            }
-        }
-        (_, ErrorReason::WrongGroup) => Attempt::Refresh(why),
-        (_, ErrorReason::Installing | ErrorReason::NotReady) => Attempt::Wait(
-            retry_after(status).unwrap_or(Duration::from_millis(20)),
-            why,
-        ),
-        (_, ErrorReason::SessionExpired) => Attempt::Final(KvError::SessionExpired),
-        (Code::InvalidArgument, _) => {
+    match error::classify(status) {
+        Action::TryAnotherReplica {
+            leader: Some(to), ..
+        } if to != address => Attempt::Redirect(to, why),
+        Action::TryAnotherReplica { .. } => Attempt::Next(why),
+        Action::RefreshConfig { .. } => Attempt::Refresh(why),
+        Action::RetrySame { after } => Attempt::Wait(after, why),
+        Action::Fail(Failure::SessionExpired) => Attempt::Final(KvError::SessionExpired),
+        Action::Fail(Failure::InvalidArgument) => {
             Attempt::Final(KvError::InvalidArgument(status.message().to_owned()))
         }
-        (_, ErrorReason::Overloaded) => Attempt::Wait(
-            retry_after(status).unwrap_or(Duration::from_millis(100)),
-            why,
-        ),
-        (
-            Code::Unavailable
-            | Code::DeadlineExceeded
-            | Code::Cancelled
-            | Code::ResourceExhausted
-            | Code::Unknown
-            | Code::Internal
-            | Code::Aborted,
-            _,
-        ) => Attempt::Next(why),
-        _ => Attempt::Final(KvError::Fatal(why)),
+        Action::Fail(Failure::Reclaimed | Failure::Other) => Attempt::Final(KvError::Fatal(why)),
     }
 }
 

@@ -8,20 +8,22 @@
 //! Finding the leader: the client remembers the replica that answered last. A `WRONG_LEADER`
 //! answer with a hint sends the retry to the hinted replica at once; without a hint, and after
 //! timeouts or connection failures, the client tries the next replica, backing off
-//! exponentially (10 ms doubling to 1 s) until the request's overall deadline passes.
-//! `INVALID_ARGUMENT` is final and returned at once.
+//! exponentially (10 ms doubling to 1 s) until the request's overall deadline passes. An
+//! overloaded or not-ready replica is asked again after the delay it names.
+//! `INVALID_ARGUMENT` is final and returned at once, as is any status that is not retryable
+//! (see `strata_rpc::error::classify`, the table every client shares).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use strata_rpc::config::{groups_to_proto, Config, Gid, ShardId};
-use strata_rpc::error::{error_detail, reason};
+use strata_rpc::error::{self, Action, Failure};
+use strata_rpc::v1;
 use strata_rpc::v1::shard_master_client::ShardMasterClient;
-use strata_rpc::v1::{self, ErrorReason};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 use tonic::transport::{Channel, Endpoint};
-use tonic::{Code, Status};
+use tonic::Status;
 
 /// Why a request failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -91,6 +93,8 @@ enum Attempt<T> {
     Redirect(usize, String),
     /// Retry at the next replica after a back-off.
     Retry(String),
+    /// Retry at the same replica after this delay.
+    Wait(Duration, String),
 }
 
 impl MasterClient {
@@ -264,6 +268,12 @@ impl MasterClient {
                     last = why;
                     inner.leader = j;
                 }
+                Attempt::Wait(delay, why) => {
+                    tracing::debug!(replica = %inner.addresses[i], error = %why, ?delay, "waiting");
+                    last = why;
+                    let delay = delay.min(deadline.saturating_duration_since(Instant::now()));
+                    tokio::time::sleep(delay).await;
+                }
                 Attempt::Redirect(_, why) | Attempt::Retry(why) => {
                     redirects = 0;
                     tracing::debug!(replica = %inner.addresses[i], error = %why, ?backoff, "retrying");
@@ -294,6 +304,8 @@ impl Inner {
         Ok(client)
     }
 
+    /// What the request loop does after `status` from replica `i`: [`error::classify`]'s
+    /// answer. A master has no configuration to refresh, so `RefreshConfig` is final.
     fn classify<T>(&mut self, i: usize, status: &Status) -> Attempt<T> {
         let why = format!(
             "{}: {:?}: {}",
@@ -301,41 +313,32 @@ impl Inner {
             status.code(),
             status.message()
         );
-        match status.code() {
-            Code::InvalidArgument => {
-                Attempt::Final(ClientError::InvalidArgument(status.message().to_owned()))
-            }
-            Code::Unavailable if reason(status) == ErrorReason::WrongLeader => {
-                let hinted = error_detail(status)
-                    .and_then(|d| d.leader_hint)
-                    .map(|h| h.address)
-                    .filter(|a| !a.is_empty());
-                match hinted {
-                    Some(address) => {
-                        let j = match self.addresses.iter().position(|a| *a == address) {
-                            Some(j) => j,
-                            None => {
-                                self.addresses.push(address);
-                                self.channels.push(None);
-                                self.addresses.len() - 1
-                            }
-                        };
-                        if j == i {
-                            Attempt::Retry(why)
-                        } else {
-                            Attempt::Redirect(j, why)
-                        }
+        match error::classify(status) {
+            Action::TryAnotherReplica {
+                leader: Some(address),
+            } => {
+                let j = match self.addresses.iter().position(|a| *a == address) {
+                    Some(j) => j,
+                    None => {
+                        self.addresses.push(address);
+                        self.channels.push(None);
+                        self.addresses.len() - 1
                     }
-                    None => Attempt::Retry(why),
+                };
+                if j == i {
+                    Attempt::Retry(why)
+                } else {
+                    Attempt::Redirect(j, why)
                 }
             }
-            Code::Unavailable
-            | Code::DeadlineExceeded
-            | Code::Cancelled
-            | Code::ResourceExhausted
-            | Code::Unknown
-            | Code::Internal => Attempt::Retry(why),
-            _ => Attempt::Final(ClientError::Fatal(why)),
+            Action::TryAnotherReplica { leader: None } => Attempt::Retry(why),
+            Action::RetrySame { after } => Attempt::Wait(after, why),
+            Action::Fail(Failure::InvalidArgument) => {
+                Attempt::Final(ClientError::InvalidArgument(status.message().to_owned()))
+            }
+            Action::RefreshConfig { .. } | Action::Fail(_) => {
+                Attempt::Final(ClientError::Fatal(why))
+            }
         }
     }
 }

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use strata_client::{MasterClient, MasterClientOptions};
-use strata_rpc::error::{error_detail, reason};
-use strata_rpc::v1::{self, shard_migration_client::ShardMigrationClient, ErrorReason};
+use strata_rpc::error::{self, Failure};
+use strata_rpc::v1::{self, shard_migration_client::ShardMigrationClient};
 use tokio::task::JoinHandle;
 use tonic::transport::{Channel, Endpoint};
 
@@ -292,20 +292,12 @@ impl From<&str> for PullFailure {
     }
 }
 
-/// How a refusal from a shard's holder (or a group that is not its holder) ends an attempt.
+/// How a refusal from a shard's holder (or a group that is not its holder) ends an attempt,
+/// as [`error::classify`] reads it.
 fn pull_refused(s: &tonic::Status, progressed: bool) -> PullFailure {
-    match reason(s) {
-        ErrorReason::Reclaimed => PullFailure::Reclaimed,
-        ErrorReason::WrongLeader => {
-            match error_detail(s)
-                .and_then(|d| d.leader_hint)
-                .map(|h| h.address)
-            {
-                Some(a) if !a.is_empty() => PullFailure::Redirect(a),
-                _ if progressed => PullFailure::Progressed,
-                _ => PullFailure::Other(format!("{:?}: {}", s.code(), s.message())),
-            }
-        }
+    match error::classify(s) {
+        error::Action::Fail(Failure::Reclaimed) => PullFailure::Reclaimed,
+        error::Action::TryAnotherReplica { leader: Some(a) } => PullFailure::Redirect(a),
         _ if progressed => PullFailure::Progressed,
         _ => PullFailure::Other(format!("{:?}: {}", s.code(), s.message())),
     }
@@ -403,12 +395,12 @@ async fn notify(
                 .and_then(|r| {
                     r.map_err(|s| {
                         // Follow a leader hint at once.
-                        if reason(&s) == ErrorReason::WrongLeader {
-                            if let Some(hint) = error_detail(&s).and_then(|d| d.leader_hint) {
-                                if let Some(i) = servers.iter().position(|a| *a == hint.address) {
-                                    next = i;
-                                    return "redirected".to_string();
-                                }
+                        if let error::Action::TryAnotherReplica { leader: Some(hint) } =
+                            error::classify(&s)
+                        {
+                            if let Some(i) = servers.iter().position(|a| *a == hint) {
+                                next = i;
+                                return "redirected".to_string();
                             }
                         }
                         format!("{:?}: {}", s.code(), s.message())
