@@ -44,11 +44,12 @@ use strata_rpc::error::{self, Action, Failure};
 use strata_rpc::shard_for_key;
 use strata_rpc::v1::{self, shard_kv_client::ShardKvClient};
 use tokio::time::Instant;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::Status;
 
 use strata_rpc::config::Config;
 
+use crate::channels::Channels;
 use crate::master::{MasterClient, MasterClientOptions};
 
 /// Why a key-value request failed.
@@ -146,7 +147,7 @@ pub struct Client {
     refresh: tokio::sync::Mutex<()>,
     /// Per group: index (in the group's server list) of the replica believed to lead.
     leaders: Mutex<HashMap<u64, usize>>,
-    channels: Mutex<HashMap<String, Channel>>,
+    channels: Channels,
     sessions: Mutex<Sessions>,
 }
 
@@ -191,7 +192,7 @@ impl Client {
             config: Mutex::new(Arc::new(Config::default())),
             refresh: tokio::sync::Mutex::new(()),
             leaders: Mutex::new(HashMap::new()),
-            channels: Mutex::new(HashMap::new()),
+            channels: Channels::new(),
             sessions: Mutex::new(Sessions {
                 client_id: rand::random(),
                 next: 1,
@@ -231,20 +232,7 @@ impl Client {
     }
 
     fn kv_client(&self, address: &str) -> Result<ShardKvClient<Channel>, String> {
-        let mut channels = self.channels.lock();
-        let channel = match channels.get(address) {
-            Some(c) => c.clone(),
-            None => {
-                let c = Endpoint::from_shared(format!("http://{address}"))
-                    .map_err(|e| format!("bad address {address}: {e}"))?
-                    .connect_timeout(Duration::from_millis(500))
-                    .tcp_nodelay(true)
-                    .connect_lazy();
-                channels.insert(address.to_owned(), c.clone());
-                c
-            }
-        };
-        Ok(strata_rpc::limits::kv_client(channel))
+        Ok(strata_rpc::limits::kv_client(self.channels.get(address)?))
     }
 
     /// Sends a request about `shard` (or about `key`'s shard) to the owning group until it is

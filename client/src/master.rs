@@ -22,8 +22,10 @@ use strata_rpc::v1;
 use strata_rpc::v1::shard_master_client::ShardMasterClient;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::Status;
+
+use crate::channels::Channels;
 
 /// Why a request failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -79,7 +81,7 @@ pub struct MasterClient {
 
 struct Inner {
     addresses: Vec<String>,
-    channels: Vec<Option<ShardMasterClient<Channel>>>,
+    channels: Channels,
     /// The replica to try first (the last one that answered, or the hinted leader).
     leader: usize,
     /// The sequence number of the last mutation sent.
@@ -110,13 +112,12 @@ impl MasterClient {
             !addresses.is_empty(),
             "a MasterClient needs at least one address"
         );
-        let channels = vec![None; addresses.len()];
         MasterClient {
             client_id: rand::random::<u128>().to_be_bytes(),
             options,
             inner: Mutex::new(Inner {
                 addresses,
-                channels,
+                channels: Channels::new(),
                 leader: 0,
                 seq: 0,
             }),
@@ -289,19 +290,9 @@ impl MasterClient {
 }
 
 impl Inner {
-    fn client(&mut self, i: usize) -> Result<ShardMasterClient<Channel>, String> {
-        if let Some(c) = &self.channels[i] {
-            return Ok(c.clone());
-        }
-        let address = &self.addresses[i];
-        let endpoint = Endpoint::from_shared(format!("http://{address}"))
-            .map_err(|e| format!("bad address {address}: {e}"))?
-            .connect_timeout(Duration::from_millis(500))
-            .tcp_nodelay(true);
-        // Lazy: connects on first use and reconnects by itself after failures.
-        let client = strata_rpc::limits::master_client(endpoint.connect_lazy());
-        self.channels[i] = Some(client.clone());
-        Ok(client)
+    fn client(&self, i: usize) -> Result<ShardMasterClient<Channel>, String> {
+        let channel = self.channels.get(&self.addresses[i])?;
+        Ok(strata_rpc::limits::master_client(channel))
     }
 
     /// What the request loop does after `status` from replica `i`: [`error::classify`]'s
@@ -321,7 +312,6 @@ impl Inner {
                     Some(j) => j,
                     None => {
                         self.addresses.push(address);
-                        self.channels.push(None);
                         self.addresses.len() - 1
                     }
                 };

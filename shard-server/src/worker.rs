@@ -12,12 +12,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
-use strata_client::{MasterClient, MasterClientOptions};
+use strata_client::{Channels, MasterClient, MasterClientOptions};
 use strata_rpc::error::{self, Failure};
 use strata_rpc::v1::{self, shard_migration_client::ShardMigrationClient};
 use tokio::task::JoinHandle;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::command::{InstallChunk, Kind, Outcome, ShardRef};
 use crate::reconfig::{next_actions, on_next_config, Action};
@@ -36,22 +35,14 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// Connections to other servers, by address (lazy, reconnecting).
 #[derive(Clone, Default)]
 struct Connections {
-    channels: Arc<Mutex<HashMap<String, Channel>>>,
+    channels: Channels,
 }
 
 impl Connections {
     fn migration(&self, address: &str) -> Result<ShardMigrationClient<Channel>, String> {
-        let mut channels = self.channels.lock();
-        if let Some(c) = channels.get(address) {
-            return Ok(strata_rpc::limits::migration_client(c.clone()));
-        }
-        let channel = Endpoint::from_shared(format!("http://{address}"))
-            .map_err(|e| format!("bad address {address}: {e}"))?
-            .connect_timeout(Duration::from_millis(500))
-            .tcp_nodelay(true)
-            .connect_lazy();
-        channels.insert(address.to_owned(), channel.clone());
-        Ok(strata_rpc::limits::migration_client(channel))
+        Ok(strata_rpc::limits::migration_client(
+            self.channels.get(address)?,
+        ))
     }
 }
 
