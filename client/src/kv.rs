@@ -12,6 +12,10 @@
 //! | `UNAVAILABLE`, timeouts, connection failures | tries the group's next replica, backing off |
 //! | `INVALID_ARGUMENT` | returns [`KvError::InvalidArgument`] |
 //! | `SESSION_EXPIRED` | returns [`KvError::SessionExpired`] and continues under a new client id |
+//! | anything else (a bare `ABORTED`, `FAILED_PRECONDITION`, ...) | returns [`KvError::Fatal`] |
+//!
+//! The table is `strata_rpc::error::classify`'s, shared with the master's client and the
+//! servers' reconfiguration worker.
 //!
 //! # Exactly once
 //!
@@ -36,14 +40,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use strata_rpc::error::{error_detail, reason, retry_after};
+use strata_rpc::error::{self, Action, Failure};
 use strata_rpc::shard_for_key;
-use strata_rpc::v1::{self, shard_kv_client::ShardKvClient, ErrorReason};
+use strata_rpc::v1::{self, shard_kv_client::ShardKvClient};
 use tokio::time::Instant;
-use tonic::transport::{Channel, Endpoint};
-use tonic::{Code, Status};
+use tonic::transport::Channel;
+use tonic::Status;
 
-use crate::master::{Config, MasterClient, MasterClientOptions};
+use strata_rpc::config::Config;
+
+use crate::channels::Channels;
+use crate::master::{MasterClient, MasterClientOptions};
 
 /// Why a key-value request failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -140,7 +147,7 @@ pub struct Client {
     refresh: tokio::sync::Mutex<()>,
     /// Per group: index (in the group's server list) of the replica believed to lead.
     leaders: Mutex<HashMap<u64, usize>>,
-    channels: Mutex<HashMap<String, Channel>>,
+    channels: Channels,
     sessions: Mutex<Sessions>,
 }
 
@@ -185,7 +192,7 @@ impl Client {
             config: Mutex::new(Arc::new(Config::default())),
             refresh: tokio::sync::Mutex::new(()),
             leaders: Mutex::new(HashMap::new()),
-            channels: Mutex::new(HashMap::new()),
+            channels: Channels::new(),
             sessions: Mutex::new(Sessions {
                 client_id: rand::random(),
                 next: 1,
@@ -225,20 +232,7 @@ impl Client {
     }
 
     fn kv_client(&self, address: &str) -> Result<ShardKvClient<Channel>, String> {
-        let mut channels = self.channels.lock();
-        let channel = match channels.get(address) {
-            Some(c) => c.clone(),
-            None => {
-                let c = Endpoint::from_shared(format!("http://{address}"))
-                    .map_err(|e| format!("bad address {address}: {e}"))?
-                    .connect_timeout(Duration::from_millis(500))
-                    .tcp_nodelay(true)
-                    .connect_lazy();
-                channels.insert(address.to_owned(), c.clone());
-                c
-            }
-        };
-        Ok(strata_rpc::limits::kv_client(channel))
+        Ok(strata_rpc::limits::kv_client(self.channels.get(address)?))
     }
 
     /// Sends a request about `shard` (or about `key`'s shard) to the owning group until it is
@@ -530,43 +524,21 @@ enum Route<'a> {
     Shard(u32),
 }
 
+/// What the request loop does after `status` from `address`: [`error::classify`]'s answer.
 fn classify<T>(address: &str, status: &Status) -> Attempt<T> {
     let why = format!("{address}: {:?}: {}", status.code(), status.message());
-    match (status.code(), reason(status)) {
-        (_, ErrorReason::WrongLeader) => {
-            match error_detail(status)
-                .and_then(|d| d.leader_hint)
-                .map(|h| h.address)
-                .filter(|a| !a.is_empty() && a != address)
-            {
-                Some(to) => Attempt::Redirect(to, why),
-                None => Attempt::Next(why),
-            }
-        }
-        (_, ErrorReason::WrongGroup) => Attempt::Refresh(why),
-        (_, ErrorReason::Installing | ErrorReason::NotReady) => Attempt::Wait(
-            retry_after(status).unwrap_or(Duration::from_millis(20)),
-            why,
-        ),
-        (_, ErrorReason::SessionExpired) => Attempt::Final(KvError::SessionExpired),
-        (Code::InvalidArgument, _) => {
+    match error::classify(status) {
+        Action::TryAnotherReplica {
+            leader: Some(to), ..
+        } if to != address => Attempt::Redirect(to, why),
+        Action::TryAnotherReplica { .. } => Attempt::Next(why),
+        Action::RefreshConfig { .. } => Attempt::Refresh(why),
+        Action::RetrySame { after } => Attempt::Wait(after, why),
+        Action::Fail(Failure::SessionExpired) => Attempt::Final(KvError::SessionExpired),
+        Action::Fail(Failure::InvalidArgument) => {
             Attempt::Final(KvError::InvalidArgument(status.message().to_owned()))
         }
-        (_, ErrorReason::Overloaded) => Attempt::Wait(
-            retry_after(status).unwrap_or(Duration::from_millis(100)),
-            why,
-        ),
-        (
-            Code::Unavailable
-            | Code::DeadlineExceeded
-            | Code::Cancelled
-            | Code::ResourceExhausted
-            | Code::Unknown
-            | Code::Internal
-            | Code::Aborted,
-            _,
-        ) => Attempt::Next(why),
-        _ => Attempt::Final(KvError::Fatal(why)),
+        Action::Fail(Failure::Reclaimed | Failure::Other) => Attempt::Final(KvError::Fatal(why)),
     }
 }
 

@@ -3,7 +3,12 @@
 //! - [`kv`]: [`Client`], the routing key-value client (get, put, append, delete,
 //!   compare-and-swap, ordered whole-keyspace scans), exactly-once and retrying;
 //! - [`master`]: [`MasterClient`], the shard master's client (join, leave, move, query), which
-//!   finds the leader and retries with back-off.
+//!   finds the leader and retries with back-off;
+//! - [`channels`]: [`Channels`], the cache of lazily connected gRPC channels by address that
+//!   both clients (and a shard server's reconfiguration worker) use.
+//!
+//! [`Config`] (with [`Gid`] and [`ShardId`]) is `strata-rpc`'s configuration type, re-exported:
+//! the one the master creates and the servers replicate.
 //!
 //! # Example
 //!
@@ -36,8 +41,11 @@
 
 #![warn(missing_docs)]
 
+pub mod channels;
 pub mod kv;
 pub mod master;
 
+pub use channels::Channels;
 pub use kv::{CasOutcome, Client, ClientOptions, KvError, Scanner};
-pub use master::{ClientError, Config, MasterClient, MasterClientOptions};
+pub use master::{ClientError, MasterClient, MasterClientOptions};
+pub use strata_rpc::config::{Config, Gid, ShardId, UNASSIGNED};

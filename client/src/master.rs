@@ -8,70 +8,24 @@
 //! Finding the leader: the client remembers the replica that answered last. A `WRONG_LEADER`
 //! answer with a hint sends the retry to the hinted replica at once; without a hint, and after
 //! timeouts or connection failures, the client tries the next replica, backing off
-//! exponentially (10 ms doubling to 1 s) until the request's overall deadline passes.
-//! `INVALID_ARGUMENT` is final and returned at once.
+//! exponentially (10 ms doubling to 1 s) until the request's overall deadline passes. An
+//! overloaded or not-ready replica is asked again after the delay it names.
+//! `INVALID_ARGUMENT` is final and returned at once, as is any status that is not retryable
+//! (see `strata_rpc::error::classify`, the table every client shares).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use strata_rpc::error::{error_detail, reason};
+use strata_rpc::config::{groups_to_proto, Config, Gid, ShardId};
+use strata_rpc::error::{self, Action, Failure};
+use strata_rpc::v1;
 use strata_rpc::v1::shard_master_client::ShardMasterClient;
-use strata_rpc::v1::{self, ErrorReason};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
-use tonic::transport::{Channel, Endpoint};
-use tonic::{Code, Status};
+use tonic::transport::Channel;
+use tonic::Status;
 
-/// A configuration as the master returns it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Config {
-    /// The configuration number (0: the initial, empty configuration).
-    pub num: u64,
-    /// `shards[s]` is the gid serving shard `s`, 0 if none.
-    pub shards: Vec<u64>,
-    /// Every group of the configuration with its servers' addresses.
-    pub groups: BTreeMap<u64, Vec<String>>,
-}
-
-impl Config {
-    /// From the wire form.
-    pub fn from_proto(c: v1::Config) -> Config {
-        Config {
-            num: c.num,
-            shards: c.shards,
-            groups: c
-                .groups
-                .into_iter()
-                .map(|(gid, list)| (gid, list.addresses))
-                .collect(),
-        }
-    }
-
-    /// The wire form.
-    pub fn to_proto(&self) -> v1::Config {
-        v1::Config {
-            num: self.num,
-            shards: self.shards.clone(),
-            groups: self
-                .groups
-                .iter()
-                .map(|(&gid, addresses)| {
-                    (
-                        gid,
-                        v1::ServerList {
-                            addresses: addresses.clone(),
-                        },
-                    )
-                })
-                .collect(),
-        }
-    }
-
-    /// The gid owning `shard` (0: unassigned, or out of range).
-    pub fn owner(&self, shard: u32) -> u64 {
-        self.shards.get(shard as usize).copied().unwrap_or(0)
-    }
-}
+use crate::channels::Channels;
 
 /// Why a request failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -127,7 +81,7 @@ pub struct MasterClient {
 
 struct Inner {
     addresses: Vec<String>,
-    channels: Vec<Option<ShardMasterClient<Channel>>>,
+    channels: Channels,
     /// The replica to try first (the last one that answered, or the hinted leader).
     leader: usize,
     /// The sequence number of the last mutation sent.
@@ -141,6 +95,8 @@ enum Attempt<T> {
     Redirect(usize, String),
     /// Retry at the next replica after a back-off.
     Retry(String),
+    /// Retry at the same replica after this delay.
+    Wait(Duration, String),
 }
 
 impl MasterClient {
@@ -156,13 +112,12 @@ impl MasterClient {
             !addresses.is_empty(),
             "a MasterClient needs at least one address"
         );
-        let channels = vec![None; addresses.len()];
         MasterClient {
             client_id: rand::random::<u128>().to_be_bytes(),
             options,
             inner: Mutex::new(Inner {
                 addresses,
-                channels,
+                channels: Channels::new(),
                 leader: 0,
                 seq: 0,
             }),
@@ -177,7 +132,7 @@ impl MasterClient {
     /// Adds groups (gid to server addresses); returns the number of the config created. The
     /// master first checks that a majority of each group's servers answer as members of that
     /// group (a group that does not exist would be given shards it can never take).
-    pub async fn join(&self, groups: BTreeMap<u64, Vec<String>>) -> Result<u64, ClientError> {
+    pub async fn join(&self, groups: BTreeMap<Gid, Vec<String>>) -> Result<u64, ClientError> {
         self.join_with(groups, false).await
     }
 
@@ -185,20 +140,17 @@ impl MasterClient {
     /// are not running yet (their shards wait until they are).
     pub async fn join_unchecked(
         &self,
-        groups: BTreeMap<u64, Vec<String>>,
+        groups: BTreeMap<Gid, Vec<String>>,
     ) -> Result<u64, ClientError> {
         self.join_with(groups, true).await
     }
 
     async fn join_with(
         &self,
-        groups: BTreeMap<u64, Vec<String>>,
+        groups: BTreeMap<Gid, Vec<String>>,
         force: bool,
     ) -> Result<u64, ClientError> {
-        let groups: BTreeMap<u64, v1::ServerList> = groups
-            .into_iter()
-            .map(|(gid, addresses)| (gid, v1::ServerList { addresses }))
-            .collect();
+        let groups = groups_to_proto(&groups);
         let client_id = self.client_id.to_vec();
         self.mutate(move |mut c, seq| {
             let request = v1::JoinRequest {
@@ -214,7 +166,7 @@ impl MasterClient {
     }
 
     /// Removes groups; returns the number of the config created.
-    pub async fn leave(&self, gids: Vec<u64>) -> Result<u64, ClientError> {
+    pub async fn leave(&self, gids: Vec<Gid>) -> Result<u64, ClientError> {
         let client_id = self.client_id.to_vec();
         self.mutate(move |mut c, seq| {
             let request = v1::LeaveRequest {
@@ -229,7 +181,7 @@ impl MasterClient {
     }
 
     /// Assigns `shard` to group `gid`; returns the number of the config created.
-    pub async fn move_shard(&self, shard: u32, gid: u64) -> Result<u64, ClientError> {
+    pub async fn move_shard(&self, shard: ShardId, gid: Gid) -> Result<u64, ClientError> {
         let client_id = self.client_id.to_vec();
         self.mutate(move |mut c, seq| {
             let request = v1::MoveRequest {
@@ -317,6 +269,12 @@ impl MasterClient {
                     last = why;
                     inner.leader = j;
                 }
+                Attempt::Wait(delay, why) => {
+                    tracing::debug!(replica = %inner.addresses[i], error = %why, ?delay, "waiting");
+                    last = why;
+                    let delay = delay.min(deadline.saturating_duration_since(Instant::now()));
+                    tokio::time::sleep(delay).await;
+                }
                 Attempt::Redirect(_, why) | Attempt::Retry(why) => {
                     redirects = 0;
                     tracing::debug!(replica = %inner.addresses[i], error = %why, ?backoff, "retrying");
@@ -332,21 +290,13 @@ impl MasterClient {
 }
 
 impl Inner {
-    fn client(&mut self, i: usize) -> Result<ShardMasterClient<Channel>, String> {
-        if let Some(c) = &self.channels[i] {
-            return Ok(c.clone());
-        }
-        let address = &self.addresses[i];
-        let endpoint = Endpoint::from_shared(format!("http://{address}"))
-            .map_err(|e| format!("bad address {address}: {e}"))?
-            .connect_timeout(Duration::from_millis(500))
-            .tcp_nodelay(true);
-        // Lazy: connects on first use and reconnects by itself after failures.
-        let client = strata_rpc::limits::master_client(endpoint.connect_lazy());
-        self.channels[i] = Some(client.clone());
-        Ok(client)
+    fn client(&self, i: usize) -> Result<ShardMasterClient<Channel>, String> {
+        let channel = self.channels.get(&self.addresses[i])?;
+        Ok(strata_rpc::limits::master_client(channel))
     }
 
+    /// What the request loop does after `status` from replica `i`: [`error::classify`]'s
+    /// answer. A master has no configuration to refresh, so `RefreshConfig` is final.
     fn classify<T>(&mut self, i: usize, status: &Status) -> Attempt<T> {
         let why = format!(
             "{}: {:?}: {}",
@@ -354,41 +304,31 @@ impl Inner {
             status.code(),
             status.message()
         );
-        match status.code() {
-            Code::InvalidArgument => {
-                Attempt::Final(ClientError::InvalidArgument(status.message().to_owned()))
-            }
-            Code::Unavailable if reason(status) == ErrorReason::WrongLeader => {
-                let hinted = error_detail(status)
-                    .and_then(|d| d.leader_hint)
-                    .map(|h| h.address)
-                    .filter(|a| !a.is_empty());
-                match hinted {
-                    Some(address) => {
-                        let j = match self.addresses.iter().position(|a| *a == address) {
-                            Some(j) => j,
-                            None => {
-                                self.addresses.push(address);
-                                self.channels.push(None);
-                                self.addresses.len() - 1
-                            }
-                        };
-                        if j == i {
-                            Attempt::Retry(why)
-                        } else {
-                            Attempt::Redirect(j, why)
-                        }
+        match error::classify(status) {
+            Action::TryAnotherReplica {
+                leader: Some(address),
+            } => {
+                let j = match self.addresses.iter().position(|a| *a == address) {
+                    Some(j) => j,
+                    None => {
+                        self.addresses.push(address);
+                        self.addresses.len() - 1
                     }
-                    None => Attempt::Retry(why),
+                };
+                if j == i {
+                    Attempt::Retry(why)
+                } else {
+                    Attempt::Redirect(j, why)
                 }
             }
-            Code::Unavailable
-            | Code::DeadlineExceeded
-            | Code::Cancelled
-            | Code::ResourceExhausted
-            | Code::Unknown
-            | Code::Internal => Attempt::Retry(why),
-            _ => Attempt::Final(ClientError::Fatal(why)),
+            Action::TryAnotherReplica { leader: None } => Attempt::Retry(why),
+            Action::RetrySame { after } => Attempt::Wait(after, why),
+            Action::Fail(Failure::InvalidArgument) => {
+                Attempt::Final(ClientError::InvalidArgument(status.message().to_owned()))
+            }
+            Action::RefreshConfig { .. } | Action::Fail(_) => {
+                Attempt::Final(ClientError::Fatal(why))
+            }
         }
     }
 }

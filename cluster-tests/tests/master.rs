@@ -40,7 +40,7 @@ async fn check(client: &MasterClient, groups: &[u64]) -> Config {
     let want: BTreeSet<u64> = groups.iter().copied().collect();
     let have: BTreeSet<u64> = c.groups.keys().copied().collect();
     assert_eq!(have, want, "groups of config {}", c.num);
-    for (gid, addrs) in &c.groups {
+    for (gid, addrs) in c.groups.iter() {
         assert_eq!(addrs, &servers(*gid), "servers of group {gid}");
     }
     assert_eq!(c.shards.len(), SHARDS);

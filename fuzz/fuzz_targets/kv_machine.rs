@@ -35,7 +35,7 @@ use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
-use strata_client::Config;
+use strata_rpc::config::Config;
 use strata_fuzz::Cursor;
 use strata_node::StateMachine;
 use strata_rpc::shard_for_key;
@@ -269,7 +269,7 @@ impl Harness {
             Config {
                 num,
                 shards,
-                groups,
+                groups: groups.into(),
             }
             .to_proto(),
         )

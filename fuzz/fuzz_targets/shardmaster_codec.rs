@@ -5,7 +5,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use strata_shardmaster::{
-    decode_command, encode_command, Config, MasterState, Op, SnapshotRestore,
+    decode_command, decode_config, encode_command, encode_config, MasterState, Op,
+    SnapshotRestore,
 };
 
 fuzz_target!(|data: &[u8]| {
@@ -16,8 +17,8 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(op) = Op::decode(data) {
         assert_eq!(Op::decode(&op.encode()).expect("re-decode op"), op);
     }
-    if let Ok(config) = Config::decode(data) {
-        assert_eq!(Config::decode(&config.encode()).expect("re-decode config"), config);
+    if let Ok(config) = decode_config(data) {
+        assert_eq!(decode_config(&encode_config(&config)).expect("re-decode config"), config);
     }
     // A snapshot stream: the input cut into chunks at 0xff bytes.
     let mut restore = SnapshotRestore::new();

@@ -24,6 +24,12 @@
 //! detail tells them apart; `UNAVAILABLE` covers three retryable cases, which the detail's
 //! reason separates (`WrongLeader`: go elsewhere; `NotReady`/`Installing`: wait, same server).
 //!
+//! # What a caller does
+//!
+//! [`classify`] reads the table above back from a status: every client (the key-value
+//! client, the master's client, a server's reconfiguration worker talking to the master and
+//! to other groups) decides with it, so they cannot disagree about a code.
+//!
 //! # Encoding
 //!
 //! The details bytes of the status (`grpc-status-details-bin`) hold a `google.rpc.Status`
@@ -123,6 +129,105 @@ pub fn retry_after(status: &Status) -> Option<Duration> {
 
 fn millis(d: Duration) -> u32 {
     u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
+}
+
+/// What a caller should do after a failed RPC: [`classify`]'s answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Ask the same server again after `after` (the server's `retry_after`, or a default):
+    /// `NotReady`, `Installing`, `Overloaded`.
+    RetrySame {
+        /// How long to wait first.
+        after: Duration,
+    },
+    /// Ask another replica of the same group: at once at `leader` when the server named one
+    /// (`WrongLeader` with an address hint), otherwise the next replica after a back-off
+    /// (`WrongLeader` without a hint, and the transport's failures: `UNAVAILABLE` without a
+    /// detail, `DEADLINE_EXCEEDED`, `CANCELLED`, `RESOURCE_EXHAUSTED` without a detail,
+    /// `UNKNOWN`, `INTERNAL`). A mutation is retried with the same sequence number: the
+    /// servers apply it at most once.
+    TryAnotherReplica {
+        /// The leader's address, as hinted (never empty).
+        leader: Option<String>,
+    },
+    /// The caller routed by a stale configuration: refresh it and re-route (`WrongGroup`).
+    RefreshConfig {
+        /// The newest configuration the server had applied, if it said.
+        config_num: Option<u64>,
+    },
+    /// Give up: the same request would fail again, or its outcome cannot be known.
+    Fail(Failure),
+}
+
+/// Why [`classify`] says to give up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// `INVALID_ARGUMENT`: the request is malformed or over a limit (the message says which).
+    InvalidArgument,
+    /// `SessionExpired`: the outcome of the mutation is unknown; continue under a new id.
+    SessionExpired,
+    /// `Reclaimed` (server to server): the shard being pulled was taken back by its holder.
+    Reclaimed,
+    /// Anything else: `ABORTED` without a Strata reason, `FAILED_PRECONDITION` without
+    /// `WrongGroup`, `NOT_FOUND`, `PERMISSION_DENIED`, `UNAUTHENTICATED`, `UNIMPLEMENTED`, ...
+    Other,
+}
+
+/// Wait before retrying a `NotReady` or `Installing` server that named no delay.
+pub const DEFAULT_NOT_READY_RETRY: Duration = Duration::from_millis(20);
+/// Wait before retrying an `Overloaded` server that named no delay.
+pub const DEFAULT_OVERLOADED_RETRY: Duration = Duration::from_millis(100);
+
+/// What to do after `status`: the detail's reason decides when there is one (so a Strata
+/// server's answer is read the same whatever its code), the gRPC code otherwise.
+///
+/// Only `UNAVAILABLE`-like codes are retried without a reason, as gRPC's own retry policy and
+/// etcd's client do: a bare `ABORTED` or `FAILED_PRECONDITION` is a failure to report, not to
+/// retry blindly.
+pub fn classify(status: &Status) -> Action {
+    let detail = error_detail(status);
+    let after = |default| {
+        detail
+            .as_ref()
+            .filter(|d| d.retry_after_ms > 0)
+            .map_or(default, |d| {
+                Duration::from_millis(u64::from(d.retry_after_ms))
+            })
+    };
+    let reason = detail
+        .as_ref()
+        .map_or(ErrorReason::Unspecified, ErrorDetail::reason);
+    match reason {
+        ErrorReason::WrongLeader => Action::TryAnotherReplica {
+            leader: detail
+                .as_ref()
+                .and_then(|d| d.leader_hint.as_ref())
+                .map(|h| h.address.clone())
+                .filter(|a| !a.is_empty()),
+        },
+        ErrorReason::WrongGroup => Action::RefreshConfig {
+            config_num: detail.as_ref().and_then(|d| d.config_num),
+        },
+        ErrorReason::NotReady | ErrorReason::Installing => Action::RetrySame {
+            after: after(DEFAULT_NOT_READY_RETRY),
+        },
+        ErrorReason::Overloaded => Action::RetrySame {
+            after: after(DEFAULT_OVERLOADED_RETRY),
+        },
+        ErrorReason::InvalidArgument => Action::Fail(Failure::InvalidArgument),
+        ErrorReason::SessionExpired => Action::Fail(Failure::SessionExpired),
+        ErrorReason::Reclaimed => Action::Fail(Failure::Reclaimed),
+        ErrorReason::Unspecified => match status.code() {
+            Code::InvalidArgument => Action::Fail(Failure::InvalidArgument),
+            Code::Unavailable
+            | Code::DeadlineExceeded
+            | Code::Cancelled
+            | Code::ResourceExhausted
+            | Code::Unknown
+            | Code::Internal => Action::TryAnotherReplica { leader: None },
+            _ => Action::Fail(Failure::Other),
+        },
+    }
 }
 
 /// `WrongLeader`: this replica does not lead. `leader_address` may be empty if unknown.
@@ -373,6 +478,73 @@ mod tests {
         let back = Status::from_header_map(&headers).unwrap();
         assert_eq!(back.code(), Code::Unavailable);
         assert_eq!(error_detail(&back), error_detail(&original));
+    }
+
+    #[test]
+    fn classify_follows_the_table() {
+        let ms = Duration::from_millis;
+        let another = |leader: Option<&str>| Action::TryAnotherReplica {
+            leader: leader.map(str::to_owned),
+        };
+        let cases = [
+            (wrong_leader(Some(2), "h:2"), another(Some("h:2"))),
+            (wrong_leader(Some(2), ""), another(None)),
+            (wrong_leader(None, ""), another(None)),
+            (
+                wrong_group(3, 9),
+                Action::RefreshConfig {
+                    config_num: Some(9),
+                },
+            ),
+            (
+                not_ready("x", None, ms(70)),
+                Action::RetrySame { after: ms(70) },
+            ),
+            (
+                not_ready("x", None, Duration::ZERO),
+                Action::RetrySame {
+                    after: DEFAULT_NOT_READY_RETRY,
+                },
+            ),
+            (
+                installing(1, 2, ms(30)),
+                Action::RetrySame { after: ms(30) },
+            ),
+            (overloaded(ms(200)), Action::RetrySame { after: ms(200) }),
+            (
+                overloaded(Duration::ZERO),
+                Action::RetrySame {
+                    after: DEFAULT_OVERLOADED_RETRY,
+                },
+            ),
+            (
+                invalid_argument("too big"),
+                Action::Fail(Failure::InvalidArgument),
+            ),
+            (
+                Status::invalid_argument("bare"),
+                Action::Fail(Failure::InvalidArgument),
+            ),
+            (session_expired(), Action::Fail(Failure::SessionExpired)),
+            (reclaimed(1, 2), Action::Fail(Failure::Reclaimed)),
+            (Status::unavailable("connection refused"), another(None)),
+            (Status::deadline_exceeded("late"), another(None)),
+            (Status::cancelled("reset"), another(None)),
+            (Status::resource_exhausted("h2"), another(None)),
+            (Status::unknown("?"), another(None)),
+            (Status::internal("store"), another(None)),
+            (Status::aborted("bare"), Action::Fail(Failure::Other)),
+            (
+                Status::failed_precondition("bare"),
+                Action::Fail(Failure::Other),
+            ),
+            (Status::not_found("x"), Action::Fail(Failure::Other)),
+            (Status::unimplemented("x"), Action::Fail(Failure::Other)),
+            (Status::permission_denied("x"), Action::Fail(Failure::Other)),
+        ];
+        for (status, want) in cases {
+            assert_eq!(classify(&status), want, "{status:?}");
+        }
     }
 
     #[test]

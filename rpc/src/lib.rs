@@ -9,6 +9,9 @@
 //!   [`NodeStatus`](v1::node_status_server::NodeStatus) (`node.proto`); the error detail is in
 //!   `error.proto`.
 //! - [`shard_for_key`]: which shard a key belongs to.
+//! - [`config`]: [`Config`], the configuration (which group owns each shard, the groups'
+//!   servers) shared by the master, the shard servers and the clients, with [`Gid`],
+//!   [`ShardId`] and its wire conversion.
 //! - [`error`]: how failures map to gRPC status codes, with an [`v1::ErrorDetail`] in the
 //!   status details.
 //! - [`limits`]: the table of limits every layer is sized by (keys, values, commands, Paxos
@@ -16,7 +19,8 @@
 //!   limit ([`MAX_MESSAGE_BYTES`]).
 //!
 //! This crate depends on no other crate of the workspace: conversions between these messages
-//! and a crate's own types live in that crate.
+//! and a crate's own types live in that crate (the configuration, which every crate above
+//! shares, is the one type defined here).
 //!
 //! # Example
 //!
@@ -40,6 +44,7 @@
 #![warn(missing_docs)]
 
 pub mod codec;
+pub mod config;
 pub mod error;
 pub mod limits;
 
@@ -65,6 +70,7 @@ pub mod v1 {
     tonic::include_proto!("strata.v1");
 }
 
+pub use config::{Config, Gid, ShardId, UNASSIGNED};
 pub use limits::{
     ENGINE_MAX_KEY_BYTES, ENGINE_MAX_VALUE_BYTES, KEY_PREFIX_HEADROOM, LOG_ENTRY_HEADROOM,
     MAX_ADDRESSES_PER_GROUP, MAX_ADDRESS_BYTES, MAX_COMMAND_BYTES, MAX_GROUPS, MAX_KEY_BYTES,

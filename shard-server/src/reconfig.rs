@@ -12,7 +12,7 @@
 //! - A shard `Notifying` group `g`: tell `g` to delete its copy for this configuration, then
 //!   propose that it was told.
 
-use strata_client::Config;
+use strata_rpc::config::Config;
 
 use crate::command::{Kind, ShardRef};
 use crate::machine::View;
@@ -137,7 +137,7 @@ pub fn on_next_config(view: &View, next: &Config) -> Vec<Kind> {
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
-    use strata_client::Config;
+    use strata_rpc::config::Config;
 
     #[test]
     fn settled_groups_fetch_the_next_config_and_others_finish_their_moves() {
@@ -146,7 +146,7 @@ mod tests {
             config: Config {
                 num: 4,
                 shards: vec![1, 1, 2],
-                groups: BTreeMap::new(),
+                groups: Default::default(),
             },
             previous: Config {
                 num: 3,
@@ -155,7 +155,8 @@ mod tests {
                     (1, vec!["a:1".to_string()]),
                     (2, vec!["b:1".to_string()]),
                     (3, vec!["c:1".to_string()]),
-                ]),
+                ])
+                .into(),
             },
             shards: vec![ShardState::Serving, ShardState::Serving, ShardState::Absent],
             ..View::default()
@@ -198,7 +199,7 @@ mod tests {
         let config = |num, shards: Vec<u64>, groups: &BTreeMap<u64, Vec<String>>| Config {
             num,
             shards,
-            groups: groups.clone(),
+            groups: groups.clone().into(),
         };
         let view = View {
             gid: 1,

@@ -547,7 +547,7 @@ impl v1::shard_group_server::ShardGroup for GroupService {
 mod tests {
     use super::*;
     use crate::shard_state::ShardState;
-    use strata_client::Config;
+    use strata_rpc::config::Config;
 
     #[test]
     fn rule3_a_shard_is_handed_out_only_for_the_config_the_replica_applied() {

@@ -12,12 +12,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
-use strata_client::{MasterClient, MasterClientOptions};
-use strata_rpc::error::{error_detail, reason};
-use strata_rpc::v1::{self, shard_migration_client::ShardMigrationClient, ErrorReason};
+use strata_client::{Channels, MasterClient, MasterClientOptions};
+use strata_rpc::error::{self, Failure};
+use strata_rpc::v1::{self, shard_migration_client::ShardMigrationClient};
 use tokio::task::JoinHandle;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::command::{InstallChunk, Kind, Outcome, ShardRef};
 use crate::reconfig::{next_actions, on_next_config, Action};
@@ -36,22 +35,14 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// Connections to other servers, by address (lazy, reconnecting).
 #[derive(Clone, Default)]
 struct Connections {
-    channels: Arc<Mutex<HashMap<String, Channel>>>,
+    channels: Channels,
 }
 
 impl Connections {
     fn migration(&self, address: &str) -> Result<ShardMigrationClient<Channel>, String> {
-        let mut channels = self.channels.lock();
-        if let Some(c) = channels.get(address) {
-            return Ok(strata_rpc::limits::migration_client(c.clone()));
-        }
-        let channel = Endpoint::from_shared(format!("http://{address}"))
-            .map_err(|e| format!("bad address {address}: {e}"))?
-            .connect_timeout(Duration::from_millis(500))
-            .tcp_nodelay(true)
-            .connect_lazy();
-        channels.insert(address.to_owned(), channel.clone());
-        Ok(strata_rpc::limits::migration_client(channel))
+        Ok(strata_rpc::limits::migration_client(
+            self.channels.get(address)?,
+        ))
     }
 }
 
@@ -292,20 +283,12 @@ impl From<&str> for PullFailure {
     }
 }
 
-/// How a refusal from a shard's holder (or a group that is not its holder) ends an attempt.
+/// How a refusal from a shard's holder (or a group that is not its holder) ends an attempt,
+/// as [`error::classify`] reads it.
 fn pull_refused(s: &tonic::Status, progressed: bool) -> PullFailure {
-    match reason(s) {
-        ErrorReason::Reclaimed => PullFailure::Reclaimed,
-        ErrorReason::WrongLeader => {
-            match error_detail(s)
-                .and_then(|d| d.leader_hint)
-                .map(|h| h.address)
-            {
-                Some(a) if !a.is_empty() => PullFailure::Redirect(a),
-                _ if progressed => PullFailure::Progressed,
-                _ => PullFailure::Other(format!("{:?}: {}", s.code(), s.message())),
-            }
-        }
+    match error::classify(s) {
+        error::Action::Fail(Failure::Reclaimed) => PullFailure::Reclaimed,
+        error::Action::TryAnotherReplica { leader: Some(a) } => PullFailure::Redirect(a),
         _ if progressed => PullFailure::Progressed,
         _ => PullFailure::Other(format!("{:?}: {}", s.code(), s.message())),
     }
@@ -403,12 +386,12 @@ async fn notify(
                 .and_then(|r| {
                     r.map_err(|s| {
                         // Follow a leader hint at once.
-                        if reason(&s) == ErrorReason::WrongLeader {
-                            if let Some(hint) = error_detail(&s).and_then(|d| d.leader_hint) {
-                                if let Some(i) = servers.iter().position(|a| *a == hint.address) {
-                                    next = i;
-                                    return "redirected".to_string();
-                                }
+                        if let error::Action::TryAnotherReplica { leader: Some(hint) } =
+                            error::classify(&s)
+                        {
+                            if let Some(i) = servers.iter().position(|a| *a == hint) {
+                                next = i;
+                                return "redirected".to_string();
                             }
                         }
                         format!("{:?}: {}", s.code(), s.message())

@@ -7,14 +7,16 @@
 //! here does I/O or reads a clock, and nothing iterates a hash map, so replicas that apply the
 //! same log hold identical states.
 //!
-//! - [`config`]: [`Config`] (`num`, `shards[N]` of gids, `groups`), gid 0 = unassigned.
+//! - [`config`]: [`Config`] (`num`, `shards[N]` of gids, `groups`), gid 0 = unassigned: the
+//!   type is `strata_rpc::Config`, shared with servers and clients; the shard count rules and
+//!   config 0 are here.
 //! - [`op`]: the operations ([`Op`]: Join, Leave, Move, Query), [`Reply`] and [`OpError`].
 //! - [`rebalance`](mod@rebalance): the balanced, minimal-move, deterministic assignment after Join/Leave.
 //! - [`state`]: [`MasterState`], applying operations exactly once per `(client, seq)`.
 //! - [`codec`]: the bytes of an [`Op`] (replicated through the log) and of a [`Config`].
 //! - [`snapshot`]: a [`MasterState`] as a lazy stream of chunks, and restoring from one.
 //! - [`machine`]: the state as a `strata_node::StateMachine` fed by the Paxos log.
-//! - [`wire`]: conversions to and from the `strata.v1` messages.
+//! - [`wire`]: conversions to and from the `strata.v1` messages (client ids).
 //! - [`server`]: the `ShardMaster` gRPC service of one replica.
 //! - [`run`]: the `strata-master` process (command line, data directory, serving).
 //!
@@ -80,7 +82,7 @@ pub mod state;
 pub mod store;
 pub mod wire;
 
-pub use codec::{decode_command, encode_command, DecodeError};
+pub use codec::{decode_command, decode_config, encode_command, encode_config, DecodeError};
 pub use config::{
     Config, Gid, InvalidShardCount, ShardId, DEFAULT_NUM_SHARDS, MAX_NUM_SHARDS, UNASSIGNED,
 };

@@ -21,6 +21,7 @@ use parking_lot::RwLock;
 use strata_node::grpc::{propose_within, read_barrier_within};
 use strata_node::Node;
 use strata_paxos::ReplicaId;
+use strata_rpc::config::groups_from_proto;
 use strata_rpc::error::invalid_argument;
 use strata_rpc::{v1, MAX_ADDRESSES_PER_GROUP, MAX_ADDRESS_BYTES, MAX_GROUPS};
 use tonic::{Request, Response, Status};
@@ -29,7 +30,7 @@ use crate::codec::encode_command;
 use crate::machine::MasterReply;
 use crate::op::{Op, Reply};
 use crate::state::MasterState;
-use crate::wire::{client_id_from_bytes, config_to_proto, groups_from_proto};
+use crate::wire::client_id_from_bytes;
 
 /// How long a handler waits for a proposal to be applied or a read to be confirmed, unless
 /// told otherwise.
@@ -155,7 +156,7 @@ impl v1::shard_master_server::ShardMaster for MasterService {
         let num = request.into_inner().num;
         read_barrier_within(&self.node, self.op_timeout, &self.peers).await?;
         let config = match self.state.read().query(num) {
-            Some(c) => config_to_proto(&c),
+            Some(c) => c.to_proto(),
             None => {
                 return Err(Status::unavailable(format!(
                     "configuration {num:?} could not be read from this replica's store"

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use crate::codec::DecodeError;
-use crate::codec::{decode_config, decode_outcome, encode_config, encode_outcome, Reader, Writer};
+use crate::codec::{decode_outcome, encode_outcome, read_config, write_config, Reader, Writer};
 use crate::config::{Config, UNASSIGNED};
 use crate::state::{MasterState, Outcome, Session, CONFIGS_IN_MEMORY};
 
@@ -47,7 +47,7 @@ pub(crate) fn header_chunk(num_shards: usize, configs: usize, sessions: usize) -
 pub(crate) fn config_chunk(config: &Config) -> Vec<u8> {
     let mut w = Writer::default();
     w.u8(TAG_CONFIG);
-    encode_config(&mut w, config);
+    write_config(&mut w, config);
     w.buf
 }
 
@@ -208,7 +208,7 @@ impl SnapshotRestore {
                 return Err(DecodeError::Invalid("chunk before the header"))
             }
             (TAG_CONFIG, Some(header)) => {
-                let mut config = decode_config(&mut r)?;
+                let mut config = read_config(&mut r)?;
                 check_config(header, self.count(), &self.sessions, &config)?;
                 // Share the group map with the previous configuration when it is the same, as
                 // the live state does (a restored history costs what the original did).

@@ -110,7 +110,7 @@ impl MasterState {
     /// A fresh state holding config 0 with `num_shards` unassigned shards (`1..=65536`).
     pub fn new(num_shards: usize) -> Result<MasterState, InvalidShardCount> {
         Ok(MasterState {
-            configs: vec![Config::initial(num_shards)?],
+            configs: vec![crate::config::initial(num_shards)?],
             first: 0,
             archive: None,
             sessions: BTreeMap::new(),

@@ -38,7 +38,7 @@ fn assert_refused(master: &mut MasterState, seq: u64, op: Op, expected: OpError)
 #[test]
 fn new_state_holds_config_zero() {
     let master = MasterState::new(16).unwrap();
-    assert_eq!(master.configs(), &[Config::initial(16).unwrap()]);
+    assert_eq!(master.configs(), &[Config::initial(16)]);
     assert_eq!(master.num_shards(), 16);
     assert_eq!(MasterState::default().num_shards(), DEFAULT_NUM_SHARDS);
     assert_eq!(MasterState::new(0), Err(InvalidShardCount(0)));
@@ -105,13 +105,13 @@ fn leaving_all_groups_unassigns_every_shard() {
 fn move_reassigns_one_shard_and_pins_nothing() {
     let (mut master, seq) = state_with(10, &[1, 2]);
     let before = master.latest().clone();
-    assert_eq!(before.owner(0), Some(1));
+    assert_eq!(before.owner(0), 1);
     assert_eq!(
         master.apply(CLIENT, seq + 1, Op::Move { shard: 0, gid: 2 }),
         Ok(Reply::Created { num: 3 })
     );
     let after = master.latest().clone();
-    assert_eq!(after.owner(0), Some(2));
+    assert_eq!(after.owner(0), 2);
     assert_eq!(after.groups, before.groups);
     let moved = before
         .shards

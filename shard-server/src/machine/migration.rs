@@ -5,7 +5,7 @@
 
 use prost::Message;
 use strata::WriteBatch;
-use strata_client::Config;
+use strata_rpc::config::Config;
 use strata_rpc::shard_for_key;
 
 use super::KvMachine;

@@ -47,9 +47,9 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 use strata::WriteBatch;
-use strata_client::Config;
 use strata_node::{Durability, RestoreError, SnapshotStream, StateMachine, TransferError};
 use strata_paxos::Slot;
+use strata_rpc::config::Config;
 use strata_rpc::shard_for_key;
 use strata_rpc::v1::ErrorReason;
 

@@ -7,9 +7,9 @@ use std::sync::atomic::Ordering;
 
 use prost::Message;
 use strata::WriteBatch;
-use strata_client::Config;
 use strata_node::{RestoreError, SnapshotStream, TransferError};
 use strata_paxos::Slot;
+use strata_rpc::config::Config;
 use strata_rpc::v1;
 
 use super::KvMachine;

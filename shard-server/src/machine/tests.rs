@@ -28,7 +28,7 @@ fn config(num: u64, shards: [u64; N]) -> Config {
     Config {
         num,
         shards: shards.to_vec(),
-        groups,
+        groups: groups.into(),
     }
 }
 
@@ -713,7 +713,7 @@ fn a_shard_taken_back_goes_on_to_the_next_owner_from_its_holder() {
     assert_eq!(a.apply(Kind::Reclaim(shard_ref(0, 2))), Outcome::Done(true));
     // Config 3 gives it to group 3 (group 2 left): frozen for group 3 here...
     let three = Config {
-        groups: BTreeMap::from([(1, vec!["g1:1".into()]), (3, vec!["g3:1".into()])]),
+        groups: BTreeMap::from([(1, vec!["g1:1".into()]), (3, vec!["g3:1".into()])]).into(),
         ..config(3, [3, 1, 1, 1])
     };
     assert!(a.reconfigure(&three));

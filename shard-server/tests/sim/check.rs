@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use strata_client::Config;
+use strata_rpc::config::Config;
 use strata_rpc::shard_for_key;
 use strata_server::keys;
 use strata_server::shard_state::ShardState;

@@ -1,9 +1,10 @@
 //! The shard master: configurations from random joins, leaves and moves.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
-use strata_client::Config;
 use strata_paxos::sim::SimRng;
+use strata_rpc::config::Config;
 
 pub(super) fn addresses(gid: u64) -> Vec<String> {
     vec![format!("g{gid}-a:7000"), format!("g{gid}-b:7000")]
@@ -59,7 +60,7 @@ pub(crate) fn generate_configs(rng: &mut SimRng, n: usize, gids: &[u64], k: usiz
     let mut configs = vec![Config {
         num: 0,
         shards: vec![0; n],
-        groups: BTreeMap::new(),
+        groups: Default::default(),
     }];
     while configs.len() <= k {
         let prev = configs.last().expect("config 0");
@@ -90,7 +91,7 @@ pub(crate) fn generate_configs(rng: &mut SimRng, n: usize, gids: &[u64], k: usiz
         configs.push(Config {
             num: configs.len() as u64,
             shards,
-            groups: members.iter().map(|&g| (g, addresses(g))).collect(),
+            groups: Arc::new(members.iter().map(|&g| (g, addresses(g))).collect()),
         });
     }
     configs

@@ -11,8 +11,8 @@ mod master;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use strata_client::Config;
 use strata_paxos::sim::{EventQueue, SimRng};
+use strata_rpc::config::Config;
 use strata_server::command::{Command, Kind};
 use strata_server::{KvMachine, MachineOptions, MemStore};
 
