@@ -241,11 +241,7 @@ async fn large_values_flow_past_a_stopped_follower_and_a_leader_kill_with_bounde
     /// encoding), and two engines' memtables. Measured peaks: 220-500 MiB.
     const RSS_GROWTH_BOUND: u64 = 768 << 20;
     let _serial = serial().await;
-    // 100 ms ticks, as the README advises for groups storing values this large: with one of
-    // three replicas stopped, every commit needs the other follower, and with 20 ms ticks the
-    // leader can lose it for good to elections while it persists 15 MiB values (a CI run
-    // timed out after 120 s; see the README's limits).
-    let (mut c, _) = ShardCluster::setup(BIN, SHARDS, 100)
+    let (mut c, _) = ShardCluster::setup(BIN, SHARDS, 20)
         .groups(&[(1, 3)])
         .settled(SETTLE)
         .await;

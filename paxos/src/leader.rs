@@ -11,6 +11,10 @@ use crate::types::{Ballot, ReplicaId, Slot, Value};
 /// is bogus), leaving the election to a replica that knows more.
 const MAX_RECOVERY_SPAN: Slot = 1 << 20;
 
+/// A leader steps down after this many (longest) election timeouts without hearing from a
+/// majority.
+const CHECK_QUORUM_TIMEOUTS: u32 = 4;
+
 impl Replica {
     /// Phase 1 with a ballot above every one seen: for all slots from the first one not known
     /// to be chosen. The election timer is re-randomized, so duelling candidates back off.
@@ -259,10 +263,13 @@ impl Replica {
             self.send_heartbeats();
             self.resend_unacknowledged();
         }
-        // Check quorum: a leader that heard from no majority for an election timeout steps
-        // down, so that clients stop waiting on it (safety never depended on this).
+        // Check quorum: a leader that heard from no majority for a few election timeouts
+        // steps down, so that clients stop waiting on it (safety never depended on this).
+        // Not after one: a follower persisting a large value answers nothing meanwhile, and
+        // with one replica of three down, a leader that stepped down for that would leave
+        // its group electing instead of committing.
         self.election_elapsed += 1;
-        if self.election_elapsed >= self.cfg.election_timeout.1 {
+        if self.election_elapsed >= CHECK_QUORUM_TIMEOUTS * self.cfg.election_timeout.1 {
             self.election_elapsed = 0;
             let majority = self.cfg.majority();
             let RoleState::Leader(l) = &mut self.role else {
