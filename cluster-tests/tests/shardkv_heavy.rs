@@ -47,21 +47,27 @@ async fn put_in_parallel(client: &Arc<Client>, keys: &[String], chunk: usize, va
     }
 }
 
-/// Waits until replica `i` of group 1 applied everything below `applied`.
-async fn wait_caught_up(c: &ShardCluster, i: usize, applied: u64) {
+/// Waits until replica `i` of group 1 reports a status for which `done` holds.
+async fn wait_status(
+    c: &ShardCluster,
+    i: usize,
+    what: &str,
+    done: impl Fn(&v1::StatusResponse) -> bool,
+) {
     let deadline = Instant::now() + SETTLE;
     loop {
-        let s = c.group_ref(1).shards(i).await;
-        if s.as_ref().is_some_and(|s| s.applied_index >= applied) {
+        let s = c.group_ref(1).status(i).await;
+        if s.as_ref().is_some_and(&done) {
             return;
         }
-        assert!(
-            Instant::now() < deadline,
-            "replica {} did not catch up: {s:?}",
-            i + 1
-        );
+        assert!(Instant::now() < deadline, "replica {} {what}: {s:?}", i + 1);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Waits until replica `i` of group 1 applied everything below `applied`.
+async fn wait_caught_up(c: &ShardCluster, i: usize, applied: u64) {
+    wait_status(c, i, "did not catch up", |s| s.applied_index >= applied).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -93,22 +99,9 @@ async fn a_lagging_replica_catches_up_by_snapshot_after_the_log_was_compacted() 
     // A leader keeps the log a follower lacks while it heard from it within a few election
     // timeouts; on a fast machine the puts finish within that window. Wait for both live
     // replicas to compact past what replica 3 has (they compact when idle too).
-    let deadline = Instant::now() + SETTLE;
     for i in 0..2 {
-        loop {
-            let s = c.group_ref(1).status(i).await;
-            if s.as_ref()
-                .is_some_and(|s| s.log_start > had.applied_index + 1)
-            {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "replica {} kept its log: {s:?}",
-                i + 1
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let past = had.applied_index + 1;
+        wait_status(&c, i, "kept its log", |s| s.log_start > past).await;
     }
     let reference = c.group_ref(1).shards(0).await.expect("replica 1 answers");
     c.group(1).restart(2);

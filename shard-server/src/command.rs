@@ -115,6 +115,9 @@ pub struct Refusal {
     pub message: String,
 }
 
+/// The values a client mutation carries: none, one, or a CompareAndSwap's expected and new.
+pub type MutationValues<'a> = [Option<&'a [u8]>; 2];
+
 impl Kind {
     /// A client mutation's header (`None` for the other commands, or if the client sent none).
     pub fn header(&self) -> Option<&v1::RequestHeader> {
@@ -127,15 +130,15 @@ impl Kind {
         }
     }
 
-    /// The key a client mutation writes, and the values it carries.
-    pub fn mutation(&self) -> Option<(&[u8], Vec<&[u8]>)> {
+    /// The key a client mutation writes, and the values it carries (none, one, or a
+    /// CompareAndSwap's expected and new value).
+    pub fn mutation(&self) -> Option<(&[u8], MutationValues<'_>)> {
         match self {
-            Kind::Put(r) => Some((&r.key, vec![&r.value])),
-            Kind::Append(r) => Some((&r.key, vec![&r.value])),
-            Kind::Delete(r) => Some((&r.key, vec![])),
+            Kind::Put(r) => Some((&r.key, [Some(&r.value), None])),
+            Kind::Append(r) => Some((&r.key, [Some(&r.value), None])),
+            Kind::Delete(r) => Some((&r.key, [None, None])),
             Kind::CompareAndSwap(r) => {
-                let values = r.expected.iter().chain(&r.new_value);
-                Some((&r.key, values.map(Vec::as_slice).collect()))
+                Some((&r.key, [r.expected.as_deref(), r.new_value.as_deref()]))
             }
             _ => None,
         }

@@ -213,7 +213,7 @@ fn check_mutation(kind: &Kind, encoded_len: usize) -> Result<ClientRequest, Stat
         ClientRequest::from_header(kind.header()).map_err(|e| invalid_argument(e.to_string()))?;
     if let Some((key, values)) = kind.mutation() {
         check_key(key)?;
-        values.into_iter().try_for_each(check_value)?;
+        values.into_iter().flatten().try_for_each(check_value)?;
     }
     if encoded_len > MAX_COMMAND_BYTES {
         return Err(invalid_argument(format!(
