@@ -30,6 +30,10 @@ use crate::node::{Node, NodeConfig};
 use crate::paxos_storage::EnginePaxosStorage;
 use crate::state_machine::StateMachine;
 
+/// How long a stopping server lets requests in flight finish before it closes the connections
+/// still open (other replicas' peer streams stay open for good).
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(2);
+
 /// Why a server replica (master or shard server) could not start, or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -205,13 +209,34 @@ impl ReplicaHost {
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), RunError> {
         let incoming = admitted_connections(self.listener, self.max_connections);
-        let served = services
+        // tonic's graceful shutdown waits for every open connection to finish, and the other
+        // replicas' peer streams never do: after the signal, requests in flight get
+        // `SHUTDOWN_DRAIN` to finish, then the server is dropped with whatever is still open.
+        let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
+        let shutdown = async move {
+            shutdown.await;
+            let _ = signalled_tx.send(());
+        };
+        let server = services
             .add_service(peer_service(self.group, node.clone()))
             .add_service(status_service(self.group, node.clone()))
-            .serve_with_incoming_shutdown(incoming, shutdown)
-            .await;
+            .serve_with_incoming_shutdown(incoming, shutdown);
+        let drained = async {
+            if signalled_rx.await.is_ok() {
+                tokio::time::sleep(SHUTDOWN_DRAIN).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        let served = tokio::select! {
+            served = server => served.map_err(RunError::from),
+            () = drained => {
+                tracing::info!(?SHUTDOWN_DRAIN, "connections still open after the drain; closing them");
+                Ok(())
+            }
+        };
         node.stop().await;
-        served.map_err(RunError::from)
+        served
     }
 }
 
