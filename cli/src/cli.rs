@@ -1,0 +1,93 @@
+//! The `strata` command line: the options every command shares and the command tree. Each
+//! command's own arguments live beside its code (`replica`, `demo`, `data`, `admin`,
+//! `status`).
+
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::{CliError, CliResult};
+use crate::output::Format;
+
+/// Strata: a sharded, replicated key-value store on an LSM-tree engine.
+#[derive(Debug, Parser)]
+#[command(
+    name = "strata",
+    version,
+    about = "Strata: a sharded, replicated key-value store",
+    long_about = "Strata: a sharded, replicated key-value store on an LSM-tree engine.\n\n\
+        Start a local cluster and try it:\n\n  \
+        strata demo                      # a real cluster, loaded, moved, killed, verified\n  \
+        strata demo --keep               # ... and kept running: prints STRATA_MASTERS\n  \
+        strata put greeting hello\n  \
+        strata get greeting\n  \
+        strata status",
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Options every command takes.
+    #[command(flatten)]
+    pub global: Global,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options of every command that talks to a cluster.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Global {
+    /// The shard master's replicas, `host:port`, comma-separated.
+    #[arg(long, global = true, env = "STRATA_MASTERS", value_delimiter = ',')]
+    pub masters: Vec<String>,
+    /// Output format of commands that print data.
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+    /// Give up on the cluster after this many seconds (decimals allowed).
+    #[arg(long, global = true, default_value = "5", value_parser = parse_seconds)]
+    pub timeout: Duration,
+}
+
+impl Global {
+    /// The master addresses, checked: at least one, each `host:port`.
+    pub fn master_addresses(&self) -> CliResult<Vec<String>> {
+        if self.masters.is_empty() {
+            return Err(CliError::usage(
+                "no cluster given: pass --masters HOST:PORT,... or set STRATA_MASTERS",
+            ));
+        }
+        for m in &self.masters {
+            check_address(m).map_err(|e| CliError::usage(format!("--masters: {e}")))?;
+        }
+        Ok(self.masters.clone())
+    }
+}
+
+/// Checks that `address` is `host:port` with a port number.
+pub fn check_address(address: &str) -> Result<(), String> {
+    let (host, port) = address
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{address:?} is not host:port"))?;
+    if host.is_empty() || port.parse::<u16>().is_err() {
+        return Err(format!("{address:?} is not host:port"));
+    }
+    Ok(())
+}
+
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let seconds: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !(seconds > 0.0 && seconds <= 86_400.0) {
+        return Err(format!("{s} is not between 0 and 86400 seconds"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one replica of the shard master.
+    Master(crate::replica::MasterCommand),
+    /// Run one replica of a shard-server group.
+    Server(crate::replica::ServerCommand),
+}
