@@ -9,3 +9,17 @@ pub mod error;
 pub mod launch;
 pub mod output;
 pub mod replica;
+
+use crate::cli::{Command, Global};
+use crate::error::{CliError, CliResult};
+
+/// Runs a client command (every command but `master` and `server`, which `main` runs before
+/// any runtime exists).
+pub async fn run(global: Global, command: Command) -> CliResult {
+    let _ = &global;
+    match command {
+        Command::Master(_) | Command::Server(_) => Err(CliError::usage(
+            "`strata master` and `strata server` run as processes of their own",
+        )),
+    }
+}
