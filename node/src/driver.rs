@@ -171,22 +171,29 @@ impl<S: StateMachine> Driver<S> {
         let mut ticker = tokio::time::interval(self.cfg.tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            let mut stop = false;
             tokio::select! {
                 input = self.rx.recv() => match input {
-                    Some(Input::Stop) | None => {
-                        self.fail_all(NodeError::Stopped);
-                        return;
-                    }
+                    Some(Input::Stop) | None => stop = true,
                     Some(input) => self.handle(input),
                 },
                 _ = ticker.tick() => self.replica.tick(),
             }
-            // Take what else is queued, so that one round of persist/send serves many.
+            // Take what else is queued, so that one round of persist/send serves many. A stop
+            // among them ends the driver too (ignoring it left `Node::stop` waiting forever).
             for _ in 0..4096 {
+                if stop {
+                    break;
+                }
                 match self.rx.try_recv() {
+                    Ok(Input::Stop) => stop = true,
                     Ok(input) => self.handle(input),
                     Err(_) => break,
                 }
+            }
+            if stop {
+                self.fail_all(NodeError::Stopped);
+                return;
             }
             if let Err(e) = self.process_ready().await {
                 tracing::error!(error = %e, "stopping the node");
@@ -233,7 +240,7 @@ impl<S: StateMachine> Driver<S> {
                 self.queued_bytes.fetch_sub(size, Ordering::Relaxed);
                 self.replica.step(m);
             }
-            Input::Stop => {}
+            Input::Stop => {} // the loop stops before handing it here
             Input::Snapshot(index, chunks) => {
                 // Installed after the pending output is handled (persisted, sent, applied):
                 // nothing older may be applied on top of the snapshot.

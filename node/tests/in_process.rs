@@ -151,3 +151,38 @@ async fn three_nodes_agree_and_survive_the_leader_stopping() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A stop queued behind other inputs (taken in the driver's batch, not by its first receive)
+/// ends the driver: `stop` returns. (It used to be ignored there, and `stop` waited forever.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_returns_when_queued_behind_other_inputs() {
+    for _ in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let net = Arc::new(Net::default());
+        let storage = EnginePaxosStorage::open(dir.path()).unwrap();
+        let mut cfg = config(1);
+        cfg.paxos = strata_paxos::Config::new(1, vec![1]);
+        let node = Node::start(cfg, storage, Recorder(Default::default()), Arc::new(Link(net)))
+            .unwrap();
+        while node.status().role != "leader" {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let proposers: Vec<_> = (0..200)
+            .map(|i| {
+                let node = node.clone();
+                tokio::spawn(async move { node.propose(format!("p{i}").into_bytes()).await })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        tokio::time::timeout(Duration::from_secs(20), node.stop())
+            .await
+            .expect("stop returns");
+        for p in proposers {
+            // Each one committed before the stop or was told the node stopped.
+            match p.await.unwrap() {
+                Ok(_) | Err(NodeError::Stopped) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+}
