@@ -10,7 +10,11 @@ pub mod launch;
 pub mod output;
 pub mod replica;
 
-use crate::cli::{Command, Global};
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command, Global};
 use crate::error::{CliError, CliResult};
 
 /// Runs a client command (every command but `master` and `server`, which `main` runs before
@@ -21,5 +25,43 @@ pub async fn run(global: Global, command: Command) -> CliResult {
         Command::Master(_) | Command::Server(_) => Err(CliError::usage(
             "`strata master` and `strata server` run as processes of their own",
         )),
+    }
+}
+
+/// The `strata` program: parses the command line, runs the command, and returns the exit code
+/// (0 success, 1 failure, 2 bad usage). The test harness's `strata-cluster` binary is this
+/// same program.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let command = match cli.command {
+        // Replica processes set up their own runtime and logging.
+        Command::Master(m) => return crate::replica::run_master(m.args),
+        Command::Server(s) => return crate::replica::run_server(s.args),
+        other => other,
+    };
+    // Everything else is a client of the cluster: quiet unless RUST_LOG asks.
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("strata: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.global, command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("strata: {e}");
+            e.exit_code()
+        }
     }
 }

@@ -64,7 +64,7 @@ use etcdserverpb::kv_client::KvClient;
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
 use strata_client::Client;
-use strata_cluster_tests::{free_port, Proc, ShardCluster};
+use strata_cluster_tests::{free_port, test_proc, Proc, ShardCluster};
 use strata_rpc::shard_for_key;
 use tonic::transport::{Channel, Endpoint};
 
@@ -437,8 +437,8 @@ impl EtcdCluster {
             .into_iter()
             .map(OsString::from)
             .collect();
-            let mut p = Proc::new(binary, args, dir.path().join(format!("{name}.log")));
-            p.start();
+            let mut p = test_proc(binary, args, dir.path().join(format!("{name}.log")));
+            p.start().expect("starting a process");
             members.push(p);
         }
         let cluster = EtcdCluster {

@@ -2,12 +2,13 @@
 //! directories, which tests start, SIGKILL, pause (SIGSTOP), resume (SIGCONT), restart on the
 //! same data and stop. Everything is killed and removed when the harness is dropped.
 //!
-//! The processes are the `strata-cluster` dispatch binary of this package
-//! (`strata-cluster master ...` runs a shard-master replica), which integration tests find with
+//! The processes are the `strata` tool, built in this package as `strata-cluster`
+//! (`strata-cluster master ...` is `strata master ...`), which integration tests find with
 //! `env!("CARGO_BIN_EXE_strata-cluster")`, so `cargo test --workspace --release` builds and runs
 //! them from a clean checkout.
 //!
-//! - [`process`]: one child process ([`Proc`]): start, signals, log file.
+//! - [`process`]: one child process ([`Proc`], the `strata` launcher's, which dies with its
+//!   parent): start, signals, log file.
 //! - [`masters`]: [`MasterCluster`], N shard-master replicas.
 //! - [`shards`]: [`ShardCluster`], a master and shard-server groups.
 //! - [`linearizability`]: a checker for recorded histories of key-value operations.
@@ -25,32 +26,19 @@ pub mod process;
 pub mod shards;
 
 pub use masters::MasterCluster;
-pub use process::Proc;
+pub use process::{test_proc, Proc};
 pub use shards::{ServerGroup, ShardCluster, ShardSetup};
 
-/// A 127.0.0.1 port that was free a moment ago (the OS picked it; it is released at once, so
-/// another process could take it, which is unlikely on a test machine).
+pub use strata_cli::launch::peers_arg;
+
+/// A 127.0.0.1 port that was free a moment ago (see `strata_cli::launch::free_port`).
 pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0");
-    listener.local_addr().expect("local address").port()
+    strata_cli::launch::free_port().expect("binding 127.0.0.1:0")
 }
 
 /// `n` addresses on 127.0.0.1 whose ports were free a moment ago (see [`free_port`]).
 pub fn free_addresses(n: usize) -> Vec<String> {
-    (0..n)
-        .map(|_| format!("127.0.0.1:{}", free_port()))
-        .collect()
-}
-
-/// The `--peers` argument of the replicas at `addresses`: `1=ADDRESS,2=ADDRESS,...` (the
-/// replica at `addresses[i]` has id `i + 1`).
-pub fn peers_arg(addresses: &[String]) -> String {
-    addresses
-        .iter()
-        .enumerate()
-        .map(|(i, a)| format!("{}={a}", i + 1))
-        .collect::<Vec<_>>()
-        .join(",")
+    strata_cli::launch::free_addresses(n).expect("binding 127.0.0.1:0")
 }
 
 /// The `NodeStatus` of the process at `address`, or `None` if it does not answer within

@@ -8,7 +8,7 @@ use strata_client::{MasterClient, MasterClientOptions};
 use strata_rpc::v1;
 use tempfile::TempDir;
 
-use crate::process::Proc;
+use crate::process::{test_proc, Proc};
 use crate::{free_addresses, peers_arg};
 
 /// A shard master of N replicas (ids 1..=N) on free 127.0.0.1 ports, each with its own data
@@ -58,8 +58,8 @@ impl MasterCluster {
                 .into_iter()
                 .map(OsString::from)
                 .collect();
-                let mut p = Proc::new(&binary, args, dir.path().join(format!("m{id}.log")));
-                p.start();
+                let mut p = test_proc(&binary, args, dir.path().join(format!("m{id}.log")));
+                p.start().expect("starting a replica");
                 p
             })
             .collect();
@@ -142,7 +142,7 @@ impl MasterCluster {
     /// Restarts replica `i` (killed or stopped) on its data directory and waits until it listens.
     pub fn restart(&mut self, i: usize) {
         self.replicas[i].kill();
-        self.replicas[i].start();
+        self.replicas[i].start().expect("starting a replica");
         self.wait_listening(i, Duration::from_secs(10));
     }
 

@@ -11,7 +11,7 @@ use strata_rpc::v1;
 use tempfile::TempDir;
 
 use crate::masters::MasterCluster;
-use crate::process::Proc;
+use crate::process::{test_proc, Proc};
 use crate::{free_addresses, peers_arg};
 
 /// One replica group of shard servers.
@@ -63,7 +63,7 @@ impl ServerGroup {
     /// (Re)starts replica `i` on its data directory and waits until it listens.
     pub fn restart(&mut self, i: usize) {
         self.replicas[i].kill();
-        self.replicas[i].start();
+        self.replicas[i].start().expect("starting a replica");
         wait_listening(&self.addresses[i], &self.replicas[i]);
     }
 
@@ -259,12 +259,12 @@ impl ShardCluster {
             ];
             args.extend(self.extra_args.iter().cloned());
             let args = args.into_iter().map(OsString::from).collect();
-            let mut p = Proc::new(
+            let mut p = test_proc(
                 &self.binary,
                 args,
                 root.join(format!("g{gid}-{}.log", i + 1)),
             );
-            p.start();
+            p.start().expect("starting a replica");
             replicas.push(p);
             dirs.push(dir);
         }

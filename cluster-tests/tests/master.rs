@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use strata_client::{ClientError, Config, MasterClient, MasterClientOptions};
-use strata_cluster_tests::{peers_arg, serial, MasterCluster, Proc};
+use strata_cluster_tests::{peers_arg, serial, test_proc, MasterCluster};
 
 const BIN: &str = env!("CARGO_BIN_EXE_strata-cluster");
 const SHARDS: usize = 10;
@@ -566,8 +566,8 @@ async fn restart_refuses_another_shard_count_or_identity() {
         .iter()
         .map(Into::into)
         .collect();
-        let mut p = Proc::new(BIN, args, mc.data_dir(0).with_extension(log));
-        p.start();
+        let mut p = test_proc(BIN, args, mc.data_dir(0).with_extension(log));
+        p.start().expect("starting a process");
         let status = p.wait_exit(Duration::from_secs(10)).expect("exits");
         (status, p.log())
     };
