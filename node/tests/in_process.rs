@@ -186,3 +186,44 @@ async fn stop_returns_when_queued_behind_other_inputs() {
         }
     }
 }
+
+/// Leaders stopped and restarted over and over while every replica is asked to propose, at
+/// once and a few milliseconds into the election: each proposal is answered (committed, or
+/// refused with a hint) within a bound, whatever role its replica is in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proposals_at_any_replica_across_leader_restarts_are_answered() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let net = Arc::new(Net::default());
+    let start = |id: u64| {
+        let storage = EnginePaxosStorage::open(dirs[id as usize - 1].path()).unwrap();
+        let sm = Recorder(Default::default());
+        Node::start(config(id), storage, sm, Arc::new(Link(net.clone()))).unwrap()
+    };
+    for id in 1..=3u64 {
+        net.nodes.lock().insert(id, start(id));
+    }
+    for round in 0..30u64 {
+        let old = leader(&net).await;
+        let old_id = old.status().id;
+        tokio::time::timeout(Duration::from_secs(10), old.stop())
+            .await
+            .expect("a stopping leader stops");
+        net.nodes.lock().remove(&old_id);
+        tokio::time::sleep(Duration::from_millis(round % 7 * 3)).await;
+        let survivors: Vec<_> = net.nodes.lock().values().cloned().collect();
+        for _ in 0..20 {
+            for n in &survivors {
+                let asked = n.status();
+                let answer = tokio::time::timeout(Duration::from_secs(5), n.propose(b"x".to_vec()))
+                    .await
+                    .unwrap_or_else(|_| panic!("round {round}: no answer from {asked:?}"));
+                match answer {
+                    Ok(_) | Err(NodeError::NotLeader(_)) => {}
+                    Err(e) => panic!("round {round}: {e}"),
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        net.nodes.lock().insert(old_id, start(old_id));
+    }
+}
