@@ -45,6 +45,7 @@ use strata::coding::{get_fixed64, put_fixed64};
 use strata_paxos::{NotLeader, Replica, ReplicaId, Role, Slot, Storage};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::metrics::{gauge_value, NodeMetrics};
 use crate::node::{Admission, Input, NodeConfig, NodeError, NodeStatus, ProposalReply, Shared};
 use crate::state_machine::{IncomingSnapshot, StateMachine};
 use crate::transport::Transport;
@@ -112,6 +113,7 @@ struct Driver<S: StateMachine> {
     /// Bytes of peer messages in the input queue (shared with [`Node::deliver`]).
     queued_bytes: Arc<AtomicUsize>,
     status: Arc<Mutex<NodeStatus>>,
+    metrics: Arc<NodeMetrics>,
 }
 
 /// Envelope: origin replica (8 bytes), request id (8 bytes), payload.
@@ -162,6 +164,7 @@ pub(crate) fn spawn<S, P>(
         backlog: (0, None),
         queued_bytes: shared.queued_bytes,
         status: shared.status,
+        metrics: shared.metrics,
     };
     tokio::spawn(driver.run());
 }
@@ -403,6 +406,20 @@ impl<S: StateMachine> Driver<S> {
         ready: strata_paxos::Ready,
         leader: bool,
     ) -> Result<(), NodeError> {
+        let started = std::time::Instant::now();
+        let result = self.persist_beating(ready, leader).await;
+        let seconds = started.elapsed().as_secs_f64();
+        self.metrics.persist_seconds.observe(seconds);
+        result
+    }
+
+    /// Persists `ready`; a leader meanwhile repeats its last heartbeats (see
+    /// [`Driver::persist_keeping_followers`]).
+    async fn persist_beating(
+        &mut self,
+        ready: strata_paxos::Ready,
+        leader: bool,
+    ) -> Result<(), NodeError> {
         let persist = self.persister.persist(ready);
         if !leader || self.last_heartbeats.is_empty() {
             return persist.await;
@@ -434,7 +451,18 @@ impl<S: StateMachine> Driver<S> {
         }
         let r = &self.replica;
         let role = format!("{:?}", r.role()).to_lowercase();
+        let m = &self.metrics;
+        m.is_leader.set(i64::from(r.role() == Role::Leader));
+        m.has_leader.set(i64::from(r.leader().is_some()));
+        m.ballot_round.set(gauge_value(r.promised().round));
+        m.commit_index.set(gauge_value(r.commit_index()));
+        m.applied_index.set(gauge_value(r.applied_index()));
+        m.log_entries.set(gauge_value(r.log_len()));
+        m.log_bytes.set(gauge_value(r.log_bytes()));
         let mut status = self.status.lock();
+        if status.leader != r.leader() {
+            m.leader_changes.inc();
+        }
         if status.role != role || status.leader != r.leader() {
             // Leader changes are what an operator looks for first in a replica's log.
             tracing::info!(role = %role, leader = ?r.leader(), ballot = ?r.promised(), commit = r.commit_index(), "role changed");

@@ -19,8 +19,10 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
+use prometheus_client::registry::Registry;
 use strata_paxos::ReplicaId;
 use tonic::transport::server::Router;
 
@@ -93,6 +95,12 @@ pub struct ReplicaArgs {
     /// silent longest. Also capped below the open-file limit.
     #[arg(long, default_value_t = 4096)]
     pub max_connections: usize,
+    /// Serve HTTP on this address, `host:port`: `/metrics` (Prometheus) and `/health`.
+    #[arg(long)]
+    pub http_listen: Option<String>,
+    /// `/health` fails when the applied index trails the commit index by more slots.
+    #[arg(long, default_value_t = 1000)]
+    pub health_max_lag: u64,
 }
 
 /// How a node runs beyond what the host decides (its id, members, tick and election seed).
@@ -121,6 +129,10 @@ pub struct ReplicaHost {
     tick: Duration,
     max_connections: usize,
     listener: tokio::net::TcpListener,
+    /// The HTTP endpoint's socket (`--http-listen`), and `--health-max-lag`.
+    http: Option<(tokio::net::TcpListener, u64)>,
+    /// The process's metrics; the node's are added when it is served.
+    registry: Registry,
     /// Taken when the node starts.
     storage: Option<EnginePaxosStorage>,
 }
@@ -148,6 +160,18 @@ impl ReplicaHost {
                 what: format!("listening on {listen}"),
                 source,
             })?;
+        let http = match &args.http_listen {
+            Some(address) => {
+                let listener = tokio::net::TcpListener::bind(address)
+                    .await
+                    .map_err(|source| RunError::Io {
+                        what: format!("listening for HTTP on {address}"),
+                        source,
+                    })?;
+                Some((listener, args.health_max_lag))
+            }
+            None => None,
+        };
         Ok(ReplicaHost {
             group,
             id: args.id,
@@ -157,8 +181,16 @@ impl ReplicaHost {
             tick: Duration::from_millis(args.tick_ms),
             max_connections: args.max_connections,
             listener,
+            http,
+            registry: Registry::default(),
             storage: Some(storage),
         })
+    }
+
+    /// The process's metrics registry, for a service to add its own metrics before
+    /// [`ReplicaHost::serve`].
+    pub fn registry(&mut self) -> &mut Registry {
+        &mut self.registry
     }
 
     /// The error for something wrong with the data directory (or a part of it).
@@ -208,6 +240,21 @@ impl ReplicaHost {
         services: Router,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), RunError> {
+        let mut registry = self.registry;
+        node.metrics().register(&mut registry);
+        let http = self.http.map(|(listener, max_lag)| {
+            let status_of = node.clone();
+            let state = crate::http::HttpState {
+                registry: Arc::new(registry),
+                status: Arc::new(move || status_of.status()),
+                max_lag,
+            };
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, crate::http::router(state)).await {
+                    tracing::error!(error = %e, "the HTTP endpoint failed");
+                }
+            })
+        });
         let incoming = admitted_connections(self.listener, self.max_connections);
         // tonic's graceful shutdown waits for every open connection to finish, and the other
         // replicas' peer streams never do: after the signal, requests in flight get
@@ -235,6 +282,9 @@ impl ReplicaHost {
                 Ok(())
             }
         };
+        if let Some(http) = http {
+            http.abort();
+        }
         node.stop().await;
         served
     }

@@ -12,6 +12,7 @@ use parking_lot::Mutex;
 use strata_paxos::{Ballot, Message, Replica, ReplicaId, Slot, Storage};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::metrics::{NodeMetrics, Outcome};
 use crate::state_machine::{IncomingSnapshot, StateMachine};
 use crate::transport::Transport;
 
@@ -176,6 +177,8 @@ pub struct Node<R> {
     /// Most bytes of log (plus proposals in flight) a leader holds before it refuses more:
     /// half the size at which it would compact past live followers.
     log_limit: usize,
+    /// The node's metrics (shared with the driver).
+    metrics: Arc<NodeMetrics>,
 }
 
 impl<R> Clone for Node<R> {
@@ -186,6 +189,7 @@ impl<R> Clone for Node<R> {
             queued_bytes: self.queued_bytes.clone(),
             proposal_bytes: self.proposal_bytes.clone(),
             log_limit: self.log_limit,
+            metrics: self.metrics.clone(),
         }
     }
 }
@@ -221,9 +225,11 @@ impl<R: Send + 'static> Node<R> {
         let status = Arc::new(Mutex::new(NodeStatus::default()));
         let queued_bytes = Arc::new(AtomicUsize::new(0));
         let log_limit = cfg.compaction_bytes.saturating_mul(4);
+        let metrics = Arc::new(NodeMetrics::new());
         let shared = Shared {
             queued_bytes: queued_bytes.clone(),
             status: status.clone(),
+            metrics: metrics.clone(),
         };
         crate::driver::spawn(cfg, replica, state_machine, storage, transport, rx, shared);
         Ok(Node {
@@ -232,7 +238,13 @@ impl<R: Send + 'static> Node<R> {
             queued_bytes,
             proposal_bytes: Arc::new(AtomicUsize::new(0)),
             log_limit,
+            metrics,
         })
+    }
+
+    /// The node's metrics (register them with [`NodeMetrics::register`]).
+    pub fn metrics(&self) -> &NodeMetrics {
+        &self.metrics
     }
 
     /// Proposes `command` and waits until it is chosen and applied here, returning the state
@@ -242,6 +254,21 @@ impl<R: Send + 'static> Node<R> {
     /// follower, which then catches up from the log instead of by a snapshot of the whole
     /// state (flow control).
     pub async fn propose(&self, command: Vec<u8>) -> Result<R, NodeError> {
+        let started = std::time::Instant::now();
+        let result = self.propose_uncounted(command).await;
+        let outcome = match &result {
+            Ok(_) => {
+                let seconds = started.elapsed().as_secs_f64();
+                self.metrics.proposal_seconds.observe(seconds);
+                Outcome::Committed
+            }
+            Err(e) => error_outcome(e),
+        };
+        self.metrics.proposal(outcome);
+        result
+    }
+
+    async fn propose_uncounted(&self, command: Vec<u8>) -> Result<R, NodeError> {
         let backlog = {
             // A replica that last reported itself a follower says so at once, even while its
             // driver is busy (a snapshot install, a slow disk): its queue holds no proposals
@@ -266,10 +293,15 @@ impl<R: Send + 'static> Node<R> {
     /// index confirmed by a quorum and applied locally).
     pub async fn read_barrier(&self) -> Result<(), NodeError> {
         let (tx, rx) = oneshot::channel();
-        self.tx
-            .try_send(Input::Read(tx))
-            .map_err(|_| NodeError::Stopped)?;
-        rx.await.map_err(|_| NodeError::Stopped)?
+        let result = match self.tx.try_send(Input::Read(tx)) {
+            Ok(()) => rx.await.unwrap_or(Err(NodeError::Stopped)),
+            Err(_) => Err(NodeError::Stopped),
+        };
+        self.metrics.read(match &result {
+            Ok(()) => Outcome::Committed,
+            Err(e) => error_outcome(e),
+        });
+        result
     }
 
     /// Delivers a message from a peer (dropped if the node is overloaded: its queue holds
@@ -311,8 +343,19 @@ impl<R: Send + 'static> Node<R> {
     }
 }
 
+/// The metrics' name for how a request failed.
+fn error_outcome(e: &NodeError) -> Outcome {
+    match e {
+        NodeError::NotLeader(_) => Outcome::NotLeader,
+        NodeError::Overloaded { .. } => Outcome::Overloaded,
+        NodeError::Stopped | NodeError::Config(_) | NodeError::Storage(_) => Outcome::Failed,
+    }
+}
+
 /// What the handle shares with the driver.
 pub(crate) struct Shared {
+    /// The node's metrics.
+    pub(crate) metrics: Arc<NodeMetrics>,
     /// Bytes of peer messages in the input queue (see [`Node::deliver`]).
     pub(crate) queued_bytes: Arc<AtomicUsize>,
     /// The latest status, published by the driver.

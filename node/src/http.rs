@@ -1,0 +1,124 @@
+//! A replica's HTTP endpoint (`--http-listen`), beside its gRPC server:
+//!
+//! - `GET /metrics`: the process's metrics in OpenMetrics text (Prometheus scrapes it);
+//! - `GET /health`: `200` and a small JSON body when this replica is fit to serve — its group
+//!   has a leader it can reach (itself, or one it heard from within an election timeout: a
+//!   follower that stops hearing its leader starts an election and knows none), and its
+//!   applied index is within `--health-max-lag` slots of its commit index; `503` with the
+//!   reason otherwise (`no leader`, `lagging by N slots`, `stopped: <why>`).
+//!
+//! Served with axum (the HTTP stack tonic is built on) over HTTP/1.1.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use prometheus_client::registry::Registry;
+
+use crate::node::NodeStatus;
+
+/// What the endpoint reads: the metrics registry and the node's latest status.
+#[derive(Clone)]
+pub struct HttpState {
+    /// The process's metrics.
+    pub registry: Arc<Registry>,
+    /// The node's status now.
+    pub status: Arc<dyn Fn() -> NodeStatus + Send + Sync>,
+    /// Most slots the applied index may trail the commit index on a healthy replica.
+    pub max_lag: u64,
+}
+
+/// The endpoint's routes.
+pub fn router(state: HttpState) -> axum::Router {
+    axum::Router::new()
+        .route("/metrics", get(metrics))
+        .route("/health", get(health))
+        .with_state(state)
+}
+
+async fn metrics(State(state): State<HttpState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        crate::metrics::encode(&state.registry),
+    )
+        .into_response()
+}
+
+async fn health(State(state): State<HttpState>) -> Response {
+    let status = (state.status)();
+    let verdict = verdict(&status, state.max_lag);
+    let code = if verdict.is_ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = serde_json::json!({
+        "healthy": verdict.is_ok(),
+        "reason": verdict.err(),
+        "replica": status.id,
+        "role": status.role,
+        "leader": status.leader,
+        "commit_index": status.commit_index,
+        "applied_index": status.applied_index,
+    });
+    (
+        code,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string() + "\n",
+    )
+        .into_response()
+}
+
+/// Whether a replica with `status` is healthy; the reason when not.
+pub fn verdict(status: &NodeStatus, max_lag: u64) -> Result<(), String> {
+    if status.role == "stopped" {
+        return Err("stopped: its Paxos storage failed".into());
+    }
+    if status.role.is_empty() {
+        return Err("starting".into());
+    }
+    if status.leader.is_none() {
+        return Err(format!("no leader (this replica is a {})", status.role));
+    }
+    let lag = status.commit_index.saturating_sub(status.applied_index);
+    if lag > max_lag {
+        return Err(format!(
+            "lagging by {lag} slots (applied {} of {})",
+            status.applied_index, status.commit_index
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(role: &str, leader: Option<u64>, commit: u64, applied: u64) -> NodeStatus {
+        NodeStatus {
+            id: 1,
+            role: role.into(),
+            leader,
+            commit_index: commit,
+            applied_index: applied,
+            ..NodeStatus::default()
+        }
+    }
+
+    #[test]
+    fn healthy_needs_a_leader_and_a_small_lag() {
+        assert_eq!(verdict(&status("follower", Some(2), 100, 100), 10), Ok(()));
+        assert_eq!(verdict(&status("leader", Some(1), 100, 95), 10), Ok(()));
+        let e = verdict(&status("candidate", None, 100, 100), 10).unwrap_err();
+        assert!(e.starts_with("no leader"), "{e}");
+        let e = verdict(&status("follower", Some(2), 100, 50), 10).unwrap_err();
+        assert!(e.starts_with("lagging by 50 slots"), "{e}");
+        let e = verdict(&status("stopped", None, 100, 100), 10).unwrap_err();
+        assert!(e.starts_with("stopped"), "{e}");
+    }
+}
