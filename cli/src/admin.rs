@@ -446,6 +446,37 @@ mod tests {
     }
 
     #[test]
+    fn a_shard_moves_until_its_new_owner_serves_it() {
+        use v1::ShardState as S;
+        let config = Config {
+            num: 3,
+            shards: vec![1, 2, UNASSIGNED],
+            groups: std::sync::Arc::new(BTreeMap::from([
+                (1, vec!["h:1".to_string()]),
+                (2, vec!["h:2".to_string()]),
+            ])),
+        };
+        let view = |num, states: [S; 3]| v1::ShardsResponse {
+            config_num: num,
+            shards: states.map(|s| s as i32).to_vec(),
+            ..Default::default()
+        };
+        // Group 2 pulls shard 1, which group 1 holds frozen for it.
+        let views = BTreeMap::from([
+            (1, view(3, [S::Serving, S::Leaving, S::Absent])),
+            (2, view(3, [S::Absent, S::Pulling, S::Absent])),
+        ]);
+        assert_eq!(shard_state(&config, &views, 0), "serving");
+        assert_eq!(shard_state(&config, &views, 1), "moving from 1");
+        assert_eq!(shard_state(&config, &views, 2), "unassigned");
+        let views = BTreeMap::from([(1, view(2, [S::Serving, S::Serving, S::Absent]))]);
+        assert_eq!(
+            shard_state(&config, &views, 1),
+            "unknown (group 2 does not answer)"
+        );
+    }
+
+    #[test]
     fn ranges_compress_runs() {
         assert_eq!(shard_ranges([0, 1, 2, 3, 8, 10, 11, 12]), "0-3,8,10-12");
         assert_eq!(shard_ranges([]), "-");

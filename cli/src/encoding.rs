@@ -115,7 +115,7 @@ pub fn encode_hex(bytes: &[u8]) -> String {
 /// Bytes of a hex string (either case; an optional `0x` prefix).
 pub fn decode_hex(text: &str) -> Result<Vec<u8>, String> {
     let digits = text.strip_prefix("0x").unwrap_or(text).as_bytes();
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return Err(format!("{} digits, not an even number", digits.len()));
     }
     let nibble = |i: usize| -> Result<u8, String> {
