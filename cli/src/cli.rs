@@ -90,4 +90,29 @@ pub enum Command {
     Master(crate::replica::MasterCommand),
     /// Run one replica of a shard-server group.
     Server(crate::replica::ServerCommand),
+    /// Print a key's value.
+    Get(crate::data::GetArgs),
+    /// Set a key's value.
+    Put(crate::data::PutArgs),
+    /// Delete a key.
+    Del(crate::data::DelArgs),
+    /// Append to a key's value.
+    Append(crate::data::AppendArgs),
+    /// Compare-and-swap a key's value.
+    Cas(crate::data::CasArgs),
+    /// Print keys (and values) in key order, across all shards.
+    Scan(crate::data::ScanArgs),
+    /// Add, remove and list replica groups.
+    #[command(subcommand)]
+    Group(crate::admin::GroupCommand),
+    /// Move shards and see where they are.
+    #[command(subcommand)]
+    Shard(crate::admin::ShardCommand),
+    /// Show the shard master's configurations.
+    #[command(subcommand)]
+    Config(crate::admin::ConfigCommand),
+    /// One row per process of the cluster: reachable, role, indexes, shards, data size.
+    Status(crate::status::StatusArgs),
+    /// Exit 0 if every group has a leader and a reachable quorum, 1 if not.
+    Health(crate::health::HealthArgs),
 }

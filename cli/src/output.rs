@@ -92,7 +92,11 @@ impl Table {
 /// Prints `text` to stdout as is; a closed pipe (`strata scan | head`) ends quietly.
 pub fn print_stdout(text: &str) {
     let mut out = std::io::stdout().lock();
-    if out.write_all(text.as_bytes()).and_then(|()| out.flush()).is_err() {
+    if out
+        .write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .is_err()
+    {
         std::process::exit(0);
     }
 }

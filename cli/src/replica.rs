@@ -238,11 +238,21 @@ mod tests {
 
     #[test]
     fn file_options_become_flags_and_the_command_line_wins() {
-        let toml = "id = 1\ndata_dir = \"/d\"\npeers = { 1 = \"h:1\", 2 = \"h:2\" }\ntick-ms = 50\n";
+        let toml =
+            "id = 1\ndata_dir = \"/d\"\npeers = { 1 = \"h:1\", 2 = \"h:2\" }\ntick-ms = 50\n";
         let args = merged::<MasterFlags>(toml, &["--tick-ms", "10"]).unwrap();
         assert_eq!(
             args,
-            ["--data-dir", "/d", "--id", "1", "--peers", "1=h:1,2=h:2", "--tick-ms", "10"]
+            [
+                "--data-dir",
+                "/d",
+                "--id",
+                "1",
+                "--peers",
+                "1=h:1,2=h:2",
+                "--tick-ms",
+                "10"
+            ]
         );
         let parsed = MasterFlags::try_parse_from(std::iter::once("m".to_string()).chain(args));
         let parsed = parsed.unwrap();

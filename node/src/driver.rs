@@ -205,6 +205,7 @@ impl<S: StateMachine> Driver<S> {
                     let mut status = self.status.lock();
                     status.role = "stopped".into();
                     status.leader = None;
+                    status.last_error = Some(e.to_string());
                 }
                 self.fail_all(e);
                 return;
@@ -478,6 +479,7 @@ impl<S: StateMachine> Driver<S> {
             log_len: r.log_len() as u64,
             log_bytes: r.log_bytes(),
             backlog_bytes: self.backlog.0,
+            last_error: status.last_error.take(),
         };
     }
 

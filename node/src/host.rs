@@ -26,7 +26,7 @@ use prometheus_client::registry::Registry;
 use strata_paxos::ReplicaId;
 use tonic::transport::server::Router;
 
-use crate::grpc::{peer_service, status_service, GrpcTransport};
+use crate::grpc::{peer_service, status_service_with, GrpcTransport, ServiceStatus, StatusExtras};
 use crate::identity::check_identity;
 use crate::node::{Node, NodeConfig};
 use crate::paxos_storage::EnginePaxosStorage;
@@ -135,6 +135,8 @@ pub struct ReplicaHost {
     registry: Registry,
     /// Taken when the node starts.
     storage: Option<EnginePaxosStorage>,
+    /// The service's part of the `NodeStatus` answers (see [`ReplicaHost::report_status`]).
+    service_status: Option<crate::grpc::ServiceStatusFn>,
 }
 
 impl ReplicaHost {
@@ -184,6 +186,7 @@ impl ReplicaHost {
             http,
             registry: Registry::default(),
             storage: Some(storage),
+            service_status: None,
         })
     }
 
@@ -191,6 +194,12 @@ impl ReplicaHost {
     /// [`ReplicaHost::serve`].
     pub fn registry(&mut self) -> &mut Registry {
         &mut self.registry
+    }
+
+    /// Has the `NodeStatus` service ask `status` for the service's part of every answer
+    /// (configuration applied, shards held, last error). Call before [`ReplicaHost::serve`].
+    pub fn report_status(&mut self, status: impl Fn() -> ServiceStatus + Send + Sync + 'static) {
+        self.service_status = Some(std::sync::Arc::new(status));
     }
 
     /// The error for something wrong with the data directory (or a part of it).
@@ -266,7 +275,15 @@ impl ReplicaHost {
         };
         let server = services
             .add_service(peer_service(self.group, node.clone()))
-            .add_service(status_service(self.group, node.clone()))
+            .add_service(status_service_with(
+                self.group,
+                node.clone(),
+                StatusExtras {
+                    peers: self.peers.clone(),
+                    data_dir: Some(self.data_dir.clone()),
+                    service: self.service_status.clone(),
+                },
+            ))
             .serve_with_incoming_shutdown(incoming, shutdown);
         let drained = async {
             if signalled_rx.await.is_ok() {

@@ -7,6 +7,7 @@
 //! - [`transport`]: how messages and snapshots reach peers;
 //! - [`node`]: [`Node`], the handle a service uses (propose, read, status), its admission;
 //! - [`driver`]: the loop behind it that ties the core, storage and transport together;
+//! - [`disk_usage`]: the size of a data directory, measured now and then, for the status;
 //! - [`durability`]: when a state machine syncs its store, and its durable index;
 //! - [`wire`]: the Paxos messages in their protobuf form;
 //! - [`host`]: a replica process ([`ReplicaHost`]): data directory and identity, Paxos
@@ -28,6 +29,7 @@
 
 #![warn(missing_docs)]
 
+pub mod disk_usage;
 pub mod driver;
 pub mod durability;
 pub mod grpc;
@@ -43,7 +45,10 @@ pub mod transport;
 pub mod wire;
 
 pub use durability::Durability;
-pub use grpc::{peer_service, status_service, GrpcTransport};
+pub use grpc::{
+    peer_service, status_service, status_service_with, GrpcTransport, ServiceStatus,
+    ServiceStatusFn, StatusExtras,
+};
 pub use host::{NodeTuning, ReplicaArgs, ReplicaHost, RunError};
 pub use identity::check_identity;
 pub use node::{Node, NodeConfig, NodeError, NodeStatus};

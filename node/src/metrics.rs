@@ -179,7 +179,9 @@ impl NodeMetrics {
     /// Counts one proposal's outcome.
     pub fn proposal(&self, outcome: Outcome) {
         let outcome = outcome.as_str();
-        self.proposals.get_or_create(&OutcomeLabel { outcome }).inc();
+        self.proposals
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
     }
 
     /// Counts one read barrier's outcome.
@@ -228,7 +230,10 @@ mod tests {
             text.contains("strata_node_proposals_total{outcome=\"not_leader\"} 1\n"),
             "{text}"
         );
-        assert!(text.contains("strata_node_persist_seconds_count 1\n"), "{text}");
+        assert!(
+            text.contains("strata_node_persist_seconds_count 1\n"),
+            "{text}"
+        );
         assert!(
             text.contains("strata_node_persist_seconds_bucket{le=\"+Inf\"} 1\n"),
             "{text}"

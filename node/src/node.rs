@@ -69,6 +69,8 @@ pub struct NodeStatus {
     /// On a leader: bytes of commands in the log that its live followers have not all
     /// learned yet (what flow control bounds).
     pub backlog_bytes: usize,
+    /// Why the node stopped, once it has (its Paxos storage failed).
+    pub last_error: Option<String>,
 }
 
 pub(crate) enum Input<R> {

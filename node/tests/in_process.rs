@@ -162,8 +162,13 @@ async fn stop_returns_when_queued_behind_other_inputs() {
         let storage = EnginePaxosStorage::open(dir.path()).unwrap();
         let mut cfg = config(1);
         cfg.paxos = strata_paxos::Config::new(1, vec![1]);
-        let node = Node::start(cfg, storage, Recorder(Default::default()), Arc::new(Link(net)))
-            .unwrap();
+        let node = Node::start(
+            cfg,
+            storage,
+            Recorder(Default::default()),
+            Arc::new(Link(net)),
+        )
+        .unwrap();
         while node.status().role != "leader" {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }

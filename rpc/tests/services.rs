@@ -258,6 +258,9 @@ impl v1::node_status_server::NodeStatus for Fake {
             group_id: 100,
             replica_id: 1,
             config_num: Some(4),
+            shards_held: vec![0, 3],
+            data_bytes: 1 << 20,
+            last_error: String::new(),
         }))
     }
 }
@@ -652,6 +655,10 @@ async fn node_status() {
     assert_eq!(
         (status.group_id, status.replica_id, status.config_num),
         (100, 1, Some(4))
+    );
+    assert_eq!(
+        (status.shards_held, status.data_bytes),
+        (vec![0, 3], 1 << 20)
     );
 }
 

@@ -109,6 +109,19 @@ pub async fn serve(args: ServerArgs, shutdown: impl Future<Output = ()>) -> Resu
         queue_capacity: 20_000,
     };
     let node = host.start_node(paxos, tuning, machine)?;
+    let status_view = view.clone();
+    host.report_status(move || {
+        let view = status_view.read();
+        strata_node::ServiceStatus {
+            config_num: (view.config.num > 0).then_some(view.config.num),
+            shards_held: (0u32..)
+                .zip(&view.shards)
+                .filter(|(_, s)| s.is_served())
+                .map(|(shard, _)| shard)
+                .collect(),
+            last_error: None,
+        }
+    });
     tracing::info!(gid = args.gid, id = host.id, listen = %host.listen, data_dir = %data_dir.display(), "shard server started");
 
     // Client requests and shard migration (not the Paxos peers) go through the simulated

@@ -118,6 +118,11 @@ pub async fn serve(args: MasterArgs, shutdown: impl Future<Output = ()>) -> Resu
     };
     let paxos = host.paxos_config();
     let node = host.start_node(paxos, tuning, machine)?;
+    let status_state = state.clone();
+    host.report_status(move || strata_node::ServiceStatus {
+        config_num: Some(status_state.read().latest().num),
+        ..Default::default()
+    });
     tracing::info!(
         id = host.id,
         listen = %host.listen,

@@ -107,7 +107,10 @@ impl Proc {
             });
         }
         let child = command.spawn().map_err(|e| {
-            io::Error::new(e.kind(), format!("starting {}: {e}", self.program.display()))
+            io::Error::new(
+                e.kind(),
+                format!("starting {}: {e}", self.program.display()),
+            )
         })?;
         self.child = Some(child);
         self.paused = false;

@@ -25,7 +25,9 @@ pub const STOP_GRACE: Duration = Duration::from_secs(5);
 /// A 127.0.0.1 port that was free a moment ago (the OS picked it; it is released at once, so
 /// another process could take it first, which is unlikely on a development machine).
 pub fn free_port() -> io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 /// `n` addresses on 127.0.0.1 whose ports were free a moment ago (see [`free_port`]).
@@ -289,7 +291,9 @@ impl LocalCluster {
     }
 
     fn all_mut(&mut self) -> impl Iterator<Item = &mut Replica> {
-        self.masters.iter_mut().chain(self.groups.values_mut().flatten())
+        self.masters
+            .iter_mut()
+            .chain(self.groups.values_mut().flatten())
     }
 
     /// Resident memory of all children together, in bytes.

@@ -1,10 +1,9 @@
 //! The services a node serves to its peers and operators: `PaxosPeer` (batches of messages,
-//! snapshot installs) and `NodeStatus`.
+//! snapshot installs). `NodeStatus` is in [`super::status`].
 
 use std::time::Duration;
 
 use strata_rpc::v1;
-use strata_rpc::v1::node_status_server::{NodeStatus, NodeStatusServer};
 use strata_rpc::v1::paxos_peer_server::{PaxosPeer, PaxosPeerServer};
 use tokio::sync::mpsc;
 use tonic::codegen::tokio_stream::StreamExt;
@@ -136,50 +135,4 @@ pub fn peer_service<R: Send + 'static>(
     node: Node<R>,
 ) -> PaxosPeerServer<impl PaxosPeer> {
     strata_rpc::limits::paxos_peer_server(PeerService { group, node })
-}
-
-struct StatusService<R> {
-    group: u64,
-    node: Node<R>,
-}
-
-#[tonic::async_trait]
-impl<R: Send + 'static> NodeStatus for StatusService<R> {
-    async fn status(
-        &self,
-        _: Request<v1::StatusRequest>,
-    ) -> Result<Response<v1::StatusResponse>, Status> {
-        let s = self.node.status();
-        let role = match s.role.as_str() {
-            "leader" => v1::Role::Leader,
-            "candidate" => v1::Role::Candidate,
-            "follower" => v1::Role::Follower,
-            _ => v1::Role::Unspecified,
-        };
-        Ok(Response::new(v1::StatusResponse {
-            role: role as i32,
-            ballot: Some(v1::Ballot {
-                round: s.ballot.round,
-                replica: s.ballot.replica,
-            }),
-            leader_id: s.leader,
-            leader_address: String::new(),
-            commit_index: s.commit_index,
-            applied_index: s.applied_index,
-            log_start: s.log_start,
-            log_entries: s.log_len,
-            log_bytes: s.log_bytes as u64,
-            group_id: self.group,
-            replica_id: s.id,
-            config_num: None,
-        }))
-    }
-}
-
-/// The `NodeStatus` service: role, ballot, leader, commit and applied index, log size.
-pub fn status_service<R: Send + 'static>(
-    group: u64,
-    node: Node<R>,
-) -> NodeStatusServer<impl NodeStatus> {
-    strata_rpc::limits::node_status_server(StatusService { group, node })
 }
