@@ -74,6 +74,16 @@ pub fn wait_listening(address: &str, p: &mut Proc, timeout: Duration) -> io::Res
     }
 }
 
+/// `args` with `--http-listen` on a free port if `http`; and that address.
+fn with_http(mut args: Vec<String>, http: bool) -> io::Result<(Vec<String>, Option<String>)> {
+    if !http {
+        return Ok((args, None));
+    }
+    let address = format!("127.0.0.1:{}", free_port()?);
+    args.extend(["--http-listen".to_string(), address.clone()]);
+    Ok((args, Some(address)))
+}
+
 /// What a [`LocalCluster`] is made of.
 #[derive(Debug, Clone)]
 pub struct LaunchOptions {
@@ -92,6 +102,8 @@ pub struct LaunchOptions {
     pub log_filter: String,
     /// More arguments for every server (e.g. `--chaos-percent 5`).
     pub server_args: Vec<String>,
+    /// Give every process an HTTP endpoint (`/metrics`, `/health`) on a free port.
+    pub http: bool,
 }
 
 impl LaunchOptions {
@@ -105,6 +117,7 @@ impl LaunchOptions {
             tick_ms: 20,
             log_filter: "info".into(),
             server_args: Vec::new(),
+            http: true,
         }
     }
 }
@@ -113,8 +126,10 @@ impl LaunchOptions {
 pub struct Replica {
     /// Its id within its group (1-based).
     pub id: u64,
-    /// The address it serves on.
+    /// The address it serves gRPC on.
     pub address: String,
+    /// The address of its HTTP endpoint (`/metrics`, `/health`), if it has one.
+    pub http_address: Option<String>,
     /// Its data directory.
     pub data_dir: PathBuf,
     /// The process.
@@ -170,11 +185,13 @@ impl LocalCluster {
                 "--tick-ms".into(),
                 cluster.options.tick_ms.to_string(),
             ];
+            let (args, http_address) = with_http(args, cluster.options.http)?;
             let log = cluster.root.join(format!("master-{id}.log"));
             let process = cluster.spawn(args, log)?;
             cluster.masters.push(Replica {
                 id,
                 address,
+                http_address,
                 data_dir,
                 process,
             });
@@ -223,11 +240,13 @@ impl LocalCluster {
                 self.options.tick_ms.to_string(),
             ];
             args.extend(self.options.server_args.iter().cloned());
+            let (args, http_address) = with_http(args, self.options.http)?;
             let log = self.root.join(format!("group-{gid}-{id}.log"));
             let process = self.spawn(args, log)?;
             group.push(Replica {
                 id,
                 address,
+                http_address,
                 data_dir,
                 process,
             });
