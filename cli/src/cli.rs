@@ -90,4 +90,6 @@ pub enum Command {
     Master(crate::replica::MasterCommand),
     /// Run one replica of a shard-server group.
     Server(crate::replica::ServerCommand),
+    /// Start a local cluster, load it, move shards, kill a leader, verify (`--keep`: keep it).
+    Demo(crate::demo::DemoArgs),
 }

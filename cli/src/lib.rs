@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod demo;
 pub mod error;
 pub mod launch;
 pub mod output;
@@ -21,5 +22,6 @@ pub async fn run(global: Global, command: Command) -> CliResult {
         Command::Master(_) | Command::Server(_) => Err(CliError::usage(
             "`strata master` and `strata server` run as processes of their own",
         )),
+        Command::Demo(args) => crate::demo::run(args).await,
     }
 }
