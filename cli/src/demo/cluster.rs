@@ -144,8 +144,8 @@ fn serve(mut cluster: LocalCluster, inbox: mpsc::Receiver<Request>) {
     while let Ok(request) = inbox.recv() {
         match request {
             Request::AddGroup(gid, replicas, reply) => {
-                let result = io(cluster.add_group(gid, replicas))
-                    .map(|()| cluster.group_addresses(gid));
+                let result =
+                    io(cluster.add_group(gid, replicas)).map(|()| cluster.group_addresses(gid));
                 let _ = reply.send(result);
             }
             Request::Kill(gid, id, reply) => {

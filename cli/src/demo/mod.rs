@@ -47,7 +47,7 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(120);
 const CLIENTS: usize = 4;
 
 /// Writers of the background load.
-const BACKGROUND_WRITERS: usize = 8;
+const BACKGROUND_WRITERS: usize = 16;
 
 /// `strata demo`: start a local cluster, load it, move shards, kill a leader, verify.
 #[derive(Debug, Clone, clap::Args)]
@@ -68,7 +68,7 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(0..=1_048_576))]
     pub value_size: u64,
     /// Concurrent writers of the load.
-    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub writers: u64,
     /// Where data and logs go (kept afterwards); a temporary directory, removed at the end,
     /// if not given.
@@ -204,7 +204,10 @@ impl<'a> Demo<'a> {
             .join(groups.clone())
             .await
             .context("joining the groups")?;
-        let config = master.query(Some(num)).await.context("querying the master")?;
+        let config = master
+            .query(Some(num))
+            .await
+            .context("querying the master")?;
         let counts = Arc::new(ShardCounts::new(args.shards as usize));
         let entry_bytes = 17 + args.value_size;
         moves::watch_moves(
@@ -271,7 +274,10 @@ impl<'a> Demo<'a> {
             .join(BTreeMap::from([(new_gid, addresses)]))
             .await
             .context("joining the new group")?;
-        let new = master.query(Some(num)).await.context("querying the master")?;
+        let new = master
+            .query(Some(num))
+            .await
+            .context("querying the master")?;
         println!(
             "  config {}: {} shards move to group {new_gid}",
             new.num,
@@ -451,7 +457,7 @@ pub fn grouped(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

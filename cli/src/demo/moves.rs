@@ -116,7 +116,11 @@ async fn group_states(
 }
 
 /// Whether a majority of a group's replicas applied config `num` and serve `shard`.
-fn serving_majority(replicas: Option<&Vec<Option<v1::ShardsResponse>>>, shard: ShardId, num: u64) -> bool {
+fn serving_majority(
+    replicas: Option<&Vec<Option<v1::ShardsResponse>>>,
+    shard: ShardId,
+    num: u64,
+) -> bool {
     let Some(replicas) = replicas else {
         return false;
     };
@@ -172,7 +176,10 @@ mod tests {
         old.shards = vec![100, 100, 101, 0];
         let mut new = old.clone();
         new.shards = vec![100, 102, 102, 102];
-        assert_eq!(moving_shards(&old, &new), vec![(1, 100, 102), (2, 101, 102)]);
+        assert_eq!(
+            moving_shards(&old, &new),
+            vec![(1, 100, 102), (2, 101, 102)]
+        );
     }
 
     #[test]

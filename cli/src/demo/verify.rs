@@ -96,7 +96,10 @@ pub async fn verify(
         if !seen {
             v.missing += 1;
             first_problem.get_or_insert_with(|| {
-                format!("key {} is missing", String::from_utf8_lossy(&load_key(i as u64)))
+                format!(
+                    "key {} is missing",
+                    String::from_utf8_lossy(&load_key(i as u64))
+                )
             });
         }
     }
@@ -127,7 +130,10 @@ pub async fn verify(
         if got.as_deref() != Some(&value_for(&key, value_size)[..]) {
             v.wrong += 1;
             first_problem.get_or_insert_with(|| {
-                format!("a point read of {} disagrees", String::from_utf8_lossy(&key))
+                format!(
+                    "a point read of {} disagrees",
+                    String::from_utf8_lossy(&key)
+                )
             });
         }
         v.point_reads += 1;
