@@ -46,13 +46,17 @@ impl ClusterThread {
     pub async fn start(options: LaunchOptions) -> CliResult<(ClusterThread, Started)> {
         let (requests, inbox) = mpsc::channel::<Request>();
         let (started_tx, started_rx) = oneshot::channel();
+        let place = match &options.dir {
+            Some(dir) => format!(" in {}", dir.display()),
+            None => String::new(),
+        };
         let thread = std::thread::Builder::new()
             .name("demo-cluster".into())
             .spawn(move || {
                 let cluster = match LocalCluster::start(options) {
                     Ok(cluster) => cluster,
                     Err(e) => {
-                        let _ = started_tx.send(Err(e.to_string()));
+                        let _ = started_tx.send(Err(one_line(&e.to_string())));
                         return;
                     }
                 };
@@ -72,7 +76,9 @@ impl ClusterThread {
         };
         match started_rx.await {
             Ok(Ok(started)) => Ok((handle, started)),
-            Ok(Err(e)) => Err(CliError::failed(format!("starting the masters: {e}"))),
+            Ok(Err(e)) => Err(CliError::failed(format!(
+                "starting the masters{place}: {e}"
+            ))),
             Err(_) => {
                 handle.join();
                 Err(CliError::failed("the cluster thread ended while starting"))
@@ -140,7 +146,7 @@ impl Drop for ClusterThread {
 }
 
 fn serve(mut cluster: LocalCluster, inbox: mpsc::Receiver<Request>) {
-    let io = |r: std::io::Result<()>| r.map_err(|e| e.to_string());
+    let io = |r: std::io::Result<()>| r.map_err(|e| one_line(&e.to_string()));
     while let Ok(request) = inbox.recv() {
         match request {
             Request::AddGroup(gid, replicas, reply) => {
@@ -176,4 +182,14 @@ fn serve(mut cluster: LocalCluster, inbox: mpsc::Receiver<Request>) {
             }
         }
     }
+}
+
+/// A launcher error (which may end in a child's log tail) on one line.
+fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" | ")
 }

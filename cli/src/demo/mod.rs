@@ -43,6 +43,10 @@ pub const FIRST_GID: u64 = 100;
 /// Longest wait for the cluster to do one thing (settle, elect, catch up).
 const STEP_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// After an interruption, how long the servers get to finish the writes in flight before
+/// they are stopped.
+const IN_FLIGHT_GRACE: Duration = Duration::from_millis(500);
+
 /// Clients the load's writers share.
 const CLIENTS: usize = 4;
 
@@ -53,7 +57,7 @@ const BACKGROUND_WRITERS: usize = 16;
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
     /// Keys to load.
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(0..=100_000_000))]
     pub keys: u64,
     /// Replica groups to start with (one more joins during the demo).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=16))]
@@ -100,6 +104,15 @@ pub async fn run(args: DemoArgs) -> CliResult {
     // children are stopped and the directory removed rather than left behind.
     let mut sigint = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
     let mut sigterm = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    if let Some(dir) = &args.dir {
+        let occupied = std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some());
+        if occupied {
+            return Err(CliError::usage(format!(
+                "--dir {}: not empty (the demo starts a new cluster; give it an empty or new directory)",
+                dir.display()
+            )));
+        }
+    }
     let binary = std::env::current_exe().context("finding the strata executable")?;
     let mut options = LaunchOptions::new(binary);
     options.dir = args.dir.clone();
@@ -130,6 +143,10 @@ pub async fn run(args: DemoArgs) -> CliResult {
     // The steps' future is gone: its load tasks were aborted and its progress bar cleared.
     if let Ok(Ending::Interrupted(why)) = &ending {
         eprintln!("strata demo: {why}; stopping the cluster");
+        // Writes the servers already took are still being chosen: let them finish first. A
+        // leader SIGTERMed with proposals in flight while its followers stop too can outlive
+        // the stop's grace period (and be SIGKILLed).
+        tokio::time::sleep(IN_FLIGHT_GRACE).await;
     }
     let pids = cluster.pids().await.map(|p| p.len()).unwrap_or(0);
     let stopping = Instant::now();
@@ -304,35 +321,45 @@ impl<'a> Demo<'a> {
         self.step_done("move", cluster).await;
 
         let victim = FIRST_GID;
-        println!("step 5: SIGKILL the leader of group {victim} while the load runs");
-        let victim_addresses = new.groups.get(&victim).cloned().unwrap_or_default();
-        let acked_before = background.acked();
-        let step_started = Instant::now();
-        let acked_at_election = std::sync::Mutex::new(None);
-        let failover = failover::kill_leader(
-            cluster,
-            &self.probe,
-            victim,
-            &victim_addresses,
-            STEP_TIMEOUT,
-            || {
-                if let Ok(mut a) = acked_at_election.lock() {
-                    *a = Some((background.acked(), step_started.elapsed()));
-                }
-            },
-        )
-        .await?;
-        let during_election = acked_at_election.lock().ok().and_then(|a| *a);
-        if let Some((acked, took)) = during_election {
+        let failover = if args.replicas >= 3 {
+            println!("step 5: SIGKILL the leader of group {victim} while the load runs");
+            let victim_addresses = new.groups.get(&victim).cloned().unwrap_or_default();
+            let acked_before = background.acked();
+            let step_started = Instant::now();
+            let acked_at_election = std::sync::Mutex::new(None);
+            let failover = failover::kill_leader(
+                cluster,
+                &self.probe,
+                victim,
+                &victim_addresses,
+                STEP_TIMEOUT,
+                || {
+                    if let Ok(mut a) = acked_at_election.lock() {
+                        *a = Some((background.acked(), step_started.elapsed()));
+                    }
+                },
+            )
+            .await?;
+            let during_election = acked_at_election.lock().ok().and_then(|a| *a);
+            if let Some((acked, took)) = during_election {
+                println!(
+                    "  background load during the election: {} writes ({:.0} ops/s)",
+                    grouped(acked - acked_before),
+                    rate(acked - acked_before, took)
+                );
+            }
+            let failover_ops = rate(background.acked() - acked_before, step_started.elapsed());
+            println!("  background load over the step: {failover_ops:.0} ops/s");
+            self.step_done("failover", cluster).await;
+            Some(failover)
+        } else {
             println!(
-                "  background load during the election: {} writes ({:.0} ops/s)",
-                grouped(acked - acked_before),
-                rate(acked - acked_before, took)
+                "step 5: skipped: with {} replicas a group has no majority once its leader is \
+                 gone (use --replicas 3 or more)",
+                args.replicas
             );
-        }
-        let failover_ops = rate(background.acked() - acked_before, step_started.elapsed());
-        println!("  background load over the step: {failover_ops:.0} ops/s");
-        self.step_done("failover", cluster).await;
+            None
+        };
 
         println!("step 6: stopping the background load and verifying every key");
         let background = background.stop().await?;
@@ -373,16 +400,19 @@ impl<'a> Demo<'a> {
             move_time.as_secs_f64(),
             grouped(moved.iter().map(|m| m.keys).sum())
         );
-        println!(
-            "  new leader elected:  group {} replica {} in {:.2} s after replica {} was killed; \
-             it rejoined and caught up (slot {}) in {:.2} s",
-            failover.gid,
-            failover.elected,
-            failover.election.as_secs_f64(),
-            failover.killed,
-            failover.caught_up_to,
-            failover.catch_up.as_secs_f64()
-        );
+        match &failover {
+            Some(f) => println!(
+                "  new leader elected:  group {} replica {} in {:.2} s after replica {} was \
+                 killed; it rejoined and caught up (slot {}) in {:.2} s",
+                f.gid,
+                f.elected,
+                f.election.as_secs_f64(),
+                f.killed,
+                f.caught_up_to,
+                f.catch_up.as_secs_f64()
+            ),
+            None => println!("  failover:            skipped (fewer than 3 replicas per group)"),
+        }
         println!(
             "  steps:               {}; total {:.1} s",
             self.steps

@@ -76,7 +76,7 @@ pub async fn watch_moves(
                 took: since.elapsed(),
             };
             println!(
-                "  shard {:>4}  group {from} -> {to}  {:>7} keys  {:>9}  {:>6.2} s",
+                "  shard {:>4}  group {from} -> {to}  {:>7} keys  ~{:>9}  {:>6.2} s",
                 m.shard,
                 m.keys,
                 human_bytes(m.keys * entry_bytes),
