@@ -448,6 +448,14 @@ impl<'a> Demo<'a> {
         println!("  export STRATA_MASTERS={list}");
         println!("  strata put greeting hello");
         println!("  strata get greeting");
+        if self.args.load && self.args.keys > 0 {
+            let key = load::load_key(self.args.keys / 2);
+            println!(
+                "  strata get {}   # one of the {} loaded keys",
+                String::from_utf8_lossy(&key),
+                grouped(self.args.keys)
+            );
+        }
         println!("  strata status");
         std::future::pending::<()>().await;
         Ok(())

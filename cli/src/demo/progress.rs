@@ -22,11 +22,10 @@ impl Progress {
     /// Progress of `label` towards `total` (e.g. keys written).
     pub fn new(label: &str, total: u64) -> Progress {
         let bar = std::io::stderr().is_terminal().then(|| {
-            let style = ProgressStyle::with_template(
-                "  {prefix} [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> ");
+            let style =
+                ProgressStyle::with_template("  {prefix} [{bar:30}] {pos}/{len} {msg} eta {eta}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> ");
             let bar = ProgressBar::new(total).with_style(style);
             bar.set_prefix(label.to_owned());
             bar
@@ -43,11 +42,14 @@ impl Progress {
 
     /// `done` units are done.
     pub fn set(&mut self, done: u64) {
+        let rate = done as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
         match &self.bar {
-            Some(bar) => bar.set_position(done),
+            Some(bar) => {
+                bar.set_position(done);
+                bar.set_message(format!("{rate:.0}/s"));
+            }
             None if self.last_line.elapsed() >= PLAIN_EVERY => {
                 self.last_line = Instant::now();
-                let rate = done as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
                 eprintln!(
                     "  {}: {done}/{} ({:.0}%, {rate:.0}/s)",
                     self.label,
