@@ -3,7 +3,7 @@
 //! A child started with `PR_SET_PDEATHSIG` dies when the *thread* that forked it exits, so
 //! the [`LocalCluster`] lives on a dedicated thread for the whole demo: every start, kill and
 //! restart is forked from it, never from a short-lived blocking thread. The async side sends
-//! [`Request`]s and awaits the answers, so a slow stop never blocks the runtime.
+//! requests and awaits the answers, so a slow stop never blocks the runtime.
 
 use std::path::PathBuf;
 use std::sync::mpsc;
