@@ -143,8 +143,9 @@ pub async fn run(args: DemoArgs) -> CliResult {
     if let Ok(Ending::Interrupted(why)) = &ending {
         eprintln!("strata demo: {why}; stopping the cluster");
         // Writes the servers already took are still being chosen: let them finish first. A
-        // leader SIGTERMed with proposals in flight while its followers stop too can outlive
-        // the stop's grace period (and be SIGKILLed).
+        // server stopped while its Paxos driver has a backlog can miss the stop and be
+        // SIGKILLed after the grace period (node/src/driver.rs drains queued inputs with
+        // `try_recv` and `handle` ignores `Input::Stop` there); a quiet cluster stops cleanly.
         tokio::time::sleep(IN_FLIGHT_GRACE).await;
     }
     let pids = cluster.pids().await.map(|p| p.len()).unwrap_or(0);
