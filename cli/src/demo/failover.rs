@@ -69,7 +69,7 @@ pub async fn kill_leader(
     let killed = old.replica_id;
     let killed_at = Instant::now();
     cluster.kill(gid, killed).await?;
-    println!(
+    say!(
         "  killed the leader of group {gid}: replica {killed} ({}, ballot {:?}) with SIGKILL",
         addresses[i],
         ballot(&old)
@@ -77,7 +77,7 @@ pub async fn kill_leader(
     let (j, new) = wait_leader(probe, addresses, Some(killed), timeout).await?;
     let election = killed_at.elapsed();
     on_elected();
-    println!(
+    say!(
         "  replica {} ({}) elected leader in {:.2} s (ballot {:?})",
         new.replica_id,
         addresses[j],
@@ -91,7 +91,7 @@ pub async fn kill_leader(
         .status(&addresses[j])
         .await
         .map_or(new.applied_index, |s| s.applied_index);
-    println!("  replica {killed} restarted on its data; catching up to slot {target}");
+    say!("  replica {killed} restarted on its data; catching up to slot {target}");
     let until = Instant::now() + timeout;
     let caught_up_to = loop {
         if let Some(s) = probe.status(&addresses[i]).await {
@@ -107,7 +107,7 @@ pub async fn kill_leader(
         tokio::time::sleep(POLL).await;
     };
     let catch_up = restarted_at.elapsed();
-    println!(
+    say!(
         "  replica {killed} caught up: applied slot {caught_up_to} in {:.2} s",
         catch_up.as_secs_f64()
     );

@@ -15,6 +15,23 @@
 //! - [`summary`]: the closing report.
 //! - `steps`: the steps themselves, in order.
 
+/// `println!` that ignores a closed stdout (`strata demo | head`): the demo still stops its
+/// cluster and removes its directory rather than panicking on the first line nobody reads.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+/// `eprintln!` that ignores a closed stderr.
+macro_rules! say_err {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 pub mod cluster;
 pub mod failover;
 pub mod load;
@@ -120,9 +137,11 @@ pub async fn run(args: DemoArgs) -> CliResult {
     options.log_filter = "info".into();
 
     let started_at = Instant::now();
-    println!(
+    say!(
         "step 1: starting 3 masters and {} groups of {} servers ({} shards)",
-        args.groups, args.replicas, args.shards
+        args.groups,
+        args.replicas,
+        args.shards
     );
     let (mut cluster, started) = tokio::select! {
         r = ClusterThread::start(options) => r?,
@@ -141,7 +160,7 @@ pub async fn run(args: DemoArgs) -> CliResult {
     };
     // The steps' future is gone: its load tasks were aborted and its progress bar cleared.
     if let Ok(Ending::Interrupted(why)) = &ending {
-        eprintln!("strata demo: {why}; stopping the cluster");
+        say_err!("strata demo: {why}; stopping the cluster");
         // Writes the servers already took are still being chosen: let them finish first. A
         // server stopped while its Paxos driver has a backlog can miss the stop and be
         // SIGKILLed after the grace period (node/src/driver.rs drains queued inputs with
@@ -156,7 +175,7 @@ pub async fn run(args: DemoArgs) -> CliResult {
     } else {
         format!("{} removed", demo.started.dir.display())
     };
-    println!(
+    say!(
         "stopped {pids} processes in {:.1} s ({killed} needed SIGKILL); {kept}",
         stopping.elapsed().as_secs_f64()
     );

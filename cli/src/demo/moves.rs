@@ -75,7 +75,7 @@ pub async fn watch_moves(
                 keys: counts.get(s),
                 took: since.elapsed(),
             };
-            println!(
+            say!(
                 "  shard {:>4}  group {from} -> {to}  {:>7} keys  ~{:>9}  {:>6.2} s",
                 m.shard,
                 m.keys,

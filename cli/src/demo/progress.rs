@@ -50,7 +50,7 @@ impl Progress {
             }
             None if self.last_line.elapsed() >= PLAIN_EVERY => {
                 self.last_line = Instant::now();
-                eprintln!(
+                say_err!(
                     "  {}: {done}/{} ({:.0}%, {rate:.0}/s)",
                     self.label,
                     self.total,

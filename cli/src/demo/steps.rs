@@ -59,12 +59,12 @@ impl<'a> Demo<'a> {
             let addresses = cluster.add_group(gid, args.replicas as usize).await?;
             groups.insert(gid, addresses);
         }
-        println!("  masters:        {}", masters.join(","));
-        println!("  data and logs:  {}", self.started.dir.display());
-        println!("  pids: {}", pid_list(&cluster.pids().await?));
+        say!("  masters:        {}", masters.join(","));
+        say!("  data and logs:  {}", self.started.dir.display());
+        say!("  pids: {}", pid_list(&cluster.pids().await?));
         self.step_done("start", cluster).await;
 
-        println!("step 2: joining groups {gids:?}");
+        say!("step 2: joining groups {gids:?}");
         let master = MasterClient::new(masters.clone());
         let before = master.query(None).await.context("querying the master")?;
         let num = master
@@ -87,7 +87,7 @@ impl<'a> Demo<'a> {
             STEP_TIMEOUT,
         )
         .await?;
-        println!("  shard map (config {}):", config.num);
+        say!("  shard map (config {}):", config.num);
         print_indented(&map::shard_table(&config).render());
         self.step_done("join", cluster).await;
 
@@ -99,7 +99,7 @@ impl<'a> Demo<'a> {
             clients.push(Arc::new(client));
         }
         let load = if !args.keep || args.load {
-            println!(
+            say!(
                 "step 3: loading {} keys of {} B values with {} concurrent writers",
                 grouped(args.keys),
                 args.value_size,
@@ -113,7 +113,7 @@ impl<'a> Demo<'a> {
                 counts.clone(),
             )
             .await?;
-            println!("  {}", load_line(&report));
+            say!("  {}", load_line(&report));
             self.step_done("load", cluster).await;
             Some(report)
         } else {
@@ -126,7 +126,7 @@ impl<'a> Demo<'a> {
         let load = load.expect("the demo without --keep loads");
 
         let new_gid = FIRST_GID + args.groups;
-        println!("step 4: group {new_gid} joins while a background load writes new keys");
+        say!("step 4: group {new_gid} joins while a background load writes new keys");
         let background = BackgroundLoad::start(
             &clients,
             BACKGROUND_WRITERS,
@@ -145,7 +145,7 @@ impl<'a> Demo<'a> {
             .query(Some(num))
             .await
             .context("querying the master")?;
-        println!(
+        say!(
             "  config {}: {} shards move to group {new_gid}",
             new.num,
             moves::moving_shards(&old, &new).len()
@@ -161,18 +161,18 @@ impl<'a> Demo<'a> {
         )
         .await?;
         let move_time = joined_at.elapsed();
-        println!(
+        say!(
             "  every shard settled in {:.2} s; background load meanwhile: {:.0} ops/s",
             move_time.as_secs_f64(),
             rate(background.acked() - acked_before, move_time)
         );
-        println!("  shard map (config {}):", new.num);
+        say!("  shard map (config {}):", new.num);
         print_indented(&map::shard_table(&new).render());
         self.step_done("move", cluster).await;
 
         let victim = FIRST_GID;
         let failover = if args.replicas >= 3 {
-            println!("step 5: SIGKILL the leader of group {victim} while the load runs");
+            say!("step 5: SIGKILL the leader of group {victim} while the load runs");
             let victim_addresses = new.groups.get(&victim).cloned().unwrap_or_default();
             let acked_before = background.acked();
             let step_started = Instant::now();
@@ -192,18 +192,18 @@ impl<'a> Demo<'a> {
             .await?;
             let during_election = acked_at_election.lock().ok().and_then(|a| *a);
             if let Some((acked, took)) = during_election {
-                println!(
+                say!(
                     "  background load during the election: {} writes ({:.0} ops/s)",
                     grouped(acked - acked_before),
                     rate(acked - acked_before, took)
                 );
             }
             let failover_ops = rate(background.acked() - acked_before, step_started.elapsed());
-            println!("  background load over the step: {failover_ops:.0} ops/s");
+            say!("  background load over the step: {failover_ops:.0} ops/s");
             self.step_done("failover", cluster).await;
             Some(failover)
         } else {
-            println!(
+            say!(
                 "step 5: skipped: with {} replicas a group has no majority once its leader is \
                  gone (use --replicas 3 or more)",
                 args.replicas
@@ -211,9 +211,9 @@ impl<'a> Demo<'a> {
             None
         };
 
-        println!("step 6: stopping the background load and verifying every key");
+        say!("step 6: stopping the background load and verifying every key");
         let background = background.stop().await?;
-        println!("  {}", load_line(&background));
+        say!("  {}", load_line(&background));
         let verified = verify::verify(
             &clients[0],
             load.keys,
@@ -243,23 +243,23 @@ impl<'a> Demo<'a> {
     /// `--keep`: prints how to use the cluster, then waits (the caller stops on a signal).
     async fn keep(&mut self, cluster: &ClusterThread, masters: &[String]) -> CliResult {
         let list = masters.join(",");
-        println!("the cluster is running; stop it with Ctrl-C");
-        println!("  masters: {list}");
-        println!("  data and logs: {}", self.started.dir.display());
-        println!("  pids: {}", pid_list(&cluster.pids().await?));
-        println!("try, in another shell:");
-        println!("  export STRATA_MASTERS={list}");
-        println!("  strata put greeting hello");
-        println!("  strata get greeting");
+        say!("the cluster is running; stop it with Ctrl-C");
+        say!("  masters: {list}");
+        say!("  data and logs: {}", self.started.dir.display());
+        say!("  pids: {}", pid_list(&cluster.pids().await?));
+        say!("try, in another shell:");
+        say!("  export STRATA_MASTERS={list}");
+        say!("  strata put greeting hello");
+        say!("  strata get greeting");
         if self.args.load && self.args.keys > 0 {
             let key = load::load_key(self.args.keys / 2);
-            println!(
+            say!(
                 "  strata get {}   # one of the {} loaded keys",
                 String::from_utf8_lossy(&key),
                 grouped(self.args.keys)
             );
         }
-        println!("  strata status");
+        say!("  strata status");
         std::future::pending::<()>().await;
         Ok(())
     }
@@ -274,7 +274,7 @@ fn pid_list(pids: &[u32]) -> String {
 
 fn print_indented(text: &str) {
     for line in text.lines() {
-        println!("    {line}");
+        say!("    {line}");
     }
 }
 

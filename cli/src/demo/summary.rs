@@ -53,33 +53,33 @@ impl Summary<'_> {
         let mut latency = Latency::default();
         latency.merge(&load.latency);
         latency.merge(&background.latency);
-        println!("summary");
-        println!(
+        say!("summary");
+        say!(
             "  keys:                {} ({} loaded + {} by the background load), {}",
             grouped(load.keys + background.keys),
             grouped(load.keys),
             grouped(background.keys),
             human_bytes(load.bytes + background.bytes)
         );
-        println!(
+        say!(
             "  load:                {:.0} ops/s; {}",
             load.ops_per_sec(),
             load.latency.summary()
         );
-        println!(
+        say!(
             "  background load:     {:.0} ops/s; {}",
             background.ops_per_sec(),
             background.latency.summary()
         );
-        println!("  latency, all puts:   {}", latency.summary());
-        println!(
+        say!("  latency, all puts:   {}", latency.summary());
+        say!(
             "  shards moved:        {} to group {new_gid} in {:.2} s ({} keys)",
             moved.len(),
             move_time.as_secs_f64(),
             grouped(moved.iter().map(|m| m.keys).sum())
         );
         match &failover {
-            Some(f) => println!(
+            Some(f) => say!(
                 "  new leader elected:  group {} replica {} in {:.2} s after replica {} was \
                  killed; it rejoined and caught up (slot {}) in {:.2} s",
                 f.gid,
@@ -89,9 +89,9 @@ impl Summary<'_> {
                 f.caught_up_to,
                 f.catch_up.as_secs_f64()
             ),
-            None => println!("  failover:            skipped (fewer than 3 replicas per group)"),
+            None => say!("  failover:            skipped (fewer than 3 replicas per group)"),
         }
-        println!(
+        say!(
             "  steps:               {}; total {:.1} s",
             steps
                 .iter()
@@ -100,11 +100,11 @@ impl Summary<'_> {
                 .join(", "),
             total.as_secs_f64()
         );
-        println!(
+        say!(
             "  memory:              children's resident memory peaked at {} (sampled between steps)",
             human_bytes(peak_rss)
         );
-        println!(
+        say!(
             "verified: {} keys, all values exact (one scan of all {} shards: none missing, none \
              extra; {} point reads) in {:.2} s",
             grouped(verified.exact),
