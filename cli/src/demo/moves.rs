@@ -67,7 +67,9 @@ pub async fn watch_moves(
             .map(|(&s, _)| s)
             .collect();
         for s in arrived {
-            let (from, to) = pending.remove(&s).expect("an arrived shard was pending");
+            let Some((from, to)) = pending.remove(&s) else {
+                continue;
+            };
             let m = Move {
                 shard: s,
                 from,
