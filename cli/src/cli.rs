@@ -90,6 +90,8 @@ pub enum Command {
     Master(crate::replica::MasterCommand),
     /// Run one replica of a shard-server group.
     Server(crate::replica::ServerCommand),
+    /// Start a local cluster, load it, move shards, kill a leader, verify (`--keep`: keep it).
+    Demo(crate::demo::DemoArgs),
     /// Print a key's value.
     Get(crate::data::GetArgs),
     /// Set a key's value.

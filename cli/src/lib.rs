@@ -5,7 +5,7 @@
 //! The client commands: data ([`data`]: get, put, del, append, cas, scan; keys and values in
 //! the [`encoding`] chosen), admin ([`admin`]: groups, shards, configurations), and the
 //! cluster's state ([`status`], [`health`]); what they share to reach a cluster is in
-//! [`cluster`].
+//! [`cluster`]. [`demo`] starts a local cluster and shows it working (the README's main job).
 
 #![warn(missing_docs)]
 
@@ -13,6 +13,7 @@ pub mod admin;
 pub mod cli;
 pub mod cluster;
 pub mod data;
+pub mod demo;
 pub mod encoding;
 pub mod error;
 pub mod health;
@@ -36,6 +37,7 @@ pub async fn run(global: Global, command: Command) -> CliResult {
         Command::Master(_) | Command::Server(_) => Err(CliError::usage(
             "`strata master` and `strata server` run as processes of their own",
         )),
+        Command::Demo(args) => crate::demo::run(args).await,
         Command::Get(args) => data::get(g, args).await,
         Command::Put(args) => data::put(g, args).await,
         Command::Del(args) => data::del(g, args).await,
