@@ -1,6 +1,7 @@
 //! A replica's HTTP endpoint (`--http-listen`), beside its gRPC server:
 //!
-//! - `GET /metrics`: the process's metrics in OpenMetrics text (Prometheus scrapes it);
+//! - `GET /metrics`: the process's metrics, in OpenMetrics text to a scraper that asks for it
+//!   (Prometheus does), in the classic Prometheus text format otherwise;
 //! - `GET /health`: `200` and a small JSON body when this replica is fit to serve — its group
 //!   has a leader it can reach (itself, or one it heard from within an election timeout: a
 //!   follower that stops hearing its leader starts an election and knows none), and its
@@ -12,7 +13,7 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use prometheus_client::registry::Registry;
@@ -38,15 +39,23 @@ pub fn router(state: HttpState) -> axum::Router {
         .with_state(state)
 }
 
-async fn metrics(State(state): State<HttpState>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        crate::metrics::encode(&state.registry),
-    )
-        .into_response()
+/// OpenMetrics to a reader that asks for it (Prometheus does), the classic text format
+/// otherwise.
+async fn metrics(State(state): State<HttpState>, headers: HeaderMap) -> Response {
+    let accepts_openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    if accepts_openmetrics {
+        let body = crate::metrics::encode(&state.registry);
+        let kind = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+        ([(header::CONTENT_TYPE, kind)], body).into_response()
+    } else {
+        let body = crate::metrics::encode_classic(&state.registry);
+        let kind = "text/plain; version=0.0.4; charset=utf-8";
+        ([(header::CONTENT_TYPE, kind)], body).into_response()
+    }
 }
 
 async fn health(State(state): State<HttpState>) -> Response {

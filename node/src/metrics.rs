@@ -196,11 +196,46 @@ pub fn gauge_value(v: impl TryInto<i64>) -> i64 {
     v.try_into().unwrap_or(i64::MAX)
 }
 
-/// The registry's exposition in OpenMetrics text.
+/// The registry's exposition in OpenMetrics text (what Prometheus asks for first).
 pub fn encode(registry: &Registry) -> String {
     let mut out = String::new();
     // Writing to a String cannot fail; the encoder only fails when its writer does.
     let _ = prometheus_client::encoding::text::encode(&mut out, registry);
+    out
+}
+
+/// The registry's exposition in Prometheus's classic text format (0.0.4), for every other
+/// reader (`curl`, `promtool check metrics`, older scrapers). The two differ only where this
+/// registry uses them: OpenMetrics names a counter's family without the `_total` of its
+/// sample and ends with `# EOF`; the classic format names the family as the sample.
+pub fn encode_classic(registry: &Registry) -> String {
+    let open = encode(registry);
+    let counters: std::collections::HashSet<&str> = open
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(open.len());
+    for line in open.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let header = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| Some((p, line.strip_prefix(p)?)));
+        match header {
+            Some((prefix, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                let suffix = if counters.contains(name) {
+                    "_total"
+                } else {
+                    ""
+                };
+                out.push_str(&format!("{prefix}{name}{suffix} {tail}"));
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
     out
 }
 
@@ -239,5 +274,26 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"), "{text}");
+
+        let classic = encode_classic(&registry);
+        assert!(
+            classic.contains("# TYPE strata_node_proposals_total counter\n"),
+            "{classic}"
+        );
+        assert!(
+            classic.contains("# HELP strata_node_proposals_total Proposals"),
+            "{classic}"
+        );
+        assert!(
+            classic.contains("# TYPE strata_node_is_leader gauge\n"),
+            "{classic}"
+        );
+        assert!(
+            classic.contains("# TYPE strata_node_persist_seconds histogram\n"),
+            "{classic}"
+        );
+        assert!(!classic.contains("# EOF"), "{classic}");
+        let samples = |t: &str| t.lines().filter(|l| !l.starts_with('#')).count();
+        assert_eq!(samples(&classic), samples(&text));
     }
 }

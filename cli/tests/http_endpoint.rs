@@ -1,0 +1,176 @@
+//! Every process's HTTP endpoint, over real processes: `/metrics` in a form Prometheus
+//! accepts (checked by `promtool`), showing the group's work; `/health` 200 while the group
+//! has a leader, 503 with the reason once it lost its quorum, 200 again after a restart.
+
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use strata_cli::launch::{LaunchOptions, LocalCluster};
+
+const STRATA: &str = env!("CARGO_BIN_EXE_strata");
+
+/// `GET path` over HTTP/1.1: the status code and the body.
+fn get(address: &str, path: &str) -> std::io::Result<(u16, String)> {
+    get_with(address, path, "")
+}
+
+/// `GET path` with extra header lines (each ending in `\r\n`).
+fn get_with(address: &str, path: &str, headers: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = std::net::TcpStream::connect(address)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\n{headers}Connection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let code = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((code, body))
+}
+
+fn strata(masters: &str, args: &[&str]) {
+    let out = Command::new(STRATA)
+        .args(["--masters", masters])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Polls `/health` at `address` until its code is `want`; the last body.
+fn wait_health(address: &str, want: u16) -> String {
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (code, body) = get(address, "/health").unwrap_or((0, String::new()));
+        if code == want {
+            return body;
+        }
+        assert!(
+            Instant::now() < until,
+            "/health at {address} stayed {code}: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A value of a sample line `name value` (no labels) in an exposition.
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn metrics_and_health_of_a_real_group() {
+    let mut options = LaunchOptions::new(STRATA);
+    options.shards = 8;
+    let mut cluster = LocalCluster::start(options).expect("masters start");
+    cluster.add_group(1, 3).expect("group 1 starts");
+    let m = cluster.master_addresses().join(",");
+    strata(
+        &m,
+        &[
+            "group",
+            "join",
+            "1",
+            "--servers",
+            &cluster.group_addresses(1).join(","),
+        ],
+    );
+    for i in 0..20 {
+        strata(&m, &["put", &format!("k{i}"), "v"]);
+    }
+    let http: Vec<String> = (1..=3)
+        .map(|id| {
+            cluster
+                .server(1, id)
+                .unwrap()
+                .http_address
+                .clone()
+                .expect("http")
+        })
+        .collect();
+
+    // Every replica is healthy and reports the group's progress.
+    for a in &http {
+        let body = wait_health(a, 200);
+        let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(health["healthy"], true, "{body}");
+    }
+    let mut leaders = 0.0;
+    let mut committed = 0.0;
+    for a in &http {
+        let (code, text) = get(a, "/metrics").unwrap();
+        assert_eq!(code, 200);
+        assert!(
+            sample(&text, "strata_node_commit_index").unwrap() > 20.0,
+            "{text}"
+        );
+        leaders += sample(&text, "strata_node_is_leader").unwrap();
+        committed += text
+            .lines()
+            .find_map(|l| l.strip_prefix("strata_node_proposals_total{outcome=\"committed\"} "))
+            .map_or(0.0, |v| v.parse().unwrap());
+    }
+    assert_eq!(leaders, 1.0, "exactly one replica says it leads");
+    assert!(
+        committed >= 20.0,
+        "the puts were committed through some replica"
+    );
+
+    // Prometheus's own checker accepts the exposition.
+    let (_, text) = get(&http[0], "/metrics").unwrap();
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (apt install prometheus) runs");
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let checked = promtool.wait_with_output().unwrap();
+    assert!(
+        checked.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+
+    // A scraper that asks for OpenMetrics gets it.
+    let accept = "Accept: application/openmetrics-text; version=1.0.0\r\n";
+    let (_, open) = get_with(&http[0], "/metrics", accept).unwrap();
+    assert!(open.ends_with("# EOF\n"), "{open}");
+    assert!(
+        open.contains("# TYPE strata_node_proposals counter\n"),
+        "{open}"
+    );
+
+    // Two of three down: the survivor has no leader and says so.
+    cluster.server(1, 2).unwrap().process.kill();
+    cluster.server(1, 3).unwrap().process.kill();
+    let body = wait_health(&http[0], 503);
+    assert!(body.contains("no leader"), "{body}");
+    // Back up: healthy again.
+    cluster.restart_server(1, 2).unwrap();
+    cluster.restart_server(1, 3).unwrap();
+    for a in &http {
+        wait_health(a, 200);
+    }
+}
