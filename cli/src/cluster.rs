@@ -85,33 +85,7 @@ pub fn master_error(e: ClientError) -> CliError {
 /// The `NodeStatus` of the process at `address`, or why it did not answer within `timeout`
 /// (connecting included).
 pub async fn probe(address: &str, timeout: Duration) -> Result<v1::StatusResponse, String> {
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
-        .map_err(|e| format!("bad address: {e}"))?
-        .connect_timeout(timeout)
-        .timeout(timeout);
-    let ask = async {
-        let channel = endpoint.connect().await.map_err(|e| transport_error(&e))?;
-        let mut client = strata_rpc::limits::node_status_client(channel);
-        client
-            .status(v1::StatusRequest {})
-            .await
-            .map(tonic::Response::into_inner)
-            .map_err(|s| format!("{:?}: {}", s.code(), s.message()))
-    };
-    tokio::time::timeout(timeout, ask)
-        .await
-        .map_err(|_| format!("no answer within {timeout:?}"))?
-}
-
-/// A transport error with its cause ("connection refused" rather than "transport error").
-fn transport_error(e: &dyn std::error::Error) -> String {
-    let mut message = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        message = s.to_string();
-        source = s.source();
-    }
-    message
+    strata_rpc::probe::node_status(address, timeout).await
 }
 
 /// The probe deadline for this command: [`PROBE_TIMEOUT`], or `--timeout` if shorter.

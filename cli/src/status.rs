@@ -20,7 +20,8 @@ use crate::output::{print_json, Format, Table};
     after_long_help = "Columns: GROUP (`master` or the gid), ID, ADDRESS, STATE (`up` or \
     `unreachable`), ROLE, LEADER (`*` on the leader), BALLOT (round.replica), COMMIT and \
     APPLIED (Paxos slots), CONFIG (the configuration applied), SHARDS (shards served), DATA \
-    (the data directory's size), ERROR (why it is unreachable, or the last error it \
+    (the data directory's size), HTTP (its /metrics, /health and, on masters, status \
+    page), ERROR (why it is unreachable, or the last error it \
     reported).\n\nExits 1 if the shard master does not answer (the groups are then \
     unknown).\n\nExamples:\n  \
     strata status\n  \
@@ -115,6 +116,8 @@ struct Row {
     config_num: Option<u64>,
     shards_held: Vec<u32>,
     data_bytes: Option<u64>,
+    /// The URL of its HTTP endpoint.
+    http: Option<String>,
     error: Option<String>,
 }
 
@@ -145,6 +148,7 @@ impl Row {
                 config_num: s.config_num,
                 shards_held: s.shards_held.clone(),
                 data_bytes: Some(s.data_bytes),
+                http: (!s.http_address.is_empty()).then(|| format!("http://{}/", s.http_address)),
                 error: (!s.last_error.is_empty()).then(|| s.last_error.clone()),
             },
             Err(e) => Row {
@@ -161,6 +165,7 @@ impl Row {
                 config_num: None,
                 shards_held: Vec::new(),
                 data_bytes: None,
+                http: None,
                 error: Some(e.clone()),
             },
         }
@@ -197,7 +202,7 @@ pub async fn status(global: &Global, _args: StatusArgs) -> CliResult {
         Format::Table => {
             let mut t = Table::new([
                 "GROUP", "ID", "ADDRESS", "STATE", "ROLE", "LEADER", "BALLOT", "COMMIT", "APPLIED",
-                "CONFIG", "SHARDS", "DATA", "ERROR",
+                "CONFIG", "SHARDS", "DATA", "HTTP", "ERROR",
             ]);
             for r in &rows {
                 t.row([
@@ -217,6 +222,7 @@ pub async fn status(global: &Global, _args: StatusArgs) -> CliResult {
                         dash()
                     },
                     r.data_bytes.map_or_else(dash, human_bytes),
+                    r.http.clone().unwrap_or_else(dash),
                     r.error.clone().unwrap_or_default(),
                 ]);
             }

@@ -1,6 +1,7 @@
 //! Every process's HTTP endpoint, over real processes: `/metrics` in a form Prometheus
 //! accepts (checked by `promtool`), showing the group's work; `/health` 200 while the group
-//! has a leader, 503 with the reason once it lost its quorum, 200 again after a restart.
+//! has a leader, 503 with the reason once it lost its quorum (two replicas frozen), 200 again
+//! when they thaw; 404 and 405 for bad requests; silent HTTP clients block nothing.
 
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
@@ -115,13 +116,13 @@ fn metrics_and_health_of_a_real_group() {
         let (code, text) = get(a, "/metrics").unwrap();
         assert_eq!(code, 200);
         assert!(
-            sample(&text, "strata_node_commit_index").unwrap() > 20.0,
+            sample(&text, "strata_paxos_commit_index").unwrap() > 20.0,
             "{text}"
         );
-        leaders += sample(&text, "strata_node_is_leader").unwrap();
+        leaders += sample(&text, "strata_paxos_is_leader").unwrap();
         committed += text
             .lines()
-            .find_map(|l| l.strip_prefix("strata_node_proposals_total{outcome=\"committed\"} "))
+            .find_map(|l| l.strip_prefix("strata_paxos_proposals_committed_total "))
             .map_or(0.0, |v| v.parse().unwrap());
     }
     assert_eq!(leaders, 1.0, "exactly one replica says it leads");
@@ -158,19 +159,43 @@ fn metrics_and_health_of_a_real_group() {
     let (_, open) = get_with(&http[0], "/metrics", accept).unwrap();
     assert!(open.ends_with("# EOF\n"), "{open}");
     assert!(
-        open.contains("# TYPE strata_node_proposals counter\n"),
+        open.contains("# TYPE strata_paxos_proposals_committed counter\n"),
         "{open}"
     );
 
-    // Two of three down: the survivor has no leader and says so.
-    cluster.server(1, 2).unwrap().process.kill();
-    cluster.server(1, 3).unwrap().process.kill();
+    // Bad requests: unknown paths 404, other methods 405.
+    assert_eq!(get(&http[0], "/nope").unwrap().0, 404);
+    let mut post = std::net::TcpStream::connect(&http[0]).unwrap();
+    post.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(post, "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    post.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 405"), "{answer}");
+    // Clients that connect and never finish a request hold nothing the service needs.
+    let silent: Vec<_> = (0..50)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(&http[0]).unwrap();
+            s.write_all(b"GET /metr").unwrap();
+            s
+        })
+        .collect();
+    strata(&m, &["put", "after-silent-clients", "v"]);
+    assert_eq!(get(&http[0], "/health").unwrap().0, 200);
+    drop(silent);
+
+    // Two of three frozen (SIGSTOP): the third has no leader and says so.
+    cluster.server(1, 2).unwrap().process.pause();
+    cluster.server(1, 3).unwrap().process.pause();
     let body = wait_health(&http[0], 503);
     assert!(body.contains("no leader"), "{body}");
-    // Back up: healthy again.
-    cluster.restart_server(1, 2).unwrap();
-    cluster.restart_server(1, 3).unwrap();
+    // Thawed (SIGCONT): healthy again.
+    cluster.server(1, 2).unwrap().process.resume();
+    cluster.server(1, 3).unwrap().process.resume();
     for a in &http {
         wait_health(a, 200);
     }
+    // Killed and restarted: healthy again too.
+    cluster.server(1, 2).unwrap().process.kill();
+    cluster.restart_server(1, 2).unwrap();
+    wait_health(&http[1], 200);
 }

@@ -303,6 +303,7 @@ impl<S: StateMachine> Driver<S> {
                     continue;
                 };
                 let reply = self.sm.apply(slot, payload);
+                self.metrics.proposals_applied.inc();
                 if origin == self.replica.id() {
                     if let Some((tx, _)) = self.pending.remove(&request) {
                         let _ = tx.send(Ok(reply));
@@ -346,6 +347,7 @@ impl<S: StateMachine> Driver<S> {
                 match restored {
                     Ok(()) => {
                         tracing::info!(index, "snapshot installed");
+                        self.metrics.snapshots_received.inc();
                         self.replica.restore_snapshot(index);
                     }
                     Err(e) => tracing::warn!(error = %e, "snapshot install failed"),
@@ -365,6 +367,7 @@ impl<S: StateMachine> Driver<S> {
         for to in ready.send_snapshot {
             let (index, chunks) = self.sm.snapshot();
             self.transport.send_snapshot(to, index, chunks);
+            self.metrics.snapshots_sent.inc();
         }
         self.maybe_compact();
         self.publish_status();
@@ -410,7 +413,7 @@ impl<S: StateMachine> Driver<S> {
         let started = std::time::Instant::now();
         let result = self.persist_beating(ready, leader).await;
         let seconds = started.elapsed().as_secs_f64();
-        self.metrics.persist_seconds.observe(seconds);
+        self.metrics.log_fsync_duration_seconds.observe(seconds);
         result
     }
 
@@ -455,14 +458,15 @@ impl<S: StateMachine> Driver<S> {
         let m = &self.metrics;
         m.is_leader.set(i64::from(r.role() == Role::Leader));
         m.has_leader.set(i64::from(r.leader().is_some()));
-        m.ballot_round.set(gauge_value(r.promised().round));
+        m.ballot.set(gauge_value(r.promised().round));
+        m.proposals_pending.set(gauge_value(self.pending.len()));
         m.commit_index.set(gauge_value(r.commit_index()));
         m.applied_index.set(gauge_value(r.applied_index()));
         m.log_entries.set(gauge_value(r.log_len()));
         m.log_bytes.set(gauge_value(r.log_bytes()));
         let mut status = self.status.lock();
         if status.leader != r.leader() {
-            m.leader_changes.inc();
+            m.leader_changes_seen.inc();
         }
         if status.role != role || status.leader != r.leader() {
             // Leader changes are what an operator looks for first in a replica's log.

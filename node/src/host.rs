@@ -133,6 +133,8 @@ pub struct ReplicaHost {
     http: Option<(tokio::net::TcpListener, u64)>,
     /// The process's metrics; the node's are added when it is served.
     registry: Registry,
+    /// Routes the service adds to the HTTP endpoint (the master's status page).
+    http_routes: axum::Router,
     /// Taken when the node starts.
     storage: Option<EnginePaxosStorage>,
     /// The service's part of the `NodeStatus` answers (see [`ReplicaHost::report_status`]).
@@ -185,9 +187,15 @@ impl ReplicaHost {
             listener,
             http,
             registry: Registry::default(),
+            http_routes: axum::Router::new(),
             storage: Some(storage),
             service_status: None,
         })
+    }
+
+    /// Adds the service's own routes to the HTTP endpoint (if `--http-listen` is given).
+    pub fn http_routes(&mut self, routes: axum::Router) {
+        self.http_routes = std::mem::take(&mut self.http_routes).merge(routes);
     }
 
     /// The process's metrics registry, for a service to add its own metrics before
@@ -249,8 +257,13 @@ impl ReplicaHost {
         services: Router,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), RunError> {
+        let http_address = (self.http.as_ref())
+            .and_then(|(listener, _)| listener.local_addr().ok())
+            .map(|a| a.to_string());
         let mut registry = self.registry;
         node.metrics().register(&mut registry);
+        registry.register_collector(Box::new(crate::metrics::ProcessCollector));
+        let extra_routes = self.http_routes;
         let http = self.http.map(|(listener, max_lag)| {
             let status_of = node.clone();
             let state = crate::http::HttpState {
@@ -259,7 +272,8 @@ impl ReplicaHost {
                 max_lag,
             };
             tokio::spawn(async move {
-                if let Err(e) = axum::serve(listener, crate::http::router(state)).await {
+                let routes = crate::http::router(state).merge(extra_routes);
+                if let Err(e) = axum::serve(listener, routes).await {
                     tracing::error!(error = %e, "the HTTP endpoint failed");
                 }
             })
@@ -282,6 +296,7 @@ impl ReplicaHost {
                     peers: self.peers.clone(),
                     data_dir: Some(self.data_dir.clone()),
                     service: self.service_status.clone(),
+                    http_address,
                 },
             ))
             .serve_with_incoming_shutdown(incoming, shutdown);

@@ -8,6 +8,12 @@
 //!   applied index is within `--health-max-lag` slots of its commit index; `503` with the
 //!   reason otherwise (`no leader`, `lagging by N slots`, `stopped: <why>`).
 //!
+//! - whatever routes the service adds (`ReplicaHost::http_routes`): the master's status page at
+//!   `/`.
+//!
+//! Unknown paths get 404, other methods than GET 405. The endpoint has its own listener and
+//! tasks: a slow or silent HTTP client holds nothing the gRPC service needs.
+//!
 //! Served with axum (the HTTP stack tonic is built on) over HTTP/1.1.
 
 use std::sync::Arc;

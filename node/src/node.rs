@@ -261,7 +261,7 @@ impl<R: Send + 'static> Node<R> {
         let outcome = match &result {
             Ok(_) => {
                 let seconds = started.elapsed().as_secs_f64();
-                self.metrics.proposal_seconds.observe(seconds);
+                self.metrics.proposal_duration_seconds.observe(seconds);
                 Outcome::Committed
             }
             Err(e) => error_outcome(e),

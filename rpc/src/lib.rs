@@ -47,6 +47,7 @@ pub mod codec;
 pub mod config;
 pub mod error;
 pub mod limits;
+pub mod probe;
 
 /// The generated protocol, package `strata.v1`.
 ///

@@ -79,6 +79,7 @@ pub mod run;
 pub mod server;
 pub mod snapshot;
 pub mod state;
+pub mod status_page;
 pub mod store;
 pub mod wire;
 

@@ -123,6 +123,17 @@ pub async fn serve(args: MasterArgs, shutdown: impl Future<Output = ()>) -> Resu
         config_num: Some(status_state.read().latest().num),
         ..Default::default()
     });
+    let (page_state, masters, id) = (state.clone(), host.peers.clone(), host.id);
+    host.http_routes(axum::Router::new().route(
+        "/",
+        axum::routing::get(move || {
+            let (state, masters) = (page_state.clone(), masters.clone());
+            async move {
+                let view = crate::status_page::gather(id, &state, &masters).await;
+                axum::response::Html(crate::status_page::render(&view))
+            }
+        }),
+    ));
     tracing::info!(
         id = host.id,
         listen = %host.listen,

@@ -31,6 +31,8 @@ pub struct Started {
     pub masters: Vec<String>,
     /// The directory of data and logs.
     pub dir: PathBuf,
+    /// The URL of the masters' status page.
+    pub status_page: Option<String>,
 }
 
 /// The handle of the thread that owns the cluster. Dropping it stops the thread, which kills
@@ -63,6 +65,7 @@ impl ClusterThread {
                 let started = Started {
                     masters: cluster.master_addresses(),
                     dir: cluster.dir().to_owned(),
+                    status_page: cluster.status_page(),
                 };
                 if started_tx.send(Ok(started)).is_err() {
                     return;

@@ -60,6 +60,9 @@ impl<'a> Demo<'a> {
         }
         say!("  masters:        {}", masters.join(","));
         say!("  data and logs:  {}", self.started.dir.display());
+        if let Some(page) = &self.started.status_page {
+            say!("  status page:    {page}");
+        }
         say!("  pids: {}", pid_list(&cluster.pids().await?));
         self.step_done("start", cluster).await;
 
@@ -270,6 +273,9 @@ impl<'a> Demo<'a> {
         say!("the cluster is running; stop it with Ctrl-C");
         say!("  masters: {list}");
         say!("  data and logs: {}", self.started.dir.display());
+        if let Some(page) = &self.started.status_page {
+            say!("  status page: {page}");
+        }
         say!("  pids: {}", pid_list(&cluster.pids().await?));
         say!("try, in another shell:");
         say!("  export STRATA_MASTERS={list}");

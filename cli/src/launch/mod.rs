@@ -263,6 +263,13 @@ impl LocalCluster {
         self.masters.iter().map(|r| r.address.clone()).collect()
     }
 
+    /// The URL of the status page (the first master's HTTP endpoint), if the masters serve
+    /// HTTP.
+    pub fn status_page(&self) -> Option<String> {
+        let address = self.masters.first()?.http_address.as_ref()?;
+        Some(format!("http://{address}/"))
+    }
+
     /// The running groups' ids.
     pub fn gids(&self) -> Vec<u64> {
         self.groups.keys().copied().collect()

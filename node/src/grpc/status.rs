@@ -41,6 +41,8 @@ pub struct StatusExtras {
     pub data_dir: Option<PathBuf>,
     /// The service's part.
     pub service: Option<ServiceStatusFn>,
+    /// The address of the process's HTTP endpoint, if it serves one.
+    pub http_address: Option<String>,
 }
 
 struct StatusService<R> {
@@ -49,6 +51,7 @@ struct StatusService<R> {
     peers: BTreeMap<ReplicaId, String>,
     disk: Option<DiskUsage>,
     service: Option<ServiceStatusFn>,
+    http_address: String,
 }
 
 #[tonic::async_trait]
@@ -93,6 +96,7 @@ impl<R: Send + 'static> NodeStatus for StatusService<R> {
             data_bytes,
             // The node's own failure stops it: it outranks what the service last saw.
             last_error: s.last_error.or(service.last_error).unwrap_or_default(),
+            http_address: self.http_address.clone(),
         }))
     }
 }
@@ -117,5 +121,6 @@ pub fn status_service_with<R: Send + 'static>(
         peers: extras.peers,
         disk: extras.data_dir.map(DiskUsage::new),
         service: extras.service,
+        http_address: extras.http_address.unwrap_or_default(),
     })
 }
