@@ -154,6 +154,32 @@ fn metrics_and_health_of_a_real_group() {
         String::from_utf8_lossy(&checked.stderr)
     );
 
+    // The shipped Prometheus config and alert rules are valid, and name only exported metrics.
+    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/prometheus");
+    for (what, file) in [("config", "prometheus.yml"), ("rules", "alerts.yml")] {
+        let out = Command::new("promtool")
+            .args(["check", what])
+            .arg(deploy.join(file))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{file}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let exported: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next())
+        .collect();
+    let rules = std::fs::read_to_string(deploy.join("alerts.yml")).unwrap();
+    let named = rules
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("strata_") || w.starts_with("process_"));
+    for name in named {
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s))
+            .unwrap_or(name);
+        assert!(exported.contains(&family), "alerts.yml names {name}, not exported");
+    }
+
     // A scraper that asks for OpenMetrics gets it.
     let accept = "Accept: application/openmetrics-text; version=1.0.0\r\n";
     let (_, open) = get_with(&http[0], "/metrics", accept).unwrap();
