@@ -162,7 +162,11 @@ fn metrics_and_health_of_a_real_group() {
             .arg(deploy.join(file))
             .output()
             .unwrap();
-        assert!(out.status.success(), "{file}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let exported: Vec<&str> = text
         .lines()
@@ -177,7 +181,10 @@ fn metrics_and_health_of_a_real_group() {
             .iter()
             .find_map(|s| name.strip_suffix(s))
             .unwrap_or(name);
-        assert!(exported.contains(&family), "alerts.yml names {name}, not exported");
+        assert!(
+            exported.contains(&family),
+            "alerts.yml names {name}, not exported"
+        );
     }
 
     // A scraper that asks for OpenMetrics gets it.
@@ -193,7 +200,11 @@ fn metrics_and_health_of_a_real_group() {
     assert_eq!(get(&http[0], "/nope").unwrap().0, 404);
     let mut post = std::net::TcpStream::connect(&http[0]).unwrap();
     post.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(post, "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        post,
+        "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut answer = String::new();
     post.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 405"), "{answer}");

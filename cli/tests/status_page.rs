@@ -57,7 +57,11 @@ fn strata(masters: &str, args: &[&str]) {
         .args(args)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Renders until `done` holds for the DOM (the cluster settles meanwhile); the last DOM.
@@ -68,7 +72,10 @@ fn render_until(url: &str, done: impl Fn(&str) -> bool) -> String {
         if done(&dom) {
             return dom;
         }
-        assert!(Instant::now() < until, "the page never showed what was expected:\n{dom}");
+        assert!(
+            Instant::now() < until,
+            "the page never showed what was expected:\n{dom}"
+        );
         std::thread::sleep(Duration::from_millis(300));
     }
 }
@@ -83,11 +90,17 @@ fn the_status_page_shows_the_cluster_in_a_browser() {
     let m = cluster.master_addresses().join(",");
     for gid in [100, 101] {
         let servers = cluster.group_addresses(gid).join(",");
-        strata(&m, &["group", "join", &gid.to_string(), "--servers", &servers]);
+        strata(
+            &m,
+            &["group", "join", &gid.to_string(), "--servers", &servers],
+        );
     }
     let page = format!(
         "http://{}/",
-        cluster.masters()[0].http_address.clone().expect("an HTTP endpoint")
+        cluster.masters()[0]
+            .http_address
+            .clone()
+            .expect("an HTTP endpoint")
     );
 
     // Every group with its leader, every shard, no migration left, no process down.
@@ -100,15 +113,25 @@ fn the_status_page_shows_the_cluster_in_a_browser() {
     let dom = render_until(&page, settled);
     assert_eq!(dom.matches("class=\"shard").count(), SHARDS, "{dom}");
     for shard in 0..SHARDS {
-        assert!(dom.contains(&format!("data-shard=\"{shard}\"")), "shard {shard}: {dom}");
+        assert!(
+            dom.contains(&format!("data-shard=\"{shard}\"")),
+            "shard {shard}: {dom}"
+        );
     }
     assert!(!dom.contains("<td>down</td>"), "{dom}");
-    assert!(dom.contains("joined 100"), "the configurations' changes: {dom}");
+    assert!(
+        dom.contains("joined 100"),
+        "the configurations' changes: {dom}"
+    );
     let png = Path::new(env!("CARGO_TARGET_TMPDIR")).join("status_page.png");
     let _ = std::fs::remove_file(&png);
     render(&page, Some(&png));
     let size = std::fs::metadata(&png).map(|m| m.len()).unwrap_or(0);
-    assert!(size > 10_000, "a screenshot was written to {}", png.display());
+    assert!(
+        size > 10_000,
+        "a screenshot was written to {}",
+        png.display()
+    );
 
     // A server killed: the page still renders (within the probe deadline) and shows it down.
     cluster.server(101, 2).unwrap().process.kill();

@@ -139,7 +139,11 @@ impl NodeMetrics {
     pub fn register(&self, registry: &mut Registry) {
         let r = registry.sub_registry_with_prefix("strata_paxos");
         let gauges = [
-            ("is_leader", "1 while this replica leads its group", &self.is_leader),
+            (
+                "is_leader",
+                "1 while this replica leads its group",
+                &self.is_leader,
+            ),
             (
                 "has_leader",
                 "1 while this replica knows a leader of its group (itself included)",
@@ -160,7 +164,11 @@ impl NodeMetrics {
                 "Every Paxos slot below this is applied to the state machine",
                 &self.applied_index,
             ),
-            ("log_entries", "Entries in the in-memory Paxos log", &self.log_entries),
+            (
+                "log_entries",
+                "Entries in the in-memory Paxos log",
+                &self.log_entries,
+            ),
             (
                 "log_bytes",
                 "Bytes of commands in the in-memory Paxos log",
@@ -272,18 +280,33 @@ impl Collector for ProcessCollector {
             let seconds = (utime + stime) as f64 / ticks.max(1) as f64;
             let cpu = ConstCounter::new(seconds);
             let help = "Total user and system CPU time spent in seconds";
-            cpu.encode(encoder.encode_descriptor("process_cpu_seconds", help, None, cpu.metric_type())?)?;
+            cpu.encode(encoder.encode_descriptor(
+                "process_cpu_seconds",
+                help,
+                None,
+                cpu.metric_type(),
+            )?)?;
         }
         if let Some(rss) = field(24) {
             let bytes = ConstGauge::new(gauge_value(rss.saturating_mul(page.max(0) as u64)));
             let help = "Resident memory size in bytes";
-            let m = encoder.encode_descriptor("process_resident_memory_bytes", help, None, bytes.metric_type())?;
+            let m = encoder.encode_descriptor(
+                "process_resident_memory_bytes",
+                help,
+                None,
+                bytes.metric_type(),
+            )?;
             bytes.encode(m)?;
         }
         if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
             let fds = ConstGauge::new(gauge_value(dir.count()));
             let help = "Number of open file descriptors";
-            fds.encode(encoder.encode_descriptor("process_open_fds", help, None, fds.metric_type())?)?;
+            fds.encode(encoder.encode_descriptor(
+                "process_open_fds",
+                help,
+                None,
+                fds.metric_type(),
+            )?)?;
         }
         let mut limit = libc::rlimit {
             rlim_cur: 0,
@@ -293,7 +316,12 @@ impl Collector for ProcessCollector {
         if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
             let max = ConstGauge::new(gauge_value(limit.rlim_cur));
             let help = "Maximum number of open file descriptors";
-            max.encode(encoder.encode_descriptor("process_max_fds", help, None, max.metric_type())?)?;
+            max.encode(encoder.encode_descriptor(
+                "process_max_fds",
+                help,
+                None,
+                max.metric_type(),
+            )?)?;
         }
         Ok(())
     }
@@ -366,7 +394,10 @@ mod tests {
         let text = encode(&registry);
         assert!(text.contains("strata_paxos_is_leader 1\n"), "{text}");
         assert!(text.contains("strata_paxos_commit_index 42\n"), "{text}");
-        assert!(text.contains("strata_paxos_proposals_committed_total 2\n"), "{text}");
+        assert!(
+            text.contains("strata_paxos_proposals_committed_total 2\n"),
+            "{text}"
+        );
         assert!(
             text.contains("strata_paxos_proposals_failed_total{reason=\"not_leader\"} 1\n"),
             "{text}"

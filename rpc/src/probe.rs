@@ -20,7 +20,13 @@ pub async fn node_status(address: &str, timeout: Duration) -> Result<v1::StatusR
             .status(v1::StatusRequest {})
             .await
             .map(tonic::Response::into_inner)
-            .map_err(|s| format!("{:?}: {}", s.code(), s.message()))
+            .map_err(|s| match s.code() {
+                // The client's own deadline (`Endpoint::timeout`) ends the call as cancelled.
+                tonic::Code::Cancelled | tonic::Code::DeadlineExceeded => {
+                    format!("no answer within {timeout:?}")
+                }
+                code => format!("{code:?}: {}", s.message()),
+            })
     };
     tokio::time::timeout(timeout, ask)
         .await

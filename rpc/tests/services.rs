@@ -261,6 +261,7 @@ impl v1::node_status_server::NodeStatus for Fake {
             shards_held: vec![0, 3],
             data_bytes: 1 << 20,
             last_error: String::new(),
+            http_address: "127.0.0.1:2".into(),
         }))
     }
 }

@@ -68,9 +68,16 @@ pub async fn gather(
     let configs: Vec<Config> = {
         let state = state.read();
         let held = state.configs();
-        held.iter().rev().take(RECENT_CONFIGS + 1).cloned().collect()
+        held.iter()
+            .rev()
+            .take(RECENT_CONFIGS + 1)
+            .cloned()
+            .collect()
     };
-    let latest = configs.first().cloned().unwrap_or_else(|| Config::initial(0));
+    let latest = configs
+        .first()
+        .cloned()
+        .unwrap_or_else(|| Config::initial(0));
     let ask = |id: u64, address: String| async move {
         let status = strata_rpc::probe::node_status(&address, PROBE_TIMEOUT).await;
         Process {
@@ -79,17 +86,20 @@ pub async fn gather(
             status,
         }
     };
-    let master_asks = masters.iter().map(|(&id, a)| ask(id, a.clone()));
-    let server_asks = latest.groups.iter().flat_map(|(&gid, servers)| {
-        servers
-            .iter()
-            .enumerate()
-            .map(move |(i, a)| async move { (gid, ask(i as u64 + 1, a.clone()).await) })
-    });
-    let (masters, servers) = tokio::join!(
-        futures_join_all(master_asks.collect()),
-        futures_join_all(server_asks.collect())
-    );
+    let master_asks: Vec<_> = (masters.iter())
+        .map(|(&id, a)| ask(id, a.clone()))
+        .collect();
+    let servers: Vec<(Gid, u64, String)> = (latest.groups.iter())
+        .flat_map(|(&gid, servers)| {
+            let numbered = servers.iter().enumerate();
+            numbered.map(move |(i, a)| (gid, i as u64 + 1, a.clone()))
+        })
+        .collect();
+    let server_asks: Vec<_> = (servers.into_iter())
+        .map(|(gid, id, a)| async move { (gid, ask(id, a).await) })
+        .collect();
+    let (masters, servers) =
+        tokio::join!(futures_join_all(master_asks), futures_join_all(server_asks));
     let mut groups: BTreeMap<Gid, Vec<Process>> = BTreeMap::new();
     for (gid, p) in servers {
         groups.entry(gid).or_default().push(p);
@@ -191,7 +201,9 @@ fn process_table(out: &mut String, processes: &[Process], servers: bool) {
         match &p.status {
             Ok(s) => {
                 let leader = s.role == v1::Role::Leader as i32;
-                let ballot = s.ballot.map_or("-".into(), |b| format!("{}.{}", b.round, b.replica));
+                let ballot = s
+                    .ballot
+                    .map_or("-".into(), |b| format!("{}.{}", b.round, b.replica));
                 let links = if s.http_address.is_empty() {
                     String::new()
                 } else {
@@ -289,7 +301,9 @@ pub fn render(view: &View) -> String {
     process_table(&mut out, &view.masters, false);
     out.push_str("<h2>Groups</h2>\n");
     if view.groups.is_empty() {
-        out.push_str("<p>No groups have joined. <code>strata group join GID --servers ...</code></p>\n");
+        out.push_str(
+            "<p>No groups have joined. <code>strata group join GID --servers ...</code></p>\n",
+        );
     }
     for (gid, processes) in &view.groups {
         let leader = (processes.iter())
@@ -312,14 +326,20 @@ pub fn render(view: &View) -> String {
         let from = previous.and_then(|p| p.shards.get(shard).copied());
         let arriving = gid != UNASSIGNED
             && held.get(&gid).is_some_and(|h| !h.contains(&shard_u32))
-            && view.groups.get(&gid).is_some_and(|ps| ps.iter().any(|p| p.status.is_ok()));
+            && view
+                .groups
+                .get(&gid)
+                .is_some_and(|ps| ps.iter().any(|p| p.status.is_ok()));
         if arriving {
             moving.push((shard, from.filter(|&f| f != gid), gid));
         }
         let (style, owner) = if gid == UNASSIGNED {
             ("background:#eee".to_string(), "unassigned".to_string())
         } else {
-            (format!("background:{}", colour(gid, &gids)), format!("group {gid}"))
+            (
+                format!("background:{}", colour(gid, &gids)),
+                format!("group {gid}"),
+            )
         };
         let _ = writeln!(
             out,
@@ -414,11 +434,20 @@ mod tests {
         let page = render(&view);
         assert!(page.contains("id=\"group-100\""), "{page}");
         assert!(page.contains("id=\"group-101\""), "{page}");
-        assert!(page.contains("<span class=\"leader-of\">replica 1</span>"), "{page}");
-        assert!(page.contains("<span class=\"leader-of\">none</span>"), "{page}");
+        assert!(
+            page.contains("<span class=\"leader-of\">replica 1</span>"),
+            "{page}"
+        );
+        assert!(
+            page.contains("<span class=\"leader-of\">none</span>"),
+            "{page}"
+        );
         assert_eq!(page.matches("class=\"shard").count(), 4, "{page}");
-        assert!(page.contains("<li>shard 3: group 100 → group 101</li>"), "{page}");
-        assert!(!page.contains("shard 2: "), "shard 2 is served: {page}");
+        assert!(
+            page.contains("<li>shard 3: group 100 → group 101</li>"),
+            "{page}"
+        );
+        assert!(!page.contains("<li>shard 2:"), "shard 2 is served: {page}");
         assert!(page.contains("<td>down</td>"), "{page}");
         assert!(page.contains("connection refused"), "{page}");
         assert!(page.contains("joined 101; 2 shards moved"), "{page}");
