@@ -126,6 +126,15 @@ fn metrics_and_health_of_a_real_group() {
             .map_or(0.0, |v| v.parse().unwrap());
     }
     assert_eq!(leaders, 1.0, "exactly one replica says it leads");
+    let puts: f64 = (http.iter())
+        .map(|a| get(a, "/metrics").unwrap().1)
+        .map(|text| {
+            let series =
+                "strata_rpc_duration_seconds_count{method=\"strata.v1.ShardKv/Put\",code=\"OK\"}";
+            sample(&text, series).unwrap_or(0.0)
+        })
+        .sum();
+    assert!(puts >= 20.0, "every put was timed: {puts}");
     assert!(
         committed >= 20.0,
         "the puts were committed through some replica"

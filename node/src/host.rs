@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use prometheus_client::registry::Registry;
 use strata_paxos::ReplicaId;
-use tonic::transport::server::Router;
+use tonic::service::Routes;
 
 use crate::grpc::{peer_service, status_service_with, GrpcTransport, ServiceStatus, StatusExtras};
 use crate::identity::check_identity;
@@ -249,12 +249,13 @@ impl ReplicaHost {
         Node::start(cfg, storage, machine, transport).map_err(|e| RunError::Node(e.to_string()))
     }
 
-    /// Serves `services` (the service's own, added to a `tonic` server builder) with `node`'s
-    /// `PaxosPeer` and `NodeStatus` services until `shutdown` resolves; then stops the node.
+    /// Serves `services` (the service's own gRPC services) with `node`'s `PaxosPeer` and
+    /// `NodeStatus` services, every request measured (`strata_rpc_duration_seconds`), until
+    /// `shutdown` resolves; then stops the node.
     pub async fn serve<R: Send + 'static>(
         self,
         node: Node<R>,
-        services: Router,
+        services: Routes,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), RunError> {
         let http_address = (self.http.as_ref())
@@ -262,6 +263,8 @@ impl ReplicaHost {
             .map(|a| a.to_string());
         let mut registry = self.registry;
         node.metrics().register(&mut registry);
+        let rpc_metrics = crate::rpc_metrics::RpcMetricsLayer::default();
+        rpc_metrics.register(&mut registry);
         registry.register_collector(Box::new(crate::metrics::ProcessCollector));
         let extra_routes = self.http_routes;
         let http = self.http.map(|(listener, max_lag)| {
@@ -287,7 +290,9 @@ impl ReplicaHost {
             shutdown.await;
             let _ = signalled_tx.send(());
         };
-        let server = services
+        let server = tonic::transport::Server::builder()
+            .layer(rpc_metrics)
+            .add_routes(services)
             .add_service(peer_service(self.group, node.clone()))
             .add_service(status_service_with(
                 self.group,

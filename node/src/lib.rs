@@ -40,6 +40,7 @@ pub mod listener;
 pub mod metrics;
 pub mod node;
 pub mod paxos_storage;
+pub mod rpc_metrics;
 pub mod state_machine;
 pub mod transport;
 pub mod wire;

@@ -140,16 +140,15 @@ pub async fn serve(args: ServerArgs, shutdown: impl Future<Output = ()>) -> Resu
         in_flight: Default::default(),
     };
     let worker = tokio::spawn(crate::worker::run(replica.clone(), args.masters.clone()));
-    let services = tonic::transport::Server::builder()
-        .add_service(Chaotic::new(
-            limits::kv_server(KvService(replica.clone())),
-            chaos.clone(),
-        ))
-        .add_service(Chaotic::new(
-            limits::migration_server(MigrationService(replica.clone())),
-            chaos,
-        ))
-        .add_service(limits::shard_group_server(GroupService(replica)));
+    let services = tonic::service::Routes::new(Chaotic::new(
+        limits::kv_server(KvService(replica.clone())),
+        chaos.clone(),
+    ))
+    .add_service(Chaotic::new(
+        limits::migration_server(MigrationService(replica.clone())),
+        chaos,
+    ))
+    .add_service(limits::shard_group_server(GroupService(replica)));
     let served = host.serve(node, services, shutdown).await;
     worker.abort();
     tracing::info!(gid = args.gid, id = args.replica.id, "shard server stopped");

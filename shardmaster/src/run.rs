@@ -147,7 +147,7 @@ pub async fn serve(args: MasterArgs, shutdown: impl Future<Output = ()>) -> Resu
         host.peers.clone(),
         Duration::from_millis(args.replica.op_timeout_ms),
     );
-    let services = tonic::transport::Server::builder().add_service(limits::master_server(service));
+    let services = tonic::service::Routes::new(limits::master_server(service));
     let served = host.serve(node, services, shutdown).await;
     tracing::info!(id = args.replica.id, "shard master replica stopped");
     served
