@@ -140,6 +140,25 @@ fn metrics_and_health_of_a_real_group() {
         "the puts were committed through some replica"
     );
 
+    // A master reports the configuration: one group owning all 8 shards.
+    let master_http = cluster.masters()[0].http_address.clone().expect("http");
+    let (_, master_text) = get(&master_http, "/metrics").unwrap();
+    assert!(
+        sample(&master_text, "strata_master_config_num").unwrap() >= 1.0,
+        "{master_text}"
+    );
+    assert_eq!(
+        sample(&master_text, "strata_master_groups"),
+        Some(1.0),
+        "{master_text}"
+    );
+    let owned = sample(&master_text, "strata_master_shards{gid=\"1\"}");
+    assert_eq!(owned, Some(8.0), "{master_text}");
+    assert!(
+        sample(&master_text, "strata_paxos_has_leader").is_some(),
+        "{master_text}"
+    );
+
     // Prometheus's own checker accepts the exposition.
     let (_, text) = get(&http[0], "/metrics").unwrap();
     let mut promtool = Command::new("promtool")

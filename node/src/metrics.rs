@@ -111,8 +111,29 @@ fn latency_buckets() -> impl Iterator<Item = f64> {
 }
 
 impl NodeMetrics {
-    /// Metrics at zero, registered nowhere yet.
+    /// Metrics at zero, registered nowhere yet. Every label value is created at zero, so
+    /// that each series exists from the first scrape (`rate()` and alerts see it).
     pub fn new() -> NodeMetrics {
+        let metrics = NodeMetrics::unlabelled();
+        for outcome in [Outcome::NotLeader, Outcome::Overloaded, Outcome::Failed] {
+            let reason = outcome.as_str();
+            metrics
+                .proposals_failed
+                .get_or_create(&ReasonLabel { reason });
+        }
+        for outcome in [
+            Outcome::Committed,
+            Outcome::NotLeader,
+            Outcome::Overloaded,
+            Outcome::Failed,
+        ] {
+            let outcome = outcome.as_str();
+            metrics.reads.get_or_create(&OutcomeLabel { outcome });
+        }
+        metrics
+    }
+
+    fn unlabelled() -> NodeMetrics {
         NodeMetrics {
             is_leader: Gauge::default(),
             has_leader: Gauge::default(),

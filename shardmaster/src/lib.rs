@@ -73,6 +73,7 @@
 pub mod codec;
 pub mod config;
 pub mod machine;
+pub mod metrics;
 pub mod op;
 pub mod rebalance;
 pub mod run;

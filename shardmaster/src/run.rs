@@ -123,6 +123,7 @@ pub async fn serve(args: MasterArgs, shutdown: impl Future<Output = ()>) -> Resu
         config_num: Some(status_state.read().latest().num),
         ..Default::default()
     });
+    (host.registry()).register_collector(Box::new(crate::metrics::MasterCollector(state.clone())));
     let (page_state, masters, id) = (state.clone(), host.peers.clone(), host.id);
     host.http_routes(axum::Router::new().route(
         "/",
