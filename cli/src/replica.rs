@@ -51,6 +51,9 @@ pub struct MasterFlags {
     /// Read options from this TOML file first (flags override it).
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Log lines as text or as one JSON object each (filter with RUST_LOG).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// The replica's options.
     #[command(flatten)]
     pub master: strata_shardmaster::MasterArgs,
@@ -70,6 +73,9 @@ pub struct ServerFlags {
     /// Read options from this TOML file first (flags override it).
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Log lines as text or as one JSON object each (filter with RUST_LOG).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// The replica's options.
     #[command(flatten)]
     pub server: strata_server::run::ServerArgs,
@@ -78,7 +84,7 @@ pub struct ServerFlags {
 /// Runs `strata master ARGS`.
 pub fn run_master(args: Vec<OsString>) -> ExitCode {
     let flags: MasterFlags = parse_with_config(args);
-    init_logging();
+    init_logging(flags.log_format);
     report(
         "master",
         strata_shardmaster::run_master(flags.master).map_err(|e| e.to_string()),
@@ -88,7 +94,7 @@ pub fn run_master(args: Vec<OsString>) -> ExitCode {
 /// Runs `strata server ARGS`.
 pub fn run_server(args: Vec<OsString>) -> ExitCode {
     let flags: ServerFlags = parse_with_config(args);
-    init_logging();
+    init_logging(flags.log_format);
     report(
         "server",
         strata_server::run::run_server(flags.server).map_err(|e| e.to_string()),
@@ -106,15 +112,28 @@ fn report(role: &str, result: Result<(), String>) -> ExitCode {
     }
 }
 
-/// Logs to stderr at `info`, or as `RUST_LOG` says.
-pub fn init_logging() {
+/// How a replica writes its log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One line of text per event.
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `fields`, `target`, `span`s.
+    Json,
+}
+
+/// Logs to stderr at `info`, or as `RUST_LOG` says, in `format`.
+pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::env::var_os("NO_COLOR").is_none())
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder
+            .with_ansi(std::env::var_os("NO_COLOR").is_none())
+            .init(),
+        LogFormat::Json => builder.json().init(),
+    }
 }
 
 /// Parses `args` as `P`, with the options of its `--config` file merged in; on an error,

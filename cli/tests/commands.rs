@@ -352,6 +352,22 @@ fn commands_against_a_cluster() {
         },
     );
     assert!(ok(m, &["shard", "list"]).starts_with("SHARD"));
+    // The move is logged at its new owner's leader: one line at the start, one at the end
+    // with the shard, both groups, the bytes and the time.
+    eventually("the move logged", Duration::from_secs(10), || {
+        let group = cluster.group(other).unwrap();
+        group.iter().any(|r| {
+            let log = r.process.log();
+            log.lines().any(|l| {
+                l.contains("shard moved")
+                    && l.contains("shard=0")
+                    && l.contains(&format!("from={owner0}"))
+                    && l.contains(&format!("to={other}"))
+                    && l.contains("bytes=")
+                    && l.contains("seconds=")
+            })
+        })
+    });
     // The master's refusals read well.
     let err = fails(m, &["shard", "move", "99", "1"], 1);
     assert!(err.contains("shard 99 is out of range"), "{err}");

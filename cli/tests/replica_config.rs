@@ -22,7 +22,7 @@ async fn three_masters_from_one_config_file_form_a_cluster() {
     std::fs::write(
         &file,
         format!(
-            "id = 1\npeers = {{ {} }}\ndata_dir = \"/nonexistent/overridden\"\nshards = 24\ntick_ms = 20\n",
+            "id = 1\npeers = {{ {} }}\ndata_dir = \"/nonexistent/overridden\"\nshards = 24\ntick_ms = 20\nlog_format = \"json\"\n",
             peers.join(", ")
         ),
     )
@@ -61,6 +61,14 @@ async fn three_masters_from_one_config_file_form_a_cluster() {
     }
     for p in &mut masters {
         assert!(p.stop(Duration::from_secs(10)).is_some_and(|s| s.success()));
+        // `log_format = "json"` in the file: every line of the log is one JSON object.
+        let log = p.log();
+        assert!(log.lines().count() >= 2, "{log}");
+        for line in log.lines() {
+            let event: serde_json::Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            assert!(event["level"].is_string(), "{line}");
+        }
     }
 }
 

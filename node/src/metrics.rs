@@ -117,7 +117,7 @@ impl NodeMetrics {
         let metrics = NodeMetrics::unlabelled();
         for outcome in [Outcome::NotLeader, Outcome::Overloaded, Outcome::Failed] {
             let reason = outcome.as_str();
-            metrics
+            let _ = metrics
                 .proposals_failed
                 .get_or_create(&ReasonLabel { reason });
         }
@@ -128,7 +128,7 @@ impl NodeMetrics {
             Outcome::Failed,
         ] {
             let outcome = outcome.as_str();
-            metrics.reads.get_or_create(&OutcomeLabel { outcome });
+            let _ = metrics.reads.get_or_create(&OutcomeLabel { outcome });
         }
         metrics
     }

@@ -208,8 +208,11 @@ async fn pull(replica: Replica, connections: Connections, mut job: PullJob) {
         shard = job.shard,
         config = job.config_num,
         from = job.from,
+        to = replica.gid,
         "pulling a shard"
     );
+    let started = std::time::Instant::now();
+    let mut moved = 0u64;
     let mut backoff = Duration::from_millis(20);
     let mut next = 0usize;
     loop {
@@ -219,8 +222,20 @@ async fn pull(replica: Replica, connections: Connections, mut job: PullJob) {
         job.after = after;
         let (gid, address) = servers[next % servers.len()].clone();
         next += 1;
-        let failure = match pull_from(&replica, &connections, &job, gid, &address).await {
-            Ok(()) => return,
+        let pulled = pull_from(&replica, &connections, &job, gid, &address, &mut moved).await;
+        let failure = match pulled {
+            Ok(()) => {
+                tracing::info!(
+                    shard = job.shard,
+                    config = job.config_num,
+                    from = gid,
+                    to = replica.gid,
+                    bytes = moved,
+                    seconds = started.elapsed().as_secs_f64(),
+                    "shard moved"
+                );
+                return;
+            }
             Err(f) => f,
         };
         match failure {
@@ -302,6 +317,7 @@ async fn pull_from(
     job: &PullJob,
     gid: u64,
     address: &str,
+    moved: &mut u64,
 ) -> Result<(), PullFailure> {
     let mut client = connections.migration(address)?;
     let request = v1::PullShardRequest {
@@ -327,6 +343,7 @@ async fn pull_from(
             return Err("a chunk of another shard or config".into());
         }
         let (token, done) = (chunk.resume_token.clone(), chunk.done);
+        let bytes = prost::Message::encoded_len(&chunk) as u64;
         let outcome = replica
             .propose(Kind::Install(InstallChunk {
                 after: after.clone(),
@@ -340,13 +357,8 @@ async fn pull_from(
             // shard moved on: start again from the state machine's progress.
             return Err("chunk not applied (stale progress)".into());
         }
+        *moved += bytes;
         if done {
-            tracing::info!(
-                shard = job.shard,
-                config = job.config_num,
-                from = gid,
-                "shard installed"
-            );
             return Ok(());
         }
         progressed = true;
