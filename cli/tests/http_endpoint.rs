@@ -126,6 +126,14 @@ fn metrics_and_health_of_a_real_group() {
             .map_or(0.0, |v| v.parse().unwrap());
     }
     assert_eq!(leaders, 1.0, "exactly one replica says it leads");
+    // Both engines of a server report, the data engine having taken the puts.
+    let (_, text) = get(&http[0], "/metrics").unwrap();
+    for engine in ["paxos", "data"] {
+        let series = format!("strata_engine_user_bytes_written_total{{engine=\"{engine}\"}}");
+        assert!(sample(&text, &series).unwrap() > 0.0, "{series} in {text}");
+        let series = format!("strata_engine_level_files{{engine=\"{engine}\",level=\"0\"}}");
+        assert!(sample(&text, &series).is_some(), "{series} in {text}");
+    }
     let puts: f64 = (http.iter())
         .map(|a| get(a, "/metrics").unwrap().1)
         .map(|text| {

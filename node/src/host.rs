@@ -133,6 +133,8 @@ pub struct ReplicaHost {
     http: Option<(tokio::net::TcpListener, u64)>,
     /// The process's metrics; the node's are added when it is served.
     registry: Registry,
+    /// The storage engines whose figures are exported (the Paxos one, and the service's).
+    engines: crate::engine_metrics::EngineCollector,
     /// Routes the service adds to the HTTP endpoint (the master's status page).
     http_routes: axum::Router,
     /// Taken when the node starts.
@@ -176,6 +178,9 @@ impl ReplicaHost {
             }
             None => None,
         };
+        let mut engines = crate::engine_metrics::EngineCollector::default();
+        let paxos_db = storage.db_handle();
+        engines.add("paxos", Arc::new(move || paxos_db.stats()));
         Ok(ReplicaHost {
             group,
             id: args.id,
@@ -188,9 +193,15 @@ impl ReplicaHost {
             http,
             registry: Registry::default(),
             http_routes: axum::Router::new(),
+            engines,
             storage: Some(storage),
             service_status: None,
         })
+    }
+
+    /// Exports the figures of one more storage engine (`strata_engine_*{engine=label}`).
+    pub fn add_engine(&mut self, label: &'static str, stats: crate::engine_metrics::StatsFn) {
+        self.engines.add(label, stats);
     }
 
     /// Adds the service's own routes to the HTTP endpoint (if `--http-listen` is given).
@@ -266,6 +277,7 @@ impl ReplicaHost {
         let rpc_metrics = crate::rpc_metrics::RpcMetricsLayer::default();
         rpc_metrics.register(&mut registry);
         registry.register_collector(Box::new(crate::metrics::ProcessCollector));
+        registry.register_collector(Box::new(self.engines));
         let extra_routes = self.http_routes;
         let http = self.http.map(|(listener, max_lag)| {
             let status_of = node.clone();

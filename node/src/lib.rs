@@ -32,6 +32,7 @@
 pub mod disk_usage;
 pub mod driver;
 pub mod durability;
+pub mod engine_metrics;
 pub mod grpc;
 pub mod host;
 pub mod http;

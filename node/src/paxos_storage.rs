@@ -41,6 +41,13 @@ pub struct EnginePaxosStorage {
     db: Db,
 }
 
+impl EnginePaxosStorage {
+    /// A handle on the engine, for its statistics (`Db` is a cheap, shared handle).
+    pub fn db_handle(&self) -> Db {
+        self.db.clone()
+    }
+}
+
 fn log_key(slot: Slot) -> Vec<u8> {
     let mut k = LOG_PREFIX.to_vec();
     k.extend_from_slice(&slot.to_be_bytes());

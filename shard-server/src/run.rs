@@ -87,6 +87,8 @@ pub async fn serve(args: ServerArgs, shutdown: impl Future<Output = ()>) -> Resu
     let store = DbStore::open(&data_dir.join("state"), engine_options)
         .map_err(|e| host.data_dir_error(e.to_string()))?;
     let store = Arc::new(store);
+    let data = store.clone();
+    host.add_engine("data", Arc::new(move || data.stats()));
     let options = MachineOptions {
         session_timeout_ms: args.session_timeout_ms,
         ..MachineOptions::default()

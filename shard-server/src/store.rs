@@ -191,6 +191,11 @@ fn remove_dir_if_present(dir: &Path) -> Result<(), StoreError> {
 }
 
 impl DbStore {
+    /// The data engine's statistics now (exported as metrics).
+    pub fn stats(&self) -> strata::Stats {
+        self.db.read().stats()
+    }
+
     /// Opens (creating if needed) the store in `root`, finishing or discarding an interrupted
     /// snapshot install. `options` tune the engine (`create_if_missing` is set here).
     pub fn open(root: &Path, options: Options) -> Result<DbStore, StoreError> {
