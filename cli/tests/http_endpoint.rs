@@ -204,23 +204,42 @@ fn metrics_and_health_of_a_real_group() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let exported: Vec<&str> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next())
+    let families = |text: &str| -> Vec<String> {
+        (text.lines())
+            .filter_map(|l| Some(l.strip_prefix("# TYPE ")?.split(' ').next()?.to_string()))
+            .collect()
+    };
+    let exported = families(&text);
+    let exported: Vec<&str> = exported.iter().map(String::as_str).collect();
+    let master_exported = families(&master_text);
+    let master_exported: Vec<&str> = master_exported.iter().map(String::as_str).collect();
+    // ... as does the Grafana dashboard, which is JSON with a query in every panel.
+    let dashboard = deploy.join("../grafana/strata-dashboard.json");
+    let dashboard = std::fs::read_to_string(dashboard).unwrap();
+    let parsed: serde_json::Value = serde_json::from_str(&dashboard).expect("the dashboard parses");
+    let panels = parsed["panels"].as_array().expect("panels");
+    assert!(panels.len() >= 10);
+    let queries: Vec<String> = (panels.iter())
+        .map(|p| {
+            p["targets"][0]["expr"]
+                .as_str()
+                .expect("a query")
+                .to_string()
+        })
         .collect();
     let rules = std::fs::read_to_string(deploy.join("alerts.yml")).unwrap();
-    let named = rules
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .filter(|w| w.starts_with("strata_") || w.starts_with("process_"));
-    for name in named {
-        let family = ["_bucket", "_sum", "_count"]
-            .iter()
-            .find_map(|s| name.strip_suffix(s))
-            .unwrap_or(name);
-        assert!(
-            exported.contains(&family),
-            "alerts.yml names {name}, not exported"
-        );
+    for (file, text) in [("alerts.yml", rules), ("the dashboard", queries.join("\n"))] {
+        let named = text
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("strata_") || w.starts_with("process_"));
+        for name in named {
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .unwrap_or(name);
+            let exported = exported.contains(&family) || master_exported.contains(&family);
+            assert!(exported, "{file} names {name}, which no process exports");
+        }
     }
 
     // A scraper that asks for OpenMetrics gets it.
