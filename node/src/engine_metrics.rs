@@ -49,6 +49,12 @@ impl EngineCollector {
     }
 }
 
+/// A metric's name, help, and how to read it from the statistics.
+type Figure = (&'static str, &'static str, fn(&strata::Stats) -> u64);
+
+/// The same, per level.
+type LevelFigure = (&'static str, &'static str, fn(&strata::Stats, usize) -> u64);
+
 fn gauge_of(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
@@ -67,7 +73,7 @@ impl Collector for EngineCollector {
         let help = "Seconds writes spent stalled, waiting for a flush or compaction";
         let name = "strata_engine_write_stall_seconds";
         stalled.encode(encoder.encode_descriptor(name, help, None, stalled.metric_type())?)?;
-        let counters: [(&str, &str, fn(&strata::Stats) -> u64); 8] = [
+        let counters: [Figure; 8] = [
             (
                 "write_stalls",
                 "Writes that waited for a flush or compaction",
@@ -109,7 +115,7 @@ impl Collector for EngineCollector {
             let name = format!("strata_engine_{name}");
             family.encode(encoder.encode_descriptor(&name, help, None, family.metric_type())?)?;
         }
-        let gauges: [(&str, &str, fn(&strata::Stats) -> u64); 4] = [
+        let gauges: [Figure; 4] = [
             (
                 "memtable_bytes",
                 "Bytes in the memtables, the immutable ones included",
@@ -131,7 +137,7 @@ impl Collector for EngineCollector {
             let name = format!("strata_engine_{name}");
             family.encode(encoder.encode_descriptor(&name, help, None, family.metric_type())?)?;
         }
-        let levels: [(&str, &str, fn(&strata::Stats, usize) -> u64); 2] = [
+        let levels: [LevelFigure; 2] = [
             ("level_files", "Table files per level", |s, l| {
                 s.files_per_level[l]
             }),
