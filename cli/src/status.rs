@@ -12,7 +12,7 @@ use strata_rpc::v1;
 use crate::cli::Global;
 use crate::cluster::{self, concurrently, master_client, master_error, probe_timeout, within};
 use crate::error::{CliError, CliResult};
-use crate::output::{print_json, Format, Table};
+use crate::output::{human_bytes, print_json, Format, Table};
 
 /// `strata status`.
 #[derive(Debug, clap::Args)]
@@ -172,22 +172,6 @@ impl Row {
     }
 }
 
-/// `1.5 MiB`.
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
 /// `strata status`.
 pub async fn status(global: &Global, _args: StatusArgs) -> CliResult {
     let survey = survey(global).await?;
@@ -234,17 +218,5 @@ pub async fn status(global: &Global, _args: StatusArgs) -> CliResult {
         Err(e) => Err(CliError::failed(format!(
             "{e}; the groups' servers are not shown"
         ))),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bytes_read_well() {
-        assert_eq!(human_bytes(512), "512 B");
-        assert_eq!(human_bytes(1536), "1.5 KiB");
-        assert_eq!(human_bytes(3 << 30), "3.0 GiB");
     }
 }

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use strata_cli::launch::{LaunchOptions, LocalCluster};
 
-const STRATA: &str = env!("CARGO_BIN_EXE_strata");
+mod common;
+use common::{strata, STRATA};
 
 /// `GET path` over HTTP/1.1: the status code and the body.
 fn get(address: &str, path: &str) -> std::io::Result<(u16, String)> {
@@ -36,19 +37,6 @@ fn get_with(address: &str, path: &str, headers: &str) -> std::io::Result<(u16, S
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
     Ok((code, body))
-}
-
-fn strata(masters: &str, args: &[&str]) {
-    let out = Command::new(STRATA)
-        .args(["--masters", masters])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Polls `/health` at `address` until its code is `want`; the last body.

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use strata_cli::launch::{LaunchOptions, LocalCluster};
 
-const STRATA: &str = env!("CARGO_BIN_EXE_strata");
+mod common;
+use common::{strata, STRATA};
 const SHARDS: usize = 12;
 
 /// Headless Chromium's rendered DOM of `url` (and a screenshot to `png`), bounded in time.
@@ -49,19 +50,6 @@ fn render(url: &str, png: Option<&Path>) -> String {
         std::thread::sleep(Duration::from_millis(50));
     }
     reader.join().unwrap()
-}
-
-fn strata(masters: &str, args: &[&str]) {
-    let out = Command::new(STRATA)
-        .args(["--masters", masters])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Renders until `done` holds for the DOM (the cluster settles meanwhile); the last DOM.

@@ -81,7 +81,7 @@ pub async fn watch_moves(
                 "  shard {:>4}  group {from} -> {to}  {:>7} keys  ~{:>9}  {:>6.2} s",
                 m.shard,
                 m.keys,
-                human_bytes(m.keys * entry_bytes),
+                crate::output::human_bytes(m.keys * entry_bytes),
                 m.took.as_secs_f64()
             );
             moves.push(m);
@@ -152,22 +152,6 @@ fn all_settled(states: &BTreeMap<Gid, Vec<Option<v1::ShardsResponse>>>, config: 
     })
 }
 
-/// `12.3 KiB`.
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,12 +166,5 @@ mod tests {
             moving_shards(&old, &new),
             vec![(1, 100, 102), (2, 101, 102)]
         );
-    }
-
-    #[test]
-    fn bytes_read_like_people_write_them() {
-        assert_eq!(human_bytes(999), "999 B");
-        assert_eq!(human_bytes(1536), "1.5 KiB");
-        assert_eq!(human_bytes(3 << 20), "3.0 MiB");
     }
 }

@@ -9,11 +9,12 @@ use strata_client::{Client, Config, MasterClient};
 use super::cluster::{ClusterThread, Started};
 use super::failover::{self, Failover};
 use super::load::{self, BackgroundLoad, LoadReport, ShardCounts};
-use super::moves::{self, human_bytes};
+use super::moves;
 use super::probe::Probe;
 use super::summary::{grouped, Summary};
 use super::{map, verify, DemoArgs, BACKGROUND_WRITERS, CLIENTS, FIRST_GID, STEP_TIMEOUT};
 use crate::error::{CliResult, Context};
+use crate::output::human_bytes;
 
 /// The demo's state across steps.
 pub(super) struct Demo<'a> {

@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use super::failover::Failover;
 use super::load::{Latency, LoadReport};
-use super::moves::{human_bytes, Move};
+use super::moves::Move;
 use super::verify::Verified;
+use crate::output::human_bytes;
 
 /// Everything the summary reports.
 pub struct Summary<'a> {
