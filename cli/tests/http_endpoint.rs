@@ -114,6 +114,24 @@ fn metrics_and_health_of_a_real_group() {
             .map_or(0.0, |v| v.parse().unwrap());
     }
     assert_eq!(leaders, 1.0, "exactly one replica says it leads");
+    // The per-shard counters add up to the puts, over more than one shard.
+    let (mut put_ops, mut shards) = (0.0, std::collections::BTreeSet::new());
+    for a in &http {
+        let (_, text) = get(a, "/metrics").unwrap();
+        for line in text.lines() {
+            let Some(rest) = line.strip_prefix("strata_shard_ops_total{") else {
+                continue;
+            };
+            if let Some((labels, value)) = rest.split_once("} ") {
+                if labels.contains("op=\"put\"") {
+                    put_ops += value.parse::<f64>().unwrap();
+                    shards.insert(labels.to_string());
+                }
+            }
+        }
+    }
+    assert_eq!(put_ops, 20.0, "every put counted once, at the leader");
+    assert!(shards.len() > 1, "{shards:?}");
     // Both engines of a server report, the data engine having taken the puts.
     let (_, text) = get(&http[0], "/metrics").unwrap();
     for engine in ["paxos", "data"] {
@@ -266,8 +284,14 @@ fn metrics_and_health_of_a_real_group() {
     // Two of three frozen (SIGSTOP): the third has no leader and says so.
     cluster.server(1, 2).unwrap().process.pause();
     cluster.server(1, 3).unwrap().process.pause();
+    let changes = |a: &str| {
+        let (_, text) = get(a, "/metrics").unwrap();
+        sample(&text, "strata_paxos_leader_changes_seen_total").unwrap()
+    };
+    let changes_before = changes(&http[0]);
     let body = wait_health(&http[0], 503);
     assert!(body.contains("no leader"), "{body}");
+    assert!(changes(&http[0]) > changes_before, "losing the leader is a leader change");
     // Thawed (SIGCONT): healthy again.
     cluster.server(1, 2).unwrap().process.resume();
     cluster.server(1, 3).unwrap().process.resume();

@@ -78,6 +78,7 @@ pub mod command;
 pub mod handoff;
 pub mod keys;
 pub mod machine;
+pub mod metrics;
 pub mod reconfig;
 pub mod run;
 pub mod service;

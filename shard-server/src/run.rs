@@ -140,7 +140,9 @@ pub async fn serve(args: ServerArgs, shutdown: impl Future<Output = ()>) -> Resu
         op_timeout: Duration::from_millis(args.replica.op_timeout_ms),
         chaos: chaos.clone(),
         in_flight: Default::default(),
+        metrics: Default::default(),
     };
+    replica.metrics.register(host.registry());
     let worker = tokio::spawn(crate::worker::run(replica.clone(), args.masters.clone()));
     let services = tonic::service::Routes::new(Chaotic::new(
         limits::kv_server(KvService(replica.clone())),

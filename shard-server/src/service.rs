@@ -68,6 +68,8 @@ pub struct Replica {
     pub chaos: Option<Arc<Chaos>>,
     /// Mutations proposed here and not yet answered, by `(client id, seq)`.
     pub in_flight: InFlight,
+    /// Operations served, by shard.
+    pub metrics: crate::metrics::ShardMetrics,
 }
 
 /// The outcome of a proposal, once known.
@@ -102,6 +104,25 @@ fn request_id(kind: &Kind) -> Option<RequestId> {
 }
 
 impl Replica {
+    /// `key`'s shard in the configuration applied here (`None` before the first one).
+    fn shard_key(&self, key: &[u8]) -> Option<u32> {
+        let shards = self.view.read().config.shards.len();
+        let n = u32::try_from(shards).ok().filter(|&n| n > 0)?;
+        Some(strata_rpc::shard_for_key(key, n))
+    }
+
+    /// Counts `op` served on `shard` (see [`Replica::shard_key`]).
+    fn served_shard(&self, shard: Option<u32>, op: &'static str) {
+        if let Some(shard) = shard {
+            self.metrics.served(shard, op);
+        }
+    }
+
+    /// Counts `op` served for `key`.
+    fn served(&self, key: &[u8], op: &'static str) {
+        self.served_shard(self.shard_key(key), op);
+    }
+
     /// Proposes `kind` and returns what applying it produced here.
     pub async fn propose(&self, kind: Kind) -> Result<Outcome, Status> {
         self.propose_for(kind, self.op_timeout).await
@@ -278,6 +299,7 @@ impl v1::shard_kv_server::ShardKv for KvService {
         check_key(&r.key)?;
         self.0.read_barrier().await?;
         let value = self.0.reader.get(&r.key).map_err(read_status)?;
+        self.0.served(&r.key, "get");
         Ok(Response::new(v1::GetResponse { value }))
     }
 
@@ -287,8 +309,12 @@ impl v1::shard_kv_server::ShardKv for KvService {
     ) -> Result<Response<v1::PutResponse>, Status> {
         let r = request.into_inner();
         let len = prost::Message::encoded_len(&r);
+        let shard_key = self.0.shard_key(&r.key);
         match self.mutate(Kind::Put(r), len).await? {
-            Reply::Put(p) => Ok(Response::new(p)),
+            Reply::Put(p) => {
+                self.0.served_shard(shard_key, "put");
+                Ok(Response::new(p))
+            }
             _ => Err(wrong_reply()),
         }
     }
@@ -299,8 +325,12 @@ impl v1::shard_kv_server::ShardKv for KvService {
     ) -> Result<Response<v1::AppendResponse>, Status> {
         let r = request.into_inner();
         let len = prost::Message::encoded_len(&r);
+        let shard_key = self.0.shard_key(&r.key);
         match self.mutate(Kind::Append(r), len).await? {
-            Reply::Append(p) => Ok(Response::new(p)),
+            Reply::Append(p) => {
+                self.0.served_shard(shard_key, "append");
+                Ok(Response::new(p))
+            }
             _ => Err(wrong_reply()),
         }
     }
@@ -311,8 +341,12 @@ impl v1::shard_kv_server::ShardKv for KvService {
     ) -> Result<Response<v1::DeleteResponse>, Status> {
         let r = request.into_inner();
         let len = prost::Message::encoded_len(&r);
+        let shard_key = self.0.shard_key(&r.key);
         match self.mutate(Kind::Delete(r), len).await? {
-            Reply::Delete(p) => Ok(Response::new(p)),
+            Reply::Delete(p) => {
+                self.0.served_shard(shard_key, "delete");
+                Ok(Response::new(p))
+            }
             _ => Err(wrong_reply()),
         }
     }
@@ -323,8 +357,12 @@ impl v1::shard_kv_server::ShardKv for KvService {
     ) -> Result<Response<v1::CompareAndSwapResponse>, Status> {
         let r = request.into_inner();
         let len = prost::Message::encoded_len(&r);
+        let shard_key = self.0.shard_key(&r.key);
         match self.mutate(Kind::CompareAndSwap(r), len).await? {
-            Reply::CompareAndSwap(p) => Ok(Response::new(p)),
+            Reply::CompareAndSwap(p) => {
+                self.0.served_shard(shard_key, "cas");
+                Ok(Response::new(p))
+            }
             _ => Err(wrong_reply()),
         }
     }
