@@ -132,7 +132,10 @@ fn metrics_and_health_of_a_real_group() {
     }
     // (A put retried after a lost answer is answered again, from the dedup table, and
     // counted again: allow a few.)
-    assert!((20.0..=25.0).contains(&put_ops), "every put counted at the leader: {put_ops}");
+    assert!(
+        (20.0..=25.0).contains(&put_ops),
+        "every put counted at the leader: {put_ops}"
+    );
     assert!(shards.len() > 1, "{shards:?}");
     // Both engines of a server report, the data engine having taken the puts.
     let (_, text) = get(&http[0], "/metrics").unwrap();
@@ -217,7 +220,11 @@ fn metrics_and_health_of_a_real_group() {
             .filter_map(|l| Some(l.strip_prefix("# TYPE ")?.split(' ').next()?.to_string()))
             .collect()
     };
-    let exported = families(&text);
+    // What any server exports (a follower has served no operation: no shard series yet).
+    let all_servers: String = (http.iter())
+        .map(|a| get(a, "/metrics").unwrap().1)
+        .collect();
+    let exported = families(&all_servers);
     let exported: Vec<&str> = exported.iter().map(String::as_str).collect();
     let master_exported = families(&master_text);
     let master_exported: Vec<&str> = master_exported.iter().map(String::as_str).collect();
@@ -293,7 +300,10 @@ fn metrics_and_health_of_a_real_group() {
     let changes_before = changes(&http[0]);
     let body = wait_health(&http[0], 503);
     assert!(body.contains("no leader"), "{body}");
-    assert!(changes(&http[0]) > changes_before, "losing the leader is a leader change");
+    assert!(
+        changes(&http[0]) > changes_before,
+        "losing the leader is a leader change"
+    );
     // Thawed (SIGCONT): healthy again.
     cluster.server(1, 2).unwrap().process.resume();
     cluster.server(1, 3).unwrap().process.resume();
