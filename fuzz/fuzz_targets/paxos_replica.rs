@@ -895,7 +895,9 @@ fuzz_target!(|data: &[u8]| {
 /// Every slot a message names (mirrors the replica's own check).
 fn message_slots(body: &Body) -> Vec<Slot> {
     match body {
-        Body::Prepare { from_slot, .. } => vec![*from_slot],
+        Body::Prepare { from_slot, held, .. } => {
+            std::iter::once(*from_slot).chain(held.iter().map(|h| h.0)).collect()
+        }
         Body::Promise { log_start, entries, from, to, .. } => [*log_start, *from]
             .into_iter()
             .chain(*to)
