@@ -121,15 +121,7 @@ struct Row {
     error: Option<String>,
 }
 
-/// A role's name.
-pub fn role_name(role: i32) -> &'static str {
-    match v1::Role::try_from(role) {
-        Ok(v1::Role::Leader) => "leader",
-        Ok(v1::Role::Candidate) => "candidate",
-        Ok(v1::Role::Follower) => "follower",
-        _ => "stopped",
-    }
-}
+use strata_rpc::probe::role_name;
 
 impl Row {
     fn of(p: &Probe) -> Row {

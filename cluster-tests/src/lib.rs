@@ -44,14 +44,8 @@ pub fn free_addresses(n: usize) -> Vec<String> {
 /// The `NodeStatus` of the process at `address`, or `None` if it does not answer within
 /// 500 ms.
 pub async fn node_status_at(address: &str) -> Option<strata_rpc::v1::StatusResponse> {
-    use std::time::Duration;
-    let mut client = strata_rpc::limits::node_status_client(probe_channel(address).await?);
-    let request = client.status(strata_rpc::v1::StatusRequest {});
-    tokio::time::timeout(Duration::from_millis(500), request)
-        .await
-        .ok()?
-        .ok()
-        .map(|r| r.into_inner())
+    let timeout = std::time::Duration::from_millis(500);
+    strata_rpc::probe::node_status(address, timeout).await.ok()
 }
 
 /// A channel to `address` for a quick question: connected within 500 ms, each call limited

@@ -33,6 +33,17 @@ pub async fn node_status(address: &str, timeout: Duration) -> Result<v1::StatusR
         .map_err(|_| format!("no answer within {timeout:?}"))?
 }
 
+/// A `StatusResponse.role`'s name: `leader`, `candidate`, `follower`, or `stopped` (a node
+/// whose Paxos storage failed reports no role).
+pub fn role_name(role: i32) -> &'static str {
+    match v1::Role::try_from(role) {
+        Ok(v1::Role::Leader) => "leader",
+        Ok(v1::Role::Candidate) => "candidate",
+        Ok(v1::Role::Follower) => "follower",
+        _ => "stopped",
+    }
+}
+
 /// An error's innermost cause ("connection refused" rather than "transport error").
 pub fn root_cause(e: &dyn std::error::Error) -> String {
     let mut message = e.to_string();

@@ -150,15 +150,6 @@ fn esc(s: &str) -> String {
     out
 }
 
-fn role(s: &v1::StatusResponse) -> &'static str {
-    match v1::Role::try_from(s.role) {
-        Ok(v1::Role::Leader) => "leader",
-        Ok(v1::Role::Candidate) => "candidate",
-        Ok(v1::Role::Follower) => "follower",
-        _ => "stopped",
-    }
-}
-
 /// What changed from `before` to `after`, in a few words.
 fn changes(before: &Config, after: &Config) -> String {
     let old: BTreeSet<Gid> = before.groups.keys().copied().collect();
@@ -216,7 +207,7 @@ fn process_table(out: &mut String, processes: &[Process], servers: bool) {
                     if leader { " leader" } else { "" },
                     p.id,
                     esc(&p.address),
-                    role(s),
+                    strata_rpc::probe::role_name(s.role),
                     if leader { " ★" } else { "" },
                     s.applied_index,
                     top.saturating_sub(s.applied_index),
