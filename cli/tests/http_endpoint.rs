@@ -114,6 +114,19 @@ fn metrics_and_health_of_a_real_group() {
             .map_or(0.0, |v| v.parse().unwrap());
     }
     assert_eq!(leaders, 1.0, "exactly one replica says it leads");
+    // The leader has sent batches to both followers and timed their acknowledgements.
+    for (i, a) in http.iter().enumerate() {
+        let (_, text) = get(a, "/metrics").unwrap();
+        if sample(&text, "strata_paxos_is_leader") != Some(1.0) {
+            continue;
+        }
+        for peer in (1..=3).filter(|&p| p != i + 1) {
+            let series = format!("strata_peer_round_trip_seconds_count{{peer=\"{peer}\"}}");
+            assert!(sample(&text, &series).unwrap() > 0.0, "{series} in {text}");
+            let series = format!("strata_peer_send_queue_bytes{{peer=\"{peer}\"}}");
+            assert!(sample(&text, &series).is_some(), "{series} in {text}");
+        }
+    }
     // The per-shard counters add up to the puts, over more than one shard.
     let (mut put_ops, mut shards) = (0.0, std::collections::BTreeSet::new());
     for a in &http {
@@ -297,13 +310,33 @@ fn metrics_and_health_of_a_real_group() {
         let (_, text) = get(a, "/metrics").unwrap();
         sample(&text, "strata_paxos_leader_changes_seen_total").unwrap()
     };
+    let failures = |a: &str| -> f64 {
+        let (_, text) = get(a, "/metrics").unwrap();
+        ["2", "3"]
+            .iter()
+            .map(|p| {
+                let series = format!("strata_peer_send_failures_total{{peer=\"{p}\"}}");
+                sample(&text, &series).unwrap_or_else(|| panic!("{series} in {text}"))
+            })
+            .sum()
+    };
     let changes_before = changes(&http[0]);
+    let failures_before = failures(&http[0]);
     let body = wait_health(&http[0], 503);
     assert!(body.contains("no leader"), "{body}");
     assert!(
         changes(&http[0]) > changes_before,
         "losing the leader is a leader change"
     );
+    // Frozen peers do not acknowledge: sends to them fail (after their deadline).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while failures(&http[0]) <= failures_before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no failed send to the frozen peers was counted"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     // Thawed (SIGCONT): healthy again.
     cluster.server(1, 2).unwrap().process.resume();
     cluster.server(1, 3).unwrap().process.resume();

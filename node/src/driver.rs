@@ -412,8 +412,7 @@ impl<S: StateMachine> Driver<S> {
     ) -> Result<(), NodeError> {
         let started = std::time::Instant::now();
         let result = self.persist_beating(ready, leader).await;
-        let seconds = started.elapsed().as_secs_f64();
-        self.metrics.log_fsync_duration_seconds.observe(seconds);
+        (self.metrics.log_fsync_duration_seconds).observe(started.elapsed());
         result
     }
 

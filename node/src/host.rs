@@ -256,7 +256,10 @@ impl ReplicaHost {
             compaction_bytes: tuning.compaction_bytes,
             queue_capacity: tuning.queue_capacity,
         };
-        let transport = GrpcTransport::new(self.group, self.id, self.peers.clone());
+        let peer_metrics = crate::grpc::PeerMetrics::default();
+        peer_metrics.register(&mut self.registry);
+        let transport =
+            GrpcTransport::with_metrics(self.group, self.id, self.peers.clone(), &peer_metrics);
         Node::start(cfg, storage, machine, transport).map_err(|e| RunError::Node(e.to_string()))
     }
 

@@ -34,6 +34,7 @@ pub mod driver;
 pub mod durability;
 pub mod engine_metrics;
 pub mod grpc;
+pub mod histogram;
 pub mod host;
 pub mod http;
 pub mod identity;

@@ -15,8 +15,9 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetri
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+
+use crate::histogram::{exponential_bounds, DurationHistogram};
 
 /// How a request ended, as labelled in `strata_paxos_proposals_failed_total` (`reason`) and
 /// `strata_paxos_reads_total` (`outcome`).
@@ -59,7 +60,7 @@ pub struct OutcomeLabel {
 }
 
 /// The node's metrics. Cheap to update from any thread (each update is an atomic operation;
-/// a labelled family takes a read lock to find its child).
+/// a labelled family takes a read lock to find its child, and none is on a request's path).
 #[derive(Debug, Clone)]
 pub struct NodeMetrics {
     /// 1 while this replica leads its group.
@@ -87,9 +88,9 @@ pub struct NodeMetrics {
     /// Commands applied to this replica's state machine (from any proposer).
     pub proposals_applied: Counter,
     /// Seconds from a proposal's submission to its reply (committed ones only).
-    pub proposal_duration_seconds: Histogram,
+    pub proposal_duration_seconds: DurationHistogram,
     /// Seconds one persist round (acceptor state and log entries, one synced write) took.
-    pub log_fsync_duration_seconds: Histogram,
+    pub log_fsync_duration_seconds: DurationHistogram,
     /// Linearizable read barriers, by outcome.
     pub reads: Family<OutcomeLabel, Counter>,
     /// Application snapshots this replica started streaming to a lagging peer.
@@ -106,8 +107,8 @@ impl Default for NodeMetrics {
 
 /// Latency buckets: 100 µs to about 6.5 s, doubling (17 buckets): a synced write on a good
 /// disk is well under a millisecond, an election a few hundred milliseconds.
-fn latency_buckets() -> impl Iterator<Item = f64> {
-    exponential_buckets(0.0001, 2.0, 17)
+fn latency_buckets() -> Vec<f64> {
+    exponential_bounds(0.0001, 2.0, 17)
 }
 
 impl NodeMetrics {
@@ -147,8 +148,8 @@ impl NodeMetrics {
             proposals_failed: Family::default(),
             proposals_pending: Gauge::default(),
             proposals_applied: Counter::default(),
-            proposal_duration_seconds: Histogram::new(latency_buckets()),
-            log_fsync_duration_seconds: Histogram::new(latency_buckets()),
+            proposal_duration_seconds: DurationHistogram::new(latency_buckets()),
+            log_fsync_duration_seconds: DurationHistogram::new(latency_buckets()),
             reads: Family::default(),
             snapshots_sent: Counter::default(),
             snapshots_received: Counter::default(),
@@ -411,7 +412,8 @@ mod tests {
         m.proposal(Outcome::Committed);
         m.proposal(Outcome::Committed);
         m.proposal(Outcome::NotLeader);
-        m.log_fsync_duration_seconds.observe(0.003);
+        m.log_fsync_duration_seconds
+            .observe(std::time::Duration::from_millis(3));
         let text = encode(&registry);
         assert!(text.contains("strata_paxos_is_leader 1\n"), "{text}");
         assert!(text.contains("strata_paxos_commit_index 42\n"), "{text}");

@@ -260,8 +260,7 @@ impl<R: Send + 'static> Node<R> {
         let result = self.propose_uncounted(command).await;
         let outcome = match &result {
             Ok(_) => {
-                let seconds = started.elapsed().as_secs_f64();
-                self.metrics.proposal_duration_seconds.observe(seconds);
+                (self.metrics.proposal_duration_seconds).observe(started.elapsed());
                 Outcome::Committed
             }
             Err(e) => error_outcome(e),

@@ -69,6 +69,7 @@ pub mod probe;
 )]
 pub mod v1 {
     tonic::include_proto!("strata.v1");
+    include!(concat!(env!("OUT_DIR"), "/methods.rs"));
 }
 
 pub use config::{Config, Gid, ShardId, UNASSIGNED};

@@ -13,4 +13,4 @@ pub use services::peer_service;
 pub use status::{
     status_service, status_service_with, ServiceStatus, ServiceStatusFn, StatusExtras,
 };
-pub use transport::GrpcTransport;
+pub use transport::{GrpcTransport, PeerMetrics};

@@ -6,10 +6,15 @@
 //! stream of chunks, one transfer per peer at a time.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 use prost::Message as _;
 use strata_paxos::{Message, ReplicaId, Slot};
 use strata_rpc::v1;
@@ -17,6 +22,7 @@ use tokio::sync::mpsc;
 use tonic::codegen::tokio_stream;
 use tonic::Request;
 
+use crate::histogram::{exponential_bounds, DurationHistogram};
 use crate::state_machine::SnapshotStream;
 use crate::transport::Transport;
 use crate::wire::to_proto;
@@ -33,6 +39,89 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(2);
 /// Deadline of one snapshot transfer.
 const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// The label of the per-peer metrics: the peer's replica id.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PeerLabel {
+    /// The peer's replica id.
+    pub peer: String,
+}
+
+/// What the transport measures about each peer (etcd's `etcd_network_peer_*`):
+///
+/// - `strata_peer_send_queue_bytes{peer}`: bytes of messages queued for the peer and not yet
+///   sent (a peer that is down or slow shows a full queue, [`PEER_QUEUE_BYTES`]);
+/// - `strata_peer_send_failures_total{peer}`: batches whose send failed (the peer was
+///   unreachable, refused, or did not answer in time) and connection attempts that failed;
+/// - `strata_peer_round_trip_seconds{peer}`: seconds from sending a batch to its
+///   acknowledgement.
+///
+/// Cheap to clone (shared handles); each update is an atomic operation on a handle the
+/// sender task holds, no lookup per message.
+#[derive(Debug, Clone)]
+pub struct PeerMetrics {
+    queue_bytes: Family<PeerLabel, Gauge>,
+    failures: Family<PeerLabel, Counter>,
+    round_trip: Family<PeerLabel, DurationHistogram, fn() -> DurationHistogram>,
+}
+
+impl Default for PeerMetrics {
+    fn default() -> Self {
+        PeerMetrics {
+            queue_bytes: Family::default(),
+            failures: Family::default(),
+            round_trip: Family::new_with_constructor(|| {
+                // 100 µs to about 3.3 s, doubling.
+                DurationHistogram::new(exponential_bounds(0.0001, 2.0, 16))
+            }),
+        }
+    }
+}
+
+impl PeerMetrics {
+    /// Registers the metrics in `registry`.
+    pub fn register(&self, registry: &mut Registry) {
+        let r = registry.sub_registry_with_prefix("strata_peer");
+        r.register(
+            "send_queue_bytes",
+            "Bytes of messages queued for a peer and not yet sent",
+            self.queue_bytes.clone(),
+        );
+        r.register(
+            "send_failures",
+            "Batches to a peer whose send failed, and failed connection attempts",
+            self.failures.clone(),
+        );
+        r.register(
+            "round_trip_seconds",
+            "Seconds from sending a batch to a peer to its acknowledgement",
+            self.round_trip.clone(),
+        );
+    }
+
+    /// The handles of one peer's metrics, created at zero.
+    fn of(&self, peer: ReplicaId) -> PeerGauges {
+        let label = PeerLabel {
+            peer: peer.to_string(),
+        };
+        PeerGauges {
+            queued_bytes: self.queue_bytes.get_or_create_owned(&label),
+            failures: self.failures.get_or_create_owned(&label),
+            round_trip: self.round_trip.get_or_create_owned(&label),
+        }
+    }
+}
+
+/// One peer's metric handles.
+#[derive(Clone)]
+struct PeerGauges {
+    /// The payload size of the messages in the peer's channel (added before a send,
+    /// subtracted when the sender task takes one out). Also the queue's byte bound's
+    /// measure: see [`Transport::send`].
+    queued_bytes: Gauge,
+    failures: Counter,
+    round_trip: DurationHistogram,
+}
+
 /// Sends Paxos traffic to the peers of one group over gRPC.
 pub struct GrpcTransport {
     group: u64,
@@ -40,12 +129,13 @@ pub struct GrpcTransport {
     peers: BTreeMap<ReplicaId, PeerLink>,
 }
 
-/// The queue to one peer. Invariant: `queued_bytes` is the payload size of the messages in
-/// the channel (added before a send, subtracted when the sender task takes one out).
+/// The queue to one peer. Invariant: `gauges.queued_bytes` is the payload size of the
+/// messages in the channel (added before a send, subtracted when the sender task takes one
+/// out).
 struct PeerLink {
     addr: String,
     tx: mpsc::Sender<Message>,
-    queued_bytes: Arc<AtomicUsize>,
+    gauges: PeerGauges,
     /// A snapshot transfer to this peer is running: another one is not started meanwhile
     /// (a large snapshot outlasts the leader's re-requests).
     snapshot_running: Arc<AtomicBool>,
@@ -62,11 +152,22 @@ impl Drop for TransferGuard {
 
 impl GrpcTransport {
     /// A transport to `peers` (replica id → `host:port`; this replica's own entry is ignored).
-    /// Spawns one sender task per peer on the current tokio runtime.
+    /// Spawns one sender task per peer on the current tokio runtime. Its metrics are
+    /// registered nowhere ([`GrpcTransport::with_metrics`] exposes them).
     pub fn new(
         group: u64,
         me: ReplicaId,
         peers: BTreeMap<ReplicaId, String>,
+    ) -> Arc<GrpcTransport> {
+        GrpcTransport::with_metrics(group, me, peers, &PeerMetrics::default())
+    }
+
+    /// [`GrpcTransport::new`], measuring each peer in `metrics`.
+    pub fn with_metrics(
+        group: u64,
+        me: ReplicaId,
+        peers: BTreeMap<ReplicaId, String>,
+        metrics: &PeerMetrics,
     ) -> Arc<GrpcTransport> {
         let mut links = BTreeMap::new();
         for (id, addr) in peers {
@@ -74,21 +175,14 @@ impl GrpcTransport {
                 continue;
             }
             let (tx, rx) = mpsc::channel(PEER_QUEUE);
-            let queued_bytes = Arc::new(AtomicUsize::new(0));
-            tokio::spawn(peer_sender(
-                group,
-                me,
-                id,
-                addr.clone(),
-                rx,
-                queued_bytes.clone(),
-            ));
+            let gauges = metrics.of(id);
+            tokio::spawn(peer_sender(group, me, id, addr.clone(), rx, gauges.clone()));
             links.insert(
                 id,
                 PeerLink {
                     addr,
                     tx,
-                    queued_bytes,
+                    gauges,
                     snapshot_running: Arc::new(AtomicBool::new(false)),
                 },
             );
@@ -113,15 +207,15 @@ impl Transport for GrpcTransport {
             // largest command is above the bound, and small messages such as heartbeats are
             // nearly always queued beside it): otherwise it would be dropped forever. So the
             // queue holds at most the bound plus one message.
-            let size = Message::payload_bytes(&m);
-            let queued = link.queued_bytes.load(Ordering::Relaxed);
-            if queued >= PEER_QUEUE_BYTES {
+            let size = Message::payload_bytes(&m) as i64;
+            let queued = link.gauges.queued_bytes.get();
+            if queued >= PEER_QUEUE_BYTES as i64 {
                 tracing::debug!(peer = m.to, queued, "peer queue full: message dropped");
                 continue;
             }
-            link.queued_bytes.fetch_add(size, Ordering::Relaxed);
+            link.gauges.queued_bytes.inc_by(size);
             if link.tx.try_send(m).is_err() {
-                link.queued_bytes.fetch_sub(size, Ordering::Relaxed);
+                link.gauges.queued_bytes.dec_by(size);
                 tracing::debug!("peer queue full (count): message dropped");
             }
         }
@@ -228,10 +322,10 @@ async fn peer_sender(
     to: ReplicaId,
     addr: String,
     mut rx: mpsc::Receiver<Message>,
-    queued_bytes: Arc<AtomicUsize>,
+    gauges: PeerGauges,
 ) {
     let taken = |m: &Message| {
-        queued_bytes.fetch_sub(m.payload_bytes(), Ordering::Relaxed);
+        gauges.queued_bytes.dec_by(m.payload_bytes() as i64);
     };
     let mut backoff = Duration::from_millis(50);
     loop {
@@ -242,6 +336,7 @@ async fn peer_sender(
             }
             Err(e) => {
                 tracing::debug!(peer = to, error = %e, "peer unreachable");
+                gauges.failures.inc();
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(1));
                 // Messages queued meanwhile are stale by now; drop them rather than replay.
@@ -272,10 +367,13 @@ async fn peer_sender(
             }
             let mut req = Request::new(batch);
             req.set_timeout(SEND_TIMEOUT);
+            let sent = Instant::now();
             if let Err(e) = client.send(req).await {
                 tracing::debug!(peer = to, error = %e, "send failed; reconnecting");
+                gauges.failures.inc();
                 break;
             }
+            gauges.round_trip.observe(sent.elapsed());
         }
     }
 }
