@@ -232,8 +232,10 @@ fn the_demo_moves_shards_survives_a_leader_kill_and_verifies_every_key() {
 }
 
 /// Starts `strata demo --keep` and reads until its banner (pids, directory, masters).
-fn kept_demo() -> Demo {
-    let mut demo = Demo::start(&["--keep", "--shards", "8", "--groups", "1"]);
+fn kept_demo(more: &[&str]) -> Demo {
+    let mut args = vec!["--keep", "--shards", "8", "--groups", "1"];
+    args.extend_from_slice(more);
+    let mut demo = Demo::start(&args);
     demo.read_until("export STRATA_MASTERS=", Duration::from_secs(120));
     assert!(
         demo.pids.len() >= 6,
@@ -253,7 +255,7 @@ fn kept_demo() -> Demo {
 #[test]
 fn no_child_outlives_a_sigkilled_demo() {
     let _serial = serial();
-    let mut demo = kept_demo();
+    let mut demo = kept_demo(&[]);
     demo.signal(libc::SIGKILL);
     demo.wait(Duration::from_secs(10));
     let alive = survivors(&demo.pids, Duration::from_secs(5));
@@ -263,9 +265,44 @@ fn no_child_outlives_a_sigkilled_demo() {
 #[test]
 fn ctrl_c_stops_every_child_and_removes_the_directory() {
     let _serial = serial();
-    let mut demo = kept_demo();
+    let prometheus = tempfile::tempdir().unwrap();
+    let prometheus_dir = prometheus.path().join("scrape");
+    let mut demo = kept_demo(&["--prometheus", prometheus_dir.to_str().unwrap()]);
     let dir: PathBuf = demo.dir.clone().expect("the banner names the directory");
     assert!(dir.exists());
+    // --prometheus wrote a configuration that scrapes all six processes, which promtool
+    // accepts with the alert rules written beside it.
+    let config = prometheus_dir.join("prometheus.yml");
+    let text = std::fs::read_to_string(&config).expect("prometheus.yml written");
+    assert!(
+        demo.text()
+            .contains(&format!("--config.file={}", config.display())),
+        "{}",
+        demo.text()
+    );
+    let targets = text.matches("127.0.0.1:").count();
+    assert_eq!(targets, 6, "{text}");
+    let page = demo.text();
+    let page = page
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("status page: http://"))
+        .expect("the banner names the status page")
+        .trim_end_matches('/');
+    assert!(
+        text.contains(page),
+        "the first master's endpoint {page} in {text}"
+    );
+    let checked = Command::new("promtool")
+        .args(["check", "config"])
+        .arg(&config)
+        .output()
+        .expect("promtool (apt install prometheus) runs");
+    assert!(
+        checked.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
     demo.signal(libc::SIGINT);
     let status = demo.wait(Duration::from_secs(30));
     assert!(!status.success(), "a Ctrl-C'd demo exits non-zero");

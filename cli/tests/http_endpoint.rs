@@ -348,3 +348,22 @@ fn metrics_and_health_of_a_real_group() {
     cluster.restart_server(1, 2).unwrap();
     wait_health(&http[1], 200);
 }
+
+#[test]
+fn health_says_disk_full_below_the_free_space_floor() {
+    let mut options = LaunchOptions::new(STRATA);
+    options.masters = 1;
+    options.shards = 4;
+    // More free space asked for than any disk has.
+    options.server_args = vec!["--health-min-free-bytes".into(), u64::MAX.to_string()];
+    let mut cluster = LocalCluster::start(options).expect("the master starts");
+    cluster.add_group(1, 1).expect("group 1 starts");
+    let http = cluster.server(1, 1).unwrap().http_address.clone().unwrap();
+    let body = wait_health(&http, 503);
+    assert!(body.contains("disk full"), "{body}");
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(health["free_bytes"].as_u64().unwrap() > 0, "{body}");
+    // The master, with the default floor, is healthy.
+    let master = cluster.masters()[0].http_address.clone().unwrap();
+    wait_health(&master, 200);
+}

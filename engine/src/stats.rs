@@ -111,6 +111,9 @@ pub struct Stats {
     /// Estimated bytes of live data: table bytes with each key range counted once, at the
     /// deepest level that holds it (as RocksDB's `estimate-live-data-size`).
     pub estimated_live_bytes: u64,
+    /// Estimated bytes compaction must still rewrite to bring every level within its target
+    /// (RocksDB's `estimate-pending-compaction-bytes`); grows when compaction falls behind.
+    pub pending_compaction_bytes: u64,
 }
 
 impl Stats {

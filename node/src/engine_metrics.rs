@@ -115,7 +115,7 @@ impl Collector for EngineCollector {
             let name = format!("strata_engine_{name}");
             family.encode(encoder.encode_descriptor(&name, help, None, family.metric_type())?)?;
         }
-        let gauges: [Figure; 4] = [
+        let gauges: [Figure; 5] = [
             (
                 "memtable_bytes",
                 "Bytes in the memtables, the immutable ones included",
@@ -126,6 +126,11 @@ impl Collector for EngineCollector {
             }),
             ("open_tables", "Tables open", |s| s.open_tables),
             ("live_snapshots", "Snapshots held", |s| s.live_snapshots),
+            (
+                "pending_compaction_bytes",
+                "Estimated bytes compaction must rewrite to bring every level within its target",
+                |s| s.pending_compaction_bytes,
+            ),
         ];
         for (name, help, read) in gauges {
             let family: Family<EngineLabel, Gauge> = Family::default();

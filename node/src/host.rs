@@ -101,6 +101,10 @@ pub struct ReplicaArgs {
     /// `/health` fails when the applied index trails the commit index by more slots.
     #[arg(long, default_value_t = 1000)]
     pub health_max_lag: u64,
+    /// `/health` fails ("disk full") when the data directory's file system has fewer bytes
+    /// free for this process.
+    #[arg(long, default_value_t = 256 << 20)]
+    pub health_min_free_bytes: u64,
 }
 
 /// How a node runs beyond what the host decides (its id, members, tick and election seed).
@@ -130,7 +134,7 @@ pub struct ReplicaHost {
     max_connections: usize,
     listener: tokio::net::TcpListener,
     /// The HTTP endpoint's socket (`--http-listen`), and `--health-max-lag`.
-    http: Option<(tokio::net::TcpListener, u64)>,
+    http: Option<(tokio::net::TcpListener, crate::http::HealthLimits)>,
     /// The process's metrics; the node's are added when it is served.
     registry: Registry,
     /// The storage engines whose figures are exported (the Paxos one, and the service's).
@@ -174,7 +178,11 @@ impl ReplicaHost {
                         what: format!("listening for HTTP on {address}"),
                         source,
                     })?;
-                Some((listener, args.health_max_lag))
+                let limits = crate::http::HealthLimits {
+                    max_lag: args.health_max_lag,
+                    min_free_bytes: args.health_min_free_bytes,
+                };
+                Some((listener, limits))
             }
             None => None,
         };
@@ -282,12 +290,14 @@ impl ReplicaHost {
         registry.register_collector(Box::new(crate::metrics::ProcessCollector));
         registry.register_collector(Box::new(self.engines));
         let extra_routes = self.http_routes;
-        let http = self.http.map(|(listener, max_lag)| {
+        let data_dir = self.data_dir.clone();
+        let http = self.http.map(|(listener, limits)| {
             let status_of = node.clone();
             let state = crate::http::HttpState {
                 registry: Arc::new(registry),
                 status: Arc::new(move || status_of.status()),
-                max_lag,
+                data_dir,
+                limits,
             };
             tokio::spawn(async move {
                 let routes = crate::http::router(state).merge(extra_routes);

@@ -2,11 +2,13 @@
 //!
 //! - `GET /metrics`: the process's metrics, in OpenMetrics text to a scraper that asks for it
 //!   (Prometheus does), in the classic Prometheus text format otherwise;
-//! - `GET /health`: `200` and a small JSON body when this replica is fit to serve — its group
-//!   has a leader it can reach (itself, or one it heard from within an election timeout: a
-//!   follower that stops hearing its leader starts an election and knows none), and its
-//!   applied index is within `--health-max-lag` slots of its commit index; `503` with the
-//!   reason otherwise (`no leader`, `lagging by N slots`, `stopped: <why>`).
+//! - `GET /health`: `200` and a small JSON body when this replica is fit to serve — its Paxos
+//!   store works, its group has a leader it can reach (itself, or one it heard from within an
+//!   election timeout: a follower that stops hearing its leader starts an election and knows
+//!   none), its applied index is within `--health-max-lag` slots of its commit index, and the
+//!   file system of its data directory has at least `--health-min-free-bytes` free; `503`
+//!   with the reason otherwise (`store poisoned: <why>`, `no leader`, `lagging by N slots`,
+//!   `disk full: N bytes free`).
 //!
 //! - whatever routes the service adds (`ReplicaHost::http_routes`): the master's status page at
 //!   `/`.
@@ -16,6 +18,7 @@
 //!
 //! Served with axum (the HTTP stack tonic is built on) over HTTP/1.1.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -33,8 +36,19 @@ pub struct HttpState {
     pub registry: Arc<Registry>,
     /// The node's status now.
     pub status: Arc<dyn Fn() -> NodeStatus + Send + Sync>,
-    /// Most slots the applied index may trail the commit index on a healthy replica.
+    /// The replica's data directory (whose file system must not be full).
+    pub data_dir: PathBuf,
+    /// What a healthy replica stays within.
+    pub limits: HealthLimits,
+}
+
+/// What a healthy replica stays within.
+#[derive(Debug, Clone, Copy)]
+pub struct HealthLimits {
+    /// Most slots the applied index may trail the commit index.
     pub max_lag: u64,
+    /// Fewest bytes free (for this process) on the data directory's file system.
+    pub min_free_bytes: u64,
 }
 
 /// The endpoint's routes.
@@ -66,7 +80,8 @@ async fn metrics(State(state): State<HttpState>, headers: HeaderMap) -> Response
 
 async fn health(State(state): State<HttpState>) -> Response {
     let status = (state.status)();
-    let verdict = verdict(&status, state.max_lag);
+    let free = free_bytes(&state.data_dir);
+    let verdict = verdict(&status, free, state.limits);
     let code = if verdict.is_ok() {
         StatusCode::OK
     } else {
@@ -80,6 +95,7 @@ async fn health(State(state): State<HttpState>) -> Response {
         "leader": status.leader,
         "commit_index": status.commit_index,
         "applied_index": status.applied_index,
+        "free_bytes": free,
     });
     (
         code,
@@ -89,10 +105,32 @@ async fn health(State(state): State<HttpState>) -> Response {
         .into_response()
 }
 
-/// Whether a replica with `status` is healthy; the reason when not.
-pub fn verdict(status: &NodeStatus, max_lag: u64) -> Result<(), String> {
+/// Bytes available to this (unprivileged) process on the file system of `dir`; `None` if
+/// it cannot be asked.
+pub fn free_bytes(dir: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: `path` is a NUL-terminated string and `stat` a writable struct of the right
+    // type; statvfs only writes into it.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
+        return None;
+    }
+    Some(stat.f_bavail.saturating_mul(stat.f_frsize))
+}
+
+/// Whether a replica with `status`, `free` bytes left on its disk, is healthy; the reason
+/// when not.
+pub fn verdict(status: &NodeStatus, free: Option<u64>, limits: HealthLimits) -> Result<(), String> {
     if status.role == "stopped" {
-        return Err("stopped: its Paxos storage failed".into());
+        let why = status.last_error.as_deref().unwrap_or("a write failed");
+        return Err(format!("store poisoned: {why}"));
+    }
+    if let Some(free) = free.filter(|&f| f < limits.min_free_bytes) {
+        return Err(format!(
+            "disk full: {free} bytes free, below {}",
+            limits.min_free_bytes
+        ));
     }
     if status.role.is_empty() {
         return Err("starting".into());
@@ -101,7 +139,7 @@ pub fn verdict(status: &NodeStatus, max_lag: u64) -> Result<(), String> {
         return Err(format!("no leader (this replica is a {})", status.role));
     }
     let lag = status.commit_index.saturating_sub(status.applied_index);
-    if lag > max_lag {
+    if lag > limits.max_lag {
         return Err(format!(
             "lagging by {lag} slots (applied {} of {})",
             status.applied_index, status.commit_index
@@ -125,15 +163,39 @@ mod tests {
         }
     }
 
+    const LIMITS: HealthLimits = HealthLimits {
+        max_lag: 10,
+        min_free_bytes: 1000,
+    };
+
     #[test]
-    fn healthy_needs_a_leader_and_a_small_lag() {
-        assert_eq!(verdict(&status("follower", Some(2), 100, 100), 10), Ok(()));
-        assert_eq!(verdict(&status("leader", Some(1), 100, 95), 10), Ok(()));
-        let e = verdict(&status("candidate", None, 100, 100), 10).unwrap_err();
+    fn healthy_needs_a_leader_a_small_lag_and_free_space() {
+        let roomy = Some(1 << 30);
+        let healthy = |s: &NodeStatus| verdict(s, roomy, LIMITS);
+        assert_eq!(healthy(&status("follower", Some(2), 100, 100)), Ok(()));
+        assert_eq!(healthy(&status("leader", Some(1), 100, 95)), Ok(()));
+        let e = healthy(&status("candidate", None, 100, 100)).unwrap_err();
         assert!(e.starts_with("no leader"), "{e}");
-        let e = verdict(&status("follower", Some(2), 100, 50), 10).unwrap_err();
+        let e = healthy(&status("follower", Some(2), 100, 50)).unwrap_err();
         assert!(e.starts_with("lagging by 50 slots"), "{e}");
-        let e = verdict(&status("stopped", None, 100, 100), 10).unwrap_err();
-        assert!(e.starts_with("stopped"), "{e}");
+        let mut stopped = status("stopped", None, 100, 100);
+        stopped.last_error = Some("log write failed: No space left on device".into());
+        let e = healthy(&stopped).unwrap_err();
+        assert_eq!(
+            e,
+            "store poisoned: log write failed: No space left on device"
+        );
+        let full = verdict(&status("leader", Some(1), 100, 100), Some(999), LIMITS);
+        assert_eq!(full.unwrap_err(), "disk full: 999 bytes free, below 1000");
+        // A file system that cannot be asked is not taken for a full one.
+        let unknown = verdict(&status("leader", Some(1), 100, 100), None, LIMITS);
+        assert_eq!(unknown, Ok(()));
+    }
+
+    #[test]
+    fn free_bytes_of_a_real_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(free_bytes(dir.path()).is_some_and(|f| f > 0));
+        assert_eq!(free_bytes(&dir.path().join("missing")), None);
     }
 }

@@ -93,7 +93,12 @@ pub const CLIENT_ID_BYTES: usize = 16;
 /// If `num_shards` is 0.
 pub fn shard_for_key(key: &[u8], num_shards: u32) -> u32 {
     assert!(num_shards > 0, "a cluster has at least one shard");
-    crc32c::crc32c(key) % num_shards
+    key_hash(key) % num_shards
+}
+
+/// The hash a key's shard is derived from: its shard is `key_hash(key) % num_shards`.
+pub fn key_hash(key: &[u8]) -> u32 {
+    crc32c::crc32c(key)
 }
 
 #[cfg(test)]

@@ -104,23 +104,20 @@ fn request_id(kind: &Kind) -> Option<RequestId> {
 }
 
 impl Replica {
-    /// `key`'s shard in the configuration applied here (`None` before the first one).
-    fn shard_key(&self, key: &[u8]) -> Option<u32> {
+    /// Counts `op` served for the key of `hash` ([`strata_rpc::key_hash`], taken before a
+    /// mutation consumes its request), on its shard in the configuration applied
+    /// here now (a first request may be sent before this replica applied its group's first
+    /// configuration and served after; nothing is counted before any).
+    fn served_hash(&self, hash: u32, op: &'static str) {
         let shards = self.view.read().config.shards.len();
-        let n = u32::try_from(shards).ok().filter(|&n| n > 0)?;
-        Some(strata_rpc::shard_for_key(key, n))
-    }
-
-    /// Counts `op` served on `shard` (see [`Replica::shard_key`]).
-    fn served_shard(&self, shard: Option<u32>, op: &'static str) {
-        if let Some(shard) = shard {
-            self.metrics.served(shard, op);
+        if let Some(n) = u32::try_from(shards).ok().filter(|&n| n > 0) {
+            self.metrics.served(hash % n, op);
         }
     }
 
     /// Counts `op` served for `key`.
     fn served(&self, key: &[u8], op: &'static str) {
-        self.served_shard(self.shard_key(key), op);
+        self.served_hash(strata_rpc::key_hash(key), op);
     }
 
     /// Proposes `kind` and returns what applying it produced here.
@@ -309,10 +306,10 @@ impl v1::shard_kv_server::ShardKv for KvService {
     ) -> Result<Response<v1::PutResponse>, Status> {
         let r = request.into_inner();
         let len = prost::Message::encoded_len(&r);
-        let shard_key = self.0.shard_key(&r.key);
+        let key_hash = strata_rpc::key_hash(&r.key);
         match self.mutate(Kind::Put(r), len).await? {
             Reply::Put(p) => {
-                self.0.served_shard(shard_key, "put");
+                self.0.served_hash(key_hash, "put");
                 Ok(Response::new(p))
             }
             _ => Err(wrong_reply()),
@@ -325,10 +322,10 @@ impl v1::shard_kv_server::ShardKv for KvService {
     ) -> Result<Response<v1::AppendResponse>, Status> {
         let r = request.into_inner();
         let len = prost::Message::encoded_len(&r);
-        let shard_key = self.0.shard_key(&r.key);
+        let key_hash = strata_rpc::key_hash(&r.key);
         match self.mutate(Kind::Append(r), len).await? {
             Reply::Append(p) => {
-                self.0.served_shard(shard_key, "append");
+                self.0.served_hash(key_hash, "append");
                 Ok(Response::new(p))
             }
             _ => Err(wrong_reply()),
@@ -341,10 +338,10 @@ impl v1::shard_kv_server::ShardKv for KvService {
     ) -> Result<Response<v1::DeleteResponse>, Status> {
         let r = request.into_inner();
         let len = prost::Message::encoded_len(&r);
-        let shard_key = self.0.shard_key(&r.key);
+        let key_hash = strata_rpc::key_hash(&r.key);
         match self.mutate(Kind::Delete(r), len).await? {
             Reply::Delete(p) => {
-                self.0.served_shard(shard_key, "delete");
+                self.0.served_hash(key_hash, "delete");
                 Ok(Response::new(p))
             }
             _ => Err(wrong_reply()),
@@ -357,10 +354,10 @@ impl v1::shard_kv_server::ShardKv for KvService {
     ) -> Result<Response<v1::CompareAndSwapResponse>, Status> {
         let r = request.into_inner();
         let len = prost::Message::encoded_len(&r);
-        let shard_key = self.0.shard_key(&r.key);
+        let key_hash = strata_rpc::key_hash(&r.key);
         match self.mutate(Kind::CompareAndSwap(r), len).await? {
             Reply::CompareAndSwap(p) => {
-                self.0.served_shard(shard_key, "cas");
+                self.0.served_hash(key_hash, "cas");
                 Ok(Response::new(p))
             }
             _ => Err(wrong_reply()),

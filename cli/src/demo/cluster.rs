@@ -21,6 +21,7 @@ enum Request {
     Restart(u64, u64, Reply<()>),
     Pids(Reply<Vec<u32>>),
     RssBytes(Reply<u64>),
+    PrometheusConfig(Reply<String>),
     Shutdown(Reply<usize>),
 }
 
@@ -125,6 +126,11 @@ impl ClusterThread {
         self.ask(Request::RssBytes).await
     }
 
+    /// A Prometheus configuration scraping every child.
+    pub async fn prometheus_config(&self) -> CliResult<String> {
+        self.ask(Request::PrometheusConfig).await
+    }
+
     /// Stops every child (SIGTERM, then SIGKILL after the grace period), removes a temporary
     /// directory and ends the thread. Returns how many children had to be killed.
     pub async fn shutdown(&mut self) -> CliResult<usize> {
@@ -175,6 +181,9 @@ fn serve(mut cluster: LocalCluster, inbox: mpsc::Receiver<Request>) {
             }
             Request::RssBytes(reply) => {
                 let _ = reply.send(Ok(cluster.rss_bytes()));
+            }
+            Request::PrometheusConfig(reply) => {
+                let _ = reply.send(Ok(cluster.prometheus_config()));
             }
             Request::Shutdown(reply) => {
                 let killed = cluster.shutdown();

@@ -101,6 +101,10 @@ pub struct DemoArgs {
     /// With --keep: load the keys before keeping the cluster.
     #[arg(long, requires = "keep")]
     pub load: bool,
+    /// With --keep: write a Prometheus configuration scraping every process
+    /// (`DIR/prometheus.yml`) and the shipped alert rules (`DIR/alerts.yml`) into DIR.
+    #[arg(long, requires = "keep", value_name = "DIR")]
+    pub prometheus: Option<PathBuf>,
     /// Paxos tick of every process, in milliseconds.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub tick_ms: u64,

@@ -13,7 +13,7 @@ use super::moves;
 use super::probe::Probe;
 use super::summary::{grouped, Summary};
 use super::{map, verify, DemoArgs, BACKGROUND_WRITERS, CLIENTS, FIRST_GID, STEP_TIMEOUT};
-use crate::error::{CliResult, Context};
+use crate::error::{CliError, CliResult, Context};
 use crate::output::human_bytes;
 
 /// The demo's state across steps.
@@ -65,6 +65,11 @@ impl<'a> Demo<'a> {
             say!("  status page:    {page}");
         }
         say!("  pids: {}", pid_list(&cluster.pids().await?));
+        if let Some(dir) = &self.args.prometheus {
+            let config = cluster.prometheus_config().await?;
+            let file = write_prometheus(dir, &config)?;
+            say!("  prometheus: prometheus --config.file={}", file.display());
+        }
         self.step_done("start", cluster).await;
 
         say!("step 2: joining groups {gids:?}");
@@ -294,6 +299,19 @@ impl<'a> Demo<'a> {
         std::future::pending::<()>().await;
         Ok(())
     }
+}
+
+/// Writes `config` as `dir/prometheus.yml` and the alert rules beside it; returns the
+/// configuration's path.
+fn write_prometheus(dir: &std::path::Path, config: &str) -> CliResult<std::path::PathBuf> {
+    let failed =
+        |e: std::io::Error| CliError::failed(format!("--prometheus {}: {e}", dir.display()));
+    std::fs::create_dir_all(dir).map_err(failed)?;
+    let file = dir.join("prometheus.yml");
+    std::fs::write(&file, config).map_err(failed)?;
+    let rules = crate::launch::prometheus::ALERT_RULES;
+    std::fs::write(dir.join("alerts.yml"), rules).map_err(failed)?;
+    Ok(file)
 }
 
 fn pid_list(pids: &[u32]) -> String {

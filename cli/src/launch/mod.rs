@@ -10,6 +10,7 @@
 //! - [`LocalCluster`]: the masters and the groups, with their addresses and data directories.
 
 pub mod child;
+pub mod prometheus;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -268,6 +269,20 @@ impl LocalCluster {
     pub fn status_page(&self) -> Option<String> {
         let address = self.masters.first()?.http_address.as_ref()?;
         Some(format!("http://{address}/"))
+    }
+
+    /// A Prometheus configuration scraping every process's HTTP endpoint
+    /// ([`prometheus::scrape_config`]).
+    pub fn prometheus_config(&self) -> String {
+        let http = |replicas: &[Replica]| -> Vec<String> {
+            replicas
+                .iter()
+                .filter_map(|r| r.http_address.clone())
+                .collect()
+        };
+        let groups: Vec<(u64, Vec<String>)> =
+            self.groups.iter().map(|(gid, g)| (*gid, http(g))).collect();
+        prometheus::scrape_config(&http(&self.masters), &groups)
     }
 
     /// The running groups' ids.

@@ -67,6 +67,40 @@ pub fn scores(v: &Version, o: &PickerOptions) -> Vec<(f64, usize)> {
     s
 }
 
+/// Estimated bytes compaction must rewrite before every level is within its target: RocksDB's
+/// `estimate-pending-compaction-bytes` (`VersionStorageInfo::EstimateCompactionBytesNeeded`).
+/// Level 0, once it triggers, counts whole with level 1; each deeper level over its target
+/// (counting what the level above pushes into it) pushes its excess down, costing the excess
+/// times the size ratio to the next level plus one (the next level's overlapping bytes are
+/// rewritten with it).
+pub fn pending_compaction_bytes(v: &Version, o: &PickerOptions) -> u64 {
+    let mut estimated = 0f64;
+    let level0 = v.level_bytes(0);
+    let level0_triggered = v.num_files(0) >= o.l0_trigger || level0 >= o.level_base;
+    let mut pushed = 0u64;
+    if level0_triggered {
+        estimated += level0 as f64;
+        pushed = level0;
+    }
+    for level in 1..NUM_LEVELS - 1 {
+        let own = v.level_bytes(level);
+        if level == 1 && level0_triggered {
+            estimated += own as f64;
+        }
+        let size = own + pushed;
+        pushed = 0;
+        let target = o.level_target(level);
+        if size > target {
+            pushed = size - target;
+            let next = v.level_bytes(level + 1);
+            if next > 0 {
+                estimated += pushed as f64 * (next as f64 / size as f64 + 1.0);
+            }
+        }
+    }
+    estimated as u64
+}
+
 /// The most urgent compaction that touches no file in `busy`, if any level scores >= 1.
 pub fn pick(
     v: &Version,
@@ -249,6 +283,28 @@ mod tests {
         ]);
         assert!(pick(&v, &opts(), &none(), &HashSet::new()).is_none());
         assert_eq!(opts().level_target(3), 100_000);
+    }
+
+    #[test]
+    fn pending_compaction_bytes_follow_rocksdbs_estimate() {
+        let calm = version(vec![
+            (0, vec![file(1, "a", "z", 10), file(2, "a", "z", 10)]),
+            (1, vec![file(3, "a", "m", 500)]),
+        ]);
+        assert_eq!(pending_compaction_bytes(&calm, &opts()), 0);
+        // Level 0 triggered (4 files): all of it and all of level 1, which then fits.
+        let l0 = version(vec![
+            (0, (1..=4).map(|n| file(10 - n, "c", "f", 10)).collect()),
+            (1, vec![file(20, "a", "m", 500)]),
+        ]);
+        assert_eq!(pending_compaction_bytes(&l0, &opts()), 540);
+        // Level 1 at 3000 of 1000: 2000 pushed into level 2 (5000 bytes), at the ratio
+        // 5000/3000 + 1; level 2 then holds 7000 of its 10000.
+        let l1 = version(vec![
+            (1, vec![file(20, "a", "m", 3000)]),
+            (2, vec![file(30, "a", "z", 5000)]),
+        ]);
+        assert_eq!(pending_compaction_bytes(&l1, &opts()), 5333);
     }
 
     #[test]

@@ -317,6 +317,9 @@ impl Db {
             "strata.stats" => Some(s.report()),
             "strata.total-sst-size" => Some(s.table_bytes().to_string()),
             "strata.estimate-live-data-size" => Some(s.estimated_live_bytes.to_string()),
+            "strata.estimate-pending-compaction-bytes" => {
+                Some(s.pending_compaction_bytes.to_string())
+            }
             "strata.write-amplification" => Some(format!("{:.3}", s.write_amplification())),
             _ => {
                 let level: usize = name
@@ -451,6 +454,10 @@ impl DbInner {
             tables_dropped_by_range_deletion: load(&c.tables_dropped_by_range_deletion),
             wal_file_bytes,
             estimated_live_bytes: version.estimated_live_bytes(),
+            pending_compaction_bytes: crate::compaction::picker::pending_compaction_bytes(
+                &version,
+                &self.picker_options(),
+            ),
             ..Stats::default()
         };
         for level in 0..NUM_LEVELS {
