@@ -10,6 +10,9 @@
 //!
 //! Cost per request: a binary search of the path among the methods, an `Arc` clone, and the
 //! histogram's two atomic adds ([`DurationHistogram`]); no lock, no allocation.
+//!
+//! The layer also opens the request's `tracing` span, `rpc{method=...}`, entered whenever
+//! the handler runs: whatever the handler logs carries the method it serves.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -185,11 +188,15 @@ where
         // The histogram is found before the call, by path alone: the code is known only at
         // the end, so the method's row of the table is what the future keeps.
         let path = request.uri().path().trim_start_matches('/');
+        let method = self.table.method(path);
+        let span = tracing::info_span!("rpc", method = self.table.methods[method]);
+        let inner = span.in_scope(|| self.inner.call(request));
         Measured {
             started: Instant::now(),
-            method: self.table.method(path),
+            method,
             table: self.table.clone(),
-            inner: self.inner.call(request),
+            span,
+            inner,
         }
     }
 }
@@ -203,6 +210,7 @@ pin_project_lite::pin_project! {
         started: Instant,
         method: usize,
         table: Arc<Table>,
+        span: tracing::Span,
     }
 }
 
@@ -214,6 +222,7 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        let _entered = this.span.enter();
         let response = std::task::ready!(this.inner.poll(cx));
         let code = match &response {
             Ok(r) => r
@@ -276,6 +285,48 @@ mod tests {
         assert!(
             !text.contains("Kv/Put"),
             "unused methods are not exposed:\n{text}"
+        );
+    }
+
+    #[test]
+    fn the_handler_runs_in_the_requests_span() {
+        #[derive(Clone, Default)]
+        struct Lines(Arc<parking_lot::Mutex<Vec<u8>>>);
+        impl std::io::Write for Lines {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let handler = tower::service_fn(|_: http::Request<()>| async {
+            tracing::info!("handling");
+            Ok::<_, std::convert::Infallible>(http::Response::new(()))
+        });
+        let mut service = tower::Layer::layer(&RpcMetricsLayer::default(), handler);
+        let request = http::Request::builder()
+            .uri("/strata.v1.ShardKv/Put")
+            .body(())
+            .unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        tracing::subscriber::with_default(subscriber, || {
+            let call = tower::Service::call(&mut service, request);
+            runtime.block_on(call).unwrap();
+        });
+        let text = String::from_utf8(lines.0.lock().clone()).unwrap();
+        assert!(
+            text.contains("rpc{method=\"strata.v1.ShardKv/Put\"}: ") && text.contains("handling"),
+            "{text}"
         );
     }
 
