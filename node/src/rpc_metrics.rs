@@ -11,8 +11,9 @@
 //! Cost per request: a binary search of the path among the methods, an `Arc` clone, and the
 //! histogram's two atomic adds ([`DurationHistogram`]); no lock, no allocation.
 //!
-//! The layer also opens the request's `tracing` span, `rpc{method=...}`, entered whenever
-//! the handler runs: whatever the handler logs carries the method it serves.
+//! The layer also opens the request's `tracing` span, `rpc{method=...}` at `debug` level,
+//! entered whenever the handler runs: with `RUST_LOG=debug` (or `strata_node=debug`) whatever
+//! the handler logs carries the method it serves; at `info` the span is disabled and free.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -189,7 +190,9 @@ where
         // the end, so the method's row of the table is what the future keeps.
         let path = request.uri().path().trim_start_matches('/');
         let method = self.table.method(path);
-        let span = tracing::info_span!("rpc", method = self.table.methods[method]);
+        // At debug level: an enabled span costs an allocation (its formatted fields) per
+        // request, which a server logging at `info` should not pay.
+        let span = tracing::debug_span!("rpc", method = self.table.methods[method]);
         let inner = span.in_scope(|| self.inner.call(request));
         Measured {
             started: Instant::now(),
@@ -306,6 +309,7 @@ mod tests {
         let subscriber = tracing_subscriber::fmt()
             .with_writer(move || writer.clone())
             .with_ansi(false)
+            .with_max_level(tracing::Level::DEBUG)
             .finish();
         let handler = tower::service_fn(|_: http::Request<()>| async {
             tracing::info!("handling");
