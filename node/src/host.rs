@@ -105,6 +105,27 @@ pub struct ReplicaArgs {
     /// free for this process.
     #[arg(long, default_value_t = 256 << 20)]
     pub health_min_free_bytes: u64,
+    /// The cluster's CA certificate (PEM): with --tls-cert and --tls-key, every connection
+    /// this process makes or accepts is mutual TLS, and plaintext ones are refused.
+    #[arg(long, requires_all = ["tls_cert", "tls_key"])]
+    pub tls_ca: Option<PathBuf>,
+    /// This process's certificate (PEM), naming it `strata://node/<gid>/<id>`.
+    #[arg(long, requires_all = ["tls_ca", "tls_key"])]
+    pub tls_cert: Option<PathBuf>,
+    /// This process's private key (PEM).
+    #[arg(long, requires_all = ["tls_ca", "tls_cert"])]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl ReplicaArgs {
+    /// The TLS files given, if any.
+    pub fn tls_paths(&self) -> Option<strata_rpc::tls::TlsPaths> {
+        Some(strata_rpc::tls::TlsPaths {
+            ca: self.tls_ca.clone()?,
+            cert: self.tls_cert.clone()?,
+            key: self.tls_key.clone()?,
+        })
+    }
 }
 
 /// How a node runs beyond what the host decides (its id, members, tick and election seed).
@@ -143,6 +164,10 @@ pub struct ReplicaHost {
     http_routes: axum::Router,
     /// Taken when the node starts.
     storage: Option<EnginePaxosStorage>,
+    /// Plaintext or mutual TLS, for every connection made or accepted.
+    security: strata_rpc::tls::Security,
+    /// Refused connections and requests.
+    refusals: crate::auth::Refusals,
     /// The service's part of the `NodeStatus` answers (see [`ReplicaHost::report_status`]).
     service_status: Option<crate::grpc::ServiceStatusFn>,
 }
@@ -162,6 +187,20 @@ impl ReplicaHost {
             dir: data_dir.clone(),
             message: e.to_string(),
         })?;
+        let security = strata_rpc::tls::Security::from_paths(args.tls_paths())
+            .map_err(|e| RunError::Args(format!("TLS: {e}")))?;
+        if let strata_rpc::tls::Security::Tls(tls) = &security {
+            let mine = strata_rpc::tls::Identity::Node {
+                gid: group,
+                id: args.id,
+            };
+            if tls.identity() != mine {
+                return Err(RunError::Args(format!(
+                    "TLS: --tls-cert names {}, but this replica is {mine}",
+                    tls.identity()
+                )));
+            }
+        }
         let storage = EnginePaxosStorage::open(&data_dir.join("paxos"))
             .map_err(|e| RunError::Node(e.to_string()))?;
         let listener = tokio::net::TcpListener::bind(&listen)
@@ -204,6 +243,8 @@ impl ReplicaHost {
             engines,
             storage: Some(storage),
             service_status: None,
+            security,
+            refusals: crate::auth::Refusals::default(),
         })
     }
 
@@ -221,6 +262,18 @@ impl ReplicaHost {
     /// [`ReplicaHost::serve`].
     pub fn registry(&mut self) -> &mut Registry {
         &mut self.registry
+    }
+
+    /// How this process connects to others (plaintext or mutual TLS with its certificate):
+    /// what the service uses for its own outgoing connections.
+    pub fn security(&self) -> strata_rpc::tls::Security {
+        self.security.clone()
+    }
+
+    /// The refusal counters, for a service's own request-level checks
+    /// ([`crate::auth::Refusals::deny`]).
+    pub fn refusals(&self) -> crate::auth::Refusals {
+        self.refusals.clone()
     }
 
     /// Has the `NodeStatus` service ask `status` for the service's part of every answer
@@ -266,8 +319,13 @@ impl ReplicaHost {
         };
         let peer_metrics = crate::grpc::PeerMetrics::default();
         peer_metrics.register(&mut self.registry);
-        let transport =
-            GrpcTransport::with_metrics(self.group, self.id, self.peers.clone(), &peer_metrics);
+        let transport = GrpcTransport::with_security(
+            self.group,
+            self.id,
+            self.peers.clone(),
+            &peer_metrics,
+            self.security.clone(),
+        );
         Node::start(cfg, storage, machine, transport).map_err(|e| RunError::Node(e.to_string()))
     }
 
@@ -289,6 +347,7 @@ impl ReplicaHost {
         rpc_metrics.register(&mut registry);
         registry.register_collector(Box::new(crate::metrics::ProcessCollector));
         registry.register_collector(Box::new(self.engines));
+        self.refusals.register(&mut registry);
         let extra_routes = self.http_routes;
         let data_dir = self.data_dir.clone();
         let http = self.http.map(|(listener, limits)| {
@@ -306,7 +365,14 @@ impl ReplicaHost {
                 }
             })
         });
-        let incoming = admitted_connections(self.listener, self.max_connections);
+        let incoming = admitted_connections(
+            self.listener,
+            self.max_connections,
+            self.security.clone(),
+            self.refusals.handshake.clone(),
+        );
+        let auth =
+            crate::auth::AuthLayer::new(self.group, self.security.is_tls(), self.refusals.clone());
         // tonic's graceful shutdown waits for every open connection to finish, and the other
         // replicas' peer streams never do: after the signal, requests in flight get
         // `SHUTDOWN_DRAIN` to finish, then the server is dropped with whatever is still open.
@@ -317,8 +383,13 @@ impl ReplicaHost {
         };
         let server = tonic::transport::Server::builder()
             .layer(rpc_metrics)
+            .layer(auth)
             .add_routes(services)
-            .add_service(peer_service(self.group, node.clone()))
+            .add_service(peer_service(
+                self.group,
+                node.clone(),
+                self.refusals.clone(),
+            ))
             .add_service(status_service_with(
                 self.group,
                 node.clone(),
@@ -449,7 +520,9 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'stat
 pub fn admitted_connections(
     listener: tokio::net::TcpListener,
     max_connections: usize,
-) -> impl tonic::codegen::tokio_stream::Stream<Item = std::io::Result<crate::listener::Conn>>
+    security: strata_rpc::tls::Security,
+    refused: prometheus_client::metrics::counter::Counter,
+) -> impl tonic::codegen::tokio_stream::Stream<Item = std::io::Result<crate::listener::Accepted>>
        + Send
        + 'static {
     match crate::listener::raise_open_files_limit() {
@@ -469,7 +542,7 @@ pub fn admitted_connections(
         idle_timeout = ?limits.idle_timeout,
         "connection limits"
     );
-    crate::listener::incoming(listener, limits)
+    crate::listener::incoming(listener, limits, security, refused)
 }
 
 /// Allocations of this size and above are mapped, and unmapped when freed.

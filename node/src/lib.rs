@@ -29,6 +29,7 @@
 
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod disk_usage;
 pub mod driver;
 pub mod durability;

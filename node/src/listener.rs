@@ -18,6 +18,12 @@
 //!   silent longest: a flood of idle connections displaces itself, never the clients that
 //!   talk.
 //!
+//! - **TLS** (with [`Security::Tls`]): the handshake, which requires a client certificate
+//!   from the cluster's CA, must finish within the handshake deadline too; a connection that
+//!   fails it (plaintext, a stranger's or an expired certificate) is closed, logged with its
+//!   address and counted, before the HTTP/2 server sees it. Every request then carries the
+//!   client's [`PeerInfo`] (its certificate's identity) for the services to authorize.
+//!
 //! [`incoming`] turns a listener into the stream of admitted connections that tonic's
 //! `serve_with_incoming*` takes.
 
@@ -31,12 +37,14 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
+use prometheus_client::metrics::counter::Counter;
+use strata_rpc::tls::{PeerInfo, Security};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Notify};
 use tonic::codegen::tokio_stream::wrappers::ReceiverStream;
 use tonic::codegen::tokio_stream::{Stream, StreamExt};
-use tonic::transport::server::{Connected, TcpConnectInfo};
+use tonic::transport::server::Connected;
 
 /// What a server admits.
 #[derive(Debug, Clone, Copy)]
@@ -172,11 +180,83 @@ pub struct Conn {
     _slot: SlotGuard,
 }
 
-impl Connected for Conn {
-    type ConnectInfo = TcpConnectInfo;
+/// A connection handed to the server: as admitted, or after its TLS handshake.
+pub enum Accepted {
+    /// A plaintext connection.
+    Plain(Conn),
+    /// A TLS connection and who the client is.
+    Tls(Box<tokio_rustls::server::TlsStream<Conn>>, PeerInfo),
+}
 
-    fn connect_info(&self) -> TcpConnectInfo {
-        self.io.connect_info()
+impl Connected for Accepted {
+    type ConnectInfo = PeerInfo;
+
+    fn connect_info(&self) -> PeerInfo {
+        match self {
+            Accepted::Plain(conn) => PeerInfo {
+                remote: conn.io.peer_addr().ok(),
+                identity: None,
+            },
+            Accepted::Tls(_, peer) => peer.clone(),
+        }
+    }
+}
+
+impl AsyncRead for Accepted {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Accepted::Plain(c) => Pin::new(c).poll_read(cx, buf),
+            Accepted::Tls(t, _) => Pin::new(t.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Accepted {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Accepted::Plain(c) => Pin::new(c).poll_write(cx, buf),
+            Accepted::Tls(t, _) => Pin::new(t.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Accepted::Plain(c) => Pin::new(c).poll_flush(cx),
+            Accepted::Tls(t, _) => Pin::new(t.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Accepted::Plain(c) => Pin::new(c).poll_shutdown(cx),
+            Accepted::Tls(t, _) => Pin::new(t.as_mut()).poll_shutdown(cx),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Accepted::Plain(c) => Pin::new(c).poll_write_vectored(cx, bufs),
+            Accepted::Tls(t, _) => Pin::new(t.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Accepted::Plain(c) => c.is_write_vectored(),
+            Accepted::Tls(t, _) => t.is_write_vectored(),
+        }
     }
 }
 
@@ -242,12 +322,15 @@ impl AsyncWrite for Conn {
     }
 }
 
-/// The admitted connections of `listener`, for `serve_with_incoming*`. Spawns the accept loop
-/// on the current tokio runtime; it ends when the returned stream is dropped.
+/// The admitted connections of `listener`, for `serve_with_incoming*`, in plaintext or
+/// after a TLS handshake as `security` says; `refused` counts failed handshakes. Spawns the
+/// accept loop on the current tokio runtime; it ends when the returned stream is dropped.
 pub fn incoming(
     listener: TcpListener,
     limits: ConnectionLimits,
-) -> impl Stream<Item = io::Result<Conn>> + Send + 'static {
+    security: Security,
+    refused: Counter,
+) -> impl Stream<Item = io::Result<Accepted>> + Send + 'static {
     let max = limits.effective_max();
     let (tx, rx) = mpsc::channel(64);
     let registry = Arc::new(Mutex::new(Registry {
@@ -299,6 +382,7 @@ pub fn incoming(
                 id,
             };
             let (tx, registry) = (tx.clone(), registry.clone());
+            let (security, refused) = (security.clone(), refused.clone());
             tokio::spawn(async move {
                 let mut first = [0u8; 1];
                 let spoke = tokio::select! {
@@ -324,7 +408,30 @@ pub fn incoming(
                     closed: Box::pin(close.notified_owned()),
                     _slot: guard,
                 };
-                let _ = tx.send(conn).await;
+                let accepted = match &security {
+                    Security::Plaintext => Accepted::Plain(conn),
+                    Security::Tls(tls) => {
+                        let remote = conn.io.peer_addr().ok();
+                        let handshake = tls.accept(conn);
+                        match tokio::time::timeout(limits.handshake_timeout, handshake).await {
+                            Ok(Ok((stream, identity))) => {
+                                let identity = Some(identity);
+                                Accepted::Tls(Box::new(stream), PeerInfo { remote, identity })
+                            }
+                            Ok(Err(e)) => {
+                                refused.inc();
+                                tracing::info!(?remote, error = %e, "TLS handshake refused");
+                                return;
+                            }
+                            Err(_) => {
+                                refused.inc();
+                                tracing::info!(?remote, "TLS handshake timed out");
+                                return;
+                            }
+                        }
+                    }
+                };
+                let _ = tx.send(accepted).await;
             });
         }
     });

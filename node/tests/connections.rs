@@ -34,7 +34,7 @@ const LIMITS: ConnectionLimits = ConnectionLimits {
 async fn serve() -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let conns = incoming(listener, LIMITS);
+    let conns = incoming(listener, LIMITS, Default::default(), Default::default());
     tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(limits::node_status_server(Up))

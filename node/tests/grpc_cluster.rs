@@ -37,7 +37,7 @@ async fn three_nodes_over_grpc_choose_and_apply_the_same_commands() {
         let node = Node::start(cfg, storage, Recorder(log), transport).unwrap();
         let addr = addrs[&id].parse().unwrap();
         let router = tonic::transport::Server::builder()
-            .add_service(peer_service(group, node.clone()))
+            .add_service(peer_service(group, node.clone(), Default::default()))
             .add_service(status_service(group, node.clone()));
         tokio::spawn(router.serve(addr));
         nodes.insert(id, node);

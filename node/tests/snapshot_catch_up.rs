@@ -74,7 +74,11 @@ fn start(
         commands: commands.clone(),
     };
     let node = Node::start(cfg, storage, sm, GrpcTransport::new(5, id, addrs.clone())).unwrap();
-    let router = tonic::transport::Server::builder().add_service(peer_service(5, node.clone()));
+    let router = tonic::transport::Server::builder().add_service(peer_service(
+        5,
+        node.clone(),
+        Default::default(),
+    ));
     tokio::spawn(router.serve(addrs[&id].parse().unwrap()));
     (node, commands)
 }

@@ -103,8 +103,11 @@ async fn a_stalled_peer_neither_stops_commits_nor_grows_memory() {
             GrpcTransport::new(group, id, addrs.clone()),
         )
         .unwrap();
-        let router =
-            tonic::transport::Server::builder().add_service(peer_service(group, node.clone()));
+        let router = tonic::transport::Server::builder().add_service(peer_service(
+            group,
+            node.clone(),
+            Default::default(),
+        ));
         tokio::spawn(router.serve(addrs[&id].parse().unwrap()));
         nodes.push(node);
     }

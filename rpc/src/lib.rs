@@ -48,6 +48,7 @@ pub mod config;
 pub mod error;
 pub mod limits;
 pub mod probe;
+pub mod tls;
 
 /// The generated protocol, package `strata.v1`.
 ///

@@ -9,6 +9,9 @@ use tokio::sync::mpsc;
 use tonic::codegen::tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
+use strata_rpc::tls::{Identity, PeerInfo};
+
+use crate::auth::Refusals;
 use crate::node::Node;
 use crate::state_machine::TransferError;
 use crate::wire::from_proto;
@@ -19,12 +22,32 @@ const SNAPSHOT_CHUNK_TIMEOUT: Duration = Duration::from_secs(10);
 struct PeerService<R> {
     group: u64,
     node: Node<R>,
+    refusals: Refusals,
 }
 
 type AckResult = Result<Response<v1::SendAck>, Status>;
 
 impl<R: Send + 'static> PeerService<R> {
-    fn deliver(&self, batch: v1::PaxosBatch) -> Result<(), Status> {
+    /// With TLS, a replica speaks only for itself: the sender a batch or snapshot names must
+    /// be the replica its certificate names (the layer already checked the group). Without
+    /// TLS there is nobody to compare with.
+    fn check_sender(&self, peer: Option<&PeerInfo>, from: u64, method: &str) -> Result<(), Status> {
+        match peer.and_then(|p| p.identity.as_ref()) {
+            None => Ok(()),
+            Some(Identity::Node { gid, id }) if *gid == self.group && *id == from => Ok(()),
+            Some(identity) => Err(self.refusals.deny(
+                peer,
+                method,
+                format!(
+                    "{identity} may not send as replica {from} of group {}",
+                    self.group
+                ),
+            )),
+        }
+    }
+
+    fn deliver(&self, peer: Option<&PeerInfo>, batch: v1::PaxosBatch) -> Result<(), Status> {
+        self.check_sender(peer, batch.from, "PaxosPeer/Send")?;
         if batch.group_id != self.group {
             return Err(strata_rpc::error::invalid_argument(format!(
                 "batch for group {} sent to group {}",
@@ -43,14 +66,16 @@ impl<R: Send + 'static> PeerService<R> {
 #[tonic::async_trait]
 impl<R: Send + 'static> PaxosPeer for PeerService<R> {
     async fn send(&self, request: Request<v1::PaxosBatch>) -> AckResult {
-        self.deliver(request.into_inner())?;
+        let peer = request.extensions().get::<PeerInfo>().cloned();
+        self.deliver(peer.as_ref(), request.into_inner())?;
         Ok(Response::new(v1::SendAck {}))
     }
 
     async fn send_stream(&self, request: Request<Streaming<v1::PaxosBatch>>) -> AckResult {
+        let peer = request.extensions().get::<PeerInfo>().cloned();
         let mut stream = request.into_inner();
         while let Some(batch) = stream.next().await {
-            self.deliver(batch?)?;
+            self.deliver(peer.as_ref(), batch?)?;
         }
         Ok(Response::new(v1::SendAck {}))
     }
@@ -59,6 +84,7 @@ impl<R: Send + 'static> PaxosPeer for PeerService<R> {
         &self,
         request: Request<Streaming<v1::SnapshotChunk>>,
     ) -> Result<Response<v1::InstallSnapshotResponse>, Status> {
+        let peer = request.extensions().get::<PeerInfo>().cloned();
         let mut stream = request.into_inner();
         // Chunks flow to the state machine as they arrive, through a small bounded channel:
         // the snapshot is never held whole in memory. A transfer that breaks off hands the
@@ -72,14 +98,15 @@ impl<R: Send + 'static> PaxosPeer for PeerService<R> {
                 "snapshot for another group",
             ));
         }
-        let index = first.index;
+        self.check_sender(peer.as_ref(), first.from, "PaxosPeer/InstallSnapshot")?;
+        let (index, from) = (first.index, first.from);
         let (tx, mut rx) = mpsc::channel::<Result<Vec<u8>, TransferError>>(4);
         let chunks = std::iter::from_fn(move || rx.blocking_recv());
         self.node.install_snapshot(index, Box::new(chunks)).await;
         let mut next = Some(first);
         let mut complete = false;
         while let Some(chunk) = next.take() {
-            if chunk.index != index || chunk.group_id != self.group {
+            if chunk.index != index || chunk.group_id != self.group || chunk.from != from {
                 let _ = tx
                     .send(Err(TransferError(
                         "snapshot chunks disagree on index or group".into(),
@@ -129,10 +156,16 @@ impl<R: Send + 'static> PaxosPeer for PeerService<R> {
     }
 }
 
-/// The `PaxosPeer` gRPC service delivering batches for `group` to `node`.
+/// The `PaxosPeer` gRPC service delivering batches for `group` to `node`; refusals (a
+/// replica sending as another, with TLS) are counted in `refusals`.
 pub fn peer_service<R: Send + 'static>(
     group: u64,
     node: Node<R>,
+    refusals: Refusals,
 ) -> PaxosPeerServer<impl PaxosPeer> {
-    strata_rpc::limits::paxos_peer_server(PeerService { group, node })
+    strata_rpc::limits::paxos_peer_server(PeerService {
+        group,
+        node,
+        refusals,
+    })
 }

@@ -22,6 +22,8 @@ use tokio::sync::mpsc;
 use tonic::codegen::tokio_stream;
 use tonic::Request;
 
+use strata_rpc::tls::Security;
+
 use crate::histogram::{exponential_bounds, DurationHistogram};
 use crate::state_machine::SnapshotStream;
 use crate::transport::Transport;
@@ -127,6 +129,7 @@ pub struct GrpcTransport {
     group: u64,
     me: ReplicaId,
     peers: BTreeMap<ReplicaId, PeerLink>,
+    security: Security,
 }
 
 /// The queue to one peer. Invariant: `gauges.queued_bytes` is the payload size of the
@@ -169,6 +172,18 @@ impl GrpcTransport {
         peers: BTreeMap<ReplicaId, String>,
         metrics: &PeerMetrics,
     ) -> Arc<GrpcTransport> {
+        GrpcTransport::with_security(group, me, peers, metrics, Security::Plaintext)
+    }
+
+    /// [`GrpcTransport::with_metrics`], connecting as `security` says (mutual TLS with this
+    /// replica's certificate, or plaintext).
+    pub fn with_security(
+        group: u64,
+        me: ReplicaId,
+        peers: BTreeMap<ReplicaId, String>,
+        metrics: &PeerMetrics,
+        security: Security,
+    ) -> Arc<GrpcTransport> {
         let mut links = BTreeMap::new();
         for (id, addr) in peers {
             if id == me {
@@ -176,7 +191,14 @@ impl GrpcTransport {
             }
             let (tx, rx) = mpsc::channel(PEER_QUEUE);
             let gauges = metrics.of(id);
-            tokio::spawn(peer_sender(group, me, id, addr.clone(), rx, gauges.clone()));
+            let peer = Peer {
+                group,
+                me,
+                to: id,
+                addr: addr.clone(),
+                security: security.clone(),
+            };
+            tokio::spawn(peer_sender(peer, rx, gauges.clone()));
             links.insert(
                 id,
                 PeerLink {
@@ -191,6 +213,7 @@ impl GrpcTransport {
             group,
             me,
             peers: links,
+            security,
         })
     }
 }
@@ -256,8 +279,9 @@ impl Transport for GrpcTransport {
         let chunks: Box<dyn Iterator<Item = v1::SnapshotChunk> + Send> =
             Box::new(chunks.chain(std::iter::once(last)));
         let addr = addr.clone();
+        let security = self.security.clone();
         tokio::spawn(async move {
-            transfer_snapshot(addr, to, chunks).await;
+            transfer_snapshot(&security, addr, to, chunks).await;
             drop(guard);
         });
     }
@@ -265,11 +289,12 @@ impl Transport for GrpcTransport {
 
 /// Streams one snapshot to a peer; failures are logged (the leader asks again later).
 async fn transfer_snapshot(
+    security: &Security,
     addr: String,
     to: ReplicaId,
     chunks: Box<dyn Iterator<Item = v1::SnapshotChunk> + Send>,
 ) {
-    let channel = match connect(&addr).await {
+    let channel = match connect(security, &addr).await {
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(peer = to, error = %e, "snapshot transfer: peer unreachable");
@@ -303,33 +328,46 @@ enum ConnectError {
     Timeout,
 }
 
-async fn connect(addr: &str) -> Result<tonic::transport::Channel, ConnectError> {
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+async fn connect(
+    security: &Security,
+    addr: &str,
+) -> Result<tonic::transport::Channel, ConnectError> {
+    let endpoint = (security.endpoint(addr)?)
         .connect_timeout(Duration::from_secs(1))
         .tcp_nodelay(true);
-    // The whole connection set-up, HTTP/2 handshake included, has a deadline: a peer that
-    // accepts TCP but never answers (stopped, hung) must not hold the sender forever.
-    match tokio::time::timeout(Duration::from_secs(2), endpoint.connect()).await {
+    // The whole connection set-up, TLS and HTTP/2 handshakes included, has a deadline: a
+    // peer that accepts TCP but never answers (stopped, hung) must not hold the sender
+    // forever.
+    match tokio::time::timeout(Duration::from_secs(2), security.connect(endpoint)).await {
         Ok(r) => Ok(r?),
         Err(_) => Err(ConnectError::Timeout),
     }
 }
 
-/// Sends one peer's queue as batches, reconnecting with back-off.
-async fn peer_sender(
+/// One peer as its sender task sees it.
+struct Peer {
     group: u64,
     me: ReplicaId,
     to: ReplicaId,
     addr: String,
-    mut rx: mpsc::Receiver<Message>,
-    gauges: PeerGauges,
-) {
+    security: Security,
+}
+
+/// Sends one peer's queue as batches, reconnecting with back-off.
+async fn peer_sender(peer: Peer, mut rx: mpsc::Receiver<Message>, gauges: PeerGauges) {
+    let Peer {
+        group,
+        me,
+        to,
+        addr,
+        security,
+    } = peer;
     let taken = |m: &Message| {
         gauges.queued_bytes.dec_by(m.payload_bytes() as i64);
     };
     let mut backoff = Duration::from_millis(50);
     loop {
-        let mut client = match connect(&addr).await {
+        let mut client = match connect(&security, &addr).await {
             Ok(c) => {
                 backoff = Duration::from_millis(50);
                 strata_rpc::limits::paxos_peer_client(c)
