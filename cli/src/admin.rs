@@ -215,7 +215,7 @@ pub async fn shard(global: &Global, command: ShardCommand) -> CliResult {
             let config = within(global, master.query(None))
                 .await?
                 .map_err(master_error)?;
-            let views = group_views(global, &config).await;
+            let views = group_views(global, &config).await?;
             let rows: Vec<(ShardId, Gid, String)> = (0..config.num_shards() as ShardId)
                 .map(|s| (s, config.owner(s), shard_state(&config, &views, s)))
                 .collect();
@@ -239,27 +239,33 @@ pub async fn shard(global: &Global, command: ShardCommand) -> CliResult {
 
 /// Each group's account of its shards: of the answers of its servers (asked together, each
 /// within the probe deadline) the one with the newest configuration; absent if none answers.
-async fn group_views(global: &Global, config: &Config) -> BTreeMap<Gid, v1::ShardsResponse> {
+async fn group_views(
+    global: &Global,
+    config: &Config,
+) -> CliResult<BTreeMap<Gid, v1::ShardsResponse>> {
     let timeout = probe_timeout(global);
+    let security = global.security()?;
     let asks: Vec<_> = config
         .groups
         .iter()
         .flat_map(|(&gid, servers)| servers.iter().map(move |a| (gid, a.clone())))
-        .map(|(gid, address)| async move {
-            let ask = async {
-                let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
-                    .ok()?
-                    .connect_timeout(timeout)
-                    .timeout(timeout);
-                let channel = endpoint.connect().await.ok()?;
-                let mut client = strata_rpc::limits::shard_group_client(channel);
-                client
-                    .shards(v1::ShardsRequest {})
-                    .await
-                    .ok()
-                    .map(tonic::Response::into_inner)
-            };
-            (gid, tokio::time::timeout(timeout, ask).await.ok().flatten())
+        .map(|(gid, address)| {
+            let security = security.clone();
+            async move {
+                let ask = async {
+                    let endpoint = (security.endpoint(&address).ok()?)
+                        .connect_timeout(timeout)
+                        .timeout(timeout);
+                    let channel = security.connect(endpoint).await.ok()?;
+                    let mut client = strata_rpc::limits::shard_group_client(channel);
+                    client
+                        .shards(v1::ShardsRequest {})
+                        .await
+                        .ok()
+                        .map(tonic::Response::into_inner)
+                };
+                (gid, tokio::time::timeout(timeout, ask).await.ok().flatten())
+            }
         })
         .collect();
     let mut views: BTreeMap<Gid, v1::ShardsResponse> = BTreeMap::new();
@@ -270,7 +276,7 @@ async fn group_views(global: &Global, config: &Config) -> BTreeMap<Gid, v1::Shar
             }
         }
     }
-    views
+    Ok(views)
 }
 
 /// What `shard list` says of shard `s`: see `strata shard list --help`.

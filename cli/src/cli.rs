@@ -2,9 +2,11 @@
 //! command's own arguments live beside its code (`replica`, `demo`, `data`, `admin`,
 //! `status`).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use strata_rpc::tls::{Security, TlsPaths};
 
 use crate::error::{CliError, CliResult};
 use crate::output::Format;
@@ -45,6 +47,17 @@ pub struct Global {
     /// Give up on the cluster after this many seconds (decimals allowed).
     #[arg(long, global = true, default_value = "5", value_parser = parse_seconds)]
     pub timeout: Duration,
+    /// The cluster's CA certificate (PEM), to talk to a cluster that runs mutual TLS; with
+    /// --cert and --key.
+    #[arg(long, global = true, env = "STRATA_TLS_CA", value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+    /// This client's certificate (PEM): a `strata://client/...` or `strata://admin/...`
+    /// identity (admin commands need an admin one).
+    #[arg(long, global = true, env = "STRATA_TLS_CERT", value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+    /// This client's private key (PEM).
+    #[arg(long, global = true, env = "STRATA_TLS_KEY", value_name = "FILE")]
+    pub key: Option<PathBuf>,
 }
 
 impl Global {
@@ -59,6 +72,25 @@ impl Global {
             check_address(m).map_err(|e| CliError::usage(format!("--masters: {e}")))?;
         }
         Ok(self.masters.clone())
+    }
+
+    /// How to connect: mutual TLS with --cacert/--cert/--key (all three, or none), else
+    /// plaintext.
+    pub fn security(&self) -> CliResult<Security> {
+        let paths = match (&self.cacert, &self.cert, &self.key) {
+            (None, None, None) => None,
+            (Some(ca), Some(cert), Some(key)) => Some(TlsPaths {
+                ca: ca.clone(),
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => {
+                return Err(CliError::usage(
+                    "TLS needs all of --cacert, --cert and --key (or STRATA_TLS_CA, STRATA_TLS_CERT, STRATA_TLS_KEY)",
+                ))
+            }
+        };
+        Security::from_paths(paths).map_err(|e| CliError::usage(format!("TLS: {e}")))
     }
 }
 

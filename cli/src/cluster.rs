@@ -8,6 +8,7 @@ use std::time::Duration;
 use strata_client::{
     Client, ClientError, ClientOptions, KvError, MasterClient, MasterClientOptions,
 };
+use strata_rpc::tls::Security;
 use strata_rpc::v1;
 
 use crate::cli::Global;
@@ -30,6 +31,7 @@ pub async fn kv_client(global: &Global, scan_page: u32) -> CliResult<Client> {
         rpc_timeout: rpc_timeout(global),
         request_timeout: global.timeout,
         scan_page: scan_page.max(1),
+        security: global.security()?,
         ..ClientOptions::default()
     };
     within(global, Client::connect_with(masters, options))
@@ -45,6 +47,7 @@ pub fn master_client(global: &Global) -> CliResult<MasterClient> {
         MasterClientOptions {
             rpc_timeout: rpc_timeout(global),
             request_timeout: global.timeout,
+            security: global.security()?,
             ..MasterClientOptions::default()
         },
     ))
@@ -84,8 +87,12 @@ pub fn master_error(e: ClientError) -> CliError {
 
 /// The `NodeStatus` of the process at `address`, or why it did not answer within `timeout`
 /// (connecting included).
-pub async fn probe(address: &str, timeout: Duration) -> Result<v1::StatusResponse, String> {
-    strata_rpc::probe::node_status(address, timeout).await
+pub async fn probe(
+    security: &Security,
+    address: &str,
+    timeout: Duration,
+) -> Result<v1::StatusResponse, String> {
+    strata_rpc::probe::node_status(security, address, timeout).await
 }
 
 /// The probe deadline for this command: [`PROBE_TIMEOUT`], or `--timeout` if shorter.

@@ -55,15 +55,19 @@ pub struct Survey {
 pub async fn survey(global: &Global) -> CliResult<Survey> {
     let master = master_client(global)?;
     let timeout = probe_timeout(global);
+    let security = global.security()?;
     let masters: Vec<_> = global
         .master_addresses()?
         .into_iter()
-        .map(|address| async move {
-            let answer = cluster::probe(&address, timeout).await;
-            Probe {
-                group: "master".into(),
-                address,
-                answer,
+        .map(|address| {
+            let security = security.clone();
+            async move {
+                let answer = cluster::probe(&security, &address, timeout).await;
+                Probe {
+                    group: "master".into(),
+                    address,
+                    answer,
+                }
             }
         })
         .collect();
@@ -77,16 +81,19 @@ pub async fn survey(global: &Global) -> CliResult<Survey> {
     if let Ok(config) = &config {
         let asks: Vec<_> = (config.groups.iter())
             .flat_map(|(&gid, servers)| servers.iter().map(move |a| (gid, a.clone())))
-            .map(|(gid, address)| async move {
-                let answer = cluster::probe(&address, timeout).await;
-                (
-                    gid,
-                    Probe {
-                        group: gid.to_string(),
-                        address,
-                        answer,
-                    },
-                )
+            .map(|(gid, address)| {
+                let security = security.clone();
+                async move {
+                    let answer = cluster::probe(&security, &address, timeout).await;
+                    (
+                        gid,
+                        Probe {
+                            group: gid.to_string(),
+                            address,
+                            answer,
+                        },
+                    )
+                }
             })
             .collect();
         for (gid, probe) in concurrently(asks).await {

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use tonic::transport::{Channel, Endpoint};
+use strata_rpc::tls::Security;
+use tonic::transport::Channel;
 
 /// How long a channel waits for a TCP connection before the call fails (and the caller
 /// tries another replica).
@@ -30,12 +31,21 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 #[derive(Debug, Clone, Default)]
 pub struct Channels {
     by_address: Arc<Mutex<HashMap<String, Channel>>>,
+    security: Security,
 }
 
 impl Channels {
-    /// An empty cache.
+    /// An empty cache of plaintext channels.
     pub fn new() -> Channels {
         Channels::default()
+    }
+
+    /// An empty cache of channels made as `security` says (mutual TLS, or plaintext).
+    pub fn with_security(security: Security) -> Channels {
+        Channels {
+            by_address: Arc::default(),
+            security,
+        }
     }
 
     /// The channel to `address` (`host:port`), made now if the cache has none. Needs a tokio
@@ -46,11 +56,11 @@ impl Channels {
         if let Some(c) = by_address.get(address) {
             return Ok(c.clone());
         }
-        let channel = Endpoint::from_shared(format!("http://{address}"))
+        let endpoint = (self.security.endpoint(address))
             .map_err(|e| format!("bad address {address}: {e}"))?
             .connect_timeout(CONNECT_TIMEOUT)
-            .tcp_nodelay(true)
-            .connect_lazy();
+            .tcp_nodelay(true);
+        let channel = self.security.connect_lazy(endpoint);
         by_address.insert(address.to_owned(), channel.clone());
         Ok(channel)
     }

@@ -51,6 +51,7 @@ use strata_rpc::config::Config;
 
 use crate::channels::Channels;
 use crate::master::{MasterClient, MasterClientOptions};
+use strata_rpc::tls::Security;
 
 /// Why a key-value request failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -90,6 +91,8 @@ pub struct ClientOptions {
     pub max_backoff: Duration,
     /// Entries per shard per page of a scan.
     pub scan_page: u32,
+    /// Plaintext or mutual TLS (with a client or admin certificate).
+    pub security: Security,
 }
 
 impl Default for ClientOptions {
@@ -100,6 +103,7 @@ impl Default for ClientOptions {
             initial_backoff: Duration::from_millis(10),
             max_backoff: Duration::from_millis(500),
             scan_page: 256,
+            security: Security::Plaintext,
         }
     }
 }
@@ -183,16 +187,18 @@ impl Client {
             MasterClientOptions {
                 rpc_timeout: options.rpc_timeout,
                 request_timeout: options.request_timeout,
+                security: options.security.clone(),
                 ..MasterClientOptions::default()
             },
         );
+        let channels = Channels::with_security(options.security.clone());
         let client = Client {
             master,
             options,
             config: Mutex::new(Arc::new(Config::default())),
             refresh: tokio::sync::Mutex::new(()),
             leaders: Mutex::new(HashMap::new()),
-            channels: Channels::new(),
+            channels,
             sessions: Mutex::new(Sessions {
                 client_id: rand::random(),
                 next: 1,

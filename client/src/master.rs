@@ -26,6 +26,7 @@ use tonic::transport::Channel;
 use tonic::Status;
 
 use crate::channels::Channels;
+use strata_rpc::tls::Security;
 
 /// Why a request failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -59,6 +60,8 @@ pub struct MasterClientOptions {
     pub initial_backoff: Duration,
     /// Largest back-off delay.
     pub max_backoff: Duration,
+    /// Plaintext or mutual TLS (with an admin certificate for Join, Leave and Move).
+    pub security: Security,
 }
 
 impl Default for MasterClientOptions {
@@ -68,6 +71,7 @@ impl Default for MasterClientOptions {
             request_timeout: Duration::from_secs(30),
             initial_backoff: Duration::from_millis(10),
             max_backoff: Duration::from_secs(1),
+            security: Security::Plaintext,
         }
     }
 }
@@ -112,12 +116,13 @@ impl MasterClient {
             !addresses.is_empty(),
             "a MasterClient needs at least one address"
         );
+        let channels = Channels::with_security(options.security.clone());
         MasterClient {
             client_id: rand::random::<u128>().to_be_bytes(),
             options,
             inner: Mutex::new(Inner {
                 addresses,
-                channels: Channels::new(),
+                channels,
                 leader: 0,
                 seq: 0,
             }),

@@ -45,7 +45,9 @@ pub fn free_addresses(n: usize) -> Vec<String> {
 /// 500 ms.
 pub async fn node_status_at(address: &str) -> Option<strata_rpc::v1::StatusResponse> {
     let timeout = std::time::Duration::from_millis(500);
-    strata_rpc::probe::node_status(address, timeout).await.ok()
+    strata_rpc::probe::node_status(&Default::default(), address, timeout)
+        .await
+        .ok()
 }
 
 /// A channel to `address` for a quick question: connected within 500 ms, each call limited

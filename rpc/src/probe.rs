@@ -4,17 +4,23 @@
 
 use std::time::Duration;
 
+use crate::tls::Security;
 use crate::v1;
 
 /// The `NodeStatus` of the process at `address` (`host:port`), or why it did not answer within
 /// `timeout` (connecting included: a frozen process accepts TCP but never speaks HTTP/2).
-pub async fn node_status(address: &str, timeout: Duration) -> Result<v1::StatusResponse, String> {
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+/// Connects as `security` says.
+pub async fn node_status(
+    security: &Security,
+    address: &str,
+    timeout: Duration,
+) -> Result<v1::StatusResponse, String> {
+    let endpoint = (security.endpoint(address))
         .map_err(|e| format!("bad address: {e}"))?
         .connect_timeout(timeout)
         .timeout(timeout);
     let ask = async {
-        let channel = endpoint.connect().await.map_err(|e| root_cause(&e))?;
+        let channel = (security.connect(endpoint).await).map_err(|e| root_cause(&e))?;
         let mut client = crate::limits::node_status_client(channel);
         client
             .status(v1::StatusRequest {})

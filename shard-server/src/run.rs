@@ -141,9 +141,14 @@ pub async fn serve(args: ServerArgs, shutdown: impl Future<Output = ()>) -> Resu
         chaos: chaos.clone(),
         in_flight: Default::default(),
         metrics: Default::default(),
+        refusals: host.refusals(),
     };
     replica.metrics.register(host.registry());
-    let worker = tokio::spawn(crate::worker::run(replica.clone(), args.masters.clone()));
+    let worker = tokio::spawn(crate::worker::run(
+        replica.clone(),
+        args.masters.clone(),
+        host.security(),
+    ));
     let services = tonic::service::Routes::new(Chaotic::new(
         limits::kv_server(KvService(replica.clone())),
         chaos.clone(),

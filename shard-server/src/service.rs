@@ -22,6 +22,7 @@ use strata_paxos::ReplicaId;
 use strata_rpc::error::{
     installing, invalid_argument, not_ready, overloaded, reclaimed, session_expired, wrong_group,
 };
+use strata_rpc::tls::{Identity, PeerInfo};
 use strata_rpc::v1::{self, kv_reply::Reply, ErrorReason};
 use strata_rpc::{MAX_COMMAND_BYTES, MAX_KEY_BYTES, MAX_VALUE_BYTES};
 use tokio::sync::watch;
@@ -70,6 +71,8 @@ pub struct Replica {
     pub in_flight: InFlight,
     /// Operations served, by shard.
     pub metrics: crate::metrics::ShardMetrics,
+    /// Refused requests (with TLS: shard pulls and deletions from the wrong group).
+    pub refusals: strata_node::auth::Refusals,
 }
 
 /// The outcome of a proposal, once known.
@@ -421,6 +424,42 @@ async fn grant(replica: &Replica, shard: u32, config_num: u64) -> Result<(), Sta
 #[derive(Clone)]
 pub struct MigrationService(pub Replica);
 
+/// With TLS, who may pull or delete `shard` for `config_num` on behalf of group `gid`: a
+/// server of that very group (the auth layer already required a shard group's node), and,
+/// when this replica applied configuration `config_num`, the group it gives the shard to. A
+/// client, an admin, a master or another group cannot take or delete a group's shard.
+/// Without TLS (no identity) there is nobody to compare with.
+fn check_mover(
+    replica: &Replica,
+    peer: Option<&PeerInfo>,
+    r: (u32, u64, u64),
+    method: &str,
+) -> Result<(), Status> {
+    let (shard, config_num, gid) = r;
+    let Some(identity) = peer.and_then(|p| p.identity.as_ref()) else {
+        return Ok(());
+    };
+    let caller_gid = match identity {
+        Identity::Node { gid, .. } => Some(*gid),
+        _ => None,
+    };
+    let why = if caller_gid != Some(gid) {
+        format!("{identity} may not act for group {gid}")
+    } else {
+        let view = replica.view.read();
+        let owner = (view.config.num == config_num)
+            .then(|| view.config.shards.get(shard as usize).copied())
+            .flatten();
+        match owner {
+            Some(owner) if owner != gid => format!(
+                "configuration {config_num} gives shard {shard} to group {owner}, not to {gid}"
+            ),
+            _ => return Ok(()),
+        }
+    };
+    Err(replica.refusals.deny(peer, method, why))
+}
+
 /// Why a shard cannot be handed out for a configuration (rule 3), or `None` if it can: this
 /// replica must have applied exactly that configuration and hold the shard frozen for it. A
 /// shard this group took back for that configuration is refused for good (`RECLAIMED`).
@@ -457,7 +496,10 @@ impl v1::shard_migration_server::ShardMigration for MigrationService {
         &self,
         request: Request<v1::PullShardRequest>,
     ) -> Result<Response<Self::PullShardStream>, Status> {
+        let peer = request.extensions().get::<PeerInfo>().cloned();
         let r = request.into_inner();
+        let asked = (r.shard, r.config_num, r.gid);
+        check_mover(&self.0, peer.as_ref(), asked, "ShardMigration/PullShard")?;
         if let Some(status) = pull_refusal(&self.0.view.read(), r.shard, r.config_num) {
             return Err(status);
         }
@@ -529,7 +571,10 @@ impl v1::shard_migration_server::ShardMigration for MigrationService {
         &self,
         request: Request<v1::DeleteShardRequest>,
     ) -> Result<Response<v1::DeleteShardResponse>, Status> {
+        let peer = request.extensions().get::<PeerInfo>().cloned();
         let r = request.into_inner();
+        let asked = (r.shard, r.config_num, r.gid);
+        check_mover(&self.0, peer.as_ref(), asked, "ShardMigration/DeleteShard")?;
         let delete = async {
             let outcome = self
                 .0

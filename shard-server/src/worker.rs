@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use strata_client::{Channels, MasterClient, MasterClientOptions};
 use strata_rpc::error::{self, Failure};
+use strata_rpc::tls::Security;
 use strata_rpc::v1::{self, shard_migration_client::ShardMigrationClient};
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
@@ -33,7 +34,7 @@ const RECLAIM_AGAIN: Duration = Duration::from_secs(2);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Connections to other servers, by address (lazy, reconnecting).
-#[derive(Clone, Default)]
+#[derive(Clone)]
 struct Connections {
     channels: Channels,
 }
@@ -46,17 +47,21 @@ impl Connections {
     }
 }
 
-/// Runs the worker until the process ends.
-pub async fn run(replica: Replica, masters: Vec<String>) {
+/// Runs the worker until the process ends, connecting to the master and other groups as
+/// `security` says.
+pub async fn run(replica: Replica, masters: Vec<String>, security: Security) {
     let master = Arc::new(MasterClient::with_options(
         masters,
         MasterClientOptions {
             rpc_timeout: Duration::from_secs(1),
             request_timeout: RPC_TIMEOUT,
+            security: security.clone(),
             ..MasterClientOptions::default()
         },
     ));
-    let connections = Connections::default();
+    let connections = Connections {
+        channels: Channels::with_security(security),
+    };
     // One task per (action kind, shard, config): started once, replaced when it ends.
     let mut tasks: HashMap<(u8, u32, u64), JoinHandle<()>> = HashMap::new();
     let mut fetch: Option<JoinHandle<()>> = None;

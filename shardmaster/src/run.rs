@@ -125,12 +125,14 @@ pub async fn serve(args: MasterArgs, shutdown: impl Future<Output = ()>) -> Resu
     });
     (host.registry()).register_collector(Box::new(crate::metrics::MasterCollector(state.clone())));
     let (page_state, masters, id) = (state.clone(), host.peers.clone(), host.id);
+    let page_security = host.security();
     host.http_routes(axum::Router::new().route(
         "/",
         axum::routing::get(move || {
             let (state, masters) = (page_state.clone(), masters.clone());
+            let security = page_security.clone();
             async move {
-                let view = crate::status_page::gather(id, &state, &masters).await;
+                let view = crate::status_page::gather(id, &state, &masters, &security).await;
                 axum::response::Html(crate::status_page::render(&view))
             }
         }),
@@ -147,6 +149,7 @@ pub async fn serve(args: MasterArgs, shutdown: impl Future<Output = ()>) -> Resu
         state,
         host.peers.clone(),
         Duration::from_millis(args.replica.op_timeout_ms),
+        host.security(),
     );
     let services = tonic::service::Routes::new(limits::master_server(service));
     let served = host.serve(node, services, shutdown).await;

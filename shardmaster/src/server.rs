@@ -23,6 +23,7 @@ use strata_node::Node;
 use strata_paxos::ReplicaId;
 use strata_rpc::config::groups_from_proto;
 use strata_rpc::error::invalid_argument;
+use strata_rpc::tls::Security;
 use strata_rpc::{v1, MAX_ADDRESSES_PER_GROUP, MAX_ADDRESS_BYTES, MAX_GROUPS};
 use tonic::{Request, Response, Status};
 
@@ -43,6 +44,8 @@ pub struct MasterService {
     state: Arc<RwLock<MasterState>>,
     peers: Arc<BTreeMap<ReplicaId, String>>,
     op_timeout: Duration,
+    /// How this replica connects to the servers a Join names (to probe them).
+    security: Security,
 }
 
 impl MasterService {
@@ -54,12 +57,14 @@ impl MasterService {
         state: Arc<RwLock<MasterState>>,
         peers: BTreeMap<ReplicaId, String>,
         op_timeout: Duration,
+        security: Security,
     ) -> MasterService {
         MasterService {
             node,
             state,
             peers: Arc::new(peers),
             op_timeout,
+            security,
         }
     }
 
@@ -101,7 +106,7 @@ impl v1::shard_master_server::ShardMaster for MasterService {
         }
         check_join_addresses(&r.groups).map_err(invalid_argument)?;
         if !r.force {
-            probe_join(&r.groups, JOIN_PROBE_TIMEOUT)
+            probe_join(&self.security, &r.groups, JOIN_PROBE_TIMEOUT)
                 .await
                 .map_err(invalid_argument)?;
         }
@@ -176,6 +181,7 @@ const JOIN_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// majority of its servers answering as members of that group. A server of another group is
 /// refused at once. (The servers may be starting: silent ones are asked again.)
 pub async fn probe_join(
+    security: &Security,
     groups: &BTreeMap<u64, v1::ServerList>,
     timeout: Duration,
 ) -> Result<(), String> {
@@ -191,9 +197,10 @@ pub async fn probe_join(
                 .collect();
             let mut asks = tokio::task::JoinSet::new();
             for address in pending {
-                let address = address.clone();
+                let (address, security) = (address.clone(), security.clone());
                 asks.spawn(async move {
-                    let answer = tokio::time::timeout_at(deadline, node_group(&address)).await;
+                    let asked = node_group(&security, &address);
+                    let answer = tokio::time::timeout_at(deadline, asked).await;
                     (address, answer.ok().flatten())
                 });
             }
@@ -228,15 +235,10 @@ pub async fn probe_join(
 }
 
 /// The group a server says it belongs to, or `None` if it does not answer.
-async fn node_group(address: &str) -> Option<u64> {
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
-        .ok()?
-        .connect_timeout(Duration::from_millis(500))
-        .timeout(Duration::from_millis(500));
-    let channel = endpoint.connect().await.ok()?;
-    let mut client = strata_rpc::limits::node_status_client(channel);
-    let status = client.status(v1::StatusRequest {}).await.ok()?;
-    Some(status.into_inner().group_id)
+async fn node_group(security: &Security, address: &str) -> Option<u64> {
+    let timeout = Duration::from_millis(500);
+    let status = strata_rpc::probe::node_status(security, address, timeout).await;
+    Some(status.ok()?.group_id)
 }
 
 /// The servers a Join names, checked before anything reaches the log: each group lists 1 to

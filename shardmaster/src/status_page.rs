@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use parking_lot::RwLock;
 use strata_rpc::config::{Config, Gid, UNASSIGNED};
+use strata_rpc::tls::Security;
 use strata_rpc::v1;
 
 use crate::state::MasterState;
@@ -58,12 +59,23 @@ pub struct View {
     pub configs: Vec<Config>,
 }
 
+/// Process `id` at `address` and its status (or why it did not answer in time).
+async fn ask_status(security: Security, id: u64, address: String) -> Process {
+    let status = strata_rpc::probe::node_status(&security, &address, PROBE_TIMEOUT).await;
+    Process {
+        id,
+        address,
+        status,
+    }
+}
+
 /// Gathers the view: the latest configurations from this replica's state, every process's
 /// status at once with [`PROBE_TIMEOUT`] each.
 pub async fn gather(
     serving: u64,
     state: &Arc<RwLock<MasterState>>,
     masters: &BTreeMap<u64, String>,
+    security: &Security,
 ) -> View {
     let configs: Vec<Config> = {
         let state = state.read();
@@ -78,14 +90,7 @@ pub async fn gather(
         .first()
         .cloned()
         .unwrap_or_else(|| Config::initial(0));
-    let ask = |id: u64, address: String| async move {
-        let status = strata_rpc::probe::node_status(&address, PROBE_TIMEOUT).await;
-        Process {
-            id,
-            address,
-            status,
-        }
-    };
+    let ask = |id: u64, address: String| ask_status(security.clone(), id, address);
     let master_asks: Vec<_> = (masters.iter())
         .map(|(&id, a)| ask(id, a.clone()))
         .collect();
@@ -96,7 +101,10 @@ pub async fn gather(
         })
         .collect();
     let server_asks: Vec<_> = (servers.into_iter())
-        .map(|(gid, id, a)| async move { (gid, ask(id, a).await) })
+        .map(|(gid, id, a)| {
+            let asked = ask(id, a);
+            async move { (gid, asked.await) }
+        })
         .collect();
     let (masters, servers) =
         tokio::join!(futures_join_all(master_asks), futures_join_all(server_asks));
