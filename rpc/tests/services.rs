@@ -671,7 +671,10 @@ async fn node_status() {
     );
     let figures = &status.shards[..];
     assert_eq!(
-        figures.iter().map(|f| (f.shard, f.keys, f.bytes, f.ops_total)).collect::<Vec<_>>(),
+        figures
+            .iter()
+            .map(|f| (f.shard, f.keys, f.bytes, f.ops_total))
+            .collect::<Vec<_>>(),
         vec![(3, Some(2), Some(20), 5)]
     );
 }

@@ -292,8 +292,14 @@ mod tests {
         metrics.served(3, "put");
         metrics.served(3, "get");
         let text = exposition(&metrics);
-        assert!(text.contains("strata_shard_keys{shard=\"3\"} 2\n"), "{text}");
-        assert!(text.contains("strata_shard_bytes{shard=\"5\"} 7\n"), "{text}");
+        assert!(
+            text.contains("strata_shard_keys{shard=\"3\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("strata_shard_bytes{shard=\"5\"} 7\n"),
+            "{text}"
+        );
         assert_eq!(metrics.ops_total(3), 2);
         assert_eq!(metrics.ops_total(5), 0);
         let figures = metrics.figures(&[3, 5]);
@@ -307,7 +313,10 @@ mod tests {
         metrics.retain_counted(&[3]);
         let text = exposition(&metrics);
         assert!(!text.contains("shard=\"5\""), "{text}");
-        assert!(text.contains("strata_shard_keys{shard=\"3\"} 2\n"), "{text}");
+        assert!(
+            text.contains("strata_shard_keys{shard=\"3\"} 2\n"),
+            "{text}"
+        );
         assert_eq!(metrics.counted(5), None);
     }
 
@@ -329,7 +338,10 @@ mod tests {
         drop(aborted);
         let text = exposition(&metrics);
         assert!(text.contains("strata_migration_in_flight 0\n"), "{text}");
-        assert!(text.contains("strata_migration_bytes_total 150\n"), "{text}");
+        assert!(
+            text.contains("strata_migration_bytes_total 150\n"),
+            "{text}"
+        );
         assert!(
             text.contains("strata_migration_duration_seconds_count 1\n"),
             "{text}"

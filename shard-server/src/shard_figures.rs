@@ -211,12 +211,11 @@ mod tests {
                 bytes: bytes as u64
             })
         );
-        assert_eq!(chunks, 2, "three chunks, asked to go on after the first two");
         assert_eq!(
-            count_shard(&store, 4, |_| false).unwrap(),
-            None,
-            "stopped"
+            chunks, 2,
+            "three chunks, asked to go on after the first two"
         );
+        assert_eq!(count_shard(&store, 4, |_| false).unwrap(), None, "stopped");
         assert_eq!(
             count_shard(&store, 9, |_| true).unwrap(),
             Some(Counted::default())

@@ -14,6 +14,7 @@
 
 use std::future::Future;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use strata_node::{NodeTuning, ReplicaArgs, ReplicaHost};
@@ -125,12 +126,14 @@ pub async fn serve(args: MasterArgs, shutdown: impl Future<Output = ()>) -> Resu
     });
     (host.registry()).register_collector(Box::new(crate::metrics::MasterCollector(state.clone())));
     let (page_state, masters, id) = (state.clone(), host.peers.clone(), host.id);
+    let history = Arc::new(crate::status_page::OpsHistory::default());
     host.http_routes(axum::Router::new().route(
         "/",
         axum::routing::get(move || {
             let (state, masters) = (page_state.clone(), masters.clone());
+            let history = history.clone();
             async move {
-                let view = crate::status_page::gather(id, &state, &masters).await;
+                let view = crate::status_page::gather(id, &state, &masters, &history).await;
                 axum::response::Html(crate::status_page::render(&view))
             }
         }),
