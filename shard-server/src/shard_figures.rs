@@ -3,8 +3,8 @@
 //!
 //! # The choice: a periodic, paced background count
 //!
-//! Every [`INTERVAL`], a task on a blocking thread counts the data range of every shard the
-//! replica serves (see [`crate::keys`]: a shard's data is one contiguous key range), in
+//! Every [`INTERVAL`] (sooner when the set of served shards changes), a task on a blocking
+//! thread counts the data range of every shard the replica serves (see [`crate::keys`]: a shard's data is one contiguous key range), in
 //! chunks of [`CHUNK`] entries, each chunk a fresh engine iterator starting after the last
 //! key seen, so no iterator (and no version of the engine's files) is held for longer than
 //! one chunk. It never takes a lock the request path waits on: the shared view's read lock
@@ -30,7 +30,8 @@
 //!   values' lengths — user data, not on-disk size (no compression, no obsolete versions or
 //!   tombstones waiting for compaction, no dedup tables).
 //! - They are the result of the last *completed* count: they lag writes by up to one
-//!   interval plus the length of a pass. A pass is not a point-in-time snapshot across
+//!   interval plus the length of a pass (a shard newly served is counted within about
+//!   [`WATCH`] plus a pass). A pass is not a point-in-time snapshot across
 //!   chunks: keys written or deleted during a count, behind the chunk being read, are
 //!   missed, so a count is off by at most the keys changed while it ran.
 //! - A shard is counted only once it is served (a shard being pulled shows its migration
@@ -49,6 +50,9 @@ use crate::store::{Store, StoreError};
 
 /// Pause between the end of one pass and the start of the next.
 pub const INTERVAL: Duration = Duration::from_secs(5);
+/// How often the served shards are compared with those of the last pass: a shard newly
+/// served is counted this soon, not an [`INTERVAL`] later.
+pub const WATCH: Duration = Duration::from_millis(250);
 /// Entries read per engine iterator.
 pub const CHUNK: usize = 1024;
 /// At most this many entries read per second, over all shards of a pass.
@@ -156,15 +160,22 @@ pub fn count_pass(store: &dyn Store, view: &RwLock<View>, metrics: &ShardMetrics
     }
 }
 
-/// Counts, every [`INTERVAL`] after the previous pass ended, until the task is aborted.
+/// Counts, [`INTERVAL`] after the previous pass ended, or sooner once the served shards
+/// change (checked every [`WATCH`]), until the task is aborted.
 pub async fn run(store: Arc<dyn Store>, view: Arc<RwLock<View>>, metrics: ShardMetrics) {
     loop {
-        let (store, view, metrics) = (store.clone(), view.clone(), metrics.clone());
-        let pass = tokio::task::spawn_blocking(move || count_pass(&*store, &view, &metrics));
+        let counted = served(&view.read());
+        let pass = {
+            let (store, view, metrics) = (store.clone(), view.clone(), metrics.clone());
+            tokio::task::spawn_blocking(move || count_pass(&*store, &view, &metrics))
+        };
         if let Err(e) = pass.await {
             tracing::warn!(error = %e, "a pass counting the shards' keys failed");
         }
-        tokio::time::sleep(INTERVAL).await;
+        let next = tokio::time::Instant::now() + INTERVAL;
+        while tokio::time::Instant::now() < next && served(&view.read()) == counted {
+            tokio::time::sleep(WATCH).await;
+        }
     }
 }
 
