@@ -141,7 +141,7 @@ fn the_status_page_shows_the_cluster_in_a_browser() {
         expected[strata_rpc::shard_for_key(key.as_bytes(), SHARDS as u32) as usize] += 1;
     }
     let dom = render_until(&page, |dom| shard_keys(dom) == expected);
-    assert!(dom.contains(" keys</span>"), "{dom}");
+    assert!(dom.contains("<span class=\"fig keys\">"), "{dom}");
     assert!(dom.contains(" ops/s</span>"), "{dom}");
     let png = Path::new(env!("CARGO_TARGET_TMPDIR")).join("status_page.png");
     let _ = std::fs::remove_file(&png);

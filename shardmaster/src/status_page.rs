@@ -75,7 +75,7 @@ pub struct View {
     pub masters: Vec<Process>,
     /// Each group of the latest configuration with its servers.
     pub groups: BTreeMap<Gid, Vec<Process>>,
-    /// The latest configurations, newest first (at most [`RECENT_CONFIGS`] + 1: the oldest
+    /// The latest configurations, newest first (at most `RECENT_CONFIGS` + 1: the oldest
     /// is there to say what the next one changed).
     pub configs: Vec<Config>,
     /// Client operations per second by group and shard, since the previous gather (empty
@@ -437,7 +437,7 @@ pub fn render(view: &View) -> String {
         let (data, keys, bytes) = match counted {
             Some((k, b)) => (
                 format!(" data-keys=\"{k}\" data-bytes=\"{b}\""),
-                format!("{k} keys"),
+                format!("{k} {}", if k == 1 { "key" } else { "keys" }),
                 human_bytes(b),
             ),
             None => (String::new(), "? keys".into(), "? B".into()),
