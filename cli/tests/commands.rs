@@ -358,14 +358,21 @@ fn commands_against_a_cluster() {
         let group = cluster.group(other).unwrap();
         group.iter().any(|r| {
             let log = r.process.log();
-            log.lines().any(|l| {
+            let started = log.lines().any(|l| {
+                l.contains("shard move started")
+                    && l.contains("shard=0")
+                    && l.contains(&format!("from={owner0}"))
+                    && l.contains(&format!("to={other}"))
+            });
+            let ended = log.lines().any(|l| {
                 l.contains("shard moved")
                     && l.contains("shard=0")
                     && l.contains(&format!("from={owner0}"))
                     && l.contains(&format!("to={other}"))
                     && l.contains("bytes=")
                     && l.contains("seconds=")
-            })
+            });
+            started && ended
         })
     });
     // The master's refusals read well.

@@ -150,6 +150,40 @@ fn metrics_and_health_of_a_real_group() {
         "every put counted at the leader: {put_ops}"
     );
     assert!(shards.len() > 1, "{shards:?}");
+    // The leader's per-shard figures count the 20 keys and their bytes, once its background
+    // count caught up (every few seconds: polled with a deadline).
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let texts: Vec<String> = (http.iter())
+            .map(|a| get(a, "/metrics").map(|(_, t)| t).unwrap_or_default())
+            .collect();
+        let leader = (texts.iter()).find(|t| sample(t, "strata_paxos_is_leader") == Some(1.0));
+        let sum = |text: &str, name: &str| -> (f64, usize) {
+            let values: Vec<f64> = (text.lines())
+                .filter(|l| l.starts_with(&format!("{name}{{shard=")))
+                .filter_map(|l| l.rsplit_once(' ')?.1.parse().ok())
+                .collect();
+            (values.iter().sum(), values.len())
+        };
+        // Keys "k0".."k19" (2 or 3 bytes) with the value "v".
+        let want_bytes = (10 * 3 + 10 * 4) as f64;
+        if let Some(text) = leader {
+            let (keys, bytes) = (
+                sum(text, "strata_shard_keys"),
+                sum(text, "strata_shard_bytes"),
+            );
+            if keys == (20.0, 8) && bytes == (want_bytes, 8) {
+                break;
+            }
+            assert!(
+                Instant::now() < until,
+                "the leader's shard figures never counted the puts: keys {keys:?}, bytes \
+                 {bytes:?} (want 20 and {want_bytes} over 8 shards)\n{text}"
+            );
+        }
+        assert!(Instant::now() < until, "no leader");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     // Both engines of a server report, the data engine having taken the puts.
     let (_, text) = get(&http[0], "/metrics").unwrap();
     for engine in ["paxos", "data"] {

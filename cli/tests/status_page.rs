@@ -1,5 +1,6 @@
 //! The master's status page in a real browser: headless Chromium loads it from a live cluster;
-//! the rendered DOM shows every group, the leader of each and every shard; with a server
+//! the rendered DOM shows every group, the leader of each and every shard with its keys
+//! (after known puts, once the servers counted them); with a server
 //! killed the page still renders, showing it down. A screenshot is written beside the test
 //! output (`CARGO_TARGET_TMPDIR/status_page.png`).
 
@@ -68,6 +69,26 @@ fn render_until(url: &str, done: impl Fn(&str) -> bool) -> String {
     }
 }
 
+/// The keys of every shard as the page's grid shows them (`data-keys`, 0 where absent), by
+/// shard.
+fn shard_keys(dom: &str) -> Vec<u64> {
+    let mut keys = vec![0; SHARDS];
+    for cell in dom.split("data-shard=\"").skip(1) {
+        let tag = cell.split('>').next().unwrap_or("");
+        let shard: usize = tag
+            .split('"')
+            .next()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(SHARDS);
+        let count = (tag.split_once("data-keys=\""))
+            .and_then(|(_, rest)| rest.split('"').next()?.parse().ok());
+        if let (Some(slot), Some(count)) = (keys.get_mut(shard), count) {
+            *slot = count;
+        }
+    }
+    keys
+}
+
 #[test]
 fn the_status_page_shows_the_cluster_in_a_browser() {
     let mut options = LaunchOptions::new(STRATA);
@@ -111,6 +132,17 @@ fn the_status_page_shows_the_cluster_in_a_browser() {
         dom.contains("joined 100"),
         "the configurations' changes: {dom}"
     );
+
+    // Known keys: every shard's cell shows its count, once the servers counted them.
+    let mut expected = vec![0u64; SHARDS];
+    for i in 0..30 {
+        let key = format!("page-{i}");
+        strata(&m, &["put", &key, "v"]);
+        expected[strata_rpc::shard_for_key(key.as_bytes(), SHARDS as u32) as usize] += 1;
+    }
+    let dom = render_until(&page, |dom| shard_keys(dom) == expected);
+    assert!(dom.contains("<span class=\"fig keys\">"), "{dom}");
+    assert!(dom.contains(" ops/s</span>"), "{dom}");
     let png = Path::new(env!("CARGO_TARGET_TMPDIR")).join("status_page.png");
     let _ = std::fs::remove_file(&png);
     render(&page, Some(&png));

@@ -262,6 +262,14 @@ impl v1::node_status_server::NodeStatus for Fake {
             data_bytes: 1 << 20,
             last_error: String::new(),
             http_address: "127.0.0.1:2".into(),
+            shards: vec![v1::ShardFigures {
+                shard: 3,
+                keys: Some(2),
+                bytes: Some(20),
+                ops_total: 5,
+                pulling: false,
+                migration_bytes: 0,
+            }],
         }))
     }
 }
@@ -660,6 +668,14 @@ async fn node_status() {
     assert_eq!(
         (status.shards_held, status.data_bytes),
         (vec![0, 3], 1 << 20)
+    );
+    let figures = &status.shards[..];
+    assert_eq!(
+        figures
+            .iter()
+            .map(|f| (f.shard, f.keys, f.bytes, f.ops_total))
+            .collect::<Vec<_>>(),
+        vec![(3, Some(2), Some(20), 5)]
     );
 }
 

@@ -9,6 +9,8 @@
 //!   and the [`Reader`](machine::Reader) the services read through;
 //! - [`session`]: request headers checked ([`session::ClientRequest`]) and the dedup sessions
 //!   that decide replay, execute or refuse (exactly-once mutations);
+//! - [`shard_figures`]: the keys and bytes of each served shard, counted in the background;
+//! - [`metrics`]: the server's own metrics (operations per shard, shard figures, migrations);
 //! - [`shard_state`]: the life of a shard at a replica (pulling, serving, leaving...);
 //! - [`handoff`]: reading a frozen shard in bounded, resumable chunks;
 //! - [`reconfig`]: the leader's next steps through configurations (pure);
@@ -83,6 +85,7 @@ pub mod reconfig;
 pub mod run;
 pub mod service;
 pub mod session;
+pub mod shard_figures;
 pub mod shard_state;
 pub mod store;
 pub mod worker;

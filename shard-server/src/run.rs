@@ -111,16 +111,23 @@ pub async fn serve(args: ServerArgs, shutdown: impl Future<Output = ()>) -> Resu
         queue_capacity: 20_000,
     };
     let node = host.start_node(paxos, tuning, machine)?;
-    let status_view = view.clone();
+    let metrics = crate::metrics::ShardMetrics::default();
+    metrics.register(host.registry());
+    let (status_view, status_metrics) = (view.clone(), metrics.clone());
     host.report_status(move || {
-        let view = status_view.read();
-        strata_node::ServiceStatus {
-            config_num: (view.config.num > 0).then_some(view.config.num),
-            shards_held: (0u32..)
+        let (config_num, shards_held) = {
+            let view = status_view.read();
+            let held: Vec<u32> = (0u32..)
                 .zip(&view.shards)
                 .filter(|(_, s)| s.is_served())
                 .map(|(shard, _)| shard)
-                .collect(),
+                .collect();
+            (view.config.num, held)
+        };
+        strata_node::ServiceStatus {
+            config_num: (config_num > 0).then_some(config_num),
+            shards: status_metrics.figures(&shards_held),
+            shards_held,
             last_error: None,
         }
     });
@@ -140,14 +147,18 @@ pub async fn serve(args: ServerArgs, shutdown: impl Future<Output = ()>) -> Resu
         op_timeout: Duration::from_millis(args.replica.op_timeout_ms),
         chaos: chaos.clone(),
         in_flight: Default::default(),
-        metrics: Default::default(),
+        metrics: metrics.clone(),
         refusals: host.refusals(),
     };
-    replica.metrics.register(host.registry());
     let worker = tokio::spawn(crate::worker::run(
         replica.clone(),
         args.masters.clone(),
         host.security(),
+    ));
+    let figures = tokio::spawn(crate::shard_figures::run(
+        replica.store.clone(),
+        replica.view.clone(),
+        metrics,
     ));
     let services = tonic::service::Routes::new(Chaotic::new(
         limits::kv_server(KvService(replica.clone())),
@@ -160,6 +171,7 @@ pub async fn serve(args: ServerArgs, shutdown: impl Future<Output = ()>) -> Resu
     .add_service(limits::shard_group_server(GroupService(replica)));
     let served = host.serve(node, services, shutdown).await;
     worker.abort();
+    figures.abort();
     tracing::info!(gid = args.gid, id = args.replica.id, "shard server stopped");
     served
 }

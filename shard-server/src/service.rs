@@ -69,7 +69,7 @@ pub struct Replica {
     pub chaos: Option<Arc<Chaos>>,
     /// Mutations proposed here and not yet answered, by `(client id, seq)`.
     pub in_flight: InFlight,
-    /// Operations served, by shard.
+    /// The server's own metrics (operations and figures per shard, migrations).
     pub metrics: crate::metrics::ShardMetrics,
     /// Refused requests (with TLS: shard pulls and deletions from the wrong group).
     pub refusals: strata_node::auth::Refusals,

@@ -5,6 +5,9 @@
 //! group to delete what we installed — one task per shard, so a shard whose previous owner is
 //! down never holds up the others.
 //!
+//! Each pull logs a line when it starts and one when the shard is installed (shard, from,
+//! to, bytes, seconds), and is counted in `strata_migration_*` (see [`crate::metrics`]).
+//!
 //! Everything it proposes is checked again when applied (the state machine ignores stale or
 //! duplicate steps), so a deposed leader's late proposals are harmless.
 
@@ -20,6 +23,7 @@ use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
 use crate::command::{InstallChunk, Kind, Outcome, ShardRef};
+use crate::metrics::PullGuard;
 use crate::reconfig::{next_actions, on_next_config, Action};
 use crate::service::Replica;
 use crate::shard_state::ShardState;
@@ -214,10 +218,10 @@ async fn pull(replica: Replica, connections: Connections, mut job: PullJob) {
         config = job.config_num,
         from = job.from,
         to = replica.gid,
-        "pulling a shard"
+        "shard move started"
     );
-    let started = std::time::Instant::now();
-    let mut moved = 0u64;
+    // In flight (`strata_migration_in_flight`) until this task ends or is aborted.
+    let guard = replica.metrics.pull_started(job.shard);
     let mut backoff = Duration::from_millis(20);
     let mut next = 0usize;
     loop {
@@ -227,16 +231,18 @@ async fn pull(replica: Replica, connections: Connections, mut job: PullJob) {
         job.after = after;
         let (gid, address) = servers[next % servers.len()].clone();
         next += 1;
-        let pulled = pull_from(&replica, &connections, &job, gid, &address, &mut moved).await;
+        let pulled = pull_from(&replica, &connections, &job, gid, &address, &guard).await;
         let failure = match pulled {
             Ok(()) => {
+                let bytes = guard.bytes();
+                let seconds = guard.finished();
                 tracing::info!(
                     shard = job.shard,
                     config = job.config_num,
                     from = gid,
                     to = replica.gid,
-                    bytes = moved,
-                    seconds = started.elapsed().as_secs_f64(),
+                    bytes,
+                    seconds,
                     "shard moved"
                 );
                 return;
@@ -322,7 +328,7 @@ async fn pull_from(
     job: &PullJob,
     gid: u64,
     address: &str,
-    moved: &mut u64,
+    moved: &PullGuard,
 ) -> Result<(), PullFailure> {
     let mut client = connections.migration(address)?;
     let request = v1::PullShardRequest {
@@ -362,7 +368,7 @@ async fn pull_from(
             // shard moved on: start again from the state machine's progress.
             return Err("chunk not applied (stale progress)".into());
         }
-        *moved += bytes;
+        moved.moved(bytes);
         if done {
             return Ok(());
         }

@@ -14,6 +14,7 @@
 
 use std::future::Future;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use strata_node::{NodeTuning, ReplicaArgs, ReplicaHost};
@@ -126,13 +127,16 @@ pub async fn serve(args: MasterArgs, shutdown: impl Future<Output = ()>) -> Resu
     (host.registry()).register_collector(Box::new(crate::metrics::MasterCollector(state.clone())));
     let (page_state, masters, id) = (state.clone(), host.peers.clone(), host.id);
     let page_security = host.security();
+    let history = Arc::new(crate::status_page::OpsHistory::default());
     host.http_routes(axum::Router::new().route(
         "/",
         axum::routing::get(move || {
             let (state, masters) = (page_state.clone(), masters.clone());
             let security = page_security.clone();
+            let history = history.clone();
             async move {
-                let view = crate::status_page::gather(id, &state, &masters, &security).await;
+                let view =
+                    crate::status_page::gather(id, &state, &masters, &history, &security).await;
                 axum::response::Html(crate::status_page::render(&view))
             }
         }),

@@ -4,21 +4,29 @@
 //! - the master's replicas and every group's servers: up or down, role, leader, ballot,
 //!   applied index and lag behind their group's leader, shards held, data on disk;
 //! - the shard map as a grid of shards coloured by owning group, a shard still moving to
-//!   its new owner outlined;
+//!   its new owner outlined, each with its keys and bytes (as the owning group's leader last
+//!   counted them, see `strata_server::shard_figures`) and client operations per second;
 //! - migrations in progress (shards whose owner in the latest configuration does not serve
-//!   them yet);
+//!   them yet) with the bytes its new owner pulled so far;
 //! - the latest configurations, each with what changed.
 //!
 //! Gathering ([`gather`]) asks every process for its `NodeStatus` at once, each with a
 //! deadline, so a dead or frozen process shows as down instead of holding the page; rendering
 //! ([`render`]) is a pure function of what was gathered.
+//!
+//! Operations per second: the servers report how many operations they served per shard
+//! since they started; the page keeps the totals of its previous gather ([`OpsHistory`]) and
+//! shows the difference over the time between the two gathers ([`ops_rates`]), summed over
+//! the owning group's replicas (a group's leader serves its operations; a replica that
+//! restarted counts from zero again, which shows as no operations rather than a negative
+//! rate). The first gather, and one after a page left unvisited for long, show none.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use strata_rpc::config::{Config, Gid, UNASSIGNED};
 use strata_rpc::tls::Security;
 use strata_rpc::v1;
@@ -33,6 +41,20 @@ const RECENT_CONFIGS: usize = 10;
 
 /// Seconds between the page's refreshes.
 const REFRESH_SECONDS: u32 = 2;
+
+/// A previous gather older than this is too old to compute a rate from.
+const RATE_WINDOW: Duration = Duration::from_secs(60);
+
+/// Operations served so far, by group and shard (summed over the group's replicas).
+pub type OpsTotals = BTreeMap<(Gid, u32), u64>;
+
+/// What the page keeps between two gathers to show operations per second.
+#[derive(Debug, Default)]
+pub struct OpsHistory {
+    /// The totals of the latest gather and when it was made. Lock: taken once per gather, by
+    /// the page's handler only.
+    previous: Mutex<Option<(Instant, OpsTotals)>>,
+}
 
 /// One process as the page shows it.
 #[derive(Debug, Clone)]
@@ -54,9 +76,39 @@ pub struct View {
     pub masters: Vec<Process>,
     /// Each group of the latest configuration with its servers.
     pub groups: BTreeMap<Gid, Vec<Process>>,
-    /// The latest configurations, newest first (at most [`RECENT_CONFIGS`] + 1: the oldest
+    /// The latest configurations, newest first (at most `RECENT_CONFIGS` + 1: the oldest
     /// is there to say what the next one changed).
     pub configs: Vec<Config>,
+    /// Client operations per second by group and shard, since the previous gather (empty
+    /// on the first).
+    pub ops_per_second: BTreeMap<(Gid, u32), f64>,
+}
+
+/// The operations each group's answering replicas served so far, by shard.
+pub fn ops_totals(groups: &BTreeMap<Gid, Vec<Process>>) -> OpsTotals {
+    let mut totals = OpsTotals::new();
+    for (&gid, processes) in groups {
+        for status in processes.iter().filter_map(|p| p.status.as_ref().ok()) {
+            for f in &status.shards {
+                *totals.entry((gid, f.shard)).or_default() += f.ops_total;
+            }
+        }
+    }
+    totals
+}
+
+/// Operations per second between two gathers `seconds` apart: for every shard of `after`,
+/// its growth since `before` (none if it did not grow, or was not there).
+pub fn ops_rates(before: &OpsTotals, after: &OpsTotals, seconds: f64) -> BTreeMap<(Gid, u32), f64> {
+    if seconds <= 0.0 {
+        return BTreeMap::new();
+    }
+    (after.iter())
+        .map(|(key, &now)| {
+            let then = before.get(key).copied().unwrap_or(now);
+            (*key, now.saturating_sub(then) as f64 / seconds)
+        })
+        .collect()
 }
 
 /// Process `id` at `address` and its status (or why it did not answer in time).
@@ -71,10 +123,12 @@ async fn ask_status(security: Security, id: u64, address: String) -> Process {
 
 /// Gathers the view: the latest configurations from this replica's state, every process's
 /// status at once with [`PROBE_TIMEOUT`] each.
+/// Operations per second are computed against the previous gather kept in `history`.
 pub async fn gather(
     serving: u64,
     state: &Arc<RwLock<MasterState>>,
     masters: &BTreeMap<u64, String>,
+    history: &OpsHistory,
     security: &Security,
 ) -> View {
     let configs: Vec<Config> = {
@@ -112,11 +166,25 @@ pub async fn gather(
     for (gid, p) in servers {
         groups.entry(gid).or_default().push(p);
     }
+    let totals = ops_totals(&groups);
+    let now = Instant::now();
+    let ops_per_second = {
+        let mut previous = history.previous.lock();
+        let rates = match previous.as_ref() {
+            Some((then, before)) if now.duration_since(*then) <= RATE_WINDOW => {
+                ops_rates(before, &totals, now.duration_since(*then).as_secs_f64())
+            }
+            _ => BTreeMap::new(),
+        };
+        *previous = Some((now, totals));
+        rates
+    };
     View {
         serving,
         masters,
         groups,
         configs,
+        ops_per_second,
     }
 }
 
@@ -260,6 +328,36 @@ fn human_bytes(bytes: u64) -> String {
     }
 }
 
+/// Per `(group, shard)`: the figures its group reports — its leader's, or, without an
+/// answering leader, those of the replica with counted figures applied furthest.
+fn group_figures(view: &View) -> BTreeMap<(Gid, u32), &v1::ShardFigures> {
+    type Rank = (bool, bool, u64);
+    let mut out: BTreeMap<(Gid, u32), (Rank, &v1::ShardFigures)> = BTreeMap::new();
+    for (&gid, processes) in &view.groups {
+        for s in processes.iter().filter_map(|p| p.status.as_ref().ok()) {
+            let leader = s.role == v1::Role::Leader as i32;
+            for f in &s.shards {
+                let counted = f.keys.is_some();
+                let rank = (leader && counted, counted, s.applied_index);
+                if out.get(&(gid, f.shard)).is_none_or(|(r, _)| rank > *r) {
+                    out.insert((gid, f.shard), (rank, f));
+                }
+            }
+        }
+    }
+    out.into_iter().map(|(k, (_, f))| (k, f)).collect()
+}
+
+/// Bytes pulled so far into `shard` by any answering replica of `gid`.
+fn pulled_bytes(view: &View, gid: Gid, shard: u32) -> Option<u64> {
+    (view.groups.get(&gid)?.iter())
+        .filter_map(|p| p.status.as_ref().ok())
+        .flat_map(|s| s.shards.iter())
+        .filter(|f| f.shard == shard && f.pulling)
+        .map(|f| f.migration_bytes)
+        .max()
+}
+
 /// The page.
 pub fn render(view: &View) -> String {
     let latest = view.configs.first();
@@ -276,6 +374,7 @@ pub fn render(view: &View) -> String {
         })
         .collect();
     let previous = view.configs.get(1);
+    let figures = group_figures(view);
     let mut out = String::new();
     let _ = write!(
         out,
@@ -340,9 +439,27 @@ pub fn render(view: &View) -> String {
                 format!("group {gid}"),
             )
         };
+        let counted = figures
+            .get(&(gid, shard_u32))
+            .and_then(|f| Some((f.keys?, f.bytes?)));
+        let (data, keys, bytes) = match counted {
+            Some((k, b)) => (
+                format!(" data-keys=\"{k}\" data-bytes=\"{b}\""),
+                format!("{k} {}", if k == 1 { "key" } else { "keys" }),
+                human_bytes(b),
+            ),
+            None => (String::new(), "? keys".into(), "? B".into()),
+        };
+        let ops = view
+            .ops_per_second
+            .get(&(gid, shard_u32))
+            .map_or("- ops/s".into(), |r| format!("{r:.1} ops/s"));
         let _ = writeln!(
             out,
-            "<div class=\"shard{}\" style=\"{style}\" title=\"shard {shard}: {owner}\" data-shard=\"{shard}\" data-gid=\"{gid}\">{shard}</div>",
+            "<div class=\"shard{}\" style=\"{style}\" title=\"shard {shard}: {owner} · {keys} · {bytes} · {ops}\" \
+             data-shard=\"{shard}\" data-gid=\"{gid}\"{data}><b>{shard}</b>\
+             <span class=\"fig keys\">{keys}</span><span class=\"fig bytes\">{bytes}</span>\
+             <span class=\"fig ops\">{ops}</span></div>",
             if arriving { " moving" } else { "" },
         );
     }
@@ -352,8 +469,15 @@ pub fn render(view: &View) -> String {
     } else {
         out.push_str("<ul id=\"migrations\">\n");
         for (shard, from, to) in &moving {
+            let moved = match pulled_bytes(view, *to, *shard as u32) {
+                Some(b) => format!("{} moved", human_bytes(b)),
+                None => "not started".into(),
+            };
             let from = from.map_or("its previous owner".into(), |f| format!("group {f}"));
-            let _ = writeln!(out, "<li>shard {shard}: {from} → group {to}</li>");
+            let _ = writeln!(
+                out,
+                "<li>shard {shard}: {from} → group {to} <span class=\"moved\">({moved})</span></li>"
+            );
         }
         out.push_str("</ul>\n");
     }
@@ -381,8 +505,9 @@ h1{margin:0 0 .2em}h2{margin:1.2em 0 .4em;font-size:1.15em}h3{margin:.8em 0 .3em
 table{border-collapse:collapse}td,th{padding:2px 10px;text-align:left;border-bottom:1px solid #ddd}\
 tr.down td{color:#b00}tr.leader td{font-weight:600}.summary{color:#555}\
 .swatch{display:inline-block;width:.9em;height:.9em;margin-right:.4em;vertical-align:-1px;border-radius:2px}\
-.grid{display:grid;grid-template-columns:repeat(auto-fill,2.6em);gap:3px}\
-.shard{height:2em;line-height:2em;text-align:center;font-size:12px;border-radius:3px}\
+.grid{display:grid;grid-template-columns:repeat(auto-fill,6.5em);gap:3px}\
+.shard{padding:3px 0;line-height:1.3;text-align:center;font-size:11px;border-radius:3px}\
+.shard b{display:block;font-size:12px}.fig{display:block;color:#333}\
 .shard.moving{outline:2px dashed #c00;outline-offset:-2px}small{color:#555;font-weight:normal}";
 
 #[cfg(test)]
@@ -429,6 +554,7 @@ mod tests {
                 (101, vec![up(1, v1::Role::Follower, 40, 30, vec![2])]),
             ]),
             configs: vec![c2, c1, Config::initial(4)],
+            ops_per_second: BTreeMap::new(),
         };
         let page = render(&view);
         assert!(page.contains("id=\"group-100\""), "{page}");
@@ -443,7 +569,7 @@ mod tests {
         );
         assert_eq!(page.matches("class=\"shard").count(), 4, "{page}");
         assert!(
-            page.contains("<li>shard 3: group 100 → group 101</li>"),
+            page.contains("<li>shard 3: group 100 → group 101 <span class=\"moved\">(not started)</span></li>"),
             "{page}"
         );
         assert!(!page.contains("<li>shard 2:"), "shard 2 is served: {page}");
@@ -452,5 +578,133 @@ mod tests {
         assert!(page.contains("joined 101; 2 shards moved"), "{page}");
         assert!(!page.contains("<script>"), "addresses are escaped: {page}");
         assert!(page.contains("<td>10</td>"), "the follower's lag: {page}");
+        assert!(!page.contains("data-keys"), "nothing counted: {page}");
+    }
+
+    fn figures(shard: u32, keys: Option<u64>, ops_total: u64) -> v1::ShardFigures {
+        v1::ShardFigures {
+            shard,
+            keys,
+            bytes: keys.map(|k| k * 1000),
+            ops_total,
+            ..Default::default()
+        }
+    }
+
+    fn with_figures(mut p: Process, shards: Vec<v1::ShardFigures>) -> Process {
+        if let Ok(s) = &mut p.status {
+            s.shards = shards;
+        }
+        p
+    }
+
+    #[test]
+    fn the_grid_shows_each_shards_keys_bytes_and_rate_and_migrations_their_bytes() {
+        let mut c1 = Config::initial(3);
+        c1.num = 1;
+        c1.shards = vec![100, 100, 100];
+        Arc::make_mut(&mut c1.groups).insert(100, vec!["a:1".into(), "a:2".into()]);
+        let mut c2 = c1.clone();
+        c2.num = 2;
+        c2.shards = vec![100, 100, 101];
+        Arc::make_mut(&mut c2.groups).insert(101, vec!["b:1".into()]);
+        let leader = with_figures(
+            up(1, v1::Role::Leader, 50, 50, vec![0, 1]),
+            vec![figures(0, Some(12), 40), figures(1, None, 0)],
+        );
+        // A follower's figures are used only where the leader has none.
+        let follower = with_figures(
+            up(2, v1::Role::Follower, 50, 49, vec![0, 1]),
+            vec![figures(0, Some(11), 0), figures(1, Some(3), 0)],
+        );
+        let puller = with_figures(
+            up(1, v1::Role::Leader, 10, 10, vec![]),
+            vec![v1::ShardFigures {
+                shard: 2,
+                pulling: true,
+                migration_bytes: 3 << 20,
+                ..Default::default()
+            }],
+        );
+        let view = View {
+            serving: 1,
+            masters: vec![up(1, v1::Role::Leader, 9, 9, vec![])],
+            groups: BTreeMap::from([(100, vec![leader, follower]), (101, vec![puller])]),
+            configs: vec![c2, c1, Config::initial(3)],
+            ops_per_second: BTreeMap::from([((100, 0), 2.5), ((100, 1), 0.0)]),
+        };
+        let page = render(&view);
+        assert!(
+            page.contains(
+                "data-shard=\"0\" data-gid=\"100\" data-keys=\"12\" data-bytes=\"12000\">"
+            ),
+            "the leader's count: {page}"
+        );
+        assert!(
+            page.contains("<span class=\"fig keys\">12 keys</span>"),
+            "{page}"
+        );
+        assert!(
+            page.contains("<span class=\"fig bytes\">11.7 KiB</span>"),
+            "{page}"
+        );
+        assert!(
+            page.contains("<span class=\"fig ops\">2.5 ops/s</span>"),
+            "{page}"
+        );
+        assert!(
+            page.contains("data-shard=\"1\" data-gid=\"100\" data-keys=\"3\""),
+            "the follower's count where the leader has none: {page}"
+        );
+        assert!(
+            page.contains("<span class=\"fig ops\">0.0 ops/s</span>"),
+            "{page}"
+        );
+        assert!(
+            page.contains(
+                "data-shard=\"2\" data-gid=\"101\"><b>2</b><span class=\"fig keys\">? keys</span>"
+            ),
+            "being pulled: not counted yet: {page}"
+        );
+        assert!(
+            page.contains("<span class=\"fig ops\">- ops/s</span>"),
+            "{page}"
+        );
+        assert!(
+            page.contains("<li>shard 2: group 100 → group 101 <span class=\"moved\">(3.0 MiB moved)</span></li>"),
+            "{page}"
+        );
+        assert_eq!(page.matches("class=\"shard").count(), 3, "{page}");
+    }
+
+    #[test]
+    fn rates_are_growth_over_time_and_never_negative() {
+        let before = OpsTotals::from([((1, 0), 100), ((1, 1), 50), ((2, 0), 7)]);
+        let after = OpsTotals::from([((1, 0), 150), ((1, 1), 10), ((1, 2), 9), ((3, 0), 4)]);
+        let rates = ops_rates(&before, &after, 2.0);
+        assert_eq!(
+            rates,
+            BTreeMap::from([((1, 0), 25.0), ((1, 1), 0.0), ((1, 2), 0.0), ((3, 0), 0.0)])
+        );
+        assert!(ops_rates(&before, &after, 0.0).is_empty());
+        let groups = BTreeMap::from([(
+            1,
+            vec![
+                with_figures(
+                    up(1, v1::Role::Leader, 1, 1, vec![]),
+                    vec![figures(4, None, 5)],
+                ),
+                with_figures(
+                    up(2, v1::Role::Follower, 1, 1, vec![]),
+                    vec![figures(4, None, 2)],
+                ),
+                Process {
+                    id: 3,
+                    address: "x".into(),
+                    status: Err("down".into()),
+                },
+            ],
+        )]);
+        assert_eq!(ops_totals(&groups), OpsTotals::from([((1, 4), 7)]));
     }
 }

@@ -18,7 +18,7 @@ use crate::disk_usage::DiskUsage;
 use crate::node::Node;
 
 /// What the service running on a node adds to the node's status.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ServiceStatus {
     /// The latest configuration the service applied (shard servers and masters).
     pub config_num: Option<u64>,
@@ -26,6 +26,9 @@ pub struct ServiceStatus {
     pub shards_held: Vec<u32>,
     /// The last error the service reported, if any.
     pub last_error: Option<String>,
+    /// Figures of the shards the replica serves or pulls, by shard ascending (shard
+    /// servers; the node passes them through without looking).
+    pub shards: Vec<v1::ShardFigures>,
 }
 
 /// Called on every `Status` request for the service's part of the answer; must be quick (it
@@ -97,6 +100,7 @@ impl<R: Send + 'static> NodeStatus for StatusService<R> {
             // The node's own failure stops it: it outranks what the service last saw.
             last_error: s.last_error.or(service.last_error).unwrap_or_default(),
             http_address: self.http_address.clone(),
+            shards: service.shards,
         }))
     }
 }
