@@ -149,4 +149,6 @@ pub enum Command {
     Status(crate::status::StatusArgs),
     /// Exit 0 if every group has a leader and a reachable quorum, 1 if not.
     Health(crate::health::HealthArgs),
+    /// Make a cluster's CA and certificates (mutual TLS).
+    Certs(crate::certs::CertsArgs),
 }

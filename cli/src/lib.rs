@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+pub mod certs;
 pub mod cli;
 pub mod cluster;
 pub mod data;
@@ -49,6 +50,7 @@ pub async fn run(global: Global, command: Command) -> CliResult {
         Command::Config(c) => admin::config(g, c).await,
         Command::Status(args) => status::status(g, args).await,
         Command::Health(args) => health::health(g, args).await,
+        Command::Certs(args) => crate::certs::run(args),
     }
 }
 
