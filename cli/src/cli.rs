@@ -49,14 +49,32 @@ pub struct Global {
     pub timeout: Duration,
     /// The cluster's CA certificate (PEM), to talk to a cluster that runs mutual TLS; with
     /// --cert and --key.
-    #[arg(long, global = true, env = "STRATA_TLS_CA", value_name = "FILE")]
+    #[arg(
+        long = "cacert",
+        id = "tls_cacert",
+        global = true,
+        env = "STRATA_TLS_CA",
+        value_name = "FILE"
+    )]
     pub cacert: Option<PathBuf>,
     /// This client's certificate (PEM): a `strata://client/...` or `strata://admin/...`
     /// identity (admin commands need an admin one).
-    #[arg(long, global = true, env = "STRATA_TLS_CERT", value_name = "FILE")]
+    #[arg(
+        long = "cert",
+        id = "tls_cert",
+        global = true,
+        env = "STRATA_TLS_CERT",
+        value_name = "FILE"
+    )]
     pub cert: Option<PathBuf>,
     /// This client's private key (PEM).
-    #[arg(long, global = true, env = "STRATA_TLS_KEY", value_name = "FILE")]
+    #[arg(
+        long = "key",
+        id = "tls_key",
+        global = true,
+        env = "STRATA_TLS_KEY",
+        value_name = "FILE"
+    )]
     pub key: Option<PathBuf>,
 }
 

@@ -18,6 +18,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use strata_rpc::tls::{Identity, Security, TlsPaths};
+
 pub use child::Proc;
 
 /// How long a stopping process may take to exit cleanly before it is killed.
@@ -105,6 +107,9 @@ pub struct LaunchOptions {
     pub server_args: Vec<String>,
     /// Give every process an HTTP endpoint (`/metrics`, `/health`) on a free port.
     pub http: bool,
+    /// Mutual TLS everywhere: a CA and a certificate per process (and an admin's and a
+    /// client's) are made in `<dir>/certs`.
+    pub tls: bool,
 }
 
 impl LaunchOptions {
@@ -119,6 +124,7 @@ impl LaunchOptions {
             log_filter: "info".into(),
             server_args: Vec::new(),
             http: true,
+            tls: false,
         }
     }
 }
@@ -146,7 +152,19 @@ pub struct LocalCluster {
     temp: Option<tempfile::TempDir>,
     masters: Vec<Replica>,
     groups: BTreeMap<u64, Vec<Replica>>,
+    tls: Option<ClusterTls>,
 }
+
+/// A TLS cluster's certificates.
+struct ClusterTls {
+    ca: crate::certs::Ca,
+    dir: PathBuf,
+    admin: TlsPaths,
+    client: TlsPaths,
+}
+
+/// How long a local cluster's certificates are valid.
+const LOCAL_CERT_DAYS: u32 = 30;
 
 impl LocalCluster {
     /// Starts the masters; returns once each listens.
@@ -161,12 +179,18 @@ impl LocalCluster {
                 (temp.path().to_owned(), Some(temp))
             }
         };
+        let tls = if options.tls {
+            Some(ClusterTls::make(root.join("certs")).map_err(io::Error::other)?)
+        } else {
+            None
+        };
         let mut cluster = LocalCluster {
             options,
             root,
             temp,
             masters: Vec::new(),
             groups: BTreeMap::new(),
+            tls,
         };
         let addresses = free_addresses(cluster.options.masters)?;
         let peers = peers_arg(&addresses);
@@ -186,6 +210,8 @@ impl LocalCluster {
                 "--tick-ms".into(),
                 cluster.options.tick_ms.to_string(),
             ];
+            let mut args = args;
+            args.extend(cluster.tls_args(0, id)?);
             let (args, http_address) = with_http(args, cluster.options.http)?;
             let log = cluster.root.join(format!("master-{id}.log"));
             let process = cluster.spawn(args, log)?;
@@ -241,6 +267,7 @@ impl LocalCluster {
                 self.options.tick_ms.to_string(),
             ];
             args.extend(self.options.server_args.iter().cloned());
+            args.extend(self.tls_args(gid, id)?);
             let (args, http_address) = with_http(args, self.options.http)?;
             let log = self.root.join(format!("group-{gid}-{id}.log"));
             let process = self.spawn(args, log)?;
@@ -257,6 +284,48 @@ impl LocalCluster {
         }
         self.groups.insert(gid, group);
         Ok(())
+    }
+
+    /// The `--tls-*` arguments of replica `id` of group `gid` (a certificate made for it
+    /// now), or none without TLS.
+    fn tls_args(&self, gid: u64, id: u64) -> io::Result<Vec<String>> {
+        let Some(tls) = &self.tls else {
+            return Ok(Vec::new());
+        };
+        let identity = Identity::Node { gid, id };
+        let hosts = ["127.0.0.1".to_string(), "localhost".to_string()];
+        let validity = crate::certs::Validity::days(LOCAL_CERT_DAYS);
+        let paths = (tls.ca)
+            .issue_into(&tls.dir, &identity, &hosts, validity)
+            .map_err(io::Error::other)?;
+        Ok(vec![
+            "--tls-ca".into(),
+            paths.ca.display().to_string(),
+            "--tls-cert".into(),
+            paths.cert.display().to_string(),
+            "--tls-key".into(),
+            paths.key.display().to_string(),
+        ])
+    }
+
+    /// The admin's certificate files (`strata://admin/admin`), if the cluster runs TLS.
+    pub fn admin_tls(&self) -> Option<&TlsPaths> {
+        self.tls.as_ref().map(|t| &t.admin)
+    }
+
+    /// A client's certificate files (`strata://client/client`), if the cluster runs TLS.
+    pub fn client_tls(&self) -> Option<&TlsPaths> {
+        self.tls.as_ref().map(|t| &t.client)
+    }
+
+    /// The directory of the certificates (and of the CA's key), if the cluster runs TLS.
+    pub fn certs_dir(&self) -> Option<&Path> {
+        self.tls.as_ref().map(|t| t.dir.as_path())
+    }
+
+    /// How an operator connects to this cluster: with the admin's certificate, or plaintext.
+    pub fn security(&self) -> io::Result<Security> {
+        Security::from_paths(self.admin_tls().cloned()).map_err(io::Error::other)
     }
 
     /// The masters' addresses.
@@ -381,6 +450,27 @@ fn stop_together(mut replicas: Vec<&mut Replica>) -> usize {
         }
     }
     killed
+}
+
+impl ClusterTls {
+    /// A new CA in `dir` with an admin's and a client's certificates.
+    fn make(dir: PathBuf) -> Result<ClusterTls, crate::error::CliError> {
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| crate::error::CliError::failed(format!("{}: {e}", dir.display())))?;
+        let validity = crate::certs::Validity::days(LOCAL_CERT_DAYS);
+        let ca = crate::certs::Ca::generate(validity)?;
+        ca.save(&dir)?;
+        let admin = Identity::Admin("admin".into());
+        let admin = ca.issue_into(&dir, &admin, &[], validity)?;
+        let client = Identity::Client("client".into());
+        let client = ca.issue_into(&dir, &client, &[], validity)?;
+        Ok(ClusterTls {
+            ca,
+            dir,
+            admin,
+            client,
+        })
+    }
 }
 
 impl Drop for LocalCluster {
