@@ -3,13 +3,8 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::message::{split_by_bytes, AcceptedEntry, Body};
-use crate::replica::{Election, Inflight, Leadership, Replica, RoleState};
+use crate::replica::{Election, Inflight, Leadership, Replica, RoleState, MAX_RECOVERY_SPAN};
 use crate::types::{Ballot, ReplicaId, Slot, Value};
-
-/// A candidate re-proposes every slot between its commit index and the highest slot a promise
-/// reports; if that span exceeds this, it stands down instead (it is far behind, or the report
-/// is bogus), leaving the election to a replica that knows more.
-const MAX_RECOVERY_SPAN: Slot = 1 << 20;
 
 /// A leader steps down after this many (longest) election timeouts without hearing from a
 /// majority.
@@ -50,6 +45,7 @@ impl Replica {
         if let RoleState::Candidate(e) = &mut self.role {
             e.held = held.iter().copied().collect();
         }
+        self.last_prepare_at = Some(self.now);
         self.broadcast(&Body::Prepare {
             ballot,
             from_slot,

@@ -31,7 +31,21 @@ impl Replica {
         self.advance_commit();
     }
 
-    pub(crate) fn on_learn(&mut self, entries: Vec<(Slot, Value)>) {
+    /// Chosen values from the leader of `ballot`, which this replica follows (checked by the
+    /// caller). Only slots it lacks are taken. A value that contradicts one this replica
+    /// accepted in the same ballot cannot come from that ballot's leader (it stores one value
+    /// per slot in its ballot, sends that value in its accepts, and learns from its own log):
+    /// such a message is forged, and all of it is ignored.
+    pub(crate) fn on_learn(&mut self, ballot: Ballot, entries: Vec<(Slot, Value)>) {
+        let contradicts = entries.iter().any(|(slot, value)| {
+            self.log
+                .get(slot)
+                .is_some_and(|e| e.ballot == ballot && e.value != *value)
+        });
+        if contradicts {
+            return;
+        }
+        self.follow(ballot);
         for (slot, value) in entries {
             if slot < self.log_start || self.log.get(&slot).is_some_and(|e| e.chosen) {
                 continue;
