@@ -45,7 +45,6 @@ impl Replica {
         if let RoleState::Candidate(e) = &mut self.role {
             e.held = held.iter().copied().collect();
         }
-        self.last_prepare_at = Some(self.now);
         self.broadcast(&Body::Prepare {
             ballot,
             from_slot,
@@ -146,8 +145,10 @@ impl Replica {
 
     /// An acceptor refused our `Prepare` because we lack slots it compacted: we cannot win
     /// this election (nor any, until caught up by the snapshot it sends), so stand down.
-    pub(crate) fn on_compacted(&mut self, ballot: Ballot) {
+    pub(crate) fn on_compacted(&mut self, from: ReplicaId, ballot: Ballot) {
         if matches!(&self.role, RoleState::Candidate(e) if e.ballot == ballot) {
+            // The snapshot it streams is one we asked for (see `accepts_snapshot`).
+            self.snapshot_offers.insert(from, self.now);
             self.become_follower();
         }
     }

@@ -44,11 +44,10 @@ pub const MAX_ROUND: u64 = u64::MAX / 4;
 /// `MAX_ROUND / MAX_ROUND_STEP` = 2^46 messages to bring any replica to the cap.
 pub const MAX_ROUND_STEP: u64 = 1 << 16;
 
-/// A snapshot from a peer other than the leader this replica follows is installed only
-/// within this many (longest) election timeouts of this replica's last `Prepare`: that
-/// `Prepare` asked for it (an acceptor that compacted the slots the candidate lacks answers
-/// with a snapshot).
-pub const SNAPSHOT_ASKED_TIMEOUTS: u64 = 8;
+/// A snapshot from a peer other than the leader this replica follows is installed only if
+/// that peer answered this replica's `Prepare` with `Compacted` (the answer that comes with a
+/// snapshot) within this many (longest) election timeouts.
+pub const SNAPSHOT_OFFER_TIMEOUTS: u64 = 8;
 
 /// Every slot a message names.
 fn message_slots(body: &Body) -> Box<dyn Iterator<Item = Slot> + '_> {
@@ -206,9 +205,9 @@ pub struct Replica {
     /// Tick at which a snapshot was last requested for each peer (a lagging follower, or a
     /// candidate behind this replica's compacted log).
     pub(crate) snapshot_requested: BTreeMap<ReplicaId, u64>,
-    /// Tick of this replica's last `Prepare` (it asks every peer for its log from the
-    /// candidate's commit index, or for a snapshot if that was compacted).
-    pub(crate) last_prepare_at: Option<u64>,
+    /// Peers that answered this replica's current `Prepare` with `Compacted` (they stream it
+    /// a snapshot), and the tick they did: the snapshots it asked for.
+    pub(crate) snapshot_offers: BTreeMap<ReplicaId, u64>,
     pub(crate) ready: Ready,
 }
 
@@ -257,7 +256,7 @@ impl Replica {
             election_timeout: 0,
             heartbeat_elapsed: 0,
             snapshot_requested: BTreeMap::new(),
-            last_prepare_at: None,
+            snapshot_offers: BTreeMap::new(),
             ready: Ready::default(),
             rng: rng | 1,
             cfg,
@@ -447,7 +446,7 @@ impl Replica {
                 to,
             } => self.on_promise(from, ballot, log_start, entries, (part_from, to)),
             Body::Nack { promised } => self.on_nack(promised),
-            Body::Compacted { ballot, .. } => self.on_compacted(ballot),
+            Body::Compacted { ballot, .. } => self.on_compacted(from, ballot),
             Body::Accept {
                 ballot,
                 entries,
@@ -510,10 +509,11 @@ impl Replica {
     /// Yes only if `index` is news (above the applied index, not an impossible slot), `from`
     /// is another member, and either `from` is the leader this replica follows (a leader
     /// streams a snapshot to a follower whose heartbeat ack shows it behind the leader's
-    /// compacted log) or this replica sent a `Prepare` within the last
-    /// [`SNAPSHOT_ASKED_TIMEOUTS`] election timeouts (an acceptor that compacted the slots
-    /// a candidate lacks answers with a snapshot). Anything else was not asked for: a forged
-    /// one could replace the application's state with anything.
+    /// compacted log) or `from` answered this replica's `Prepare` with `Compacted` within
+    /// the last [`SNAPSHOT_OFFER_TIMEOUTS`] election timeouts (an acceptor that compacted the
+    /// slots a candidate lacks streams it a snapshot). Anything else was not asked for: a
+    /// forged one could replace the application's state with anything. A refused snapshot
+    /// costs only time: the leader (or the acceptor, at the next `Prepare`) offers it again.
     pub fn accepts_snapshot(&self, from: ReplicaId, index: Slot) -> bool {
         if index <= self.applied
             || index > MAX_SLOT
@@ -523,11 +523,10 @@ impl Replica {
             return false;
         }
         let following = self.leader == Some(from) && matches!(self.role, RoleState::Follower);
-        let window = SNAPSHOT_ASKED_TIMEOUTS.saturating_mul(u64::from(self.cfg.election_timeout.1));
-        let asked = self
-            .last_prepare_at
-            .is_some_and(|t| self.now <= t.saturating_add(window));
-        following || asked
+        let window = SNAPSHOT_OFFER_TIMEOUTS.saturating_mul(u64::from(self.cfg.election_timeout.1));
+        let offered = (self.snapshot_offers.get(&from))
+            .is_some_and(|&t| self.now <= t.saturating_add(window));
+        following || offered
     }
 
     /// The driver installed an application snapshot covering every slot below `index`.
