@@ -1471,3 +1471,72 @@ fn a_forged_heartbeat_with_a_commit_far_ahead_marks_nothing_chosen() {
     assert!(c.commands(2).contains(&cmd("real")));
     assert_same_commands_everywhere(&c);
 }
+
+/// Issue 15, attack 2 at the protocol level: a snapshot is installed only from the leader the
+/// replica follows, or from a peer that answered its `Prepare` with `Compacted` (the snapshot
+/// it asked for); one from any other member, or from the leader it no longer follows, is
+/// refused, so a forged snapshot cannot replace the application's state.
+#[test]
+fn a_snapshot_is_accepted_only_from_the_followed_leader_or_when_asked_for() {
+    let mut c = Cluster::new(3, 47);
+    c.compact_every = Some(10);
+    c.elect(1);
+    for x in cmds("a", 5) {
+        c.submit(&x, 200, 30);
+    }
+    c.isolate(3);
+    for x in cmds("b", 40) {
+        c.submit(&x, 300, 30);
+    }
+    let index = c.app(1).next;
+    assert!(
+        c.r(1).log_start() > c.r(3).commit_index(),
+        "the log was compacted"
+    );
+    // Replica 3 is behind and follows nobody it could get a snapshot from: neither member
+    // may install one on it, nor a stranger, nor itself.
+    assert!(c.r(3).leader() != Some(2));
+    for from in [2, 3, 99] {
+        assert!(
+            !c.r(3).accepts_snapshot(from, index),
+            "replica 3 would install a snapshot from {from}"
+        );
+    }
+    // Replica 2 follows 1: a snapshot from 3 is not one it asked for.
+    assert!(!c.r(2).accepts_snapshot(3, index + 5));
+    // A `Compacted` answer to replica 3's own `Prepare` offers a snapshot from that peer
+    // only; one for another ballot offers nothing.
+    while c.r(3).role() != Role::Candidate {
+        c.tick_one(3);
+    }
+    let ballot = c.r(3).promised();
+    let log_start = c.r(2).log_start();
+    for (from, b) in [(1, Ballot::new(ballot.round + 1, 3)), (2, ballot)] {
+        c.r_mut(3).step(Message {
+            from,
+            to: 3,
+            body: Body::Compacted {
+                ballot: b,
+                log_start,
+            },
+        });
+    }
+    c.process(3);
+    assert!(
+        c.r(3).accepts_snapshot(2, index),
+        "the snapshot it asked for"
+    );
+    assert!(
+        !c.r(3).accepts_snapshot(1, index),
+        "a Compacted in another ballot"
+    );
+    // Healed, replica 3 follows the leader again and gets the snapshot from it (or, while it
+    // campaigns, from an acceptor that answers its Prepare with Compacted).
+    c.heal();
+    c.run_until(600, "replica 3 catches up", all_caught_up);
+    assert!(
+        c.snapshots_installed.iter().any(|&(to, _)| to == 3),
+        "replica 3 caught up without a snapshot"
+    );
+    assert_same_commands_everywhere(&c);
+}
