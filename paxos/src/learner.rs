@@ -1,9 +1,9 @@
 //! The learner rules: which slots a replica may mark chosen (same-ballot acceptance below the
-//! leader's commit index, or values sent as chosen), and moving the commit index over them to
-//! hand their values out for applying.
+//! leader's commit index, or values the leader it follows sends as chosen), and moving the
+//! commit index over them to hand their values out for applying.
 
 use crate::ready::PersistedEntry;
-use crate::replica::{Replica, MAX_SLOT};
+use crate::replica::{Replica, MAX_RECOVERY_SPAN, MAX_SLOT};
 use crate::types::{Ballot, Slot, Value};
 
 impl Replica {
@@ -46,8 +46,13 @@ impl Replica {
             return;
         }
         self.follow(ballot);
+        // A leader sends what we lack from our commit index on, a bounded number of slots;
+        // a slot this far ahead would make every candidate that hears our promise (and
+        // ourselves) give up leading.
+        let far = self.commit.saturating_add(MAX_RECOVERY_SPAN);
         for (slot, value) in entries {
-            if slot < self.log_start || self.log.get(&slot).is_some_and(|e| e.chosen) {
+            if slot < self.log_start || slot > far || self.log.get(&slot).is_some_and(|e| e.chosen)
+            {
                 continue;
             }
             let ballot = self.log.get(&slot).map_or(Ballot::ZERO, |e| e.ballot);

@@ -1257,9 +1257,8 @@ fn a_learn_contradicting_a_same_ballot_acceptance_is_ignored() {
     // The leader's next value reaches replica 2, but nothing more does: the slot is accepted
     // in `b` there and not yet known chosen.
     c.filter = Some(Box::new(|m: &Message| {
-        if m.from == 1 && m.to == 2 && !matches!(m.body, Body::Accept { .. }) {
-            Fate::Drop
-        } else if m.from == 2 && m.to == 1 {
+        let to_2 = m.from == 1 && m.to == 2 && !matches!(m.body, Body::Accept { .. });
+        if to_2 || (m.from == 2 && m.to == 1) {
             Fate::Drop
         } else {
             Fate::Deliver
