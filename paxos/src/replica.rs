@@ -264,6 +264,21 @@ impl Replica {
         r.recount_log_bytes();
         r.reset_election_timer();
         r.advance_commit();
+        if r.commit < r.applied {
+            // The application covers slots the log does not know chosen: it installed a
+            // snapshot, and the replica crashed before the compaction that goes with it was
+            // persisted. Finish that compaction. Left as it was, the commit index would lag
+            // the application: the log below it may hold values accepted but never chosen,
+            // and as a leader this replica would re-propose (no-ops, say) in slots that are
+            // chosen and applied — two values in one slot (`forged3` seed 2727).
+            let index = r.applied.min(MAX_SLOT);
+            r.log_start = index;
+            r.log = r.log.split_off(&index);
+            r.recount_log_bytes();
+            r.commit = index;
+            r.ready.compact_to = Some(index);
+            r.advance_commit();
+        }
         Ok(r)
     }
 

@@ -1539,3 +1539,44 @@ fn a_snapshot_is_accepted_only_from_the_followed_leader_or_when_asked_for() {
     );
     assert_same_commands_everywhere(&c);
 }
+
+/// Found by the `forged3` sweep (seed 2727), though no forgery is involved: a replica's driver
+/// installs a snapshot (the application's state is durable) and crashes before the
+/// compaction that goes with it is persisted. It restarted with its application ahead of the
+/// log's chosen prefix — commit index below the applied index, a log below it that may hold
+/// values accepted but never chosen — and, elected, re-proposed no-ops in slots already
+/// chosen and applied. It now finishes the compaction when it restarts.
+#[test]
+fn a_crash_right_after_installing_a_snapshot_keeps_the_commit_index_at_the_applied_one() {
+    let mut c = Cluster::new(3, 48);
+    c.compact_every = Some(5);
+    c.elect(1);
+    for x in cmds("a", 5) {
+        c.submit(&x, 200, 30);
+    }
+    c.isolate(3);
+    for x in cmds("b", 30) {
+        c.submit(&x, 300, 30);
+    }
+    // Replica 3's driver installs replica 1's application state, tells its replica, and
+    // crashes before persisting what that produced.
+    let snap = c.app(1).clone();
+    assert!(snap.next > c.r(3).commit_index() + 10);
+    c.apps[2] = snap.clone();
+    c.r_mut(3).restore_snapshot(snap.next);
+    c.crash(3);
+    c.restart(3);
+    let r3 = c.r(3);
+    assert_eq!(r3.applied_index(), snap.next);
+    assert!(
+        r3.commit_index() >= r3.applied_index() && r3.log_start() >= snap.next,
+        "restarted with commit {} below applied {} (log from {})",
+        r3.commit_index(),
+        r3.applied_index(),
+        r3.log_start()
+    );
+    c.heal();
+    c.submit(&cmd("after"), 300, 30);
+    c.run_until(300, "all caught up", all_caught_up);
+    assert_same_commands_everywhere(&c);
+}

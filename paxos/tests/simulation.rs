@@ -226,3 +226,15 @@ fn a_lost_accept_is_resent() {
         replicas[l].commit_index()
     );
 }
+
+/// A replica restarted after a crash between installing a snapshot and persisting its
+/// compaction, with its commit index below its applied index; elected, it re-proposed no-ops
+/// in chosen slots (see the scenario
+/// `a_crash_right_after_installing_a_snapshot_keeps_the_commit_index_at_the_applied_one`).
+#[test]
+fn regression_forged3_seed_2727_commit_never_lags_the_application() {
+    let cfg = SimConfig::preset("forged3").unwrap();
+    if let Err(f) = run(2727, &cfg) {
+        panic!("{f}");
+    }
+}
