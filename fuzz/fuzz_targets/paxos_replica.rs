@@ -717,8 +717,8 @@ struct Cluster {
     reads: BTreeMap<u64, Slot>,
     next_read: u64,
     next_cmd: u64,
-    /// Snapshots asked for: (recipient, index).
-    snapshots: Vec<(usize, Slot)>,
+    /// Snapshots asked for: (recipient, sender, index).
+    snapshots: Vec<(usize, ReplicaId, Slot)>,
 }
 
 impl Cluster {
@@ -762,7 +762,7 @@ impl Cluster {
             assert!(self.reads.remove(id).is_some(), "read {id} failed twice or never asked");
         }
         for &to in &rd.send_snapshot {
-            self.snapshots.push((self.node_of(to), applied));
+            self.snapshots.push((self.node_of(to), id, applied));
         }
         self.pool.extend(rd.messages);
         if self.pool.len() > MAX_POOL {
@@ -860,8 +860,12 @@ impl Cluster {
                 13 => {
                     if !self.snapshots.is_empty() {
                         let k = c.u8() as usize % self.snapshots.len();
-                        let (j, index) = self.snapshots.swap_remove(k);
+                        let (j, from, index) = self.snapshots.swap_remove(k);
                         let n = &mut self.nodes[j];
+                        // As a driver must: only a snapshot the replica accepts from there.
+                        if !n.r.accepts_snapshot(from, index) {
+                            continue;
+                        }
                         let before = n.r.applied_index();
                         n.r.restore_snapshot(index);
                         n.chk.restored(before, index);
