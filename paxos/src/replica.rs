@@ -205,8 +205,9 @@ pub struct Replica {
     /// Tick at which a snapshot was last requested for each peer (a lagging follower, or a
     /// candidate behind this replica's compacted log).
     pub(crate) snapshot_requested: BTreeMap<ReplicaId, u64>,
-    /// Peers that answered this replica's current `Prepare` with `Compacted` (they stream it
-    /// a snapshot), and the tick they did: the snapshots it asked for.
+    /// Peers that answered a `Prepare` of this replica (in the ballot it was campaigning in)
+    /// with `Compacted`, which comes with a snapshot, and the tick they did: the snapshots it
+    /// asked for (see [`Replica::accepts_snapshot`]).
     pub(crate) snapshot_offers: BTreeMap<ReplicaId, u64>,
     pub(crate) ready: Ready,
 }
