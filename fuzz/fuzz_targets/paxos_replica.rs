@@ -9,8 +9,11 @@
 //!   `take_ready`. It must never panic, and its state and every `Ready` must stay sane (see
 //!   `Checker`). Some steps are *isolated* (a `take_ready` right before and after) so that what
 //!   one message caused can be checked: a Prepare/Accept/Heartbeat below the promised ballot
-//!   only earns a Nack, a stale Promise/Accepted/HeartbeatAck changes no commit index, and a
-//!   misaddressed message or one from a stranger changes nothing at all.
+//!   only earns a Nack, a stale Promise/Accepted/HeartbeatAck changes no commit index, a
+//!   misaddressed message, one from a stranger or one whose round is beyond the replica's
+//!   `round_limit` changes nothing at all, a Learn other than from the followed leader in the
+//!   promised ballot changes nothing, an Accept never makes its own entries chosen, and no
+//!   Accept or Learn puts a slot beyond `MAX_RECOVERY_SPAN` above the commit index in the log.
 //! - **cluster** (odd): three replicas with in-memory storage; the input schedules ticks,
 //!   proposals, reads, `take_ready` (persist, then send, then apply), message delivery (in any
 //!   order, duplicated or dropped), compaction, snapshot installation and crash/restart from
@@ -23,6 +26,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use libfuzzer_sys::fuzz_target;
 use strata_fuzz::Cursor;
+use strata_paxos::replica::MAX_RECOVERY_SPAN;
 use strata_paxos::{
     AcceptedEntry, Ballot, Body, Command, Config, MemStorage, Message, Ready, Replica,
     ReplicaId, Role, Slot, Storage, Value,
@@ -30,16 +34,14 @@ use strata_paxos::{
 
 /// Keeps one input's work small.
 const MAX_OPS: usize = 400;
-/// Mirrors `strata_paxos::leader::MAX_RECOVERY_SPAN` (private there).
-const MAX_RECOVERY_SPAN: Slot = 1 << 20;
 /// Messages in flight in cluster mode (older ones beyond this are dropped).
 const MAX_POOL: usize = 2048;
 
 /// Known protocol bugs this target can steer around (to keep exploring past them), by name in
 /// the comma-separated environment variable `PAXOS_FUZZ_AVOID` (see fuzz/regressions/paxos_replica):
 /// - `round_overflow`: ballot rounds near `u64::MAX` (`start_election` overflows);
-/// - `own_span`: slots far above the commit index in Accept/Learn (a candidate's own log is not
-///   held to `MAX_RECOVERY_SPAN`);
+/// - `own_span`: slots far above the commit index in Accept/Learn (a candidate's own log was not
+///   held to `MAX_RECOVERY_SPAN`; since issue 15 an acceptor takes no slot beyond it);
 /// - `huge_snapshot`: `restore_snapshot` to an index near `u64::MAX` (`become_leader` and
 ///   `advance_commit` overflow);
 /// - `forged_ballot`: Prepare/Accept/Heartbeat/Learn in a ballot whose owner is not the sender
@@ -489,13 +491,17 @@ impl Single<'_, '_> {
         let _ = self.take();
         let (p, commit, role, id) =
             (self.r.promised(), self.r.commit_index(), self.r.role(), self.r.id());
+        let (leader, round_limit) = (self.r.leader(), self.r.round_limit());
         // Proposals in a ballot only count from the ballot's owner; impossible numbers are
         // ignored too (the replica drops such messages without a word).
         let forged = matches!(
             m.body,
             Body::Prepare { .. } | Body::Accept { .. } | Body::Heartbeat { .. } | Body::Learn { .. }
         ) && m.body.ballot().replica != m.from;
+        // Rounds beyond the replica's limit are not obeyed either (they only raise the limit,
+        // which nothing outside shows).
         let impossible = m.body.ballot().round > strata_paxos::replica::MAX_ROUND
+            || m.body.ballot().round > round_limit
             || message_slots(&m.body).into_iter().any(|s| s > strata_paxos::replica::MAX_SLOT);
         let trusted = m.to == id
             && m.from != id
@@ -551,15 +557,31 @@ impl Single<'_, '_> {
                 assert!(rd.messages.is_empty(), "stale {desc} answered {rd:?}");
                 assert_eq!(self.r.commit_index(), commit, "stale {desc} moved the commit index");
             }
-            Body::Learn { .. } if b < p => {
-                assert!(rd.is_empty(), "stale {desc} caused {rd:?}");
-                assert_eq!(self.r.commit_index(), commit, "stale {desc} moved the commit index");
+            Body::Learn { .. } if b != p || leader != Some(from) || role != Role::Follower => {
+                // Chosen values only from the leader followed, in the promised ballot.
+                assert!(rd.is_empty(), "untrusted {desc} caused {rd:?}");
+                assert_eq!(self.r.commit_index(), commit, "untrusted {desc} moved the commit index");
             }
             Body::Nack { promised } if role == Role::Follower || promised <= p => {
                 assert!(rd.is_empty(), "harmless {desc} caused {rd:?}");
                 assert_eq!(self.r.role(), role, "harmless {desc} changed the role");
             }
             _ => {}
+        }
+        // An Accept never makes its own entries chosen (its commit index counts only below
+        // its first entry), and neither it nor a Learn stores a slot out of recovery's reach.
+        if let Body::Accept { entries, .. } | Body::Learn { entries, .. } = &body {
+            let far = commit.saturating_add(MAX_RECOVERY_SPAN);
+            for e in &rd.entries {
+                assert!(e.slot <= far, "{desc} stored slot {} beyond {far}", e.slot);
+            }
+            if matches!(body, Body::Accept { .. }) {
+                if let Some(lowest) = entries.iter().map(|e| e.0).min() {
+                    for e in rd.entries.iter().filter(|e| e.chosen) {
+                        assert!(e.slot < lowest, "{desc} made its own slot {} chosen", e.slot);
+                    }
+                }
+            }
         }
         // A Promise whose ballot is not the candidate's, or any Accepted/HeartbeatAck, never
         // makes an entry chosen outside the replica's own ballot.
@@ -695,8 +717,8 @@ struct Cluster {
     reads: BTreeMap<u64, Slot>,
     next_read: u64,
     next_cmd: u64,
-    /// Snapshots asked for: (recipient, index).
-    snapshots: Vec<(usize, Slot)>,
+    /// Snapshots asked for: (recipient, sender, index).
+    snapshots: Vec<(usize, ReplicaId, Slot)>,
 }
 
 impl Cluster {
@@ -740,7 +762,7 @@ impl Cluster {
             assert!(self.reads.remove(id).is_some(), "read {id} failed twice or never asked");
         }
         for &to in &rd.send_snapshot {
-            self.snapshots.push((self.node_of(to), applied));
+            self.snapshots.push((self.node_of(to), id, applied));
         }
         self.pool.extend(rd.messages);
         if self.pool.len() > MAX_POOL {
@@ -838,8 +860,12 @@ impl Cluster {
                 13 => {
                     if !self.snapshots.is_empty() {
                         let k = c.u8() as usize % self.snapshots.len();
-                        let (j, index) = self.snapshots.swap_remove(k);
+                        let (j, from, index) = self.snapshots.swap_remove(k);
                         let n = &mut self.nodes[j];
+                        // As a driver must: only a snapshot the replica accepts from there.
+                        if !n.r.accepts_snapshot(from, index) {
+                            continue;
+                        }
                         let before = n.r.applied_index();
                         n.r.restore_snapshot(index);
                         n.chk.restored(before, index);

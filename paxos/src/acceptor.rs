@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use crate::message::{split_by_bytes, AcceptedEntry, Body};
 use crate::ready::PersistedEntry;
-use crate::replica::{LogEntry, Replica, MAX_HELD_IN_PREPARE};
+use crate::replica::{LogEntry, Replica, MAX_HELD_IN_PREPARE, MAX_RECOVERY_SPAN};
 use crate::types::{Ballot, Digest, ReplicaId, Slot, Value};
 
 impl Replica {
@@ -111,8 +111,22 @@ impl Replica {
             return;
         }
         self.follow(ballot);
+        // A leader's commit index covers only slots chosen before it sent this: every entry
+        // of an honest `Accept` lies at or above its commit (the leader proposes above its
+        // commit index and re-sends only slots not yet chosen). So an `Accept` never makes
+        // its own entries chosen here — one that claims to would let a single forged message
+        // in a fresh ballot plant a value and declare it chosen.
+        let commit =
+            (entries.iter().map(|e| e.0).min()).map_or(commit, |lowest| commit.min(lowest));
+        let far = self.commit.saturating_add(MAX_RECOVERY_SPAN);
         let mut slots = Vec::with_capacity(entries.len());
         for (slot, value) in entries {
+            if slot > far {
+                // Not accepted (nor acknowledged): a slot this far ahead would make every
+                // candidate that hears our promise stand down. An honest leader re-sends it
+                // once we have caught up.
+                continue;
+            }
             slots.push(slot);
             if slot < self.log_start || self.log.get(&slot).is_some_and(|e| e.chosen) {
                 continue; // already chosen: the leader's value is the same

@@ -3,13 +3,8 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::message::{split_by_bytes, AcceptedEntry, Body};
-use crate::replica::{Election, Inflight, Leadership, Replica, RoleState};
+use crate::replica::{Election, Inflight, Leadership, Replica, RoleState, MAX_RECOVERY_SPAN};
 use crate::types::{Ballot, ReplicaId, Slot, Value};
-
-/// A candidate re-proposes every slot between its commit index and the highest slot a promise
-/// reports; if that span exceeds this, it stands down instead (it is far behind, or the report
-/// is bogus), leaving the election to a replica that knows more.
-const MAX_RECOVERY_SPAN: Slot = 1 << 20;
 
 /// A leader steps down after this many (longest) election timeouts without hearing from a
 /// majority.
@@ -150,8 +145,10 @@ impl Replica {
 
     /// An acceptor refused our `Prepare` because we lack slots it compacted: we cannot win
     /// this election (nor any, until caught up by the snapshot it sends), so stand down.
-    pub(crate) fn on_compacted(&mut self, ballot: Ballot) {
+    pub(crate) fn on_compacted(&mut self, from: ReplicaId, ballot: Ballot) {
         if matches!(&self.role, RoleState::Candidate(e) if e.ballot == ballot) {
+            // The snapshot it streams is one we asked for (see `accepts_snapshot`).
+            self.snapshot_offers.insert(from, self.now);
             self.become_follower();
         }
     }

@@ -1,9 +1,9 @@
 //! The learner rules: which slots a replica may mark chosen (same-ballot acceptance below the
-//! leader's commit index, or values sent as chosen), and moving the commit index over them to
-//! hand their values out for applying.
+//! leader's commit index, or values the leader it follows sends as chosen), and moving the
+//! commit index over them to hand their values out for applying.
 
 use crate::ready::PersistedEntry;
-use crate::replica::{Replica, MAX_SLOT};
+use crate::replica::{Replica, MAX_RECOVERY_SPAN, MAX_SLOT};
 use crate::types::{Ballot, Slot, Value};
 
 impl Replica {
@@ -31,9 +31,28 @@ impl Replica {
         self.advance_commit();
     }
 
-    pub(crate) fn on_learn(&mut self, entries: Vec<(Slot, Value)>) {
+    /// Chosen values from the leader of `ballot`, which this replica follows (checked by the
+    /// caller). Only slots it lacks are taken. A value that contradicts one this replica
+    /// accepted in the same ballot cannot come from that ballot's leader (it stores one value
+    /// per slot in its ballot, sends that value in its accepts, and learns from its own log):
+    /// such a message is forged, and all of it is ignored.
+    pub(crate) fn on_learn(&mut self, ballot: Ballot, entries: Vec<(Slot, Value)>) {
+        let contradicts = entries.iter().any(|(slot, value)| {
+            self.log
+                .get(slot)
+                .is_some_and(|e| e.ballot == ballot && e.value != *value)
+        });
+        if contradicts {
+            return;
+        }
+        self.follow(ballot);
+        // A leader sends what we lack from our commit index on, a bounded number of slots;
+        // a slot this far ahead would make every candidate that hears our promise (and
+        // ourselves) give up leading.
+        let far = self.commit.saturating_add(MAX_RECOVERY_SPAN);
         for (slot, value) in entries {
-            if slot < self.log_start || self.log.get(&slot).is_some_and(|e| e.chosen) {
+            if slot < self.log_start || slot > far || self.log.get(&slot).is_some_and(|e| e.chosen)
+            {
                 continue;
             }
             let ballot = self.log.get(&slot).map_or(Ballot::ZERO, |e| e.ballot);

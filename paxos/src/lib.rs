@@ -40,7 +40,7 @@
 //! reported `(b, v)` or an acceptance in a ballot between `b` and `b'` — which by induction
 //! carried `v` too. The leader re-proposes the highest-ballot value, hence `v`. Marking values
 //! chosen on followers only uses facts that imply this (same-ballot acceptance plus the
-//! leader's commit index, or values the leader knows chosen).
+//! leader's commit index, or values the leader it follows knows chosen).
 //!
 //! The argument assumes that a ballot has one proposer that proposes one value per slot in
 //! it. Ballot ids name their owner, so two replicas never share one; that one replica never
@@ -74,6 +74,69 @@
 //! instant after the read arrived no higher ballot had been promised by a majority, so no other
 //! leader could have chosen a value the read should see; the driver then serves the read once
 //! its state machine applied every slot below `c`. No lease, so no clock-drift assumption.
+//!
+//! # Forged messages
+//!
+//! Without transport authentication a message's `from` is just a field: an outsider that
+//! reaches a replica can claim any member's id. [`Replica::step`] drops what no member can
+//! send — a message to another replica, from a non-member or from itself, a proposal
+//! (`Prepare`, `Accept`, `Heartbeat`, `Learn`) in a ballot the claimed sender does not own,
+//! impossible numbers (rounds above [`MAX_ROUND`](replica::MAX_ROUND), slots above
+//! [`MAX_SLOT`](replica::MAX_SLOT)) — and the rules below keep a forger who does not play a
+//! ballot's leader from making any replica take a value as chosen, or from stopping the group
+//! for longer than it keeps sending (the simulator's adversary, `sim/adversary.rs`, and the
+//! "Forged messages" scenarios check each):
+//!
+//! - **Learning only from the leader followed.** A replica believes a `Learn` only in the
+//!   ballot it promised, from that ballot's owner, while it follows that owner as leader; one
+//!   that contradicts a value it accepted in that same ballot is dropped whole. Catch-up
+//!   keeps working: a leader sends `Learn` only in answer to a heartbeat ack, which a
+//!   follower sends after following (and durably promising) the leader's ballot; a follower
+//!   that promised a newer ballot since, or restarted and follows nobody yet, gets what it
+//!   lacks from the next leader it follows (heartbeat, ack, `Learn`, or a snapshot below that
+//!   leader's log start). A commit index (on `Accept` and `Heartbeat`) marks chosen only slots
+//!   accepted in the message's own ballot, and an `Accept`'s commit index counts only below
+//!   its first entry (a leader proposes above its commit index): a forged heartbeat or accept
+//!   in a ballot nothing was accepted in before marks nothing chosen.
+//! - **No promise that cannot be exceeded.** A message whose round is more than
+//!   [`MAX_ROUND_STEP`](replica::MAX_ROUND_STEP) above the highest round the replica promised
+//!   or heard ([`Replica::round_limit`]) is not obeyed: it only raises that limit by one step.
+//!   So the forged `Prepare` at the cap is refused instead of promised, and any round a
+//!   replica promises, below the cap, can be exceeded by the next honest candidate, which
+//!   picks one above the highest round it heard — one round up, within every limit that
+//!   heard the promise. A replica whose rounds honestly ran ahead (a long minority
+//!   partition of a larger group) is refused at first, but each of its messages — its
+//!   `Prepare`s, its `Nack`s to the leader's heartbeats — moves the others' limits a step, so
+//!   after `gap / MAX_ROUND_STEP` of them they hear it and elect above its promise. A forger
+//!   can raise rounds by at most one step per message: bringing a replica to the cap, where
+//!   no election is possible any more, takes 2^46 of them.
+//! - **No slot out of reach.** An `Accept` or `Learn` entry more than
+//!   [`MAX_RECOVERY_SPAN`](replica::MAX_RECOVERY_SPAN) above the replica's commit index is
+//!   neither accepted nor learned: a candidate that sees such a slot in a promise (or in its
+//!   own log) stands down, so one stored would stop elections for good.
+//! - **Snapshots only when asked for.** The driver installs an application snapshot only if
+//!   [`Replica::accepts_snapshot`] says so: from the leader the replica follows, or from a
+//!   peer that answered its `Prepare` with `Compacted`.
+//!
+//! Everything else a forger can send is harmless to safety: a `Prepare` only buys a promise
+//! (which makes the acceptor refuse lower ballots and report its acceptances, truthfully, to
+//! the ballot's real owner, who counts them only in an election of that very ballot and slot
+//! range and fills in only values whose digests it named); a stale proposal earns a `Nack`;
+//! answers in a ballot other than the recipient's own are ignored. A `Prepare`, `Heartbeat`
+//! or `Nack` in a fresh ballot can still unseat a leader — availability, for as long as the
+//! forger keeps sending.
+//!
+//! **What only transport authentication stops.** A forger that speaks *as a ballot's leader*
+//! is that leader, to the protocol. One that knows or guesses the current ballot (rounds are
+//! small numbers, members few) and impersonates the current leader is believed: its heartbeat's commit index marks
+//! accepted but unchosen slots chosen, its `Learn` delivers made-up values, and `Promise`,
+//! `Accepted` or `HeartbeatAck` in a candidate's or leader's current ballot fake votes (two
+//! values chosen, stale reads). One that opens a fresh ballot in a member's name gets its
+//! `Accept` accepted — a follower that missed the leader's `Prepare` must accept in a ballot
+//! above its promise — and the next leader may re-propose that made-up value as the
+//! highest-ballot one; a heartbeat in the same ballot even declares it chosen. No check inside
+//! the protocol can tell such messages from the member's: `node/` adds mutual TLS and takes
+//! a peer message's sender from the authenticated certificate, not from this field.
 //!
 //! *Liveness* needs a majority that can talk and eventually one candidate that is not
 //! interrupted for a round trip; randomized election timeouts (re-drawn after every lost

@@ -1,8 +1,10 @@
 //! Messages between replicas.
 //!
 //! Every message carries the sender's ballot. A replica never trusts a message beyond what its
-//! ballot entitles: acceptors obey only ballots at least as high as the one they promised;
-//! proposers count only replies carrying their own current ballot.
+//! ballot entitles: acceptors obey only ballots at least as high as the one they promised
+//! (and at most [`MAX_ROUND_STEP`](crate::replica::MAX_ROUND_STEP) rounds above what they
+//! know), and only from the ballot's owner; learners believe chosen values only from the
+//! leader they follow; proposers count only replies carrying their own current ballot.
 
 use crate::types::Digest;
 use crate::types::{Ballot, ReplicaId, Slot, Value};
@@ -121,7 +123,8 @@ pub enum Body {
     },
     /// Chosen values a lagging replica lacks, starting at its commit index.
     Learn {
-        /// The sender's ballot (informational: chosen values are facts).
+        /// The leader's ballot: a replica believes a `Learn` only in the ballot it promised,
+        /// from the leader it follows (see "Forged messages" in the crate documentation).
         ballot: Ballot,
         /// Consecutive chosen slots and their values.
         entries: Vec<(Slot, Value)>,

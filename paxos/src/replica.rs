@@ -17,6 +17,14 @@ use crate::types::{Ballot, Command, Digest, ReplicaId, Slot, Value};
 /// overflows.
 pub const MAX_SLOT: Slot = u64::MAX / 4;
 
+/// A candidate re-proposes every slot between its commit index and the highest slot a promise
+/// reports; if that span exceeds this, it stands down instead (it is far behind, or the report
+/// is bogus), leaving the election to a replica that knows more. An acceptor never accepts a
+/// slot this far above its own commit index (a forged `Accept` there would make every
+/// candidate that hears its promise stand down, for good), so an honest promise never reports
+/// one.
+pub const MAX_RECOVERY_SPAN: Slot = 1 << 20;
+
 /// Election timeouts double at most this many times while no leader is heard from.
 pub const MAX_ELECTION_BACKOFF: u32 = 2;
 
@@ -25,6 +33,21 @@ pub const MAX_HELD_IN_PREPARE: usize = 4096;
 
 /// Highest ballot round accepted in a message, for the same reason.
 pub const MAX_ROUND: u64 = u64::MAX / 4;
+
+/// A message is heard only if its ballot's round is at most this far above the highest
+/// round this replica has promised or heard (see [`Replica::round_limit`]). Honest
+/// candidates pick one round above the highest they heard, so they never jump far; a forged
+/// message that names a round near [`MAX_ROUND`] — where no election could ever exceed the
+/// promise — is refused instead of promised. A message from further ahead still raises the
+/// limit by this much (without being obeyed), so a replica whose rounds really did run far
+/// ahead (a long minority partition) is reached in a few messages, and a forger needs
+/// `MAX_ROUND / MAX_ROUND_STEP` = 2^46 messages to bring any replica to the cap.
+pub const MAX_ROUND_STEP: u64 = 1 << 16;
+
+/// A snapshot from a peer other than the leader this replica follows is installed only if
+/// that peer answered this replica's `Prepare` with `Compacted` (the answer that comes with a
+/// snapshot) within this many (longest) election timeouts.
+pub const SNAPSHOT_OFFER_TIMEOUTS: u64 = 8;
 
 /// Every slot a message names.
 fn message_slots(body: &Body) -> Box<dyn Iterator<Item = Slot> + '_> {
@@ -182,6 +205,10 @@ pub struct Replica {
     /// Tick at which a snapshot was last requested for each peer (a lagging follower, or a
     /// candidate behind this replica's compacted log).
     pub(crate) snapshot_requested: BTreeMap<ReplicaId, u64>,
+    /// Peers that answered a `Prepare` of this replica (in the ballot it was campaigning in)
+    /// with `Compacted`, which comes with a snapshot, and the tick they did: the snapshots it
+    /// asked for (see [`Replica::accepts_snapshot`]).
+    pub(crate) snapshot_offers: BTreeMap<ReplicaId, u64>,
     pub(crate) ready: Ready,
 }
 
@@ -230,6 +257,7 @@ impl Replica {
             election_timeout: 0,
             heartbeat_elapsed: 0,
             snapshot_requested: BTreeMap::new(),
+            snapshot_offers: BTreeMap::new(),
             ready: Ready::default(),
             rng: rng | 1,
             cfg,
@@ -237,6 +265,21 @@ impl Replica {
         r.recount_log_bytes();
         r.reset_election_timer();
         r.advance_commit();
+        if r.commit < r.applied {
+            // The application covers slots the log does not know chosen: it installed a
+            // snapshot, and the replica crashed before the compaction that goes with it was
+            // persisted. Finish that compaction. Left as it was, the commit index would lag
+            // the application: the log below it may hold values accepted but never chosen,
+            // and as a leader this replica would re-propose (no-ops, say) in slots that are
+            // chosen and applied — two values in one slot (`forged3` seed 2727).
+            let index = r.applied.min(MAX_SLOT);
+            r.log_start = index;
+            r.log = r.log.split_off(&index);
+            r.recount_log_bytes();
+            r.commit = index;
+            r.ready.compact_to = Some(index);
+            r.advance_commit();
+        }
         Ok(r)
     }
 
@@ -396,6 +439,14 @@ impl Replica {
         if msg.body.ballot().round > MAX_ROUND || message_slots(&msg.body).any(|s| s > MAX_SLOT) {
             return; // impossible numbers: no honest replica gets there
         }
+        let limit = self.round_limit();
+        if msg.body.ballot().round > limit {
+            // Too far ahead to obey: it could be a forged jump to the cap. Only the limit
+            // moves (by one step), so that an honest replica far ahead is heard after a few
+            // of its messages; nothing is promised, persisted or answered.
+            self.highest_seen = self.highest_seen.max(Ballot::new(limit, 0));
+            return;
+        }
         self.observe(msg.body.ballot());
         match msg.body {
             Body::Prepare {
@@ -411,7 +462,7 @@ impl Replica {
                 to,
             } => self.on_promise(from, ballot, log_start, entries, (part_from, to)),
             Body::Nack { promised } => self.on_nack(promised),
-            Body::Compacted { ballot, .. } => self.on_compacted(ballot),
+            Body::Compacted { ballot, .. } => self.on_compacted(from, ballot),
             Body::Accept {
                 ballot,
                 entries,
@@ -429,11 +480,17 @@ impl Replica {
                 commit,
             } => self.on_heartbeat_ack(from, ballot, read_round, commit),
             Body::Learn { ballot, entries } => {
-                // Chosen values are facts, but only a leader this replica would still follow
-                // is believed: a stale or forged sender is ignored.
-                if ballot >= self.promised {
-                    self.follow(ballot);
-                    self.on_learn(entries);
+                // Chosen values are believed only from the leader this replica follows, in
+                // the ballot it promised: a leader sends `Learn` only in answer to a
+                // heartbeat ack, which this replica sends after following (and durably
+                // promising) that leader's ballot, so an honest `Learn` never carries a
+                // higher ballot, and one in a lower ballot comes from a deposed leader. See
+                // "Forged messages" in the crate documentation.
+                if ballot == self.promised
+                    && self.leader == Some(from)
+                    && matches!(self.role, RoleState::Follower)
+                {
+                    self.on_learn(ballot, entries);
                 }
             }
         }
@@ -450,6 +507,42 @@ impl Replica {
         self.log = self.log.split_off(&index);
         self.recount_log_bytes();
         self.ready.compact_to = Some(index);
+    }
+
+    /// The highest ballot round a message may carry to be heard: [`MAX_ROUND_STEP`] above the
+    /// highest round this replica promised or heard of, and never above [`MAX_ROUND`].
+    pub fn round_limit(&self) -> u64 {
+        (self.highest_seen.max(self.promised).round)
+            .saturating_add(MAX_ROUND_STEP)
+            .min(MAX_ROUND)
+    }
+
+    /// Whether the driver may install an application snapshot that `from` streamed, covering
+    /// every slot below `index`. Call it before handing the snapshot's bytes to the
+    /// application (and again right before [`restore_snapshot`](Replica::restore_snapshot)
+    /// if anything was fed in between); a snapshot it refuses is dropped unread.
+    ///
+    /// Yes only if `index` is news (above the applied index, not an impossible slot), `from`
+    /// is another member, and either `from` is the leader this replica follows (a leader
+    /// streams a snapshot to a follower whose heartbeat ack shows it behind the leader's
+    /// compacted log) or `from` answered this replica's `Prepare` with `Compacted` within
+    /// the last [`SNAPSHOT_OFFER_TIMEOUTS`] election timeouts (an acceptor that compacted the
+    /// slots a candidate lacks streams it a snapshot). Anything else was not asked for: a
+    /// forged one could replace the application's state with anything. A refused snapshot
+    /// costs only time: the leader (or the acceptor, at the next `Prepare`) offers it again.
+    pub fn accepts_snapshot(&self, from: ReplicaId, index: Slot) -> bool {
+        if index <= self.applied
+            || index > MAX_SLOT
+            || from == self.cfg.id
+            || !self.cfg.members.contains(&from)
+        {
+            return false;
+        }
+        let following = self.leader == Some(from) && matches!(self.role, RoleState::Follower);
+        let window = SNAPSHOT_OFFER_TIMEOUTS.saturating_mul(u64::from(self.cfg.election_timeout.1));
+        let offered = (self.snapshot_offers.get(&from))
+            .is_some_and(|&t| self.now <= t.saturating_add(window));
+        following || offered
     }
 
     /// The driver installed an application snapshot covering every slot below `index`.

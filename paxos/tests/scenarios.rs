@@ -7,10 +7,16 @@ mod harness;
 use std::collections::{BTreeSet, HashMap};
 
 use harness::{cmd, Cluster, Fate};
+use strata_paxos::replica::MAX_ROUND;
 use strata_paxos::{
-    Ballot, Body, Command, Config, ConfigError, Message, ReadState, Replica, ReplicaId, Role,
-    Storage, Value,
+    Ballot, Body, Command, Config, ConfigError, MemStorage, Message, ReadState, Ready, Replica,
+    ReplicaId, Role, Slot, Storage, Value,
 };
+
+/// `strata_paxos::replica::MAX_ROUND_STEP` and `MAX_RECOVERY_SPAN`, spelled out so that the
+/// forged-message tests also build against the code before them (to show they fail there).
+const MAX_ROUND_STEP: u64 = 1 << 16;
+const MAX_RECOVERY_SPAN: Slot = 1 << 20;
 
 fn dedup(cmds: Vec<Command>) -> Vec<Command> {
     let mut seen = BTreeSet::new();
@@ -1134,4 +1140,443 @@ fn an_election_does_not_move_large_values_the_candidate_already_holds() {
         "the new leader chose the recovered value"
     );
     c.check_agreement();
+}
+
+// ----- Forged messages (issue 15) -----
+//
+// Without transport authentication the `from` of a message is just a field: an outsider can
+// claim any member's id. These are the forgeries the protocol itself refuses (see "Forged
+// messages" in the crate documentation); each test failed before the rule it names.
+
+fn forged(tag: &str) -> Value {
+    Value {
+        commands: vec![cmd(&format!("FORGED-BY-OUTSIDER-{tag}"))],
+    }
+}
+
+fn forged_values(tag: &str, from: Slot, n: u64) -> Vec<(Slot, Value)> {
+    (from..from + n).map(|s| (s, forged(tag))).collect()
+}
+
+fn nothing_forged_anywhere(c: &Cluster) {
+    for id in c.ids() {
+        for command in c.commands(id) {
+            assert!(
+                !command.starts_with(b"FORGED"),
+                "replica {id} applied a forged command"
+            );
+        }
+    }
+    assert!(
+        !c.chosen_cmds.keys().any(|k| k.starts_with(b"FORGED")),
+        "a forged value was claimed chosen"
+    );
+}
+
+/// The attack of issue 15: a `Learn` with made-up values, sent to both followers claiming to
+/// come from a member in a ballot above what they promised (as the outsider did), in their
+/// promised ballot but from a member that does not own it, and in their promised ballot
+/// while they follow no leader (just restarted). None is believed: a follower takes chosen
+/// values only from the leader it follows, in the ballot it promised. Then the group goes on
+/// and every replica applies the same, unforged, sequence.
+#[test]
+fn a_forged_learn_makes_no_follower_adopt_a_value() {
+    let mut c = Cluster::new(3, 40);
+    let b = c.elect(1);
+    for x in cmds("a", 3) {
+        c.submit(&x, 200, 30);
+    }
+    c.run(3);
+    let before: Vec<_> = c
+        .ids()
+        .into_iter()
+        .map(|id| c.r(id).commit_index())
+        .collect();
+    let commit = c.r(2).commit_index();
+    for (to, claimed) in [(2, 3), (3, 2)] {
+        let attempts = [
+            (claimed, Ballot::new(b.round + 1, claimed)),
+            (claimed, Ballot::new(b.round + 7, claimed)),
+            (claimed, b),
+        ];
+        for (from, ballot) in attempts {
+            let ready = c.inject_and_capture(Message {
+                from,
+                to,
+                body: Body::Learn {
+                    ballot,
+                    entries: forged_values("learn", commit, 3),
+                },
+            });
+            assert!(
+                ready.is_empty(),
+                "replica {to} believed a Learn in {ballot:?} from {from}: {ready:?}"
+            );
+        }
+    }
+    // Replica 3 restarts: it promised `b` but follows nobody yet. A Learn in `b` claiming to
+    // come from its owner is not believed until replica 3 follows it again.
+    c.crash(3);
+    c.restart(3);
+    assert_eq!(c.r(3).leader(), None);
+    let ready = c.inject_and_capture(Message {
+        from: 1,
+        to: 3,
+        body: Body::Learn {
+            ballot: b,
+            entries: forged_values("restart", commit, 3),
+        },
+    });
+    assert!(
+        !ready.entries.iter().any(|e| e.chosen),
+        "a replica that follows nobody believed a Learn: {ready:?}"
+    );
+    let after: Vec<_> = c
+        .ids()
+        .into_iter()
+        .map(|id| c.r(id).commit_index())
+        .collect();
+    assert_eq!(before, after, "a forged Learn moved a commit index");
+    for x in cmds("b", 5) {
+        c.submit(&x, 300, 30);
+    }
+    c.run_until(300, "all caught up", all_caught_up);
+    nothing_forged_anywhere(&c);
+    assert_same_commands_everywhere(&c);
+}
+
+/// Even from the leader a follower follows, in its ballot, a `Learn` that contradicts what the
+/// follower accepted in that same ballot is forged (the leader proposes one value per slot
+/// in its ballot) and is ignored as a whole.
+#[test]
+fn a_learn_contradicting_a_same_ballot_acceptance_is_ignored() {
+    let mut c = Cluster::new(3, 41);
+    let b = c.elect(1);
+    c.submit(&cmd("a"), 200, 30);
+    c.run(3);
+    // The leader's next value reaches replica 2, but nothing more does: the slot is accepted
+    // in `b` there and not yet known chosen.
+    c.filter = Some(Box::new(|m: &Message| {
+        let to_2 = m.from == 1 && m.to == 2 && !matches!(m.body, Body::Accept { .. });
+        if to_2 || (m.from == 2 && m.to == 1) {
+            Fate::Drop
+        } else {
+            Fate::Deliver
+        }
+    }));
+    let slot = c.r(2).commit_index();
+    c.r_mut(1).propose(cmd("real")).unwrap();
+    c.settle();
+    assert_eq!(c.r(2).commit_index(), slot);
+    let ready = c.inject_and_capture(Message {
+        from: 1,
+        to: 2,
+        body: Body::Learn {
+            ballot: b,
+            entries: vec![(slot, forged("contradiction"))],
+        },
+    });
+    assert!(
+        !ready.entries.iter().any(|e| e.chosen),
+        "a Learn contradicting a same-ballot acceptance was believed: {ready:?}"
+    );
+    assert_eq!(c.r(2).commit_index(), slot);
+    c.filter = None;
+    c.run_until(300, "all caught up", all_caught_up);
+    nothing_forged_anywhere(&c);
+    assert!(c.commands(2).contains(&cmd("real")));
+    assert_same_commands_everywhere(&c);
+}
+
+/// Issue 15, attack 3: a `Prepare` at the round cap (2^62 - 1), sent to every replica, was
+/// promised and persisted, and since no message may carry a higher round, no election could
+/// ever exceed it, even after restarting everyone. Now a replica hears no round more than
+/// `MAX_ROUND_STEP` above the highest it promised or heard: the cap is refused, and the group
+/// keeps its leader, elects another after a crash, and commits.
+#[test]
+fn a_forged_prepare_at_the_round_cap_is_refused_and_elections_go_on() {
+    let mut c = Cluster::new(3, 42);
+    let b = c.elect(1);
+    c.submit(&cmd("a"), 200, 30);
+    for (to, claimed) in [(1, 2), (2, 3), (3, 2)] {
+        for round in [MAX_ROUND, MAX_ROUND - 1, b.round + (1 << 40)] {
+            let ready = c.inject_and_capture(Message {
+                from: claimed,
+                to,
+                body: Body::Prepare {
+                    ballot: Ballot::new(round, claimed),
+                    from_slot: 1,
+                    held: Vec::new(),
+                },
+            });
+            assert!(
+                ready.promised.is_none() && ready.messages.is_empty(),
+                "replica {to} answered a Prepare in round {round}: {ready:?}"
+            );
+        }
+        assert!(
+            c.r(to).promised().round < b.round + MAX_ROUND_STEP,
+            "replica {to} promised {:?}",
+            c.r(to).promised()
+        );
+    }
+    c.submit(&cmd("b"), 200, 30);
+    // Everyone restarts (the promise is what persists); the group must elect and commit.
+    for id in c.ids() {
+        c.crash(id);
+        c.restart(id);
+    }
+    c.run_until(400, "a leader after restarting all", |c| {
+        c.leader().is_some()
+    });
+    c.submit_from(2, &cmd("c"), 400, 30);
+    c.run_until(300, "all caught up", all_caught_up);
+    assert_same_commands_everywhere(&c);
+}
+
+/// A replica whose rounds really ran far ahead (here: restarted with a promise many round
+/// steps above the group's, as after a long minority partition of a larger group) is not
+/// heard at once, but every message it sends moves the others' round limit one step up, so
+/// it rejoins: the group elects above its promise and it applies what the others do.
+#[test]
+fn a_replica_far_ahead_in_rounds_still_rejoins() {
+    let mut c = Cluster::new(3, 43);
+    let b = c.elect(1);
+    c.submit(&cmd("a"), 200, 30);
+    c.crash(3);
+    let mut state = c.storage[2].load().unwrap();
+    let far = Ballot::new(b.round + 5 * MAX_ROUND_STEP + 17, 3);
+    state.promised = far;
+    c.storage[2] = MemStorage::new();
+    let ready = Ready {
+        promised: Some(far),
+        entries: state.entries.clone(),
+        ..Ready::default()
+    };
+    c.storage[2].persist(&ready).unwrap();
+    c.restart(3);
+    assert_eq!(c.r(3).promised(), far);
+    for x in cmds("b", 3) {
+        c.submit(&x, 1000, 30);
+    }
+    c.run_until(2000, "replica 3 rejoins", |c| {
+        c.leader().is_some_and(|l| c.r(l).promised() > far) && all_caught_up(c)
+    });
+    assert_same_commands_everywhere(&c);
+}
+
+/// A forged `Accept` in a fresh ballot whose commit index covers its own entries would have
+/// the recipient mark a made-up value chosen with a single message. No honest `Accept` does
+/// that (a leader proposes above its commit index), so its commit index is taken only up to
+/// its first entry.
+#[test]
+fn an_accept_never_makes_its_own_entries_chosen() {
+    let mut c = Cluster::new(3, 44);
+    let b = c.elect(1);
+    c.submit(&cmd("a"), 200, 30);
+    c.run(3);
+    let commit = c.r(2).commit_index();
+    let ready = c.inject_and_capture(Message {
+        from: 3,
+        to: 2,
+        body: Body::Accept {
+            ballot: Ballot::new(b.round + 1, 3),
+            entries: forged_values("accept", commit, 3),
+            commit: commit + 3,
+        },
+    });
+    assert!(
+        !ready.entries.iter().any(|e| e.chosen) && ready.committed.is_empty(),
+        "an Accept made its own entries chosen: {ready:?}"
+    );
+    assert_eq!(c.r(2).commit_index(), commit);
+}
+
+/// A forged `Accept` (in a fresh ballot) for a slot more than `MAX_RECOVERY_SPAN` above the
+/// commit index, sent to both followers, was stored; a candidate whose log or whose promises
+/// reach that far stands down, so no election could ever be won again. Now such a slot is
+/// neither accepted nor acknowledged, and the group elects and commits.
+#[test]
+fn an_accept_far_beyond_the_recovery_span_cannot_stop_elections() {
+    let mut c = Cluster::new(3, 45);
+    let b = c.elect(1);
+    c.submit(&cmd("a"), 200, 30);
+    c.run(3);
+    for (to, claimed) in [(2, 3), (3, 2)] {
+        let commit = c.r(to).commit_index();
+        let ready = c.inject_and_capture(Message {
+            from: claimed,
+            to,
+            body: Body::Accept {
+                ballot: Ballot::new(b.round + 1, claimed),
+                entries: forged_values("far", commit + MAX_RECOVERY_SPAN + 10, 1),
+                commit: 0,
+            },
+        });
+        c.storage[(to - 1) as usize].persist(&ready).unwrap();
+        assert!(
+            ready.entries.is_empty(),
+            "replica {to} accepted a slot beyond the recovery span: {ready:?}"
+        );
+    }
+    c.crash(1);
+    c.run_until(600, "a new leader", |c| c.leader().is_some());
+    c.restart(1);
+    c.submit_from(2, &cmd("b"), 600, 30);
+    c.run_until(300, "all caught up", all_caught_up);
+    nothing_forged_anywhere(&c);
+    assert_same_commands_everywhere(&c);
+}
+
+/// A forged heartbeat in a fresh ballot with a commit index far ahead: the follower follows
+/// the new ballot (a promise, as for any higher ballot) but it accepted nothing in it, so
+/// nothing becomes chosen; one in a stale ballot only earns a `Nack`. (A regression guard:
+/// `learn_commit` marks chosen only slots accepted in the heartbeat's own ballot.)
+#[test]
+fn a_forged_heartbeat_with_a_commit_far_ahead_marks_nothing_chosen() {
+    let mut c = Cluster::new(3, 46);
+    let b = c.elect(1);
+    c.submit(&cmd("a"), 200, 30);
+    c.filter = Some(Box::new(|m: &Message| {
+        if m.from == 1 && m.to == 2 && matches!(m.body, Body::Heartbeat { .. }) {
+            Fate::Drop
+        } else {
+            Fate::Deliver
+        }
+    }));
+    // Replica 2 accepts a slot in `b` that it does not yet know chosen.
+    c.r_mut(1).propose(cmd("real")).unwrap();
+    c.settle();
+    let commit = c.r(2).commit_index();
+    for ballot in [Ballot::new(b.round + 1, 3), Ballot::new(b.round - 1, 1)] {
+        let ready = c.inject_and_capture(Message {
+            from: ballot.replica,
+            to: 2,
+            body: Body::Heartbeat {
+                ballot,
+                commit: commit + 1000,
+                read_round: 0,
+            },
+        });
+        assert!(
+            !ready.entries.iter().any(|e| e.chosen) && ready.committed.is_empty(),
+            "a heartbeat in {ballot:?} made something chosen: {ready:?}"
+        );
+        c.storage[1].persist(&ready).unwrap();
+    }
+    assert_eq!(c.r(2).commit_index(), commit);
+    c.filter = None;
+    c.run_until(600, "all caught up", all_caught_up);
+    assert!(c.commands(2).contains(&cmd("real")));
+    assert_same_commands_everywhere(&c);
+}
+
+/// Issue 15, attack 2 at the protocol level: a snapshot is installed only from the leader the
+/// replica follows, or from a peer that answered its `Prepare` with `Compacted` (the snapshot
+/// it asked for); one from any other member, or from the leader it no longer follows, is
+/// refused, so a forged snapshot cannot replace the application's state.
+#[test]
+fn a_snapshot_is_accepted_only_from_the_followed_leader_or_when_asked_for() {
+    let mut c = Cluster::new(3, 47);
+    c.compact_every = Some(10);
+    c.elect(1);
+    for x in cmds("a", 5) {
+        c.submit(&x, 200, 30);
+    }
+    c.isolate(3);
+    for x in cmds("b", 40) {
+        c.submit(&x, 300, 30);
+    }
+    let index = c.app(1).next;
+    assert!(
+        c.r(1).log_start() > c.r(3).commit_index(),
+        "the log was compacted"
+    );
+    // Replica 3 is behind and follows nobody it could get a snapshot from: neither member
+    // may install one on it, nor a stranger, nor itself.
+    assert!(c.r(3).leader() != Some(2));
+    for from in [2, 3, 99] {
+        assert!(
+            !c.r(3).accepts_snapshot(from, index),
+            "replica 3 would install a snapshot from {from}"
+        );
+    }
+    // Replica 2 follows 1: a snapshot from 3 is not one it asked for.
+    assert!(!c.r(2).accepts_snapshot(3, index + 5));
+    // A `Compacted` answer to replica 3's own `Prepare` offers a snapshot from that peer
+    // only; one for another ballot offers nothing.
+    while c.r(3).role() != Role::Candidate {
+        c.tick_one(3);
+    }
+    let ballot = c.r(3).promised();
+    let log_start = c.r(2).log_start();
+    for (from, b) in [(1, Ballot::new(ballot.round + 1, 3)), (2, ballot)] {
+        c.r_mut(3).step(Message {
+            from,
+            to: 3,
+            body: Body::Compacted {
+                ballot: b,
+                log_start,
+            },
+        });
+    }
+    c.process(3);
+    assert!(
+        c.r(3).accepts_snapshot(2, index),
+        "the snapshot it asked for"
+    );
+    assert!(
+        !c.r(3).accepts_snapshot(1, index),
+        "a Compacted in another ballot"
+    );
+    // Healed, replica 3 follows the leader again and gets the snapshot from it (or, while it
+    // campaigns, from an acceptor that answers its Prepare with Compacted).
+    c.heal();
+    c.run_until(600, "replica 3 catches up", all_caught_up);
+    assert!(
+        c.snapshots_installed.iter().any(|&(to, _)| to == 3),
+        "replica 3 caught up without a snapshot"
+    );
+    assert_same_commands_everywhere(&c);
+}
+
+/// Found by the `forged3` sweep (seed 2727), though no forgery is involved: a replica's driver
+/// installs a snapshot (the application's state is durable) and crashes before the
+/// compaction that goes with it is persisted. It restarted with its application ahead of the
+/// log's chosen prefix — commit index below the applied index, a log below it that may hold
+/// values accepted but never chosen — and, elected, re-proposed no-ops in slots already
+/// chosen and applied. It now finishes the compaction when it restarts.
+#[test]
+fn a_crash_right_after_installing_a_snapshot_keeps_the_commit_index_at_the_applied_one() {
+    let mut c = Cluster::new(3, 48);
+    c.compact_every = Some(5);
+    c.elect(1);
+    for x in cmds("a", 5) {
+        c.submit(&x, 200, 30);
+    }
+    c.isolate(3);
+    for x in cmds("b", 30) {
+        c.submit(&x, 300, 30);
+    }
+    // Replica 3's driver installs replica 1's application state, tells its replica, and
+    // crashes before persisting what that produced.
+    let snap = c.app(1).clone();
+    assert!(snap.next > c.r(3).commit_index() + 10);
+    c.apps[2] = snap.clone();
+    c.r_mut(3).restore_snapshot(snap.next);
+    c.crash(3);
+    c.restart(3);
+    let r3 = c.r(3);
+    assert_eq!(r3.applied_index(), snap.next);
+    assert!(
+        r3.commit_index() >= r3.applied_index() && r3.log_start() >= snap.next,
+        "restarted with commit {} below applied {} (log from {})",
+        r3.commit_index(),
+        r3.applied_index(),
+        r3.log_start()
+    );
+    c.heal();
+    c.submit(&cmd("after"), 300, 30);
+    c.run_until(300, "all caught up", all_caught_up);
+    assert_same_commands_everywhere(&c);
 }

@@ -10,6 +10,10 @@ use crate::types::{Ballot, ReplicaId, Slot, Value};
 /// A client command's identity: `(client, seq)`.
 pub(crate) type CmdId = (u64, u64);
 
+/// The client id of the commands in forged values (the adversary's): no client has it, so
+/// a replica that claims one chosen was fooled.
+pub(crate) const FORGER: u64 = u64::MAX;
+
 /// Encodes a command: client and sequence number, then `pad` filler bytes.
 pub(crate) fn encode(cmd: CmdId, pad: usize) -> Vec<u8> {
     let mut v = Vec::with_capacity(16 + pad);
@@ -80,6 +84,18 @@ pub(crate) enum Event {
         id: ReplicaId,
         index: Slot,
     },
+    SnapshotRefused {
+        id: ReplicaId,
+        from: ReplicaId,
+        index: Slot,
+    },
+    /// The adversary stepped a forged message into `to`, claiming to come from `from`.
+    Forged {
+        from: ReplicaId,
+        to: ReplicaId,
+        kind: &'static str,
+        ballot: Ballot,
+    },
     ReadIssued {
         id: ReplicaId,
         read: u64,
@@ -112,6 +128,10 @@ impl Event {
             Event::Compact { id, index } => [11, id, index],
             Event::SnapshotStart { from, to, index } => [12, from << 8 | to, index],
             Event::SnapshotInstalled { id, index } => [13, id, index],
+            Event::SnapshotRefused { id, from, index } => [16, id << 8 | from, index],
+            Event::Forged {
+                from, to, ballot, ..
+            } => [17, from << 8 | to, ballot.round << 8 | ballot.replica],
             Event::ReadIssued { id, read } => [14, id, read],
             Event::ReadServed { id, read, index } => [15, id << 32 | read, index],
         }
@@ -161,6 +181,15 @@ impl fmt::Display for Event {
             Event::SnapshotInstalled { id, index } => {
                 write!(f, "{id} installs snapshot below {index}")
             }
+            Event::SnapshotRefused { id, from, index } => {
+                write!(f, "{id} refuses a snapshot below {index} from {from}")
+            }
+            Event::Forged {
+                from,
+                to,
+                kind,
+                ballot,
+            } => write!(f, "FORGED {from}->{to} {kind} {ballot:?}"),
             Event::ReadIssued { id, read } => write!(f, "read {read} asked at {id}"),
             Event::ReadServed { id, read, index } => {
                 write!(f, "read {read} served by {id} at index {index}")
@@ -234,6 +263,11 @@ impl Checker {
         let k = (slot as usize)
             .checked_sub(1)
             .ok_or_else(|| format!("replica {who} {what} slot 0"))?;
+        if cmd_ids(value).iter().any(|c| c.0 == FORGER) {
+            return Err(format!(
+                "FORGERY: replica {who} {what} a forged value at slot {slot}"
+            ));
+        }
         if self.chosen.len() <= k {
             self.chosen.resize(k + 1, None);
         }

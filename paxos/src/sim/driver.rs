@@ -28,6 +28,8 @@ pub(crate) struct Sim<'a> {
     pub(super) checker: Checker,
     pub(super) next_read: u64,
     pub(super) next_transfer: u64,
+    /// Sequence number of the adversary's last forged command.
+    pub(super) next_forged: u64,
     pub(super) report: SimReport,
     /// Since the faults stopped, a leader that a majority follows was seen.
     leader_seen: bool,
@@ -107,6 +109,7 @@ impl<'a> Sim<'a> {
             checker: Checker::default(),
             next_read: 0,
             next_transfer: 0,
+            next_forged: 0,
             report: SimReport {
                 seed,
                 ..SimReport::default()
@@ -137,6 +140,7 @@ impl<'a> Sim<'a> {
             }
             if self.faulty {
                 self.inject_faults()?;
+                self.forge_step()?;
             }
             for i in 0..self.nodes.len() {
                 self.nodes[i].batching = self.rng.chance(self.cfg.batch_rate);

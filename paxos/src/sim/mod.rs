@@ -49,6 +49,7 @@
 //! from the environment). Message names for traces and counters are
 //! [`Body::kind`](crate::Body::kind).
 
+mod adversary;
 mod checker;
 mod clients;
 mod driver;
@@ -120,6 +121,10 @@ pub struct SimConfig {
     pub client_timeout: u64,
     /// Per tick (while faults last): probability a linearizable read is asked.
     pub read_rate: f64,
+    /// Per tick (while faults last): probability that the adversary steps one forged
+    /// message (or snapshot), claiming to come from a member, into a live replica (see
+    /// `adversary.rs`).
+    pub forge_rate: f64,
     /// Slot values per snapshot chunk.
     pub snapshot_chunk: usize,
     /// Replica setting: pipeline window.
@@ -163,6 +168,7 @@ impl Default for SimConfig {
             propose_rate: 0.3,
             client_timeout: 40,
             read_rate: 0.1,
+            forge_rate: 0.0,
             snapshot_chunk: 8,
             max_inflight_slots: 8,
             max_batch_commands: 4,
@@ -179,7 +185,9 @@ impl SimConfig {
     /// `crashy5` (frequent crashes, many inside a `Ready`, with quick restarts), `compact5`
     /// (aggressive compaction, so catch-up goes through snapshots), `spread5` (compaction,
     /// crashes and partitions with a different election range per replica, some much
-    /// shorter than others).
+    /// shorter than others), `forged3` and `forged5` (lossy, with crashes and compaction,
+    /// and an adversary stepping forged messages claiming to come from members into the
+    /// replicas).
     pub fn presets() -> Vec<SimConfig> {
         let d = SimConfig::default();
         vec![
@@ -268,6 +276,23 @@ impl SimConfig {
                 restart_rate: 0.01,
                 max_learn_entries: 4,
                 snapshot_chunk: 3,
+                ..d.clone()
+            },
+            SimConfig {
+                name: "forged3",
+                forge_rate: 0.3,
+                compaction_rate: 0.05,
+                ..d.clone()
+            },
+            SimConfig {
+                name: "forged5",
+                replicas: 5,
+                forge_rate: 0.5,
+                compaction_rate: 0.05,
+                crash_rate: 0.006,
+                restart_rate: 0.02,
+                max_learn_entries: 4,
+                snapshot_chunk: 3,
                 ..d
             },
         ]
@@ -320,6 +345,10 @@ pub struct SimReport {
     pub snapshot_chunks: u64,
     /// See `snapshots_started`.
     pub snapshots_installed: u64,
+    /// Snapshots received but refused (not from the leader followed, nor asked for).
+    pub snapshots_refused: u64,
+    /// Forged messages the adversary stepped into replicas.
+    pub forged_messages: u64,
     /// Linearizable reads served and failed.
     pub reads_served: u64,
     /// See `reads_served`.

@@ -156,7 +156,7 @@ impl Sim<'_> {
         if complete {
             if let Some(t) = self.nodes[i].incoming.remove(&from) {
                 let values = t.chunks.into_values().flatten().collect();
-                self.install(i, t.index, values)?;
+                self.install(i, from, t.index, values)?;
             }
         }
         Ok(())
@@ -190,8 +190,15 @@ impl Sim<'_> {
         }
     }
 
-    /// A complete snapshot: the application takes it, then the replica is told.
-    pub(super) fn install(&mut self, i: usize, index: Slot, values: Vec<Value>) -> Check {
+    /// A complete snapshot from `from`: if the replica accepts it from there (see
+    /// `Replica::accepts_snapshot`), the application takes it, then the replica is told.
+    pub(super) fn install(
+        &mut self,
+        i: usize,
+        from: ReplicaId,
+        index: Slot,
+        values: Vec<Value>,
+    ) -> Check {
         let id = self.nodes[i].id;
         // Inputs fed since the last `take_ready` may have produced values below `index`:
         // they are handled first, never applied on top of the snapshot.
@@ -200,6 +207,14 @@ impl Sim<'_> {
             return Ok(()); // a crash point struck while handling them
         }
         if index <= self.nodes[i].app.applied_index() {
+            return Ok(());
+        }
+        let asked =
+            (self.nodes[i].replica.as_ref()).is_some_and(|r| r.accepts_snapshot(from, index));
+        if !asked {
+            self.report.snapshots_refused += 1;
+            self.checker
+                .record(self.now, Event::SnapshotRefused { id, from, index });
             return Ok(());
         }
         if values.len() as Slot + 1 != index {

@@ -88,6 +88,8 @@ pub struct Cluster {
     pub snapshot_requests: Vec<(ReplicaId, ReplicaId)>,
     /// (replica, index) for each snapshot installed.
     pub snapshots_installed: Vec<(ReplicaId, Slot)>,
+    /// (from, to, index) for each snapshot the recipient refused (`accepts_snapshot`).
+    pub snapshots_refused: Vec<(ReplicaId, ReplicaId, Slot)>,
     pending_snapshots: Vec<(ReplicaId, ReplicaId)>,
     pub auto_snapshot: bool,
     /// Compact a replica's log when it applied this many slots past its log start.
@@ -151,6 +153,7 @@ impl Cluster {
             dropped: vec![Vec::new(); n],
             snapshot_requests: Vec::new(),
             snapshots_installed: Vec::new(),
+            snapshots_refused: Vec::new(),
             pending_snapshots: Vec::new(),
             auto_snapshot: true,
             compact_every: None,
@@ -285,7 +288,8 @@ impl Cluster {
         }
     }
 
-    /// The driver streams `from`'s application state to `to`, which installs it.
+    /// The driver streams `from`'s application state to `to`, which installs it if its
+    /// replica accepts a snapshot from there (`Replica::accepts_snapshot`).
     pub fn install_snapshot(&mut self, from: ReplicaId, to: ReplicaId) {
         if !self.alive(from)
             || !self.alive(to)
@@ -297,6 +301,10 @@ impl Cluster {
         let (fi, ti) = (Self::idx(from), Self::idx(to));
         let snap = self.apps[fi].clone();
         if snap.next <= self.apps[ti].next {
+            return;
+        }
+        if !self.r(to).accepts_snapshot(from, snap.next) {
+            self.snapshots_refused.push((from, to, snap.next));
             return;
         }
         let mine = &self.apps[ti].log;
