@@ -104,7 +104,7 @@ struct Driver<S: StateMachine> {
     waiting_reads: HashMap<u64, oneshot::Sender<Result<(), NodeError>>>,
     next_read: u64,
     /// A snapshot received from a peer, installed at the end of the next round.
-    snapshot_to_install: Option<(Slot, IncomingSnapshot)>,
+    snapshot_to_install: Option<(ReplicaId, Slot, IncomingSnapshot)>,
     /// The heartbeats this replica sent last (as a leader), sent again during a long persist.
     last_heartbeats: Vec<strata_paxos::Message>,
     /// [`NodeStatus::backlog_bytes`] and when it was counted: a sum over the log, so counted
@@ -245,10 +245,17 @@ impl<S: StateMachine> Driver<S> {
                 self.replica.step(m);
             }
             Input::Stop => {} // the loop stops before handing it here
-            Input::Snapshot(index, chunks) => {
+            Input::Snapshot(from, index, chunks) => {
+                if !self.replica.accepts_snapshot(from, index) {
+                    // Not asked for (or stale): dropped unread, which fails the sender's
+                    // stream; a real one is offered again.
+                    tracing::info!(from, index, "snapshot not asked for: refused");
+                    self.metrics.snapshots_refused.inc();
+                    return;
+                }
                 // Installed after the pending output is handled (persisted, sent, applied):
                 // nothing older may be applied on top of the snapshot.
-                self.snapshot_to_install = Some((index, chunks));
+                self.snapshot_to_install = Some((from, index, chunks));
             }
         }
     }
@@ -338,8 +345,9 @@ impl<S: StateMachine> Driver<S> {
                 }
             }
         }
-        if let Some((index, mut chunks)) = self.snapshot_to_install.take() {
-            if index > self.replica.applied_index() {
+        if let Some((from, index, mut chunks)) = self.snapshot_to_install.take() {
+            // Asked again: inputs fed since may have changed the answer (a new leader).
+            if self.replica.accepts_snapshot(from, index) {
                 // The chunks arrive from the network while the state machine consumes them:
                 // this worker blocks, so the runtime must be multi-threaded (checked at start).
                 let sm = &mut self.sm;

@@ -97,6 +97,8 @@ pub struct NodeMetrics {
     pub snapshots_sent: Counter,
     /// Application snapshots this replica installed.
     pub snapshots_received: Counter,
+    /// Application snapshots refused unread: not asked for (forged, or stale).
+    pub snapshots_refused: Counter,
 }
 
 impl Default for NodeMetrics {
@@ -153,6 +155,7 @@ impl NodeMetrics {
             reads: Family::default(),
             snapshots_sent: Counter::default(),
             snapshots_received: Counter::default(),
+            snapshots_refused: Counter::default(),
         }
     }
 
@@ -230,6 +233,11 @@ impl NodeMetrics {
                 "snapshots_received",
                 "Application snapshots this replica installed",
                 &self.snapshots_received,
+            ),
+            (
+                "snapshots_refused",
+                "Application snapshots refused unread because this replica did not ask for them",
+                &self.snapshots_refused,
             ),
         ];
         for (name, help, counter) in counters {

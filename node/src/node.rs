@@ -78,7 +78,8 @@ pub(crate) enum Input<R> {
     Read(oneshot::Sender<Result<(), NodeError>>),
     /// A peer's message and its size (counted in `queued_bytes` until taken).
     Message(Message, usize),
-    Snapshot(Slot, IncomingSnapshot),
+    /// A snapshot streaming in from a peer, covering every slot below the index.
+    Snapshot(ReplicaId, Slot, IncomingSnapshot),
     Stop,
 }
 
@@ -326,10 +327,12 @@ impl<R: Send + 'static> Node<R> {
         }
     }
 
-    /// Installs an application snapshot received from a peer; its chunks are consumed as they
-    /// arrive.
-    pub async fn install_snapshot(&self, index: Slot, chunks: IncomingSnapshot) {
-        let _ = self.tx.send(Input::Snapshot(index, chunks)).await;
+    /// Installs an application snapshot received from peer `from`; its chunks are consumed
+    /// as they arrive. One this replica did not ask for (see
+    /// [`strata_paxos::Replica::accepts_snapshot`]) is dropped unread: the sender's stream
+    /// then fails.
+    pub async fn install_snapshot(&self, from: ReplicaId, index: Slot, chunks: IncomingSnapshot) {
+        let _ = self.tx.send(Input::Snapshot(from, index, chunks)).await;
     }
 
     /// Stops the driver (pending callers get `Stopped`). Durable state stays on disk.

@@ -99,10 +99,19 @@ impl<R: Send + 'static> PaxosPeer for PeerService<R> {
             ));
         }
         self.check_sender(peer.as_ref(), first.from, "PaxosPeer/InstallSnapshot")?;
+        if first.to != self.node.status().id {
+            return Err(strata_rpc::error::invalid_argument(format!(
+                "snapshot for replica {}, sent to replica {}",
+                first.to,
+                self.node.status().id
+            )));
+        }
         let (index, from) = (first.index, first.from);
         let (tx, mut rx) = mpsc::channel::<Result<Vec<u8>, TransferError>>(4);
         let chunks = std::iter::from_fn(move || rx.blocking_recv());
-        self.node.install_snapshot(index, Box::new(chunks)).await;
+        self.node
+            .install_snapshot(from, index, Box::new(chunks))
+            .await;
         let mut next = Some(first);
         let mut complete = false;
         while let Some(chunk) = next.take() {

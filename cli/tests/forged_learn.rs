@@ -1,0 +1,152 @@
+//! #15's first attack, replayed against a plaintext group by an outsider with a raw gRPC
+//! client: `Learn` messages with made-up values, claiming to come from the group's leader (in
+//! a ballot the followers did not promise) or from another follower, sent to both followers.
+//! Before the protocol checked who may teach it chosen values, the followers marked the
+//! forged slots chosen, ran ahead of their leader and applied a value nobody proposed. Now
+//! they ignore them and the group goes on as if nothing was sent.
+//!
+//! (A forger that also knows the exact ballot the followers promised and names its leader is
+//! indistinguishable from it without authentication: with mutual TLS it cannot connect at
+//! all, see `tls.rs`.)
+
+mod common;
+
+use std::time::Duration;
+
+use common::{strata, STRATA};
+use strata_cli::launch::{LaunchOptions, LocalCluster};
+use strata_rpc::tls::Security;
+use strata_rpc::v1;
+
+fn status(runtime: &tokio::runtime::Runtime, address: &str) -> v1::StatusResponse {
+    runtime
+        .block_on(strata_rpc::probe::node_status(
+            &Security::Plaintext,
+            address,
+            Duration::from_secs(2),
+        ))
+        .expect("the server answers")
+}
+
+fn forged_learn(round: u64, owner: u64, slot: u64) -> v1::PaxosMessage {
+    let entries = (slot..slot + 3)
+        .map(|slot| v1::LogEntry {
+            slot,
+            commands: vec![b"FORGED-BY-OUTSIDER".to_vec()],
+        })
+        .collect();
+    v1::PaxosMessage {
+        body: Some(v1::paxos_message::Body::Learn(v1::Learn {
+            ballot: Some(v1::Ballot {
+                round,
+                replica: owner,
+            }),
+            entries,
+        })),
+    }
+}
+
+#[test]
+fn forged_learns_do_not_change_any_replica() {
+    let mut options = LaunchOptions::new(STRATA);
+    options.shards = 4;
+    options.masters = 1;
+    let mut cluster = LocalCluster::start(options).expect("the master starts");
+    cluster.add_group(1, 3).expect("group 1 starts");
+    let masters = cluster.master_addresses().join(",");
+    let servers = cluster.group_addresses(1);
+    strata(
+        &masters,
+        &["group", "join", "1", "--servers", &servers.join(",")],
+    );
+    for i in 0..5 {
+        strata(&masters, &["put", &format!("k{i}"), "honest"]);
+    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let statuses: Vec<v1::StatusResponse> = servers.iter().map(|a| status(&runtime, a)).collect();
+    let leader = statuses
+        .iter()
+        .find(|s| s.role == v1::Role::Leader as i32)
+        .expect("the group has a leader");
+    let (leader_id, round) = (leader.replica_id, leader.ballot.unwrap().round);
+    let followers: Vec<(usize, u64)> = (statuses.iter().enumerate())
+        .filter(|(_, s)| s.replica_id != leader_id)
+        .map(|(i, s)| (i, s.replica_id))
+        .collect();
+
+    // The outsider sends each follower forged Learns of the slots just past its commit
+    // index: as the leader in the next ballot and in the previous one, and as the other
+    // follower in a ballot of its own.
+    for &(i, follower) in &followers {
+        let other = followers.iter().find(|f| f.1 != follower).unwrap().1;
+        let slot = statuses[i].commit_index;
+        let forgeries = [
+            (leader_id, forged_learn(round + 1, leader_id, slot)),
+            (
+                leader_id,
+                forged_learn(round.saturating_sub(1), leader_id, slot),
+            ),
+            (other, forged_learn(round + 1, other, slot)),
+        ];
+        for (from, message) in forgeries {
+            runtime.block_on(async {
+                let security = Security::Plaintext;
+                let endpoint = security.endpoint(&servers[i]).unwrap();
+                let channel = security.connect(endpoint).await.unwrap();
+                let mut peer = strata_rpc::limits::paxos_peer_client(channel);
+                let batch = v1::PaxosBatch {
+                    group_id: 1,
+                    from,
+                    to: follower,
+                    messages: vec![message],
+                };
+                // Delivered (the transport cannot tell); what matters is what the replica
+                // makes of it.
+                peer.send(batch).await.expect("the batch is delivered");
+            });
+        }
+    }
+
+    // No follower may know more of the log than its leader (whose commit index is read
+    // last: honestly, a follower's never passes what its leader had at the same moment).
+    std::thread::sleep(Duration::from_secs(1));
+    let seen: Vec<(u64, v1::StatusResponse)> = (followers.iter())
+        .map(|&(i, follower)| (follower, status(&runtime, &servers[i])))
+        .collect();
+    let leader_address = &servers[(leader_id - 1) as usize];
+    let leader_commit = status(&runtime, leader_address).commit_index;
+    for (follower, s) in seen {
+        assert!(
+            s.commit_index <= leader_commit && s.applied_index <= leader_commit,
+            "follower {follower} took forged values as chosen: commit {} applied {}, leader's commit {leader_commit}",
+            s.commit_index,
+            s.applied_index
+        );
+    }
+
+    // And the group goes on: more writes, every replica converges on the same log.
+    for i in 0..5 {
+        strata(&masters, &["put", &format!("after{i}"), "honest"]);
+    }
+    assert_eq!(strata(&masters, &["get", "k3"]).trim(), "honest");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let applied: Vec<u64> = (servers.iter())
+            .map(|a| status(&runtime, a).applied_index)
+            .collect();
+        if applied.iter().all(|&a| a == applied[0]) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "replicas never agreed: {applied:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for address in &servers {
+        assert!(
+            status(&runtime, address).last_error.is_empty(),
+            "{address} reports an error"
+        );
+    }
+}
