@@ -28,11 +28,36 @@ fn status(runtime: &tokio::runtime::Runtime, address: &str) -> v1::StatusRespons
         .expect("the server answers")
 }
 
+/// A command the group would apply: a Put of `forged` = `FORGED-BY-OUTSIDER` from a client
+/// nobody knows, in the node's envelope (origin replica, request id, payload).
+fn forged_put() -> Vec<u8> {
+    use strata_server::command::{Command, Kind};
+    let put = v1::PutRequest {
+        header: Some(v1::RequestHeader {
+            client_id: vec![0xF0; 16],
+            seq: 1,
+            first_incomplete_seq: 1,
+            opens_session: true,
+            ..Default::default()
+        }),
+        key: b"forged".to_vec(),
+        value: b"FORGED-BY-OUTSIDER".to_vec(),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let mut command = 99u64.to_le_bytes().to_vec(); // an origin no replica has
+    command.extend_from_slice(&1u64.to_le_bytes());
+    command.extend_from_slice(&Command::new(now, Kind::Put(put)).encode());
+    command
+}
+
 fn forged_learn(round: u64, owner: u64, slot: u64) -> v1::PaxosMessage {
     let entries = (slot..slot + 3)
         .map(|slot| v1::LogEntry {
             slot,
-            commands: vec![b"FORGED-BY-OUTSIDER".to_vec()],
+            commands: vec![forged_put()],
         })
         .collect();
     v1::PaxosMessage {
@@ -123,6 +148,18 @@ fn forged_learns_do_not_change_any_replica() {
             s.applied_index
         );
     }
+
+    // Nobody proposed the forged Put: it is nowhere.
+    let missing = std::process::Command::new(STRATA)
+        .args(["--masters", &masters, "get", "forged"])
+        .output()
+        .unwrap();
+    assert!(
+        !missing.status.success()
+            && String::from_utf8_lossy(&missing.stderr).contains("key not found"),
+        "the forged value was applied: {}",
+        String::from_utf8_lossy(&missing.stdout)
+    );
 
     // And the group goes on: more writes, every replica converges on the same log.
     for i in 0..5 {
