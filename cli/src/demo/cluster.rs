@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 
 use crate::error::{CliError, CliResult};
 use crate::launch::{LaunchOptions, LocalCluster};
+use strata_rpc::tls::{Security, TlsPaths};
 
 type Reply<T> = oneshot::Sender<Result<T, String>>;
 
@@ -34,6 +35,10 @@ pub struct Started {
     pub dir: PathBuf,
     /// The URL of the masters' status page.
     pub status_page: Option<String>,
+    /// With TLS: the admin's certificate files, which the demo's own clients use.
+    pub admin_tls: Option<TlsPaths>,
+    /// How the demo's clients connect.
+    pub security: Security,
 }
 
 /// The handle of the thread that owns the cluster. Dropping it stops the thread, which kills
@@ -63,10 +68,19 @@ impl ClusterThread {
                         return;
                     }
                 };
+                let security = match cluster.security() {
+                    Ok(security) => security,
+                    Err(e) => {
+                        let _ = started_tx.send(Err(one_line(&e.to_string())));
+                        return;
+                    }
+                };
                 let started = Started {
                     masters: cluster.master_addresses(),
                     dir: cluster.dir().to_owned(),
                     status_page: cluster.status_page(),
+                    admin_tls: cluster.admin_tls().cloned(),
+                    security,
                 };
                 if started_tx.send(Ok(started)).is_err() {
                     return;

@@ -108,6 +108,10 @@ pub struct DemoArgs {
     /// Paxos tick of every process, in milliseconds.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub tick_ms: u64,
+    /// Run without TLS. By default every connection is mutual TLS, with a CA and
+    /// certificates made for the demo in its directory (`certs/`).
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 /// How the demo's steps ended.
@@ -139,6 +143,7 @@ pub async fn run(args: DemoArgs) -> CliResult {
     options.shards = args.shards as usize;
     options.tick_ms = args.tick_ms;
     options.log_filter = "info".into();
+    options.tls = !args.insecure;
 
     let started_at = Instant::now();
     say!(

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use strata_client::Channels;
+use strata_rpc::tls::Security;
 use strata_rpc::v1;
 
 /// How long one probe waits for its answer.
@@ -17,9 +18,11 @@ pub struct Probe {
 }
 
 impl Probe {
-    /// A probe with no connections yet.
-    pub fn new() -> Probe {
-        Probe::default()
+    /// A probe with no connections yet, connecting as `security` says.
+    pub fn new(security: Security) -> Probe {
+        Probe {
+            channels: Channels::with_security(security),
+        }
     }
 
     /// The `NodeStatus` of the process at `address`, if it answers in time.

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use strata_client::{Client, Config, MasterClient};
+use strata_client::{Client, ClientOptions, Config, MasterClient, MasterClientOptions};
 
 use super::cluster::{ClusterThread, Started};
 use super::failover::{self, Failover};
@@ -32,9 +32,9 @@ impl<'a> Demo<'a> {
     pub(super) fn new(args: &'a DemoArgs, started: Started, started_at: Instant) -> Demo<'a> {
         Demo {
             args,
-            started,
+            started: started.clone(),
             started_at,
-            probe: Probe::new(),
+            probe: Probe::new(started.security.clone()),
             steps: Vec::new(),
             step_started: started_at,
             peak_rss: 0,
@@ -64,6 +64,16 @@ impl<'a> Demo<'a> {
         if let Some(page) = &self.started.status_page {
             say!("  status page:    {page}");
         }
+        match &self.started.admin_tls {
+            Some(tls) => say!(
+                "  TLS:            mutual, certificates in {}",
+                tls.ca
+                    .parent()
+                    .map_or(tls.ca.clone(), |d| d.to_owned())
+                    .display()
+            ),
+            None => say!("  TLS:            off (--insecure)"),
+        }
         say!("  pids: {}", pid_list(&cluster.pids().await?));
         if let Some(dir) = &self.args.prometheus {
             let config = cluster.prometheus_config().await?;
@@ -73,7 +83,13 @@ impl<'a> Demo<'a> {
         self.step_done("start", cluster).await;
 
         say!("step 2: joining groups {gids:?}");
-        let master = MasterClient::new(masters.clone());
+        let master = MasterClient::with_options(
+            masters.clone(),
+            MasterClientOptions {
+                security: self.started.security.clone(),
+                ..MasterClientOptions::default()
+            },
+        );
         let before = master.query(None).await.context("querying the master")?;
         let num = master
             .join(groups.clone())
@@ -101,7 +117,11 @@ impl<'a> Demo<'a> {
 
         let mut clients = Vec::new();
         for _ in 0..CLIENTS {
-            let client = Client::connect(masters.clone())
+            let options = ClientOptions {
+                security: self.started.security.clone(),
+                ..ClientOptions::default()
+            };
+            let client = Client::connect_with(masters.clone(), options)
                 .await
                 .context("connecting a client")?;
             clients.push(Arc::new(client));
@@ -285,6 +305,11 @@ impl<'a> Demo<'a> {
         say!("  pids: {}", pid_list(&cluster.pids().await?));
         say!("try, in another shell:");
         say!("  export STRATA_MASTERS={list}");
+        if let Some(tls) = &self.started.admin_tls {
+            say!("  export STRATA_TLS_CA={}", tls.ca.display());
+            say!("  export STRATA_TLS_CERT={}", tls.cert.display());
+            say!("  export STRATA_TLS_KEY={}", tls.key.display());
+        }
         say!("  strata put greeting hello");
         say!("  strata get greeting");
         if self.args.load && self.args.keys > 0 {
