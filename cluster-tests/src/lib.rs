@@ -24,6 +24,7 @@ pub mod linearizability;
 pub mod masters;
 pub mod process;
 pub mod shards;
+pub mod tls;
 
 pub use masters::MasterCluster;
 pub use process::{test_proc, Proc};
@@ -45,7 +46,7 @@ pub fn free_addresses(n: usize) -> Vec<String> {
 /// 500 ms.
 pub async fn node_status_at(address: &str) -> Option<strata_rpc::v1::StatusResponse> {
     let timeout = std::time::Duration::from_millis(500);
-    strata_rpc::probe::node_status(&Default::default(), address, timeout)
+    strata_rpc::probe::node_status(&tls::security(), address, timeout)
         .await
         .ok()
 }
@@ -54,11 +55,11 @@ pub async fn node_status_at(address: &str) -> Option<strata_rpc::v1::StatusRespo
 /// to 500 ms; `None` if the process does not answer.
 pub async fn probe_channel(address: &str) -> Option<tonic::transport::Channel> {
     use std::time::Duration;
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
-        .ok()?
+    let security = tls::security();
+    let endpoint = (security.endpoint(address).ok()?)
         .connect_timeout(Duration::from_millis(300))
         .timeout(Duration::from_millis(500));
-    tokio::time::timeout(Duration::from_millis(500), endpoint.connect())
+    tokio::time::timeout(Duration::from_millis(500), security.connect(endpoint))
         .await
         .ok()?
         .ok()

@@ -56,6 +56,7 @@ impl MasterCluster {
                     tick_ms.to_string(),
                 ]
                 .into_iter()
+                .chain(crate::tls::replica_args(0, id as u64))
                 .map(OsString::from)
                 .collect();
                 let mut p = test_proc(&binary, args, dir.path().join(format!("m{id}.log")));
@@ -106,11 +107,15 @@ impl MasterCluster {
 
     /// A client of this master with default options.
     pub fn client(&self) -> MasterClient {
-        MasterClient::new(self.addresses())
+        self.client_with(MasterClientOptions::default())
     }
 
-    /// A client with explicit options.
+    /// A client with explicit options (connecting as [`crate::tls::security`] says).
     pub fn client_with(&self, options: MasterClientOptions) -> MasterClient {
+        let options = MasterClientOptions {
+            security: crate::tls::security(),
+            ..options
+        };
         MasterClient::with_options(self.addresses(), options)
     }
 

@@ -139,11 +139,9 @@ pub fn assert_refused_naming(result: Result<(), strata_client::KvError>, limit: 
 pub async fn kv_client_at(
     address: &str,
 ) -> strata_rpc::v1::shard_kv_client::ShardKvClient<tonic::transport::Channel> {
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
-        .expect("address")
-        .connect()
-        .await
-        .expect("connecting");
+    let security = crate::tls::security();
+    let endpoint = security.endpoint(address).expect("address");
+    let channel = security.connect(endpoint).await.expect("connecting");
     strata_rpc::limits::kv_client(channel)
 }
 
@@ -258,6 +256,7 @@ impl ShardCluster {
                 self.tick_ms.to_string(),
             ];
             args.extend(self.extra_args.iter().cloned());
+            args.extend(crate::tls::replica_args(gid, i as u64 + 1));
             let args = args.into_iter().map(OsString::from).collect();
             let mut p = test_proc(
                 &self.binary,
@@ -314,13 +313,15 @@ impl ShardCluster {
 
     /// A KV client with default options.
     pub async fn client(&self) -> Client {
-        Client::connect(self.masters.addresses())
-            .await
-            .expect("connecting a client")
+        self.client_with(ClientOptions::default()).await
     }
 
-    /// A KV client with explicit options.
+    /// A KV client with explicit options (connecting as [`crate::tls::security`] says).
     pub async fn client_with(&self, options: ClientOptions) -> Client {
+        let options = ClientOptions {
+            security: crate::tls::security(),
+            ..options
+        };
         Client::connect_with(self.masters.addresses(), options)
             .await
             .expect("connecting a client")
