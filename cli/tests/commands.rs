@@ -353,19 +353,22 @@ fn commands_against_a_cluster() {
     );
     assert!(ok(m, &["shard", "list"]).starts_with("SHARD"));
     // The move is logged at its new owner's leader: one line at the start, one at the end
-    // with the shard, both groups, the bytes and the time.
+    // with the shard, both groups, the bytes and the time, each in the pull step's span.
+    let step = format!("reconfig{{step=\"pull\" gid={other} shard=0 config=3 from={owner0}}}: ");
     eventually("the move logged", Duration::from_secs(10), || {
         let group = cluster.group(other).unwrap();
         group.iter().any(|r| {
             let log = r.process.log();
             let started = log.lines().any(|l| {
                 l.contains("shard move started")
+                    && l.contains(&step)
                     && l.contains("shard=0")
                     && l.contains(&format!("from={owner0}"))
                     && l.contains(&format!("to={other}"))
             });
             let ended = log.lines().any(|l| {
                 l.contains("shard moved")
+                    && l.contains(&step)
                     && l.contains("shard=0")
                     && l.contains(&format!("from={owner0}"))
                     && l.contains(&format!("to={other}"))

@@ -5,8 +5,11 @@
 //! group to delete what we installed — one task per shard, so a shard whose previous owner is
 //! down never holds up the others.
 //!
-//! Each pull logs a line when it starts and one when the shard is installed (shard, from,
-//! to, bytes, seconds), and is counted in `strata_migration_*` (see [`crate::metrics`]).
+//! Each step runs in a `reconfig` span naming it (`step` = `fetch_config`, `pull` or
+//! `notify`) with its group (`gid`), `config`, and for a shard's steps the `shard` and the
+//! group it comes `from`, so every line a step logs says which step it belongs to. Each pull
+//! logs a line when it starts and one when the shard is installed (shard, from, to, bytes,
+//! seconds), and is counted in `strata_migration_*` (see [`crate::metrics`]).
 //!
 //! Everything it proposes is checked again when applied (the state machine ignores stale or
 //! duplicate steps), so a deposed leader's late proposals are harmless.
@@ -21,6 +24,7 @@ use strata_rpc::tls::Security;
 use strata_rpc::v1::{self, shard_migration_client::ShardMigrationClient};
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
+use tracing::Instrument;
 
 use crate::command::{InstallChunk, Kind, Outcome, ShardRef};
 use crate::metrics::PullGuard;
@@ -105,11 +109,14 @@ pub async fn run(replica: Replica, masters: Vec<String>, security: Security) {
             match action {
                 Action::FetchConfig { num } => {
                     if fetch.as_ref().is_none_or(|f| f.is_finished()) {
-                        fetch = Some(tokio::spawn(fetch_config(
-                            replica.clone(),
-                            master.clone(),
-                            num,
-                        )));
+                        let step = tracing::info_span!(
+                            "reconfig",
+                            step = "fetch_config",
+                            gid = replica.gid,
+                            config = num
+                        );
+                        let task = fetch_config(replica.clone(), master.clone(), num);
+                        fetch = Some(tokio::spawn(task.instrument(step)));
                     }
                 }
                 Action::Pull {
@@ -120,17 +127,23 @@ pub async fn run(replica: Replica, masters: Vec<String>, security: Security) {
                     after,
                 } => {
                     tasks.entry((0, shard, config_num)).or_insert_with(|| {
-                        tokio::spawn(pull(
-                            replica.clone(),
-                            connections.clone(),
-                            PullJob {
-                                shard,
-                                config_num,
-                                from,
-                                sources,
-                                after,
-                            },
-                        ))
+                        let step = tracing::info_span!(
+                            "reconfig",
+                            step = "pull",
+                            gid = replica.gid,
+                            shard,
+                            config = config_num,
+                            from
+                        );
+                        let job = PullJob {
+                            shard,
+                            config_num,
+                            from,
+                            sources,
+                            after,
+                        };
+                        let task = pull(replica.clone(), connections.clone(), job);
+                        tokio::spawn(task.instrument(step))
                     });
                 }
                 Action::Notify {
@@ -140,13 +153,22 @@ pub async fn run(replica: Replica, masters: Vec<String>, security: Security) {
                     servers,
                 } => {
                     tasks.entry((1, shard, config_num)).or_insert_with(|| {
-                        tokio::spawn(notify(
+                        // `from`: the shard's previous owner, the group told to delete it.
+                        let step = tracing::info_span!(
+                            "reconfig",
+                            step = "notify",
+                            gid = replica.gid,
+                            shard,
+                            config = config_num,
+                            from = owner
+                        );
+                        let task = notify(
                             replica.clone(),
                             connections.clone(),
                             ShardRef { shard, config_num },
-                            owner,
                             servers,
-                        ))
+                        );
+                        tokio::spawn(task.instrument(step))
                     });
                 }
             }
@@ -172,7 +194,8 @@ async fn fetch_config(replica: Replica, master: Arc<MasterClient>, num: u64) {
             _ => "configuration applied".to_string(),
         };
         match replica.propose(kind).await {
-            Ok(Outcome::Done(true)) => tracing::info!(gid = replica.gid, config = num, "{what}"),
+            // The step's span names the group and the configuration.
+            Ok(Outcome::Done(true)) => tracing::info!("{what}"),
             Ok(_) => {}
             Err(e) => tracing::debug!(error = %e, "proposing a reconfiguration step failed"),
         }
@@ -206,11 +229,7 @@ async fn pull(replica: Replica, connections: Connections, mut job: PullJob) {
         .flat_map(|(g, servers)| servers.iter().map(|a| (*g, a.clone())))
         .collect();
     if servers.is_empty() {
-        tracing::error!(
-            shard = job.shard,
-            from = job.from,
-            "no group of the previous config has servers to pull from"
-        );
+        tracing::error!("no group of the previous config has servers to pull from");
         return;
     }
     tracing::info!(
@@ -252,8 +271,6 @@ async fn pull(replica: Replica, connections: Connections, mut job: PullJob) {
         match failure {
             PullFailure::Reclaimed => {
                 tracing::warn!(
-                    shard = job.shard,
-                    config = job.config_num,
                     holder = gid,
                     "the shard was taken back by its holder; abandoning its install"
                 );
@@ -274,7 +291,7 @@ async fn pull(replica: Replica, connections: Connections, mut job: PullJob) {
             }
             PullFailure::Progressed => backoff = Duration::from_millis(20),
             PullFailure::Other(e) => {
-                tracing::debug!(shard = job.shard, %address, error = %e, "pull attempt failed")
+                tracing::debug!(%address, error = %e, "pull attempt failed")
             }
         }
         if next.is_multiple_of(servers.len()) {
@@ -377,20 +394,11 @@ async fn pull_from(
     }
 }
 
-/// Tells the group that held `shard` that it may delete its copy, then records that it did.
-async fn notify(
-    replica: Replica,
-    connections: Connections,
-    shard: ShardRef,
-    owner: u64,
-    servers: Vec<String>,
-) {
+/// Tells the group that held `shard` (at `servers`; the step's span names it) that it may
+/// delete its copy, then records that it did.
+async fn notify(replica: Replica, connections: Connections, shard: ShardRef, servers: Vec<String>) {
     if servers.is_empty() {
-        tracing::error!(
-            shard = shard.shard,
-            owner,
-            "previous owner has no servers in the previous config"
-        );
+        tracing::error!("previous owner has no servers in the previous config");
         return;
     }
     let mut backoff = Duration::from_millis(20);
@@ -431,7 +439,7 @@ async fn notify(
             Ok(_) => {}
             Err(e) if e == "redirected" => {}
             Err(e) => {
-                tracing::debug!(shard = shard.shard, %address, error = %e, "delete request failed");
+                tracing::debug!(%address, error = %e, "delete request failed");
                 next += 1;
             }
         }

@@ -9,7 +9,7 @@ use strata_rpc::config::Config;
 use strata_rpc::shard_for_key;
 
 use super::KvMachine;
-use crate::command::{InstallChunk, ShardRef};
+use crate::command::{InstallChunk, Kind, ShardRef};
 use crate::keys;
 use crate::session::Session;
 use crate::shard_state::{encode_reclaims, ShardState};
@@ -20,6 +20,54 @@ fn owned_by(config: &Config, shard: usize) -> u64 {
 }
 
 impl<S: Store> KvMachine<S> {
+    /// The span a reconfiguration step applies in: `reconfig` with `step = "apply"`, the
+    /// `command`, the group, the configuration and the shard it names, so the lines the step
+    /// logs on every replica say which step they belong to. `None` for client mutations:
+    /// the request path makes no span.
+    pub(super) fn step_span(&self, kind: &Kind) -> Option<tracing::Span> {
+        let gid = self.gid;
+        let of_shard = |command: &'static str, r: &ShardRef| {
+            tracing::info_span!(
+                "reconfig",
+                step = "apply",
+                command,
+                gid,
+                shard = r.shard,
+                config = r.config_num
+            )
+        };
+        Some(match kind {
+            Kind::Put(_) | Kind::Append(_) | Kind::Delete(_) | Kind::CompareAndSwap(_) => {
+                return None
+            }
+            Kind::Reconfigure(c) => tracing::info_span!(
+                "reconfig",
+                step = "apply",
+                command = "reconfigure",
+                gid,
+                config = c.num
+            ),
+            Kind::Install(i) => {
+                let (shard, config) = i.chunk.as_ref().map_or((0, 0), |c| (c.shard, c.config_num));
+                // `source`: the group that answered (0: the previous owner).
+                tracing::info_span!(
+                    "reconfig",
+                    step = "apply",
+                    command = "install",
+                    gid,
+                    shard,
+                    config,
+                    source = i.source
+                )
+            }
+            Kind::DeleteShard(r) => of_shard("delete_shard", r),
+            Kind::Notified(r) => of_shard("notified", r),
+            Kind::Grant(r) => of_shard("grant", r),
+            Kind::Reclaim(r) => of_shard("reclaim", r),
+            Kind::Abandon(r) => of_shard("abandon", r),
+        })
+    }
+
     /// Rule 2: adopts `next` only if it is the next configuration and every shard settled.
     pub(super) fn reconfigure(&mut self, batch: &mut WriteBatch, next: Config) -> bool {
         if next.num != self.config.num + 1 || !self.settled() {

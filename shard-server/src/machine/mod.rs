@@ -288,6 +288,7 @@ impl<S: Store> KvMachine<S> {
         let Some(kind) = command.kind else {
             return (Outcome::Done(false), false);
         };
+        let _step = self.step_span(&kind).map(tracing::Span::entered);
         match kind {
             Kind::Put(r) => self.mutate(batch, r.header.as_ref(), r.key, Mutation::Put(r.value)),
             Kind::Append(r) => {

@@ -742,3 +742,70 @@ fn a_shard_taken_back_goes_on_to_the_next_owner_from_its_holder() {
     assert_eq!(c.state(0), ShardState::Notifying { from: 1 });
     assert_eq!(c.get(&k0), Some(b"zero".to_vec()));
 }
+
+/// What a test's subscriber logs.
+#[derive(Clone, Default)]
+struct Log(Arc<parking_lot::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Log {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn reconfiguration_steps_apply_in_a_span_and_client_mutations_in_none() {
+    let log = Log::default();
+    let writer = log.clone();
+    // Every span made is logged as it is created (a "new" line).
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::NEW)
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        let mut r = Replica::new(1);
+        assert!(r.reconfigure(&config(1, [1; N])));
+        assert_eq!(r.put(&key_of(0), b"v"), ok_put());
+        // Shard 3 assigned to nobody: its data is dropped, with a warning.
+        assert!(r.reconfigure(&config(2, [1, 1, 1, 0])));
+        assert_eq!(
+            r.apply(Kind::Notified(shard_ref(3, 2))),
+            Outcome::Done(false)
+        );
+    });
+    let text = String::from_utf8(log.0.lock().clone()).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let made: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.ends_with(" new"))
+        .collect();
+    assert_eq!(
+        made.len(),
+        3,
+        "one span per reconfiguration step, none for the put:\n{text}"
+    );
+    assert!(
+        made[0].contains("reconfig{step=\"apply\" command=\"reconfigure\" gid=1 config=1}"),
+        "{text}"
+    );
+    assert!(
+        made[2].contains("reconfig{step=\"apply\" command=\"notified\" gid=1 shard=3 config=2}"),
+        "{text}"
+    );
+    // A line logged while the step applies carries the step's context.
+    let dropped = lines
+        .iter()
+        .find(|l| l.contains("shard unassigned by the master"))
+        .unwrap_or_else(|| panic!("the warning is logged:\n{text}"));
+    assert!(
+        dropped.contains("reconfig{step=\"apply\" command=\"reconfigure\" gid=1 config=2}: ")
+            && dropped.contains("shard=3"),
+        "{dropped}"
+    );
+}
