@@ -12,32 +12,7 @@ use strata_cli::launch::{LaunchOptions, LocalCluster};
 mod common;
 use common::{strata, STRATA};
 
-/// `GET path` over HTTP/1.1: the status code and the body.
-fn get(address: &str, path: &str) -> std::io::Result<(u16, String)> {
-    get_with(address, path, "")
-}
-
-/// `GET path` with extra header lines (each ending in `\r\n`).
-fn get_with(address: &str, path: &str, headers: &str) -> std::io::Result<(u16, String)> {
-    let mut stream = std::net::TcpStream::connect(address)?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\n{headers}Connection: close\r\n\r\n"
-    )?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let code = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((code, body))
-}
+use common::{http_get as get, http_get_with as get_with};
 
 /// Polls `/health` at `address` until its code is `want`; the last body.
 fn wait_health(address: &str, want: u16) -> String {

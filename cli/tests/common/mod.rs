@@ -23,12 +23,17 @@ pub fn strata(masters: &str, args: &[&str]) -> String {
 
 /// `GET path` over HTTP/1.1 at `address`, with a deadline: the status code and the body.
 pub fn http_get(address: &str, path: &str) -> std::io::Result<(u16, String)> {
+    http_get_with(address, path, "")
+}
+
+/// [`http_get`] with extra header lines (each ending in `\r\n`).
+pub fn http_get_with(address: &str, path: &str, headers: &str) -> std::io::Result<(u16, String)> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(address)?;
     stream.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\n{headers}Connection: close\r\n\r\n"
     )?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
