@@ -12,7 +12,7 @@
 pub mod child;
 pub mod prometheus;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -26,18 +26,43 @@ pub use child::Proc;
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// A 127.0.0.1 port that was free a moment ago (the OS picked it; it is released at once, so
-/// another process could take it first, which is unlikely on a development machine).
+/// another process could take it first, which is unlikely on a development machine). Never
+/// one this process was handed before: a port given to a child that has not bound it yet
+/// looks free to the OS too.
 pub fn free_port() -> io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    Ok(free_ports(1)?[0])
 }
 
-/// `n` addresses on 127.0.0.1 whose ports were free a moment ago (see [`free_port`]).
+/// `n` distinct addresses on 127.0.0.1 whose ports were free a moment ago (see
+/// [`free_port`]).
 pub fn free_addresses(n: usize) -> io::Result<Vec<String>> {
-    (0..n)
-        .map(|_| Ok(format!("127.0.0.1:{}", free_port()?)))
-        .collect()
+    Ok(free_ports(n)?
+        .into_iter()
+        .map(|p| format!("127.0.0.1:{p}"))
+        .collect())
+}
+
+/// `n` distinct free ports: the listeners are held until all `n` are picked, so the OS
+/// cannot hand the same port twice, and ports handed out before by this process are skipped.
+fn free_ports(n: usize) -> io::Result<Vec<u16>> {
+    use std::sync::Mutex;
+    /// Ports this process handed out (children may not have bound them yet).
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    let mut held = Vec::new();
+    let mut ports = Vec::new();
+    while ports.len() < n {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        held.push(listener);
+        if given.insert(port) {
+            ports.push(port);
+        }
+        if held.len() > n + 1024 {
+            return Err(io::Error::other("no free port left on 127.0.0.1"));
+        }
+    }
+    Ok(ports)
 }
 
 /// The `--peers` argument naming the replicas at `addresses`: `1=ADDRESS,2=ADDRESS,...` (the
