@@ -83,6 +83,12 @@ fn metrics_and_health_of_a_real_group() {
             "{text}"
         );
         leaders += sample(&text, "strata_paxos_is_leader").unwrap();
+        let has_leader = sample(&text, "strata_paxos_has_leader");
+        assert_eq!(
+            has_leader,
+            Some(1.0),
+            "every replica knows a leader: {text}"
+        );
         committed += text
             .lines()
             .find_map(|l| l.strip_prefix("strata_paxos_proposals_committed_total "))

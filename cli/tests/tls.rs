@@ -81,6 +81,39 @@ fn paxos_send(security: &Security, address: &str, from: u64) -> Result<(), tonic
     })
 }
 
+/// Asks the server at `address`, as `security`, to hand shard 0 of configuration 1 over to
+/// group `gid` and to delete it for `gid`: how each call ended.
+fn migrate(
+    security: &Security,
+    address: &str,
+    gid: u64,
+) -> (Result<(), tonic::Status>, Result<(), tonic::Status>) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let endpoint = security.endpoint(address).unwrap();
+        let channel = security.connect(endpoint).await.expect("connecting");
+        let mut client = strata_rpc::limits::migration_client(channel);
+        let pull = client
+            .pull_shard(v1::PullShardRequest {
+                shard: 0,
+                config_num: 1,
+                gid,
+                resume_token: Vec::new(),
+            })
+            .await
+            .map(|_| ());
+        let delete = client
+            .delete_shard(v1::DeleteShardRequest {
+                shard: 0,
+                config_num: 1,
+                gid,
+            })
+            .await
+            .map(|_| ());
+        (pull, delete)
+    })
+}
+
 /// Writes a new CA and new certificates for every identity of the cluster over the files in
 /// `certs` (each renamed into place, as a rotation tool would).
 fn rotate(certs: &Path, identities: &[Identity]) {
@@ -221,6 +254,22 @@ fn a_tls_cluster_serves_its_clients_and_refuses_everyone_else() {
     );
     let status = paxos_send(&Security::Plaintext, &server, 2).unwrap_err();
     assert_ne!(status.code(), tonic::Code::Ok);
+
+    // Shard hand-offs: never to a client, nor to a group acting for another, nor for a group
+    // the configuration does not give the shard to (configuration 1 gives every shard to
+    // group 1).
+    for (who, gid, why) in [
+        (as_client.clone(), 1, "may not call"),
+        (node(2, 1), 1, "may not act for group 1"),
+        (node(2, 1), 2, "gives shard 0 to group 1"),
+    ] {
+        let (pull, delete) = migrate(&who, &server, gid);
+        for refused in [pull, delete] {
+            let status = refused.unwrap_err();
+            assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status}");
+            assert!(status.message().contains(why), "{status}");
+        }
+    }
 
     // Refusals are counted where they happened.
     let http = cluster.server(1, 1).unwrap().http_address.clone().unwrap();

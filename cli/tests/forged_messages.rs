@@ -1,9 +1,13 @@
-//! #15's first attack, replayed against a plaintext group by an outsider with a raw gRPC
-//! client: `Learn` messages with made-up values, claiming to come from the group's leader (in
-//! a ballot the followers did not promise) or from another follower, sent to both followers.
-//! Before the protocol checked who may teach it chosen values, the followers marked the
-//! forged slots chosen, ran ahead of their leader and applied a value nobody proposed. Now
-//! they ignore them and the group goes on as if nothing was sent.
+//! #15's attacks without TLS, replayed against plaintext processes by an outsider with a raw
+//! gRPC client (the generated stubs), where the protocol itself can tell them apart:
+//!
+//! - `Learn` messages with made-up values, claiming to come from the group's leader (in a
+//!   ballot the followers did not promise) or from another follower, sent to both followers.
+//!   Before the protocol checked who may teach it chosen values, the followers marked the
+//!   forged slots chosen and the group applied a Put nobody sent. Now they are ignored.
+//! - An `InstallSnapshot` of a shard master in its first configuration (no groups), sent to
+//!   every master replica as if from another: before, each installed it and the cluster's
+//!   configuration went back to 0. Now a replica installs only a snapshot it asked for.
 //!
 //! (A forger that also knows the exact ballot the followers promised and names its leader is
 //! indistinguishable from it without authentication: with mutual TLS it cannot connect at
@@ -186,4 +190,83 @@ fn forged_learns_do_not_change_any_replica() {
             "{address} reports an error"
         );
     }
+}
+
+#[test]
+fn a_forged_snapshot_is_not_installed() {
+    let mut options = LaunchOptions::new(STRATA);
+    options.shards = 4;
+    let mut cluster = LocalCluster::start(options).expect("the masters start");
+    cluster.add_group(1, 3).expect("group 1 starts");
+    let masters = cluster.master_addresses();
+    let list = masters.join(",");
+    strata(
+        &list,
+        &[
+            "group",
+            "join",
+            "1",
+            "--servers",
+            &cluster.group_addresses(1).join(","),
+        ],
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let before = status(&runtime, &masters[0]).config_num.unwrap();
+    assert!(before >= 1);
+
+    // A snapshot of a fresh shard master: configuration 0, no groups; far ahead of anything.
+    let fresh = strata_shardmaster::state::MasterState::new(4).unwrap();
+    let payload: Vec<Vec<u8>> = fresh.snapshot_chunks().collect();
+    for (i, address) in masters.iter().enumerate() {
+        let to = i as u64 + 1;
+        let from = if to == 1 { 2 } else { 1 };
+        let mut chunks: Vec<v1::SnapshotChunk> = (payload.iter().enumerate())
+            .map(|(n, data)| v1::SnapshotChunk {
+                group_id: 0,
+                from,
+                to,
+                ballot: None,
+                index: 1_000_000,
+                chunk_index: n as u64,
+                data: data.clone(),
+                done: false,
+            })
+            .collect();
+        chunks.push(v1::SnapshotChunk {
+            group_id: 0,
+            from,
+            to,
+            index: 1_000_000,
+            chunk_index: payload.len() as u64,
+            done: true,
+            ..Default::default()
+        });
+        runtime.block_on(async {
+            let security = Security::Plaintext;
+            let endpoint = security.endpoint(address).unwrap();
+            let channel = security.connect(endpoint).await.unwrap();
+            let mut peer = strata_rpc::limits::paxos_peer_client(channel);
+            let stream = tonic::codegen::tokio_stream::iter(chunks);
+            // Refused (the stream fails) or, at worst, answered: what matters is the state.
+            let _ = peer.install_snapshot(stream).await;
+        });
+    }
+
+    std::thread::sleep(Duration::from_secs(1));
+    for address in &masters {
+        let s = status(&runtime, address);
+        assert!(
+            s.config_num.unwrap_or(0) >= before,
+            "{address} went back to configuration {:?} (from {before})",
+            s.config_num
+        );
+        assert!(
+            s.applied_index < 1_000_000,
+            "{address} installed the forgery"
+        );
+    }
+    // The cluster still knows its group.
+    let groups = strata(&list, &["group", "list"]);
+    assert!(groups.contains('1'), "{groups}");
+    strata(&list, &["put", "still", "here"]);
 }
