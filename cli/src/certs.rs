@@ -227,9 +227,9 @@ enum CertsCommand {
         /// Where the files go (created; must not hold a CA yet).
         #[arg(long)]
         dir: PathBuf,
-        /// Shard-master replicas.
+        /// Shard-master replicas (`--masters` is the global option naming a cluster).
         #[arg(long, default_value_t = 3)]
-        masters: u64,
+        master_replicas: u64,
         /// Group ids of shard groups (comma-separated), each of --replicas servers.
         #[arg(long, value_delimiter = ',', default_value = "100")]
         groups: Vec<u64>,
@@ -283,7 +283,7 @@ pub fn run(args: CertsArgs) -> CliResult {
     match args.command {
         CertsCommand::Init {
             dir,
-            masters,
+            master_replicas: masters,
             groups,
             replicas,
             hosts,

@@ -170,3 +170,70 @@ pub enum Command {
     /// Make a cluster's CA and certificates (mutual TLS).
     Certs(crate::certs::CertsArgs),
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory as _, Parser as _};
+
+    use super::Cli;
+
+    /// clap's own consistency checks over every subcommand: no two arguments of a command
+    /// (global options included) share an id or a flag — such a clash only panics when the
+    /// command is run.
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// Every subcommand parses into its arguments with the global options beside it (a
+    /// subcommand option that shares a global option's name but not its type panics here,
+    /// which `debug_assert` does not see).
+    #[test]
+    fn every_subcommand_parses() {
+        let lines: &[&[&str]] = &[
+            &[
+                "certs",
+                "init",
+                "--dir",
+                "d",
+                "--master-replicas",
+                "5",
+                "--groups",
+                "1,2",
+            ],
+            &["certs", "add-node", "--dir", "d", "--gid", "1", "--id", "2"],
+            &[
+                "certs",
+                "add-client",
+                "--dir",
+                "d",
+                "--name",
+                "n",
+                "--admin",
+            ],
+            &["get", "k"],
+            &[
+                "put", "k", "v", "--cacert", "a", "--cert", "b", "--key", "c",
+            ],
+            &["del", "k"],
+            &["append", "k", "v"],
+            &["cas", "k", "--expect", "a", "--new", "b"],
+            &["scan", "--prefix", "p"],
+            &["group", "list"],
+            &["group", "join", "1", "--servers", "127.0.0.1:1"],
+            &["shard", "move", "1", "2"],
+            &["config", "show"],
+            &["status"],
+            &["health"],
+            &["demo", "--keep", "--insecure"],
+        ];
+        for line in lines {
+            let argv = ["strata", "--masters", "127.0.0.1:1"]
+                .iter()
+                .chain(line.iter());
+            if let Err(e) = Cli::try_parse_from(argv) {
+                panic!("{line:?}: {e}");
+            }
+        }
+    }
+}
