@@ -186,11 +186,6 @@ impl Ca {
         write_file(&paths.cert, &cert, 0o644)?;
         Ok(paths)
     }
-
-    /// The CA certificate's PEM.
-    pub fn cert_pem(&self) -> &str {
-        &self.cert_pem
-    }
 }
 
 /// Writes `text` to `path` (atomically: a temporary file renamed over it, so a process

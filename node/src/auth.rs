@@ -12,8 +12,8 @@
 //!
 //! The layer decides by method and identity kind; what depends on the request — that a
 //! Paxos batch's sender is the certificate's replica, that a pulling group is the one the
-//! configuration names — is checked by the services with [`caller`]. A refusal is
-//! `UNAUTHENTICATED` (no identity on a TLS server: cannot happen after the handshake, kept as
+//! configuration names — is checked by the services, from the request's [`PeerInfo`]. A
+//! refusal is `UNAUTHENTICATED` (no identity on a TLS server: cannot happen after the handshake, kept as
 //! the safe default) or `PERMISSION_DENIED`, logged with the caller and counted in
 //! `strata_auth_refusals_total{reason}` (with `reason="handshake"` for connections whose TLS
 //! handshake failed). Without TLS there are no identities and the layer lets everything
@@ -73,14 +73,6 @@ pub fn allows(role: Role, identity: &Identity, group: u64) -> bool {
         Role::Anyone => true,
         Role::Nobody => false,
     }
-}
-
-/// The caller's identity, if the request came over TLS.
-pub fn caller<T>(request: &tonic::Request<T>) -> Option<&Identity> {
-    request
-        .extensions()
-        .get::<PeerInfo>()
-        .and_then(|p| p.identity.as_ref())
 }
 
 /// The label of `strata_auth_refusals_total`.

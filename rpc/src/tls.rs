@@ -206,11 +206,6 @@ impl Tls {
         }))
     }
 
-    /// The files it reads.
-    pub fn paths(&self) -> &TlsPaths {
-        &self.paths
-    }
-
     /// Who this process is, by its certificate.
     pub fn identity(&self) -> Identity {
         self.current().identity

@@ -51,7 +51,7 @@ pub struct PeerLabel {
 /// What the transport measures about each peer (etcd's `etcd_network_peer_*`):
 ///
 /// - `strata_peer_send_queue_bytes{peer}`: bytes of messages queued for the peer and not yet
-///   sent (a peer that is down or slow shows a full queue, [`PEER_QUEUE_BYTES`]);
+///   sent (a peer that is down or slow shows a full queue, `PEER_QUEUE_BYTES`, 64 MiB);
 /// - `strata_peer_send_failures_total{peer}`: batches whose send failed (the peer was
 ///   unreachable, refused, or did not answer in time) and connection attempts that failed;
 /// - `strata_peer_round_trip_seconds{peer}`: seconds from sending a batch to its
