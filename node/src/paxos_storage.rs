@@ -4,6 +4,8 @@
 //! key                          value
 //! "meta/promised"              varint round, varint replica
 //! "meta/log_start"             varint slot
+//! "meta/membership"            varint version, varint since, varint n, n x varint voter,
+//!                              varint m, m x varint learner
 //! "log/" ++ slot (u64 BE)      varint ballot.round, varint ballot.replica, u8 chosen,
 //!                              varint n, n x (varint len, command bytes)
 //! ```
@@ -15,10 +17,13 @@ use std::path::Path;
 
 use strata::coding::{put_varint64, Decoder};
 use strata::{Db, Options, WriteBatch, WriteOptions};
-use strata_paxos::{Ballot, PersistedEntry, PersistentState, Ready, Slot, Storage, Value};
+use strata_paxos::{
+    Ballot, Membership, PersistedEntry, PersistentState, Ready, Slot, Storage, Value,
+};
 
 const PROMISED: &[u8] = b"meta/promised";
 const LOG_START: &[u8] = b"meta/log_start";
+const MEMBERSHIP: &[u8] = b"meta/membership";
 const LOG_PREFIX: &[u8] = b"log/";
 
 /// Errors of the Paxos storage.
@@ -69,6 +74,41 @@ fn encode_entry(e: &PersistedEntry) -> Vec<u8> {
         v.extend_from_slice(c);
     }
     v
+}
+
+fn encode_membership(m: &Membership) -> Vec<u8> {
+    let mut v = Vec::new();
+    put_varint64(&mut v, m.version);
+    put_varint64(&mut v, m.since);
+    for list in [&m.voters, &m.learners] {
+        put_varint64(&mut v, list.len() as u64);
+        for id in list {
+            put_varint64(&mut v, *id);
+        }
+    }
+    v
+}
+
+fn decode_membership(bytes: &[u8]) -> Option<Membership> {
+    let mut d = Decoder::new(bytes);
+    let (version, since) = (d.varint64()?, d.varint64()?);
+    let mut lists = [Vec::new(), Vec::new()];
+    for list in &mut lists {
+        let n = d.varint64()?;
+        if n > bytes.len() as u64 {
+            return None;
+        }
+        for _ in 0..n {
+            list.push(d.varint64()?);
+        }
+    }
+    let [voters, learners] = lists;
+    d.is_empty().then_some(Membership {
+        version,
+        since,
+        voters,
+        learners,
+    })
 }
 
 fn decode_entry(slot: Slot, bytes: &[u8]) -> Option<PersistedEntry> {
@@ -131,6 +171,9 @@ impl Storage for EnginePaxosStorage {
             encode_ballot(&mut v, b);
             batch.put(PROMISED, v);
         }
+        if let Some(m) = &ready.membership {
+            batch.put(MEMBERSHIP, encode_membership(m));
+        }
         for e in &ready.entries {
             batch.put(log_key(e.slot), encode_entry(e));
         }
@@ -141,7 +184,8 @@ impl Storage for EnginePaxosStorage {
             batch.delete_range(log_key(0), log_key(start));
         }
         // Only what this replica promised or accepted must be durable before it answers;
-        // marking entries chosen (and compacting) records facts any peer can teach it again,
+        // marking entries chosen, the membership they make (and compacting) records facts
+        // any peer can teach it again,
         // so a round that does nothing else skips the fsync. A later synced write makes it
         // durable too (one log, written in order).
         let sync = ready.promised.is_some() || ready.entries.iter().any(|e| !e.chosen);
@@ -165,6 +209,10 @@ impl Storage for EnginePaxosStorage {
                 .ok_or_else(|| corrupt(LOG_START))?,
             None => 1,
         };
+        let membership = match self.db.get(MEMBERSHIP)? {
+            Some(v) => Some(decode_membership(&v).ok_or_else(|| corrupt(MEMBERSHIP))?),
+            None => None,
+        };
         let mut entries = Vec::new();
         for kv in self.db.scan(log_key(log_start)..log_key(u64::MAX)) {
             let (k, v) = kv?;
@@ -179,6 +227,7 @@ impl Storage for EnginePaxosStorage {
             promised,
             log_start,
             entries,
+            membership,
         })
     }
 }
@@ -232,8 +281,29 @@ mod tests {
             })
             .unwrap();
         }
+        let membership = Membership {
+            version: 2,
+            since: 7,
+            voters: vec![1, 2, 4],
+            learners: vec![9],
+        };
+        {
+            let mut s = EnginePaxosStorage::open(dir.path()).unwrap();
+            assert_eq!(s.load().unwrap().membership, None);
+            s.persist(&Ready {
+                membership: Some(membership.clone()),
+                ..Ready::default()
+            })
+            .unwrap();
+        }
         let s = EnginePaxosStorage::open(dir.path()).unwrap();
         let state = s.load().unwrap();
+        assert_eq!(state.membership, Some(membership.clone()));
+        assert_eq!(
+            decode_membership(&encode_membership(&membership)),
+            Some(membership)
+        );
+        assert_eq!(decode_membership(&[1, 2, 200]), None);
         assert_eq!(state.promised, Ballot::new(3, 2));
         assert_eq!(state.log_start, 2);
         assert_eq!(

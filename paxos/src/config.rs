@@ -8,8 +8,15 @@ use crate::types::ReplicaId;
 pub struct Config {
     /// This replica.
     pub id: ReplicaId,
-    /// Every member of the group, this one included.
+    /// The group's first voters (this one included, unless it is in `learners`). A chosen
+    /// membership change supersedes this list; see [`Membership`](crate::Membership).
     pub members: Vec<ReplicaId>,
+    /// The group's first learners: replicas that receive the log but do not vote (a replica
+    /// joining a running group lists itself here, and the voters it knows in `members`).
+    pub learners: Vec<ReplicaId>,
+    /// A learner is promoted to voter only while it is at most this many slots behind the
+    /// leader's commit index.
+    pub max_promotion_lag: u64,
     /// A follower that hears no leader for a random number of ticks in this range starts an
     /// election (and a candidate that does not win in time starts another): randomness makes
     /// duels between candidates die out.
@@ -39,7 +46,8 @@ pub struct Config {
 /// A [`Config`] that cannot run a group.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
-    /// `members` is empty, lists a replica twice, or does not hold `id`.
+    /// `members` is empty, lists a replica twice (or also in `learners`), or neither list
+    /// holds `id`.
     #[error("bad membership: {0}")]
     Members(String),
     /// The election range is empty or too narrow to break duels, or not above the heartbeat
@@ -69,10 +77,14 @@ impl Config {
     /// suggests, is better), and the batching limits are positive.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut members = self.members.clone();
+        members.extend(&self.learners);
         members.sort_unstable();
         members.dedup();
-        if members.len() != self.members.len() {
+        if members.len() != self.members.len() + self.learners.len() {
             return Err(ConfigError::Members("a replica is listed twice".into()));
+        }
+        if self.members.is_empty() {
+            return Err(ConfigError::Members("no voter".into()));
         }
         if !members.contains(&self.id) {
             return Err(ConfigError::Members(format!(
@@ -109,6 +121,8 @@ impl Config {
         Config {
             id,
             members,
+            learners: Vec::new(),
+            max_promotion_lag: 1000,
             election_timeout: (10, 20),
             heartbeat_interval: 2,
             max_batch_commands: 1000,
@@ -118,10 +132,6 @@ impl Config {
             held_value_bytes: 4 << 10,
             seed: 0,
         }
-    }
-
-    pub(crate) fn majority(&self) -> usize {
-        self.members.len() / 2 + 1
     }
 
     /// Bytes of values in one message that carries several (a promise part, an Accept, a

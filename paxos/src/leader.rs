@@ -3,7 +3,9 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::message::{split_by_bytes, AcceptedEntry, Body};
-use crate::replica::{Election, Inflight, Leadership, Replica, RoleState, MAX_RECOVERY_SPAN};
+use crate::replica::{
+    Election, Hold, Inflight, Leadership, Replica, RoleState, MAX_RECOVERY_SPAN,
+};
 use crate::types::{Ballot, ReplicaId, Slot, Value};
 
 /// A leader steps down after this many (longest) election timeouts without hearing from a
@@ -161,8 +163,9 @@ impl Replica {
     }
 
     fn maybe_win(&mut self) {
-        let majority = self.cfg.majority();
-        let won = matches!(&self.role, RoleState::Candidate(e) if e.promises.len() >= majority);
+        let (majority, members) = (self.membership.majority(), &self.membership);
+        let won = matches!(&self.role,
+            RoleState::Candidate(e) if members.count_voters(e.promises.keys()) >= majority);
         if won {
             self.become_leader();
         }
@@ -191,18 +194,35 @@ impl Replica {
                 }
             }
         }
-        let last = best
+        let mut last = best
             .keys()
             .next_back()
             .copied()
             .unwrap_or(0)
             .max(self.commit - 1);
-        let barrier = last + 1;
+        // Re-propose only up to the first membership change recovered: the slots after it
+        // are decided by the membership it makes, whose majority this election did not ask.
+        // Once it is chosen, this leader runs phase 1 again (see "Reconfiguration").
+        let change = (best.iter())
+            .find(|(_, (_, _, v))| v.has_membership_tag())
+            .map(|(&slot, _)| slot);
+        let mut hold = None;
+        if let Some(slot) = change {
+            last = slot;
+            hold = Some(Hold {
+                slot,
+                voters: self.membership.voters.clone(),
+                reelect: true,
+            });
+        }
+        // The term opens with a no-op after the recovered slots (or with the recovered
+        // change, which a new election follows).
+        let barrier = if hold.is_some() { last } else { last + 1 };
         let mut entries = Vec::new();
         let mut inflight = BTreeMap::new();
         for slot in self.commit..=barrier {
             let (chosen, value) = match best.remove(&slot) {
-                Some((chosen, _, v)) if slot < barrier => (chosen, v),
+                Some((chosen, _, v)) if slot <= last => (chosen, v),
                 _ => (false, Value::noop()),
             };
             // Re-proposed even when known chosen: followers may lack it, and they accept the
@@ -232,6 +252,8 @@ impl Replica {
             acked_round: BTreeMap::new(),
             heard_from: BTreeSet::new(),
             follower_commit: BTreeMap::new(),
+            change: None,
+            hold,
         }));
         self.leader = Some(self.cfg.id);
         self.election_elapsed = 0;
@@ -268,11 +290,11 @@ impl Replica {
         self.election_elapsed += 1;
         if self.election_elapsed >= CHECK_QUORUM_TIMEOUTS * self.cfg.election_timeout.1 {
             self.election_elapsed = 0;
-            let majority = self.cfg.majority();
+            let (majority, members) = (self.membership.majority(), &self.membership);
             let RoleState::Leader(l) = &mut self.role else {
                 return;
             };
-            let heard = l.heard_from.len() + 1;
+            let heard = members.count_voters(&l.heard_from) + 1;
             l.heard_from.clear();
             if heard < majority {
                 self.become_follower();
@@ -307,14 +329,13 @@ impl Replica {
             u64::from(self.cfg.election_timeout.0 / 2).max(u64::from(self.cfg.heartbeat_interval)),
             self.commit,
         );
-        let members = self.cfg.members.clone();
-        let id = self.cfg.id;
+        let peers = self.peers();
         let RoleState::Leader(l) = &mut self.role else {
             return;
         };
         let ballot = l.ballot;
         let mut outgoing = Vec::new();
-        for &to in members.iter().filter(|&&m| m != id) {
+        for to in peers {
             let entries: Vec<(Slot, Value)> = l
                 .inflight
                 .iter()
@@ -352,11 +373,39 @@ impl Replica {
             self.cfg.max_inflight_slots.max(1),
         );
         let (id, now) = (self.cfg.id, self.now);
+        let voters = self.membership.voters.clone();
         let RoleState::Leader(l) = &mut self.role else {
             return;
         };
         let mut new_slots = Vec::new();
-        while !l.queue.is_empty()
+        // A membership change goes alone in its slot, and nothing after it until it is
+        // chosen (α = 1: the membership that decides a slot is known when it is proposed).
+        if l.hold.is_none() && l.next_slot.saturating_sub(commit) < window {
+            if let Some(next) = l.change.take() {
+                let slot = l.next_slot;
+                l.next_slot += 1;
+                l.inflight.insert(
+                    slot,
+                    Inflight {
+                        acks: BTreeSet::from([id]),
+                        sent_at: now,
+                    },
+                );
+                l.hold = Some(Hold {
+                    slot,
+                    reelect: false,
+                    voters,
+                });
+                new_slots.push((
+                    slot,
+                    Value {
+                        commands: vec![next.encode()],
+                    },
+                ));
+            }
+        }
+        while l.hold.is_none()
+            && !l.queue.is_empty()
             && l.next_slot.saturating_sub(commit) < window
             && l.next_slot < crate::replica::MAX_SLOT
         {
@@ -414,7 +463,7 @@ impl Replica {
 
     /// Marks as chosen the given in-flight slots that a majority accepted.
     fn check_chosen(&mut self, slots: Vec<Slot>) {
-        let majority = self.cfg.majority();
+        let (majority, members) = (self.membership.majority(), &self.membership);
         let RoleState::Leader(l) = &mut self.role else {
             return;
         };
@@ -422,7 +471,7 @@ impl Replica {
         for slot in slots {
             if l.inflight
                 .get(&slot)
-                .is_some_and(|i| i.acks.len() >= majority)
+                .is_some_and(|i| members.count_voters(&i.acks) >= majority)
             {
                 l.inflight.remove(&slot);
                 chosen.push(slot);
@@ -493,6 +542,26 @@ impl Replica {
     /// now chosen gives waiting reads their index.
     pub(crate) fn on_commit_advanced(&mut self) {
         let commit = self.commit;
+        let voters_changed = std::mem::take(&mut self.voters_changed);
+        let RoleState::Leader(l) = &mut self.role else {
+            return;
+        };
+        let passed = l.hold.take_if(|h| commit > h.slot);
+        if passed.is_some() || voters_changed {
+            let reelect = voters_changed
+                || passed.is_some_and(|h| h.reelect || h.voters != self.membership.voters);
+            if !self.is_voter() {
+                // Removed (or made a learner): a leader no longer, nor a candidate ever.
+                self.become_follower();
+                self.leader = None;
+                return;
+            }
+            if reelect {
+                // Phase 1 among the new voters before proposing anything they decide.
+                self.start_election();
+                return;
+            }
+        }
         let RoleState::Leader(l) = &mut self.role else {
             return;
         };
@@ -518,12 +587,7 @@ impl Replica {
     /// Every member but this one.
     pub(crate) fn peers(&self) -> Vec<ReplicaId> {
         let me = self.cfg.id;
-        self.cfg
-            .members
-            .iter()
-            .copied()
-            .filter(|&m| m != me)
-            .collect()
+        self.membership.members().filter(|&m| m != me).collect()
     }
 
     /// Sends `entries` to `to` in `Accept`s of at most about `4 * max_batch_bytes` of values

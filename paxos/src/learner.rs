@@ -65,6 +65,13 @@ impl Replica {
     pub(crate) fn advance_commit(&mut self) {
         self.commit = self.commit.max(self.log_start);
         while self.commit < MAX_SLOT && self.log.get(&self.commit).is_some_and(|e| e.chosen) {
+            let slot = self.commit;
+            let change = (self.log.get(&slot)).filter(|e| e.value.has_membership_tag());
+            if let Some(value) = change.map(|e| e.value.clone()) {
+                let voters_before = self.membership.voters.clone();
+                self.apply_membership(slot, &value);
+                self.voters_changed |= voters_before != self.membership.voters;
+            }
             self.commit += 1;
         }
         while self.applied < self.commit {

@@ -154,6 +154,7 @@ mod acceptor;
 mod config;
 mod leader;
 mod learner;
+mod membership;
 pub mod message;
 pub mod ready;
 pub mod replica;
@@ -161,6 +162,7 @@ pub mod sim;
 pub mod storage;
 pub mod types;
 
+pub use membership::{ChangeRefusal, Membership, MembershipChange, MEMBERSHIP_TAG};
 pub use message::{AcceptedEntry, Body, Message};
 pub use ready::{PersistedEntry, ReadState, Ready};
 pub use replica::{Config, ConfigError, NotLeader, Replica, Role, MIN_ELECTION_RANGE};

@@ -6,8 +6,8 @@
 //! any number of them between two [`Replica::take_ready`] calls (batching is encouraged: one
 //! persist then serves many inputs) — then takes a [`Ready`] and handles it **in this order**:
 //!
-//! 1. persist `promised` (if set) and `entries` (upserts), then discard entries below
-//!    `compact_to` (if set) — atomically (all of it or none of it survives a crash) and
+//! 1. persist `promised` (if set), `membership` (if set) and `entries` (upserts), then
+//!    discard entries below `compact_to` (if set) — atomically (all of it or none of it survives a crash) and
 //!    durably (fsync) before step 2, and **before the replica is fed any further input**;
 //! 2. send `messages` (any order, any of them may be lost). Those whose
 //!    [`Body::vouches_for_state`] is false (a leader's `Accept`, `Heartbeat` and `Learn`) may
@@ -43,6 +43,7 @@
 //! [`Replica::restart`]: crate::Replica::restart
 //! [`Body::vouches_for_state`]: crate::message::Body::vouches_for_state
 
+use crate::membership::Membership;
 use crate::message::Message;
 use crate::types::{Ballot, Command, ReplicaId, Slot, Value};
 
@@ -81,6 +82,10 @@ pub struct Ready {
     pub entries: Vec<PersistedEntry>,
     /// Entries below this slot may be discarded from storage.
     pub compact_to: Option<Slot>,
+    /// The membership now in force (a change passed the commit index, or a snapshot brought
+    /// one): persist it with the rest of step 1, and restart with it
+    /// ([`PersistentState::membership`](crate::PersistentState::membership)).
+    pub membership: Option<Membership>,
     /// Messages to send after persisting; those whose [`Body::vouches_for_state`] is false may
     /// leave before (see the module documentation).
     ///
@@ -107,6 +112,9 @@ impl Ready {
 
     /// True when something must be persisted before `messages` go out.
     pub fn must_persist(&self) -> bool {
-        self.promised.is_some() || !self.entries.is_empty() || self.compact_to.is_some()
+        self.promised.is_some()
+            || !self.entries.is_empty()
+            || self.compact_to.is_some()
+            || self.membership.is_some()
     }
 }

@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 pub use crate::config::{Config, ConfigError, MIN_ELECTION_RANGE};
+use crate::membership::Membership;
 use crate::message::{AcceptedEntry, Body, Message};
 use crate::ready::{ReadState, Ready};
 use crate::storage::PersistentState;
@@ -162,6 +163,21 @@ pub(crate) struct Leadership {
     pub heard_from: BTreeSet<ReplicaId>,
     /// Each follower's commit index as its last heartbeat ack said, and the tick it said so.
     pub follower_commit: BTreeMap<ReplicaId, (Slot, u64)>,
+    /// A membership change asked for and not yet given a slot.
+    pub change: Option<Membership>,
+    /// A membership change in flight (proposed by this leader or recovered by its election):
+    /// nothing is proposed after it until it is chosen.
+    pub hold: Option<Hold>,
+}
+
+/// A leader's membership change in flight: its slot, the voters before it, and whether the
+/// leader must run phase 1 again once it is chosen whatever it changed (its election
+/// stopped re-proposing there, so slots above may hold values it did not recover).
+#[derive(Debug)]
+pub(crate) struct Hold {
+    pub slot: Slot,
+    pub voters: Vec<ReplicaId>,
+    pub reelect: bool,
 }
 
 #[derive(Debug)]
@@ -209,6 +225,12 @@ pub struct Replica {
     /// with `Compacted`, which comes with a snapshot, and the tick they did: the snapshots it
     /// asked for (see [`Replica::accepts_snapshot`]).
     pub(crate) snapshot_offers: BTreeMap<ReplicaId, u64>,
+    /// The membership in force at the commit index.
+    pub(crate) membership: Membership,
+    /// The memberships in force from the log start on, by `since` (the last is `membership`).
+    pub(crate) memberships: Vec<Membership>,
+    /// A chosen change altered the voters since the leader last looked.
+    pub(crate) voters_changed: bool,
     pub(crate) ready: Ready,
 }
 
@@ -229,6 +251,8 @@ impl Replica {
         cfg.validate()?;
         let log_start = state.log_start.max(1);
         let rng = cfg.seed ^ cfg.id.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x2545_f491_4f6c_dd1d;
+        let membership = (state.membership.clone())
+            .unwrap_or_else(|| Membership::initial(&cfg.members, &cfg.learners));
         let mut r = Replica {
             promised: state.promised,
             highest_seen: state.promised,
@@ -258,6 +282,9 @@ impl Replica {
             heartbeat_elapsed: 0,
             snapshot_requested: BTreeMap::new(),
             snapshot_offers: BTreeMap::new(),
+            memberships: vec![membership.clone()],
+            membership,
+            voters_changed: false,
             ready: Ready::default(),
             rng: rng | 1,
             cfg,
@@ -370,6 +397,9 @@ impl Replica {
         self.now += 1;
         if matches!(self.role, RoleState::Leader(_)) {
             self.leader_tick();
+        } else if !self.is_voter() {
+            // A learner (or a removed replica) never campaigns.
+            self.election_elapsed = 0;
         } else {
             self.election_elapsed += 1;
             if self.election_elapsed >= self.election_timeout {
@@ -419,9 +449,9 @@ impl Replica {
 
     /// Feeds a message from a peer.
     pub fn step(&mut self, msg: Message) {
-        if msg.to != self.cfg.id || msg.from == self.cfg.id || !self.cfg.members.contains(&msg.from)
+        if msg.to != self.cfg.id || msg.from == self.cfg.id || !self.membership.contains(msg.from)
         {
-            return; // misaddressed or from a stranger: never trusted
+            return; // misaddressed or from a stranger (or a removed member): never trusted
         }
         let from = msg.from;
         // A ballot names its proposer: only it may send proposals in it (the learner rule
@@ -506,6 +536,7 @@ impl Replica {
         self.log_start = index;
         self.log = self.log.split_off(&index);
         self.recount_log_bytes();
+        self.trim_memberships();
         self.ready.compact_to = Some(index);
     }
 
@@ -534,7 +565,7 @@ impl Replica {
         if index <= self.applied
             || index > MAX_SLOT
             || from == self.cfg.id
-            || !self.cfg.members.contains(&from)
+            || !self.membership.contains(from)
         {
             return false;
         }
@@ -543,6 +574,22 @@ impl Replica {
         let offered = (self.snapshot_offers.get(&from))
             .is_some_and(|&t| self.now <= t.saturating_add(window));
         following || offered
+    }
+
+    /// The driver installed an application snapshot covering every slot below `index`,
+    /// which carried `membership` (what [`membership_at`](Replica::membership_at) gave its
+    /// sender for `index`): as [`restore_snapshot`](Replica::restore_snapshot), and the
+    /// membership takes effect unless this replica already knows a newer one.
+    pub fn restore_snapshot_with_membership(&mut self, index: Slot, membership: Membership) {
+        if index <= self.applied || index > MAX_SLOT {
+            return;
+        }
+        if membership.version > self.membership.version {
+            let voters_before = self.membership.voters.clone();
+            self.install_membership(membership, index);
+            self.voters_changed |= voters_before != self.membership.voters;
+        }
+        self.restore_snapshot(index);
     }
 
     /// The driver installed an application snapshot covering every slot below `index`.
@@ -561,6 +608,7 @@ impl Replica {
         self.log_start = self.log_start.max(index);
         self.log = self.log.split_off(&self.log_start);
         self.recount_log_bytes();
+        self.trim_memberships();
         self.commit = self.commit.max(index);
         self.applied = index;
         self.ready.compact_to = Some(self.log_start);
@@ -597,11 +645,8 @@ impl Replica {
     }
 
     pub(crate) fn broadcast(&mut self, body: &Body) {
-        for i in 0..self.cfg.members.len() {
-            let to = self.cfg.members[i];
-            if to != self.cfg.id {
-                self.send(to, body.clone());
-            }
+        for to in self.peers() {
+            self.send(to, body.clone());
         }
     }
 
@@ -644,14 +689,16 @@ impl Replica {
 
     /// Reads whose confirmation round a quorum acknowledged in the current ballot are served.
     pub(crate) fn check_reads(&mut self) {
-        let majority = self.cfg.majority();
+        let (majority, members) = (self.membership.majority(), &self.membership);
         let RoleState::Leader(l) = &mut self.role else {
             return;
         };
         let acked = &l.acked_round;
         let mut done = Vec::new();
         l.reads.retain(|r| {
-            let confirmations = 1 + acked.values().filter(|&&a| a >= r.round).count();
+            let confirmations = 1 + (acked.iter())
+                .filter(|&(id, &a)| a >= r.round && members.is_voter(*id))
+                .count();
             if confirmations >= majority {
                 done.push(ReadState {
                     id: r.id,

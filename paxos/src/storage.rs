@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::membership::Membership;
 use crate::ready::{PersistedEntry, Ready};
 use crate::types::{Ballot, Slot};
 
@@ -15,6 +16,8 @@ pub struct PersistentState {
     pub log_start: Slot,
     /// The log from `log_start` on.
     pub entries: Vec<PersistedEntry>,
+    /// The last membership a `Ready` asked to persist (`None`: the configured one).
+    pub membership: Option<Membership>,
 }
 
 /// Durable storage of a replica's acceptor state.
@@ -37,6 +40,7 @@ pub struct MemStorage {
     promised: Ballot,
     log_start: Slot,
     entries: BTreeMap<Slot, PersistedEntry>,
+    membership: Option<Membership>,
 }
 
 impl MemStorage {
@@ -66,6 +70,9 @@ impl Storage for MemStorage {
         if let Some(b) = ready.promised {
             self.promised = b;
         }
+        if let Some(m) = &ready.membership {
+            self.membership = Some(m.clone());
+        }
         for e in &ready.entries {
             if e.slot >= self.log_start {
                 self.entries.insert(e.slot, e.clone());
@@ -83,6 +90,7 @@ impl Storage for MemStorage {
             promised: self.promised,
             log_start: self.log_start.max(1),
             entries: self.entries.values().cloned().collect(),
+            membership: self.membership.clone(),
         })
     }
 }

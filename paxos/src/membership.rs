@@ -1,0 +1,374 @@
+//! Group membership and its reconfiguration through the log: which replicas vote, which only
+//! learn, how a change is proposed (one voter at a time, never past a pending one) and how a
+//! chosen change takes effect. The safety argument is in the crate documentation,
+//! "Reconfiguration".
+
+use crate::replica::{NotLeader, Replica, RoleState};
+use crate::types::{Command, ReplicaId, Slot, Value};
+
+/// Who is in the group: the voters (whose majorities choose values and elect leaders) and the
+/// learners (which receive the log and snapshots but never vote, never count toward a quorum
+/// and never start an election). Versioned: every chosen change adds one.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Membership {
+    /// Number of changes chosen since the group's first membership (0).
+    pub version: u64,
+    /// First slot this membership decides (the slot after the change that made it; 0 for
+    /// the first membership).
+    pub since: Slot,
+    /// The voters, sorted.
+    pub voters: Vec<ReplicaId>,
+    /// The learners, sorted; never a voter.
+    pub learners: Vec<ReplicaId>,
+}
+
+/// A change of membership, as an administrator asks for it. Each changes at most one voter,
+/// so that every majority of the old voters meets every majority of the new ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MembershipChange {
+    /// A new replica joins as a learner: it receives the log (or a snapshot) but does not vote.
+    AddLearner(ReplicaId),
+    /// A learner becomes a voter; refused while it lags the leader's commit index by more
+    /// than [`Config::max_promotion_lag`](crate::Config::max_promotion_lag) slots.
+    Promote(ReplicaId),
+    /// A voter or learner leaves the group. A removed leader steps down once the change is
+    /// chosen.
+    Remove(ReplicaId),
+}
+
+/// Why a membership change was refused; nothing changed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ChangeRefusal {
+    /// Only the leader proposes changes.
+    #[error("not the leader")]
+    NotLeader(NotLeader),
+    /// Another change is proposed and not yet chosen, or the leader has not yet chosen a
+    /// value of its own ballot (its term is still opening): retry shortly.
+    #[error("another membership change is in progress")]
+    InProgress,
+    /// The replica is already a member.
+    #[error("replica {0} is already a member")]
+    AlreadyMember(ReplicaId),
+    /// The replica is not a member.
+    #[error("replica {0} is not a member")]
+    UnknownReplica(ReplicaId),
+    /// Only a learner can be promoted.
+    #[error("replica {0} is not a learner")]
+    NotALearner(ReplicaId),
+    /// The learner is too far behind (or was not heard from lately) to be promoted.
+    #[error("replica {id} is {lag} slots behind the leader (at most {max} allowed)")]
+    LearnerBehind {
+        /// The learner.
+        id: ReplicaId,
+        /// How far behind the leader's commit index it was last heard to be (`u64::MAX`:
+        /// not heard from lately).
+        lag: u64,
+        /// The allowed lag.
+        max: u64,
+    },
+    /// The voters left would not include a live majority (the leader and the voters it heard
+    /// from lately), or none would be left.
+    #[error("removing replica {id} would leave {live} live of {voters} voters: no majority")]
+    NoLiveMajority {
+        /// The voter to remove.
+        id: ReplicaId,
+        /// Voters left after the removal.
+        voters: usize,
+        /// Of those, the live ones.
+        live: usize,
+    },
+}
+
+/// The first bytes of a command that carries a membership change. Applications must never
+/// propose a command starting with them (`strata-node` refuses such a command at the door).
+pub const MEMBERSHIP_TAG: &[u8] = b"\xffstrata-membership\x00";
+
+impl Membership {
+    /// The first membership of a group.
+    pub fn initial(voters: &[ReplicaId], learners: &[ReplicaId]) -> Membership {
+        let mut m = Membership {
+            version: 0,
+            since: 0,
+            voters: voters.to_vec(),
+            learners: learners.to_vec(),
+        };
+        m.voters.sort_unstable();
+        m.learners.sort_unstable();
+        m
+    }
+
+    /// Voters and learners.
+    pub fn contains(&self, id: ReplicaId) -> bool {
+        self.is_voter(id) || self.learners.binary_search(&id).is_ok()
+    }
+
+    /// True for a voter.
+    pub fn is_voter(&self, id: ReplicaId) -> bool {
+        self.voters.binary_search(&id).is_ok()
+    }
+
+    /// Every member, voters first.
+    pub fn members(&self) -> impl Iterator<Item = ReplicaId> + '_ {
+        self.voters.iter().chain(&self.learners).copied()
+    }
+
+    /// Votes that make a majority of the voters.
+    pub fn majority(&self) -> usize {
+        self.voters.len() / 2 + 1
+    }
+
+    /// How many of `ids` are voters.
+    pub fn count_voters<'a>(&self, ids: impl IntoIterator<Item = &'a ReplicaId>) -> usize {
+        ids.into_iter().filter(|id| self.is_voter(**id)).count()
+    }
+
+    /// The membership `change` leads to (version one higher), or why it cannot apply here.
+    /// Checks only what the membership itself decides; the leader checks liveness and lag.
+    pub fn apply(&self, change: MembershipChange) -> Result<Membership, ChangeRefusal> {
+        let mut next = self.clone();
+        next.version += 1;
+        match change {
+            MembershipChange::AddLearner(id) => {
+                if self.contains(id) {
+                    return Err(ChangeRefusal::AlreadyMember(id));
+                }
+                next.learners.push(id);
+            }
+            MembershipChange::Promote(id) => {
+                if self.is_voter(id) {
+                    return Err(ChangeRefusal::NotALearner(id));
+                }
+                if !self.contains(id) {
+                    return Err(ChangeRefusal::UnknownReplica(id));
+                }
+                next.learners.retain(|&l| l != id);
+                next.voters.push(id);
+            }
+            MembershipChange::Remove(id) => {
+                if !self.contains(id) {
+                    return Err(ChangeRefusal::UnknownReplica(id));
+                }
+                if self.is_voter(id) && self.voters.len() == 1 {
+                    return Err(ChangeRefusal::NoLiveMajority {
+                        id,
+                        voters: 0,
+                        live: 0,
+                    });
+                }
+                next.voters.retain(|&v| v != id);
+                next.learners.retain(|&l| l != id);
+            }
+        }
+        next.voters.sort_unstable();
+        next.learners.sort_unstable();
+        Ok(next)
+    }
+
+    /// True if `next` may follow this membership: one version up, voters and learners
+    /// disjoint, at least one voter, and at most one voter added or removed (what keeps
+    /// every majority of the one meeting every majority of the other).
+    pub fn may_become(&self, next: &Membership) -> bool {
+        let added = next.voters.iter().filter(|v| !self.is_voter(**v)).count();
+        let removed = self.voters.iter().filter(|v| !next.is_voter(**v)).count();
+        next.version == self.version.wrapping_add(1)
+            && !next.voters.is_empty()
+            && next.voters.iter().all(|v| !next.learners.contains(v))
+            && sorted_unique(&next.voters)
+            && sorted_unique(&next.learners)
+            && added + removed <= 1
+    }
+
+    /// The command that carries this membership as a change.
+    pub fn encode(&self) -> Command {
+        let mut out = MEMBERSHIP_TAG.to_vec();
+        out.extend_from_slice(&self.version.to_le_bytes());
+        for list in [&self.voters, &self.learners] {
+            out.extend_from_slice(&(list.len() as u32).to_le_bytes());
+            for id in list {
+                out.extend_from_slice(&id.to_le_bytes());
+            }
+        }
+        out
+    }
+
+    /// The membership a change command carries (`since` left 0), or `None` if `command` is not
+    /// a well-formed change.
+    pub fn decode(command: &[u8]) -> Option<Membership> {
+        let mut rest = command.strip_prefix(MEMBERSHIP_TAG)?;
+        let mut take = |n: usize| -> Option<&[u8]> {
+            let (head, tail) = rest.split_at_checked(n)?;
+            rest = tail;
+            Some(head)
+        };
+        let version = u64::from_le_bytes(take(8)?.try_into().ok()?);
+        let mut lists = [Vec::new(), Vec::new()];
+        for list in &mut lists {
+            let n = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
+            if n > 1 << 16 {
+                return None;
+            }
+            for _ in 0..n {
+                list.push(u64::from_le_bytes(take(8)?.try_into().ok()?));
+            }
+        }
+        if !rest.is_empty() {
+            return None;
+        }
+        let [voters, learners] = lists;
+        Some(Membership {
+            version,
+            since: 0,
+            voters,
+            learners,
+        })
+    }
+}
+
+fn sorted_unique(ids: &[ReplicaId]) -> bool {
+    ids.windows(2).all(|w| w[0] < w[1])
+}
+
+impl Value {
+    /// The membership this value carries if it is a membership change (a value of exactly one
+    /// command, tagged with [`MEMBERSHIP_TAG`]). Applications skip such values.
+    pub fn membership_change(&self) -> Option<Membership> {
+        match self.commands.as_slice() {
+            [only] => Membership::decode(only),
+            _ => None,
+        }
+    }
+
+    /// True if the value holds a command tagged as a membership change (well formed or not).
+    pub fn has_membership_tag(&self) -> bool {
+        self.commands.iter().any(|c| c.starts_with(MEMBERSHIP_TAG))
+    }
+}
+
+impl Replica {
+    /// The membership in force at the commit index (it decides every slot from there on, up
+    /// to the next chosen change).
+    pub fn membership(&self) -> &Membership {
+        &self.membership
+    }
+
+    /// The membership in force at `slot`, if this replica still knows it (it keeps the
+    /// memberships since its log start): what a snapshot covering the slots below `slot`
+    /// must carry.
+    pub fn membership_at(&self, slot: Slot) -> Option<Membership> {
+        if slot > self.commit {
+            return None;
+        }
+        let at = self.memberships.iter().rev().find(|m| m.since <= slot)?;
+        Some(at.clone())
+    }
+
+    /// True if this replica votes in its current membership.
+    pub fn is_voter(&self) -> bool {
+        self.membership.is_voter(self.cfg.id)
+    }
+
+    /// True if a chosen change removed this replica from the group: it no longer votes,
+    /// campaigns or leads, and its driver should stop serving.
+    pub fn is_removed(&self) -> bool {
+        !self.membership.contains(self.cfg.id)
+    }
+
+    /// On the leader: true while a membership change it proposed or recovered is not yet
+    /// chosen (no other change may be proposed meanwhile).
+    pub fn membership_change_pending(&self) -> bool {
+        matches!(&self.role, RoleState::Leader(l) if l.hold.is_some() || l.change.is_some())
+    }
+
+    /// Proposes a membership change; returns the membership it leads to. Only the leader
+    /// accepts, one change at a time, and only once its term is open (a value of its own
+    /// ballot chosen, which also rules out Raft's single-server-change bug across leader
+    /// changes). A removal must leave a live majority among the remaining voters (the leader
+    /// and those heard from within an election timeout); a promotion needs the learner within
+    /// `max_promotion_lag` slots of the leader's commit index. The change is chosen in a slot
+    /// of its own; nothing is proposed after it until it is (see "Reconfiguration").
+    pub fn propose_membership_change(
+        &mut self,
+        change: MembershipChange,
+    ) -> Result<Membership, ChangeRefusal> {
+        let not_leader = self.not_leader();
+        let (commit, now, id) = (self.commit, self.now, self.cfg.id);
+        let recent = now.saturating_sub(u64::from(self.cfg.election_timeout.1));
+        let max_lag = self.cfg.max_promotion_lag;
+        let RoleState::Leader(l) = &self.role else {
+            return Err(ChangeRefusal::NotLeader(not_leader));
+        };
+        if l.hold.is_some() || l.change.is_some() || commit <= l.barrier {
+            return Err(ChangeRefusal::InProgress);
+        }
+        let next = self.membership.apply(change)?;
+        let heard = |r: ReplicaId| {
+            r == id
+                || (l.follower_commit.get(&r)).is_some_and(|&(_, at)| at >= recent && at > 0)
+        };
+        match change {
+            MembershipChange::Promote(learner) => {
+                let lag = match l.follower_commit.get(&learner) {
+                    Some(&(c, at)) if at >= recent => commit.saturating_sub(c),
+                    _ => u64::MAX,
+                };
+                if lag > max_lag {
+                    return Err(ChangeRefusal::LearnerBehind {
+                        id: learner,
+                        lag,
+                        max: max_lag,
+                    });
+                }
+            }
+            MembershipChange::Remove(voter) if self.membership.is_voter(voter) => {
+                let live = next.voters.iter().filter(|&&v| heard(v)).count();
+                if live < next.majority() {
+                    return Err(ChangeRefusal::NoLiveMajority {
+                        id: voter,
+                        voters: next.voters.len(),
+                        live,
+                    });
+                }
+            }
+            _ => {}
+        }
+        if let RoleState::Leader(l) = &mut self.role {
+            l.change = Some(next.clone());
+        }
+        Ok(next)
+    }
+
+    /// A chosen value at `slot` passed the commit index: if it is a change that may follow
+    /// the current membership, it takes effect from the next slot. One that may not (a stale
+    /// or malformed one) is a no-op, on every replica alike.
+    pub(crate) fn apply_membership(&mut self, slot: Slot, value: &Value) {
+        let Some(mut next) = value.membership_change() else {
+            return;
+        };
+        if slot < self.membership.since || !self.membership.may_become(&next) {
+            return;
+        }
+        next.since = slot + 1;
+        self.memberships.push(next.clone());
+        self.membership = next.clone();
+        self.ready.membership = Some(next);
+    }
+
+    /// Installs the membership a snapshot covering the slots below `index` carries.
+    pub(crate) fn install_membership(&mut self, mut m: Membership, index: Slot) {
+        if m.version < self.membership.version {
+            return;
+        }
+        m.since = m.since.min(index);
+        self.memberships = vec![m.clone()];
+        self.membership = m.clone();
+        self.ready.membership = Some(m);
+    }
+
+    /// Forgets memberships no slot from the log start on needs.
+    pub(crate) fn trim_memberships(&mut self) {
+        let start = self.log_start;
+        while self.memberships.len() > 1 && self.memberships[1].since <= start {
+            self.memberships.remove(0);
+        }
+    }
+}
