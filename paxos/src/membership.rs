@@ -267,10 +267,18 @@ impl Replica {
         self.membership.is_voter(self.cfg.id)
     }
 
-    /// True if a chosen change removed this replica from the group: it no longer votes,
-    /// campaigns or leads, and its driver should stop serving.
+    /// True if this replica is a voter or a learner of its current membership.
+    pub fn is_member(&self) -> bool {
+        self.membership.contains(self.cfg.id)
+    }
+
+    /// True if a chosen change removed this replica from the group since it started (or
+    /// since it was added): it no longer votes, campaigns or leads, and its driver should
+    /// stop serving. A replica that is not a member and never was since it started — one
+    /// joining, whose addition is not chosen yet, or a removed one restarted — is neither
+    /// removed nor a member.
     pub fn is_removed(&self) -> bool {
-        !self.membership.contains(self.cfg.id)
+        self.was_member && !self.is_member()
     }
 
     /// On the leader: true while a membership change it proposed or recovered is not yet
@@ -350,6 +358,7 @@ impl Replica {
         next.since = slot + 1;
         self.memberships.push(next.clone());
         self.membership = next.clone();
+        self.was_member |= self.is_member();
         self.ready.membership = Some(next);
     }
 
@@ -361,6 +370,7 @@ impl Replica {
         m.since = m.since.min(index);
         self.memberships = vec![m.clone()];
         self.membership = m.clone();
+        self.was_member |= self.is_member();
         self.ready.membership = Some(m);
     }
 

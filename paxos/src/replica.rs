@@ -231,6 +231,8 @@ pub struct Replica {
     pub(crate) memberships: Vec<Membership>,
     /// A chosen change altered the voters since the leader last looked.
     pub(crate) voters_changed: bool,
+    /// This replica was a member at some point since it started.
+    pub(crate) was_member: bool,
     pub(crate) ready: Ready,
 }
 
@@ -248,7 +250,26 @@ impl Replica {
         state: PersistentState,
         applied: Slot,
     ) -> Result<Replica, ConfigError> {
+        Replica::restart_with_membership(cfg, state, applied, None)
+    }
+
+    /// [`restart`](Replica::restart) for an application that keeps the membership in force
+    /// at its applied index (snapshots carry it): `app_membership` is taken if it is newer
+    /// than the persisted one — the application installed a snapshot, and the replica
+    /// crashed before it persisted what the snapshot told it.
+    pub fn restart_with_membership(
+        cfg: Config,
+        mut state: PersistentState,
+        applied: Slot,
+        app_membership: Option<Membership>,
+    ) -> Result<Replica, ConfigError> {
         cfg.validate()?;
+        let persisted_version = state.membership.as_ref().map_or(0, |m| m.version);
+        let app_membership = app_membership.filter(|m| m.version > persisted_version);
+        let newer = app_membership.is_some();
+        if let Some(m) = app_membership {
+            state.membership = Some(m);
+        }
         let log_start = state.log_start.max(1);
         let rng = cfg.seed ^ cfg.id.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x2545_f491_4f6c_dd1d;
         let membership = (state.membership.clone())
@@ -285,10 +306,15 @@ impl Replica {
             memberships: vec![membership.clone()],
             membership,
             voters_changed: false,
+            was_member: false,
             ready: Ready::default(),
             rng: rng | 1,
             cfg,
         };
+        r.was_member = r.is_member();
+        if newer {
+            r.ready.membership = Some(r.membership.clone());
+        }
         r.recount_log_bytes();
         r.reset_election_timer();
         r.advance_commit();

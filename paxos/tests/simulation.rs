@@ -21,27 +21,34 @@ fn seeds() -> u64 {
 
 /// Runs `seeds()` seeds of a preset; reports failures grouped by kind and panics on any.
 fn sweep(name: &str) {
+    sweep_counting(name);
+}
+
+/// [`sweep`], returning the membership changes chosen over all seeds.
+fn sweep_counting(name: &str) -> u64 {
     let cfg = SimConfig::preset(name).expect("preset");
     let n = seeds();
     let start = Instant::now();
     let mut failures: Vec<SimFailure> = Vec::new();
-    let (mut slots, mut cmds) = (0, 0);
+    let (mut slots, mut cmds, mut changes) = (0, 0, 0);
     for seed in 0..n {
         match run(seed, &cfg) {
             Ok(r) => {
                 slots += r.slots_chosen;
                 cmds += r.commands_applied;
+                changes += r.membership_changes;
             }
             Err(f) => failures.push(f),
         }
     }
     println!(
-        "{name}: {n} seeds in {:.1?}, {} failed ({slots} slots, {cmds} commands checked)",
+        "{name}: {n} seeds in {:.1?}, {} failed ({slots} slots, {cmds} commands, \
+         {changes} membership changes checked)",
         start.elapsed(),
         failures.len()
     );
     if failures.is_empty() {
-        return;
+        return changes;
     }
     let mut kinds: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     for f in &failures {
@@ -120,6 +127,41 @@ fn sweep_forged3() {
 #[test]
 fn sweep_forged5() {
     sweep("forged5");
+}
+
+/// Membership changes under the faults (issue 17): spares join as learners with empty logs
+/// and catch up (by `Learn`, or by snapshot in `reconfig_compact`), learners are promoted,
+/// voters — the leader included — and learners are removed, the group grows from 3 to 5 and
+/// shrinks back (from 5 to 7 and back in `reconfig5`); removed replicas keep running. On
+/// top of the usual invariants: every replica's membership at its applied index is the one
+/// its applied values make, and leadership and convergence are judged among the members.
+fn sweep_reconfig(name: &str) {
+    let changes = sweep_counting(name);
+    assert!(
+        changes >= seeds() * 2,
+        "{name}: only {changes} membership changes chosen over {} seeds",
+        seeds()
+    );
+}
+
+#[test]
+fn sweep_reconfig3() {
+    sweep_reconfig("reconfig3");
+}
+
+#[test]
+fn sweep_reconfig5() {
+    sweep_reconfig("reconfig5");
+}
+
+#[test]
+fn sweep_reconfig_compact() {
+    sweep_reconfig("reconfig_compact");
+}
+
+#[test]
+fn sweep_reconfig_forged() {
+    sweep_reconfig("reconfig_forged");
 }
 
 /// Replays `PAXOS_SEED` (default 2) on `PAXOS_CONFIG` (default: every preset).

@@ -254,7 +254,8 @@ impl Sim<'_> {
                 ballot: Ballot::ZERO,
             },
         );
-        self.install(t.i, claimed, index, values)
+        let membership = self.initial.clone();
+        self.install(t.i, claimed, index, values, membership)
     }
 
     fn forged_value(&mut self) -> Value {

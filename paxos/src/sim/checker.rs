@@ -24,6 +24,9 @@ pub(crate) fn encode(cmd: CmdId, pad: usize) -> Vec<u8> {
 }
 
 pub(crate) fn decode(bytes: &[u8]) -> Option<CmdId> {
+    if bytes.starts_with(crate::MEMBERSHIP_TAG) {
+        return None; // a membership change, not a client's command
+    }
     let c = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
     let s = u64::from_le_bytes(bytes.get(8..16)?.try_into().ok()?);
     Some((c, s))
@@ -105,6 +108,12 @@ pub(crate) enum Event {
         read: u64,
         index: Slot,
     },
+    /// The leader `id` was asked for a membership change; `ok`: it took it.
+    Reconfig {
+        id: ReplicaId,
+        change: crate::MembershipChange,
+        ok: bool,
+    },
 }
 
 impl Event {
@@ -134,6 +143,14 @@ impl Event {
             } => [17, from << 8 | to, ballot.round << 8 | ballot.replica],
             Event::ReadIssued { id, read } => [14, id, read],
             Event::ReadServed { id, read, index } => [15, id << 32 | read, index],
+            Event::Reconfig { id, change, ok } => {
+                let (kind, of) = match change {
+                    crate::MembershipChange::AddLearner(r) => (1, r),
+                    crate::MembershipChange::Promote(r) => (2, r),
+                    crate::MembershipChange::Remove(r) => (3, r),
+                };
+                [18, id << 8 | of, kind << 1 | u64::from(ok)]
+            }
         }
     }
 }
@@ -194,6 +211,11 @@ impl fmt::Display for Event {
             Event::ReadServed { id, read, index } => {
                 write!(f, "read {read} served by {id} at index {index}")
             }
+            Event::Reconfig { id, change, ok } => write!(
+                f,
+                "leader {id} asked for {change:?}: {}",
+                if ok { "proposed" } else { "refused" }
+            ),
         }
     }
 }
@@ -294,7 +316,7 @@ impl Checker {
         value: &Value,
     ) -> Result<(), String> {
         self.claim(who, "applied", slot, value)?;
-        for c in &value.commands {
+        for c in value.commands.iter().filter(|c| !c.starts_with(crate::MEMBERSHIP_TAG)) {
             let id = decode(c).ok_or_else(|| format!("replica {who} applied a garbled command"))?;
             if !self.proposed.contains(&id) {
                 return Err(format!(

@@ -8,6 +8,7 @@ use super::network::{Faults, Network, Packet, Payload};
 use super::node::{CrashPoint, Node};
 use super::rng::SimRng;
 use super::{SimConfig, SimFailure, SimReport};
+use crate::membership::Membership;
 use crate::message::Message;
 use crate::replica::{Config, Replica, Role};
 use crate::storage::{PersistentState, Storage};
@@ -17,7 +18,7 @@ pub(super) type Check = Result<(), String>;
 
 pub(crate) struct Sim<'a> {
     pub(super) cfg: &'a SimConfig,
-    seed: u64,
+    pub(super) seed: u64,
     pub(super) rng: SimRng,
     pub(super) now: u64,
     pub(super) faults: Faults,
@@ -33,10 +34,22 @@ pub(crate) struct Sim<'a> {
     pub(super) report: SimReport,
     /// Since the faults stopped, a leader that a majority follows was seen.
     leader_seen: bool,
+    /// The group's first membership: replicas `1..=replicas` vote.
+    pub(super) initial: Membership,
 }
 
-fn replica_config(cfg: &SimConfig, seed: u64, id: ReplicaId, incarnation: u64) -> Config {
-    let default = Config::new(id, (1..=cfg.replicas).collect());
+pub(super) fn replica_config(
+    cfg: &SimConfig,
+    seed: u64,
+    id: ReplicaId,
+    incarnation: u64,
+    boot: &(Vec<ReplicaId>, Vec<ReplicaId>),
+) -> Config {
+    let default = Config {
+        learners: boot.1.clone(),
+        max_promotion_lag: 4,
+        ..Config::new(id, boot.0.clone())
+    };
     let ranges = &cfg.election_ranges;
     Config {
         election_timeout: if ranges.is_empty() {
@@ -63,14 +76,19 @@ fn replica(cfg: Config, state: PersistentState, applied: Slot) -> Result<Replica
 
 impl<'a> Sim<'a> {
     pub(crate) fn new(seed: u64, cfg: &'a SimConfig) -> Result<Sim<'a>, SimFailure> {
-        let nodes = (1..=cfg.replicas)
+        let voters: Vec<ReplicaId> = (1..=cfg.replicas).collect();
+        let nodes = (1..=cfg.replicas + cfg.spares)
             .map(|id| {
+                let boot = (voters.clone(), Vec::new());
+                if id > cfg.replicas {
+                    return Ok(Node::new(id, boot, None)); // a spare, not started yet
+                }
                 let replica = replica(
-                    replica_config(cfg, seed, id, 0),
+                    replica_config(cfg, seed, id, 0, &boot),
                     PersistentState::default(),
                     1,
                 );
-                Ok(Node::new(id, replica?))
+                Ok(Node::new(id, boot, Some(replica?)))
             })
             .collect::<Result<_, String>>()
             .map_err(|reason| SimFailure {
@@ -115,6 +133,7 @@ impl<'a> Sim<'a> {
                 ..SimReport::default()
             },
             leader_seen: false,
+            initial: Membership::initial(&voters, &[]),
         })
     }
 
@@ -141,6 +160,7 @@ impl<'a> Sim<'a> {
             if self.faulty {
                 self.inject_faults()?;
                 self.forge_step()?;
+                self.reconfig_step()?;
             }
             for i in 0..self.nodes.len() {
                 self.nodes[i].batching = self.rng.chance(self.cfg.batch_rate);
@@ -189,7 +209,7 @@ impl<'a> Sim<'a> {
                         self.crash(i, "between readies");
                     }
                 }
-            } else if self.rng.chance(self.cfg.restart_rate) {
+            } else if self.nodes[i].joined && self.rng.chance(self.cfg.restart_rate) {
                 self.restart(i)?;
             }
         }
@@ -223,7 +243,7 @@ impl<'a> Sim<'a> {
         self.checker.record(self.now, Event::FaultsOff);
         for i in 0..self.nodes.len() {
             self.nodes[i].crash_point = None;
-            if !self.nodes[i].up() {
+            if !self.nodes[i].up() && self.nodes[i].joined {
                 self.restart(i)?;
             }
         }
@@ -242,11 +262,15 @@ impl<'a> Sim<'a> {
 
     fn restart(&mut self, i: usize) -> Check {
         let node = &mut self.nodes[i];
-        let cfg = replica_config(self.cfg, self.seed, node.id, node.incarnation);
+        let cfg = replica_config(self.cfg, self.seed, node.id, node.incarnation, &node.boot);
         let Ok(state) = node.storage.load();
         let log_start = state.log_start;
         let applied = node.app.applied_index();
-        node.replica = Some(replica(cfg, state, applied)?);
+        let app_membership = node.app.membership(&self.initial);
+        node.replica = Some(
+            Replica::restart_with_membership(cfg, state, applied, Some(app_membership))
+                .map_err(|e| format!("CONFIG: {e}"))?,
+        );
         self.report.restarts += 1;
         let id = node.id;
         self.checker.record(
@@ -327,6 +351,7 @@ impl<'a> Sim<'a> {
                 self.maybe_ack(i, cmd);
             }
         }
+        self.check_membership(i)?;
         // 4. Reads, and what failed.
         self.nodes[i].pending_reads.extend(ready.read_states);
         self.serve_reads(i)?;
@@ -351,7 +376,7 @@ impl<'a> Sim<'a> {
         }
         // 5. Snapshots.
         for peer in ready.send_snapshot {
-            self.start_transfer(i, peer);
+            self.start_transfer(i, peer)?;
         }
         Ok(())
     }
@@ -373,12 +398,15 @@ impl<'a> Sim<'a> {
         if self.leader_seen {
             return Ok(());
         }
-        let majority = self.nodes.len() / 2 + 1;
+        let members = self.current_membership();
+        let majority = members.majority();
         self.leader_seen = self.nodes.iter().any(|n| {
             n.replica.as_ref().is_some_and(|r| r.role() == Role::Leader)
+                && members.is_voter(n.id)
                 && self
                     .nodes
                     .iter()
+                    .filter(|m| members.is_voter(m.id))
                     .filter(|m| m.replica.as_ref().and_then(Replica::leader) == Some(n.id))
                     .count()
                     >= majority
@@ -449,7 +477,8 @@ impl<'a> Sim<'a> {
                     seq,
                     total,
                     values,
-                } => self.on_chunk(i, from, transfer, index, (seq, total), values)?,
+                    membership,
+                } => self.on_chunk(i, from, transfer, index, (seq, total), values, membership)?,
                 Payload::ChunkAck { transfer, received } => {
                     self.on_chunk_ack(i, from, transfer, received)
                 }
@@ -491,18 +520,25 @@ impl<'a> Sim<'a> {
         if self.clients.iter().any(|c| c.state != ClientState::Idle) {
             return false;
         }
+        let members = self.current_membership();
         let mut target = self.checker.max_chosen() + 1;
-        for n in &self.nodes {
+        for n in self.nodes.iter().filter(|n| members.contains(n.id)) {
             match &n.replica {
                 Some(r) => target = target.max(r.commit_index()),
                 None => return false,
             }
         }
-        self.nodes.iter().all(|n| n.app.applied_index() == target)
+        (self.nodes.iter())
+            .filter(|n| members.contains(n.id))
+            .all(|n| n.app.applied_index() == target)
     }
 
     fn final_checks(&mut self) -> Check {
-        let app = &self.nodes[0].app;
+        let members = self.current_membership();
+        let Some(first) = self.nodes.iter().find(|n| members.contains(n.id)) else {
+            return Err(format!("no member left in {members:?}"));
+        };
+        let app = &first.app;
         if app.order.len() != app.seen.len() {
             return Err("EXACTLY-ONCE: a command took effect twice".into());
         }
@@ -538,7 +574,9 @@ impl<'a> Sim<'a> {
     }
 
     fn finish(mut self) -> SimReport {
+        let members = self.current_membership();
         let r = &mut self.report;
+        r.membership_changes = members.version;
         r.ticks = self.now;
         r.messages_sent = self.net.sent;
         r.messages_delivered = self.net.delivered;
@@ -547,7 +585,8 @@ impl<'a> Sim<'a> {
         r.reads_served = self.checker.reads_served;
         r.reads_failed = self.checker.reads_failed;
         let mut digest = self.checker.digest();
-        for v in &self.nodes[0].app.values {
+        let first = self.nodes.iter().find(|n| members.contains(n.id));
+        for v in first.map_or(&[][..], |n| &n.app.values[..]) {
             for c in &v.commands {
                 for &b in c {
                     digest = (digest ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);

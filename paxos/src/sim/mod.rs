@@ -55,6 +55,7 @@ mod clients;
 mod driver;
 mod network;
 mod node;
+mod reconfig;
 pub mod queue;
 pub mod rng;
 mod transfer;
@@ -125,6 +126,14 @@ pub struct SimConfig {
     /// message (or snapshot), claiming to come from a member, into a live replica (see
     /// `adversary.rs`).
     pub forge_rate: f64,
+    /// Replicas `replicas + 1 ..= replicas + spares` exist but are not started: a leader may
+    /// add each once, as a learner (a new replica with an empty log), and promote it.
+    pub spares: u64,
+    /// Per tick (while faults last): probability that the leader is asked for a membership
+    /// change (add a spare as a learner, promote a learner, remove a voter — the leader
+    /// itself included — or a learner), keeping between `replicas - 1` and `replicas + 2`
+    /// voters.
+    pub reconfig_rate: f64,
     /// Slot values per snapshot chunk.
     pub snapshot_chunk: usize,
     /// Replica setting: pipeline window.
@@ -169,6 +178,8 @@ impl Default for SimConfig {
             client_timeout: 40,
             read_rate: 0.1,
             forge_rate: 0.0,
+            spares: 0,
+            reconfig_rate: 0.0,
             snapshot_chunk: 8,
             max_inflight_slots: 8,
             max_batch_commands: 4,
@@ -187,7 +198,9 @@ impl SimConfig {
     /// crashes and partitions with a different election range per replica, some much
     /// shorter than others), `forged3` and `forged5` (lossy, with crashes and compaction,
     /// and an adversary stepping forged messages claiming to come from members into the
-    /// replicas).
+    /// replicas), and `reconfig3`, `reconfig5`, `reconfig_compact` and `reconfig_forged`
+    /// (membership changes under those faults: spares join as learners and are promoted,
+    /// voters — leaders included — and learners are removed).
     pub fn presets() -> Vec<SimConfig> {
         let d = SimConfig::default();
         vec![
@@ -293,6 +306,41 @@ impl SimConfig {
                 restart_rate: 0.02,
                 max_learn_entries: 4,
                 snapshot_chunk: 3,
+                ..d.clone()
+            },
+            SimConfig {
+                name: "reconfig3",
+                spares: 8,
+                reconfig_rate: 0.03,
+                ..d.clone()
+            },
+            SimConfig {
+                name: "reconfig5",
+                replicas: 5,
+                spares: 8,
+                reconfig_rate: 0.03,
+                drop_rate: 0.1,
+                crash_rate: 0.006,
+                restart_rate: 0.03,
+                partition_rate: 0.006,
+                ..d.clone()
+            },
+            SimConfig {
+                name: "reconfig_compact",
+                spares: 8,
+                reconfig_rate: 0.03,
+                compaction_rate: 0.1,
+                max_learn_entries: 4,
+                snapshot_chunk: 3,
+                crash_rate: 0.006,
+                ..d.clone()
+            },
+            SimConfig {
+                name: "reconfig_forged",
+                spares: 8,
+                reconfig_rate: 0.03,
+                forge_rate: 0.3,
+                compaction_rate: 0.05,
                 ..d
             },
         ]
@@ -353,6 +401,8 @@ pub struct SimReport {
     pub reads_served: u64,
     /// See `reads_served`.
     pub reads_failed: u64,
+    /// Membership changes chosen (the final membership's version).
+    pub membership_changes: u64,
     /// A hash of the run's events and final log: equal for equal runs.
     pub digest: u64,
 }

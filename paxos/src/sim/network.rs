@@ -21,6 +21,7 @@ pub(crate) enum Payload {
         seq: u32,
         total: u32,
         values: Vec<Value>,
+        membership: crate::Membership,
     },
     /// The receiver holds the first `received` chunks of `transfer`.
     ChunkAck {

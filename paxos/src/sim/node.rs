@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::membership::Membership;
 use crate::ready::ReadState;
 use crate::replica::Replica;
 use crate::storage::MemStorage;
@@ -42,6 +43,21 @@ impl App {
         cmds
     }
 
+    /// The membership in force after the values applied, starting from `initial`: every
+    /// chosen change that may follow the membership before it, as the replicas apply them.
+    pub(crate) fn membership(&self, initial: &Membership) -> Membership {
+        let mut m = initial.clone();
+        for (k, v) in self.values.iter().enumerate() {
+            if let Some(mut next) = v.membership_change() {
+                if m.may_become(&next) {
+                    next.since = k as Slot + 2;
+                    m = next;
+                }
+            }
+        }
+        m
+    }
+
     /// The application rebuilt from a snapshot (the values of every slot below its index).
     pub(crate) fn from_snapshot(values: Vec<Value>) -> App {
         let mut app = App::default();
@@ -60,6 +76,8 @@ pub(crate) struct OutTransfer {
     pub id: u64,
     pub index: Slot,
     pub values: Vec<Value>,
+    /// The membership in force at `index`, which the snapshot carries.
+    pub membership: Membership,
     pub total: u32,
     pub acked: u32,
     pub sent: u32,
@@ -73,6 +91,7 @@ pub(crate) struct OutTransfer {
 pub(crate) struct InTransfer {
     pub id: u64,
     pub index: Slot,
+    pub membership: Membership,
     pub total: u32,
     /// Chunks `0..received` are all here.
     pub received: u32,
@@ -95,6 +114,11 @@ pub(crate) enum CrashPoint {
 #[derive(Debug)]
 pub(crate) struct Node {
     pub id: ReplicaId,
+    /// The voters and learners it was first started with (a joiner: the voters it was told
+    /// of, and itself as a learner).
+    pub boot: (Vec<ReplicaId>, Vec<ReplicaId>),
+    /// Started at least once (a spare waits until a leader adds it).
+    pub joined: bool,
     pub replica: Option<Replica>,
     pub storage: MemStorage,
     pub app: App,
@@ -112,10 +136,16 @@ pub(crate) struct Node {
 }
 
 impl Node {
-    pub(crate) fn new(id: ReplicaId, replica: Replica) -> Node {
+    pub(crate) fn new(
+        id: ReplicaId,
+        boot: (Vec<ReplicaId>, Vec<ReplicaId>),
+        replica: Option<Replica>,
+    ) -> Node {
         Node {
             id,
-            replica: Some(replica),
+            boot,
+            joined: replica.is_some(),
+            replica,
             storage: MemStorage::new(),
             app: App::default(),
             incarnation: 0,

@@ -9,6 +9,7 @@ use super::checker::Event;
 use super::driver::{Check, Sim};
 use super::network::{Packet, Payload};
 use super::node::{App, InTransfer, OutTransfer};
+use crate::membership::Membership;
 use crate::types::{ReplicaId, Slot, Value};
 
 /// Snapshot chunks in flight per transfer.
@@ -20,13 +21,23 @@ const TRANSFER_TIMEOUT: u64 = 10;
 const TRANSFER_ABANDON: u64 = 200;
 
 impl Sim<'_> {
-    pub(super) fn start_transfer(&mut self, i: usize, peer: ReplicaId) {
+    pub(super) fn start_transfer(&mut self, i: usize, peer: ReplicaId) -> Check {
         let node = &mut self.nodes[i];
         if node.out.contains_key(&peer) {
-            return;
+            return Ok(());
         }
         let values = node.app.values.clone();
         let index = node.app.applied_index();
+        let membership = node.app.membership(&self.initial);
+        // What the replica says must be what its application's values make.
+        let told = (node.replica.as_ref()).and_then(|r| r.membership_at(index));
+        if told.as_ref().is_some_and(|m| *m != membership) {
+            return Err(format!(
+                "MEMBERSHIP: replica {} says the membership at {index} is {told:?}, its \
+                 values make {membership:?}",
+                node.id
+            ));
+        }
         let total = values.len().div_ceil(self.cfg.snapshot_chunk.max(1)).max(1) as u32;
         self.next_transfer += 1;
         node.out.insert(
@@ -35,6 +46,7 @@ impl Sim<'_> {
                 id: self.next_transfer,
                 index,
                 values,
+                membership,
                 total,
                 acked: 0,
                 sent: 0,
@@ -53,6 +65,7 @@ impl Sim<'_> {
             },
         );
         self.pump(i, peer);
+        Ok(())
     }
 
     /// Sends the chunks the window allows.
@@ -71,6 +84,7 @@ impl Sim<'_> {
                 seq: t.sent,
                 total: t.total,
                 values: t.values[lo..hi].to_vec(),
+                membership: t.membership.clone(),
             };
             t.sent += 1;
             self.report.snapshot_chunks += 1;
@@ -120,6 +134,7 @@ impl Sim<'_> {
         index: Slot,
         (seq, total): (u32, u32),
         values: Vec<Value>,
+        membership: Membership,
     ) -> Check {
         if index <= self.nodes[i].app.applied_index() {
             self.send_chunk_ack(i, from, transfer, total); // nothing to learn: done
@@ -135,6 +150,7 @@ impl Sim<'_> {
                 from,
                 InTransfer {
                     id: transfer,
+                    membership: membership.clone(),
                     index,
                     total,
                     received: 0,
@@ -156,7 +172,7 @@ impl Sim<'_> {
         if complete {
             if let Some(t) = self.nodes[i].incoming.remove(&from) {
                 let values = t.chunks.into_values().flatten().collect();
-                self.install(i, from, t.index, values)?;
+                self.install(i, from, t.index, values, t.membership)?;
             }
         }
         Ok(())
@@ -198,6 +214,7 @@ impl Sim<'_> {
         from: ReplicaId,
         index: Slot,
         values: Vec<Value>,
+        membership: Membership,
     ) -> Check {
         let id = self.nodes[i].id;
         // Inputs fed since the last `take_ready` may have produced values below `index`:
@@ -229,8 +246,14 @@ impl Sim<'_> {
         }
         let node = &mut self.nodes[i];
         node.app = App::from_snapshot(values);
+        if node.app.membership(&self.initial) != membership {
+            return Err(format!(
+                "snapshot for {id} at index {index} carries {membership:?}, its values make {:?}",
+                node.app.membership(&self.initial)
+            ));
+        }
         if let Some(r) = node.replica.as_mut() {
-            r.restore_snapshot(index);
+            r.restore_snapshot_with_membership(index, membership);
         }
         self.report.snapshots_installed += 1;
         self.checker
