@@ -162,7 +162,16 @@ impl Replica {
         }
     }
 
-    fn maybe_win(&mut self) {
+    /// Leads once a majority of the voters promised — but never while this replica's own
+    /// promise of its ballot is not yet taken for persisting: a sole voter (with learners to
+    /// send to) would otherwise win in the same step and send `Accept`s, which may leave
+    /// before the persist, in a ballot a crash could make it reuse (`reconfig3` seed 127).
+    /// It wins at its next tick instead; with peers to wait for, their promises come after
+    /// the persist anyway.
+    pub(crate) fn maybe_win(&mut self) {
+        if self.ready.promised.is_some() {
+            return;
+        }
         let (majority, members) = (self.membership.majority(), &self.membership);
         let won = matches!(&self.role,
             RoleState::Candidate(e) if members.count_voters(e.promises.keys()) >= majority);
@@ -252,6 +261,7 @@ impl Replica {
             acked_round: BTreeMap::new(),
             heard_from: BTreeSet::new(),
             follower_commit: BTreeMap::new(),
+            last_heard: BTreeMap::new(),
             change: None,
             hold,
         }));
@@ -453,6 +463,7 @@ impl Replica {
             return; // an acceptance of an older ballot proves nothing now
         }
         l.heard_from.insert(from);
+        l.last_heard.insert(from, self.now);
         for slot in &slots {
             if let Some(i) = l.inflight.get_mut(slot) {
                 i.acks.insert(from);
@@ -512,6 +523,7 @@ impl Replica {
             return;
         }
         l.heard_from.insert(from);
+        l.last_heard.insert(from, self.now);
         l.follower_commit.insert(from, (their_commit, self.now));
         let acked = l.acked_round.entry(from).or_insert(0);
         *acked = (*acked).max(read_round);
@@ -551,7 +563,10 @@ impl Replica {
             let reelect = voters_changed
                 || passed.is_some_and(|h| h.reelect || h.voters != self.membership.voters);
             if !self.is_voter() {
-                // Removed (or made a learner): a leader no longer, nor a candidate ever.
+                // Removed: a leader no longer. A last heartbeat tells the new voters the
+                // change is chosen (one that misses it campaigns anyway: see
+                // `may_campaign`).
+                self.send_heartbeats();
                 self.become_follower();
                 self.leader = None;
                 return;

@@ -267,6 +267,22 @@ impl Replica {
         self.membership.is_voter(self.cfg.id)
     }
 
+    /// A voter campaigns when it hears no leader; so does a replica that accepted (above its
+    /// commit index) a change making it a voter: the change may be chosen without it
+    /// knowing — a removed leader steps down as soon as its removal is chosen, and if the
+    /// heartbeat that says so is lost, the new voters may all believe they are learners.
+    /// Campaigning is always safe (the candidate counts the promises of the voters in force
+    /// at its commit index, whoever it is), and its election recovers the change.
+    pub(crate) fn may_campaign(&self) -> bool {
+        let me = self.cfg.id;
+        self.is_voter()
+            || (self.log.range(self.commit..)).any(|(_, e)| {
+                e.value
+                    .membership_change()
+                    .is_some_and(|m| m.version > self.membership.version && m.is_voter(me))
+            })
+    }
+
     /// True if this replica is a voter or a learner of its current membership.
     pub fn is_member(&self) -> bool {
         self.membership.contains(self.cfg.id)
@@ -309,10 +325,7 @@ impl Replica {
             return Err(ChangeRefusal::InProgress);
         }
         let next = self.membership.apply(change)?;
-        let heard = |r: ReplicaId| {
-            r == id
-                || (l.follower_commit.get(&r)).is_some_and(|&(_, at)| at >= recent && at > 0)
-        };
+        let heard = |r: ReplicaId| r == id || l.last_heard.get(&r).is_some_and(|&at| at >= recent);
         match change {
             MembershipChange::Promote(learner) => {
                 let lag = match l.follower_commit.get(&learner) {

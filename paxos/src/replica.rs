@@ -163,6 +163,9 @@ pub(crate) struct Leadership {
     pub heard_from: BTreeSet<ReplicaId>,
     /// Each follower's commit index as its last heartbeat ack said, and the tick it said so.
     pub follower_commit: BTreeMap<ReplicaId, (Slot, u64)>,
+    /// The tick each follower was last heard from in this ballot (an acceptance or a
+    /// heartbeat ack): who is live, for a removal's check.
+    pub last_heard: BTreeMap<ReplicaId, u64>,
     /// A membership change asked for and not yet given a slot.
     pub change: Option<Membership>,
     /// A membership change in flight (proposed by this leader or recovered by its election):
@@ -423,10 +426,17 @@ impl Replica {
         self.now += 1;
         if matches!(self.role, RoleState::Leader(_)) {
             self.leader_tick();
-        } else if !self.is_voter() {
+        } else if !self.may_campaign() {
             // A learner (or a removed replica) never campaigns.
             self.election_elapsed = 0;
         } else {
+            if matches!(self.role, RoleState::Candidate(_)) {
+                // A sole voter wins here, once its promise is durable (see `maybe_win`).
+                self.maybe_win();
+                if matches!(self.role, RoleState::Leader(_)) {
+                    return;
+                }
+            }
             self.election_elapsed += 1;
             if self.election_elapsed >= self.election_timeout {
                 self.silent_timeouts = (self.silent_timeouts + 1).min(MAX_ELECTION_BACKOFF + 1);

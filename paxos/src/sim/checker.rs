@@ -220,7 +220,7 @@ impl fmt::Display for Event {
     }
 }
 
-const TRACE_LEN: usize = 60;
+const TRACE_LEN: usize = 3000;
 
 /// The global history and the invariants over it.
 #[derive(Debug, Default)]

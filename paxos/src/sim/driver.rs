@@ -609,7 +609,7 @@ impl<'a> Sim<'a> {
                 Some(r) => {
                     s += &format!(
                         "  replica {}: {:?} promised {:?} leader {:?} commit {} applied {} \
-                     log_start {} log_len {} app_applied {} transfers out {:?}\n",
+                     log_start {} log_len {} app_applied {} transfers out {:?} {:?}\n",
                         n.id,
                         r.role(),
                         r.promised(),
@@ -620,6 +620,7 @@ impl<'a> Sim<'a> {
                         r.log_len(),
                         n.app.applied_index(),
                         n.out.keys().collect::<Vec<_>>(),
+                        r.membership(),
                     )
                 }
                 None => s += &format!("  replica {}: down\n", n.id),

@@ -160,6 +160,39 @@ impl Cluster {
         }
     }
 
+    /// A group of `voters` replicas plus `spares` more (ids `voters + 1 ..`) that are not
+    /// started: [`Cluster::join`] starts one as a joining server would.
+    pub fn with_spares(voters: u64, spares: u64, seed: u64) -> Cluster {
+        let members: Vec<ReplicaId> = (1..=voters).collect();
+        let mut c = Cluster::with_config(voters + spares, seed, |cfg| {
+            if !members.contains(&cfg.id) {
+                cfg.learners = vec![cfg.id];
+            }
+            cfg.members = members.clone();
+        });
+        for id in voters + 1..=voters + spares {
+            c.crash(id);
+        }
+        c
+    }
+
+    /// Starts spare `id` with an empty log and the membership `leader` has in force
+    /// (persisted first, as a joining server's driver does).
+    pub fn join(&mut self, id: ReplicaId, leader: ReplicaId) {
+        let m = self.r(leader).membership().clone();
+        let i = Self::idx(id);
+        self.cfgs[i].members = m.voters.clone();
+        self.cfgs[i].learners = vec![id];
+        self.storage[i] = MemStorage::new();
+        self.apps[i] = App::default();
+        let boot = strata_paxos::Ready {
+            membership: Some(m),
+            ..Default::default()
+        };
+        self.storage[i].persist(&boot).unwrap();
+        self.restart(id);
+    }
+
     pub fn n(&self) -> usize {
         self.replicas.len()
     }
@@ -315,7 +348,10 @@ impl Cluster {
             }
         }
         self.apps[ti] = snap.clone();
-        self.r_mut(to).restore_snapshot(snap.next);
+        match self.r(from).membership_at(snap.next) {
+            Some(m) => self.r_mut(to).restore_snapshot_with_membership(snap.next, m),
+            None => self.r_mut(to).restore_snapshot(snap.next),
+        }
         self.snapshots_installed.push((to, snap.next));
         self.process(to);
     }
