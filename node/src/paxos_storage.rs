@@ -5,7 +5,8 @@
 //! "meta/promised"              varint round, varint replica
 //! "meta/log_start"             varint slot
 //! "meta/membership"            varint version, varint since, varint n, n x varint voter,
-//!                              varint m, m x varint learner
+//!                              varint m, m x varint learner,
+//!                              varint k, k x (varint id, varint len, address)
 //! "log/" ++ slot (u64 BE)      varint ballot.round, varint ballot.replica, u8 chosen,
 //!                              varint n, n x (varint len, command bytes)
 //! ```
@@ -86,6 +87,12 @@ fn encode_membership(m: &Membership) -> Vec<u8> {
             put_varint64(&mut v, *id);
         }
     }
+    put_varint64(&mut v, m.addresses.len() as u64);
+    for (id, address) in &m.addresses {
+        put_varint64(&mut v, *id);
+        put_varint64(&mut v, address.len() as u64);
+        v.extend_from_slice(address.as_bytes());
+    }
     v
 }
 
@@ -102,12 +109,23 @@ fn decode_membership(bytes: &[u8]) -> Option<Membership> {
             list.push(d.varint64()?);
         }
     }
+    let n = d.varint64()?;
+    if n > bytes.len() as u64 {
+        return None;
+    }
+    let mut addresses = std::collections::BTreeMap::new();
+    for _ in 0..n {
+        let id = d.varint64()?;
+        let address = String::from_utf8(d.length_prefixed()?.to_vec()).ok()?;
+        addresses.insert(id, address);
+    }
     let [voters, learners] = lists;
     d.is_empty().then_some(Membership {
         version,
         since,
         voters,
         learners,
+        addresses,
     })
 }
 
@@ -286,6 +304,7 @@ mod tests {
             since: 7,
             voters: vec![1, 2, 4],
             learners: vec![9],
+            addresses: [(9, "127.0.0.1:9".to_string())].into(),
         };
         {
             let mut s = EnginePaxosStorage::open(dir.path()).unwrap();

@@ -286,6 +286,17 @@ impl Replica {
     }
 
     pub(crate) fn leader_tick(&mut self) {
+        if self.membership.voters.len() == 1 {
+            // A sole voter decides what it stored since the last tick (see `check_chosen`).
+            let slots = match &self.role {
+                RoleState::Leader(l) => l.inflight.keys().copied().collect(),
+                _ => Vec::new(),
+            };
+            self.check_chosen(slots);
+            if !matches!(self.role, RoleState::Leader(_)) {
+                return;
+            }
+        }
         self.heartbeat_elapsed += 1;
         if self.heartbeat_elapsed >= self.cfg.heartbeat_interval {
             self.heartbeat_elapsed = 0;
@@ -472,9 +483,15 @@ impl Replica {
         self.check_chosen(slots);
     }
 
-    /// Marks as chosen the given in-flight slots that a majority accepted.
+    /// Marks as chosen the given in-flight slots that a majority accepted — counting this
+    /// replica's own acceptance only once it is taken for persisting. With peers among the
+    /// voters that always holds (their acks are fed after the persist of the `Ready` that
+    /// sent the slot); a sole voter would otherwise decide in the step that stored the slot,
+    /// and its commit index could reach learners in an early `Accept` or `Heartbeat` before
+    /// the acceptance is durable (`reconfig3` seed 94): it decides at its next tick instead.
     fn check_chosen(&mut self, slots: Vec<Slot>) {
         let (majority, members) = (self.membership.majority(), &self.membership);
+        let unsaved = &self.ready.entries;
         let RoleState::Leader(l) = &mut self.role else {
             return;
         };
@@ -483,6 +500,7 @@ impl Replica {
             if l.inflight
                 .get(&slot)
                 .is_some_and(|i| members.count_voters(&i.acks) >= majority)
+                && !unsaved.iter().any(|e| e.slot == slot && !e.chosen)
             {
                 l.inflight.remove(&slot);
                 chosen.push(slot);

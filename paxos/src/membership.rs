@@ -3,6 +3,8 @@
 //! chosen change takes effect. The safety argument is in the crate documentation,
 //! "Reconfiguration".
 
+use std::collections::BTreeMap;
+
 use crate::replica::{NotLeader, Replica, RoleState};
 use crate::types::{Command, ReplicaId, Slot, Value};
 
@@ -20,14 +22,19 @@ pub struct Membership {
     pub voters: Vec<ReplicaId>,
     /// The learners, sorted; never a voter.
     pub learners: Vec<ReplicaId>,
+    /// Where members added by a change are reached, as the change named it (opaque to the
+    /// protocol: the driver's transport reads it). Members the group started with are
+    /// reached as the driver was configured.
+    pub addresses: BTreeMap<ReplicaId, String>,
 }
 
 /// A change of membership, as an administrator asks for it. Each changes at most one voter,
 /// so that every majority of the old voters meets every majority of the new ones.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MembershipChange {
-    /// A new replica joins as a learner: it receives the log (or a snapshot) but does not vote.
-    AddLearner(ReplicaId),
+    /// A new replica joins as a learner: it receives the log (or a snapshot) but does not
+    /// vote. The string says where it is reached (kept in [`Membership::addresses`]).
+    AddLearner(ReplicaId, String),
     /// A learner becomes a voter; refused while it lags the leader's commit index by more
     /// than [`Config::max_promotion_lag`](crate::Config::max_promotion_lag) slots.
     Promote(ReplicaId),
@@ -52,6 +59,9 @@ pub enum ChangeRefusal {
     /// The replica is not a member.
     #[error("replica {0} is not a member")]
     UnknownReplica(ReplicaId),
+    /// Another member is reached at that address.
+    #[error("address {0} is already a member's")]
+    AddressInUse(String),
     /// Only a learner can be promoted.
     #[error("replica {0} is not a learner")]
     NotALearner(ReplicaId),
@@ -91,6 +101,7 @@ impl Membership {
             since: 0,
             voters: voters.to_vec(),
             learners: learners.to_vec(),
+            addresses: BTreeMap::new(),
         };
         m.voters.sort_unstable();
         m.learners.sort_unstable();
@@ -124,15 +135,21 @@ impl Membership {
 
     /// The membership `change` leads to (version one higher), or why it cannot apply here.
     /// Checks only what the membership itself decides; the leader checks liveness and lag.
-    pub fn apply(&self, change: MembershipChange) -> Result<Membership, ChangeRefusal> {
+    pub fn apply(&self, change: &MembershipChange) -> Result<Membership, ChangeRefusal> {
         let mut next = self.clone();
         next.version += 1;
-        match change {
-            MembershipChange::AddLearner(id) => {
+        match *change {
+            MembershipChange::AddLearner(id, ref address) => {
                 if self.contains(id) {
                     return Err(ChangeRefusal::AlreadyMember(id));
                 }
+                if !address.is_empty() && self.addresses.values().any(|a| a == address) {
+                    return Err(ChangeRefusal::AddressInUse(address.clone()));
+                }
                 next.learners.push(id);
+                if !address.is_empty() {
+                    next.addresses.insert(id, address.clone());
+                }
             }
             MembershipChange::Promote(id) => {
                 if self.is_voter(id) {
@@ -157,6 +174,7 @@ impl Membership {
                 }
                 next.voters.retain(|&v| v != id);
                 next.learners.retain(|&l| l != id);
+                next.addresses.remove(&id);
             }
         }
         next.voters.sort_unstable();
@@ -175,6 +193,7 @@ impl Membership {
             && next.voters.iter().all(|v| !next.learners.contains(v))
             && sorted_unique(&next.voters)
             && sorted_unique(&next.learners)
+            && next.addresses.keys().all(|&id| next.contains(id))
             && added + removed <= 1
     }
 
@@ -187,6 +206,12 @@ impl Membership {
             for id in list {
                 out.extend_from_slice(&id.to_le_bytes());
             }
+        }
+        out.extend_from_slice(&(self.addresses.len() as u32).to_le_bytes());
+        for (id, address) in &self.addresses {
+            out.extend_from_slice(&id.to_le_bytes());
+            out.extend_from_slice(&(address.len() as u32).to_le_bytes());
+            out.extend_from_slice(address.as_bytes());
         }
         out
     }
@@ -211,7 +236,15 @@ impl Membership {
                 list.push(u64::from_le_bytes(take(8)?.try_into().ok()?));
             }
         }
-        if !rest.is_empty() {
+        let n = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
+        let mut addresses = BTreeMap::new();
+        for _ in 0..n.min(1 << 16) {
+            let id = u64::from_le_bytes(take(8)?.try_into().ok()?);
+            let len = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
+            let address = String::from_utf8(take(len)?.to_vec()).ok()?;
+            addresses.insert(id, address);
+        }
+        if n > 1 << 16 || !rest.is_empty() {
             return None;
         }
         let [voters, learners] = lists;
@@ -220,6 +253,7 @@ impl Membership {
             since: 0,
             voters,
             learners,
+            addresses,
         })
     }
 }
@@ -275,6 +309,12 @@ impl Replica {
     /// at its commit index, whoever it is), and its election recovers the change.
     pub(crate) fn may_campaign(&self) -> bool {
         let me = self.cfg.id;
+        if self.commit < self.membership.since {
+            // It knows a membership that decides slots above its commit index (a snapshot
+            // brought it and it crashed before installing the application's part): what
+            // decides the slots it would recover is unknown here. It catches up first.
+            return false;
+        }
         self.is_voter()
             || (self.log.range(self.commit..)).any(|(_, e)| {
                 e.value
@@ -324,7 +364,7 @@ impl Replica {
         if l.hold.is_some() || l.change.is_some() || commit <= l.barrier {
             return Err(ChangeRefusal::InProgress);
         }
-        let next = self.membership.apply(change)?;
+        let next = self.membership.apply(&change)?;
         let heard = |r: ReplicaId| r == id || l.last_heard.get(&r).is_some_and(|&at| at >= recent);
         match change {
             MembershipChange::Promote(learner) => {

@@ -18,10 +18,11 @@ fn voters(c: &Cluster, id: ReplicaId) -> Vec<ReplicaId> {
 
 /// Asks `leader` for `change` and runs until every live replica in `watch` has it in force.
 fn change(c: &mut Cluster, leader: ReplicaId, change: MembershipChange, watch: &[ReplicaId]) {
+    let what = format!("{change:?} in force");
     let want = c.r_mut(leader).propose_membership_change(change).unwrap();
     c.settle();
     let watch = watch.to_vec();
-    c.run_until(400, &format!("{change:?} in force"), |c| {
+    c.run_until(400, &what, |c| {
         watch
             .iter()
             .all(|&id| !c.alive(id) || c.r(id).membership().version >= want.version)
@@ -51,7 +52,7 @@ fn a_replica_is_replaced_add_learner_catch_up_promote_remove_and_no_write_is_los
     // Replica 3's disk dies: it is gone for good.
     c.crash(3);
     c.join(4, 1);
-    change(&mut c, 1, MembershipChange::AddLearner(4), &[1, 2, 4]);
+    change(&mut c, 1, MembershipChange::AddLearner(4, String::new()), &[1, 2, 4]);
     assert_eq!(c.r(4).membership().learners, vec![4]);
     c.run_until(200, "learner caught up", |c| caught_up(c, 4, 1));
     assert!(!c.r(4).is_voter());
@@ -81,7 +82,7 @@ fn the_group_grows_from_3_to_5_and_shrinks_back_removing_its_leader() {
     c.elect(1);
     for id in [4, 5] {
         c.join(id, 1);
-        change(&mut c, 1, MembershipChange::AddLearner(id), &[1, 2, 3, id]);
+        change(&mut c, 1, MembershipChange::AddLearner(id, String::new()), &[1, 2, 3, id]);
         c.run_until(200, "learner caught up", |c| caught_up(c, id, 1));
         let leader = c.leader().unwrap();
         change(&mut c, leader, MembershipChange::Promote(id), &[1, 2, 3, 4, id]);
@@ -132,7 +133,7 @@ fn a_learner_never_counts_toward_a_quorum_nor_campaigns() {
     let mut c = Cluster::with_spares(2, 1, 4);
     c.elect(1);
     c.join(3, 1);
-    change(&mut c, 1, MembershipChange::AddLearner(3), &[1, 2, 3]);
+    change(&mut c, 1, MembershipChange::AddLearner(3, String::new()), &[1, 2, 3]);
     // Voter 2 is cut off: leader 1 and learner 3 are not a majority of the voters {1, 2}.
     c.isolate(2);
     c.r_mut(1).propose(cmd("needs 2")).unwrap();
@@ -190,7 +191,7 @@ fn nothing_is_proposed_past_a_pending_change() {
     }));
     let before = c.r(1).commit_index();
     c.r_mut(1)
-        .propose_membership_change(MembershipChange::AddLearner(4))
+        .propose_membership_change(MembershipChange::AddLearner(4, String::new()))
         .unwrap();
     for k in 0..5 {
         c.r_mut(1).propose(cmd(&format!("queued-{k}"))).unwrap();
@@ -217,7 +218,7 @@ fn the_leader_runs_phase_1_among_the_new_voters_after_a_voter_change() {
     let mut c = Cluster::with_spares(3, 1, 7);
     let ballot = c.elect(1);
     c.join(4, 1);
-    change(&mut c, 1, MembershipChange::AddLearner(4), &[1, 2, 3, 4]);
+    change(&mut c, 1, MembershipChange::AddLearner(4, String::new()), &[1, 2, 3, 4]);
     // A learner change keeps the ballot.
     assert_eq!(c.r(1).promised(), ballot);
     c.run_until(200, "caught up", |c| caught_up(c, 4, 1));
@@ -266,9 +267,10 @@ fn a_two_voter_swap_is_refused_and_a_chosen_one_changes_nothing() {
         since: 0,
         voters: vec![1, 2, 4],
         learners: vec![],
+        addresses: Default::default(),
     };
     assert!(!m.may_become(&swap));
-    assert!(m.may_become(&m.apply(MembershipChange::Remove(3)).unwrap()));
+    assert!(m.may_become(&m.apply(&MembershipChange::Remove(3)).unwrap()));
     let mut c = Cluster::new(3, 9);
     c.elect(1);
     c.r_mut(1).propose(swap.encode()).unwrap();
@@ -292,7 +294,7 @@ fn refusals_change_nothing() {
     c.run(10);
     let r = |c: &mut Cluster, ch| c.r_mut(1).propose_membership_change(ch);
     assert_eq!(
-        r(&mut c, MembershipChange::AddLearner(2)),
+        r(&mut c, MembershipChange::AddLearner(2, String::new())),
         Err(ChangeRefusal::AlreadyMember(2))
     );
     assert_eq!(
@@ -313,7 +315,7 @@ fn refusals_change_nothing() {
     // A learner that hears nothing is too far behind to promote.
     c.join(4, 1);
     c.deaf.insert(4);
-    change(&mut c, 1, MembershipChange::AddLearner(4), &[1, 3]);
+    change(&mut c, 1, MembershipChange::AddLearner(4, String::new()), &[1, 3]);
     for _ in 0..20 {
         c.submit_from(1, &cmd("more"), 100, 20);
     }
@@ -344,7 +346,7 @@ fn a_leader_crash_in_the_middle_of_a_change_leaves_it_whole_or_absent() {
         let mut c = Cluster::with_spares(3, 1, 100 + seed);
         c.elect(1);
         c.join(4, 1);
-        change(&mut c, 1, MembershipChange::AddLearner(4), &[1, 2, 3, 4]);
+        change(&mut c, 1, MembershipChange::AddLearner(4, String::new()), &[1, 2, 3, 4]);
         c.run_until(200, "caught up", |c| caught_up(c, 4, 1));
         c.reorder = true;
         c.max_delay = 3;
@@ -386,7 +388,7 @@ fn membership_survives_restarts_and_travels_in_snapshots() {
     c.compact_every = Some(4);
     c.elect(1);
     c.join(4, 1);
-    change(&mut c, 1, MembershipChange::AddLearner(4), &[1, 2, 3, 4]);
+    change(&mut c, 1, MembershipChange::AddLearner(4, String::new()), &[1, 2, 3, 4]);
     c.run_until(200, "caught up", |c| caught_up(c, 4, 1));
     change(&mut c, 1, MembershipChange::Promote(4), &[1, 2, 3, 4]);
     for k in 0..30 {
@@ -394,7 +396,7 @@ fn membership_survives_restarts_and_travels_in_snapshots() {
     }
     let leader = c.leader().unwrap();
     c.join(5, leader);
-    change(&mut c, leader, MembershipChange::AddLearner(5), &[1, 2, 3, 4]);
+    change(&mut c, leader, MembershipChange::AddLearner(5, String::new()), &[1, 2, 3, 4]);
     c.run_until(300, "5 caught up by snapshot", |c| caught_up(c, 5, leader));
     assert!(c.snapshots_installed.iter().any(|&(to, _)| to == 5));
     let want = c.r(leader).membership().clone();
@@ -414,6 +416,7 @@ fn membership_commands_decode_only_when_well_formed() {
         since: 0,
         voters: vec![1, 3],
         learners: vec![9],
+        addresses: [(9, "10.0.0.9:7000".to_string())].into(),
     };
     let bytes = m.encode();
     assert_eq!(Membership::decode(&bytes), Some(m.clone()));

@@ -111,7 +111,8 @@ pub(crate) enum Event {
     /// The leader `id` was asked for a membership change; `ok`: it took it.
     Reconfig {
         id: ReplicaId,
-        change: crate::MembershipChange,
+        kind: &'static str,
+        of: ReplicaId,
         ok: bool,
     },
 }
@@ -143,13 +144,8 @@ impl Event {
             } => [17, from << 8 | to, ballot.round << 8 | ballot.replica],
             Event::ReadIssued { id, read } => [14, id, read],
             Event::ReadServed { id, read, index } => [15, id << 32 | read, index],
-            Event::Reconfig { id, change, ok } => {
-                let (kind, of) = match change {
-                    crate::MembershipChange::AddLearner(r) => (1, r),
-                    crate::MembershipChange::Promote(r) => (2, r),
-                    crate::MembershipChange::Remove(r) => (3, r),
-                };
-                [18, id << 8 | of, kind << 1 | u64::from(ok)]
+            Event::Reconfig { id, kind, of, ok } => {
+                [18, id << 8 | of, (kind.len() as u64) << 1 | u64::from(ok)]
             }
         }
     }
@@ -211,9 +207,9 @@ impl fmt::Display for Event {
             Event::ReadServed { id, read, index } => {
                 write!(f, "read {read} served by {id} at index {index}")
             }
-            Event::Reconfig { id, change, ok } => write!(
+            Event::Reconfig { id, kind, of, ok } => write!(
                 f,
-                "leader {id} asked for {change:?}: {}",
+                "leader {id} asked for {kind}({of}): {}",
                 if ok { "proposed" } else { "refused" }
             ),
         }

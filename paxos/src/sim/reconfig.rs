@@ -74,25 +74,29 @@ impl Sim<'_> {
                 MembershipChange::Promote(learner)
             }
         } else if let (true, Some(spare)) = (grow, spare) {
-            MembershipChange::AddLearner(spare)
+            MembershipChange::AddLearner(spare, format!("sim:{spare}"))
         } else if voters + 1 >= self.cfg.replicas && voters > 1 {
             MembershipChange::Remove(*self.rng.pick(&m.voters))
         } else {
             return Ok(());
         };
         let leader = self.nodes[i].id;
+        let (kind, of) = match change {
+            MembershipChange::AddLearner(id, _) => ("AddLearner", id),
+            MembershipChange::Promote(id) => ("Promote", id),
+            MembershipChange::Remove(id) => ("Remove", id),
+        };
         let ok = (self.nodes[i].replica.as_mut())
             .is_some_and(|r| r.propose_membership_change(change).is_ok());
-        self.checker.record(
-            self.now,
-            Event::Reconfig {
-                id: leader,
-                change,
-                ok,
-            },
-        );
-        if let (true, MembershipChange::AddLearner(id)) = (ok, change) {
-            self.start_spare(id, &m)?;
+        let event = Event::Reconfig {
+            id: leader,
+            kind,
+            of,
+            ok,
+        };
+        self.checker.record(self.now, event);
+        if ok && kind == "AddLearner" {
+            self.start_spare(of, &m)?;
         }
         self.handle_ready(i)
     }
