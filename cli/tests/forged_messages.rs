@@ -248,6 +248,7 @@ fn a_forged_snapshot_is_not_installed() {
                 chunk_index: n as u64,
                 data: data.clone(),
                 done: false,
+                membership: None,
             })
             .collect();
         chunks.push(v1::SnapshotChunk {

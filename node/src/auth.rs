@@ -59,6 +59,7 @@ pub fn required(path: &str) -> Role {
         ("strata.v1.ShardMaster", _) => Role::Admin,
         ("strata.v1.ShardKv" | "strata.v1.ShardGroup", _) => Role::Data,
         ("strata.v1.NodeStatus", _) => Role::Anyone,
+        ("strata.v1.GroupMembership", _) => Role::Admin,
         _ => Role::Nobody,
     }
 }

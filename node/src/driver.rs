@@ -42,7 +42,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use strata::coding::{get_fixed64, put_fixed64};
-use strata_paxos::{NotLeader, Replica, ReplicaId, Role, Slot, Storage};
+use strata_paxos::{Membership, NotLeader, Replica, ReplicaId, Role, Slot, Storage};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::metrics::{gauge_value, NodeMetrics};
@@ -104,7 +104,11 @@ struct Driver<S: StateMachine> {
     waiting_reads: HashMap<u64, oneshot::Sender<Result<(), NodeError>>>,
     next_read: u64,
     /// A snapshot received from a peer, installed at the end of the next round.
-    snapshot_to_install: Option<(ReplicaId, Slot, IncomingSnapshot)>,
+    snapshot_to_install: Option<(ReplicaId, Slot, Option<Membership>, IncomingSnapshot)>,
+    /// Membership changes proposed here, waiting to be chosen: the membership each leads to.
+    membership_waiters: Vec<(Membership, oneshot::Sender<Result<Membership, NodeError>>)>,
+    /// The membership version the transport was last given peers for.
+    transport_version: Option<u64>,
     /// The heartbeats this replica sent last (as a leader), sent again during a long persist.
     last_heartbeats: Vec<strata_paxos::Message>,
     /// [`NodeStatus::backlog_bytes`] and when it was counted: a sum over the log, so counted
@@ -160,6 +164,8 @@ pub(crate) fn spawn<S, P>(
         waiting_reads: HashMap::new(),
         next_read: 1,
         snapshot_to_install: None,
+        membership_waiters: Vec::new(),
+        transport_version: None,
         last_heartbeats: Vec::new(),
         backlog: (0, None),
         queued_bytes: shared.queued_bytes,
@@ -219,6 +225,14 @@ impl<S: StateMachine> Driver<S> {
                 let request = self.next_request;
                 self.next_request += 1;
                 let command = wrap(self.replica.id(), request, &payload);
+                if command.starts_with(strata_paxos::MEMBERSHIP_TAG) {
+                    // Only the replica's own membership changes may carry the tag (an
+                    // absurd replica id could make an envelope start with it).
+                    let _ = reply.send(Err(NodeError::InvalidCommand(
+                        "the command carries the membership-change tag",
+                    )));
+                    return;
+                }
                 match self.replica.propose(command) {
                     Ok(()) => {
                         self.pending.insert(request, (reply, admission));
@@ -245,7 +259,18 @@ impl<S: StateMachine> Driver<S> {
                 self.replica.step(m);
             }
             Input::Stop => {} // the loop stops before handing it here
-            Input::Snapshot(from, index, chunks) => {
+            Input::ChangeMembership(change, reply) => {
+                match self.replica.propose_membership_change(change) {
+                    Ok(next) => self.membership_waiters.push((next, reply)),
+                    Err(strata_paxos::ChangeRefusal::NotLeader(NotLeader { leader })) => {
+                        let _ = reply.send(Err(NodeError::NotLeader(leader)));
+                    }
+                    Err(refusal) => {
+                        let _ = reply.send(Err(NodeError::MembershipRefused(refusal.to_string())));
+                    }
+                }
+            }
+            Input::Snapshot(from, index, membership, chunks) => {
                 if !self.replica.accepts_snapshot(from, index) {
                     // Not asked for (or stale): dropped unread, which fails the sender's
                     // stream; a real one is offered again.
@@ -255,7 +280,7 @@ impl<S: StateMachine> Driver<S> {
                 }
                 // Installed after the pending output is handled (persisted, sent, applied):
                 // nothing older may be applied on top of the snapshot.
-                self.snapshot_to_install = Some((from, index, chunks));
+                self.snapshot_to_install = Some((from, index, membership, chunks));
             }
         }
     }
@@ -292,6 +317,7 @@ impl<S: StateMachine> Driver<S> {
                 promised: ready.promised,
                 entries: ready.entries.clone(),
                 compact_to: ready.compact_to,
+                membership: ready.membership.clone(),
                 ..Default::default()
             };
             let leading = self.replica.role() == Role::Leader;
@@ -304,6 +330,9 @@ impl<S: StateMachine> Driver<S> {
             self.transport.send(late);
         }
         for (slot, value) in ready.committed {
+            if value.membership_change().is_some() {
+                continue; // the replica's own business (see `Replica::membership`)
+            }
             for command in value.commands {
                 let Some((origin, request, payload)) = unwrap(&command) else {
                     tracing::error!(slot, "undecodable command envelope; skipped");
@@ -345,9 +374,20 @@ impl<S: StateMachine> Driver<S> {
                 }
             }
         }
-        if let Some((from, index, mut chunks)) = self.snapshot_to_install.take() {
+        if let Some((from, index, membership, mut chunks)) = self.snapshot_to_install.take() {
             // Asked again: inputs fed since may have changed the answer (a new leader).
             if self.replica.accepts_snapshot(from, index) {
+                if let Some(m) = &membership {
+                    // Durable before the state machine takes the snapshot: a crash between
+                    // the two must not restart the replica with the state of `index` and an
+                    // older membership (a replica whose membership starts above its commit
+                    // index does not campaign until it caught up: see `Replica`).
+                    let persist = strata_paxos::Ready {
+                        membership: Some(m.clone()),
+                        ..Default::default()
+                    };
+                    self.persister.persist(persist).await?;
+                }
                 // The chunks arrive from the network while the state machine consumes them:
                 // this worker blocks, so the runtime must be multi-threaded (checked at start).
                 let sm = &mut self.sm;
@@ -356,7 +396,10 @@ impl<S: StateMachine> Driver<S> {
                     Ok(()) => {
                         tracing::info!(index, "snapshot installed");
                         self.metrics.snapshots_received.inc();
-                        self.replica.restore_snapshot(index);
+                        match membership {
+                            Some(m) => self.replica.restore_snapshot_with_membership(index, m),
+                            None => self.replica.restore_snapshot(index),
+                        }
                     }
                     Err(e) => tracing::warn!(error = %e, "snapshot install failed"),
                 }
@@ -374,12 +417,57 @@ impl<S: StateMachine> Driver<S> {
         }
         for to in ready.send_snapshot {
             let (index, chunks) = self.sm.snapshot();
-            self.transport.send_snapshot(to, index, chunks);
+            let membership = self.replica.membership_at(index);
+            self.transport.send_snapshot(to, index, membership, chunks);
             self.metrics.snapshots_sent.inc();
         }
+        self.settle_membership();
         self.maybe_compact();
         self.publish_status();
         Ok(())
+    }
+
+    /// Answers membership changes that were chosen (or lost), and gives the transport the
+    /// members' addresses when the membership changed.
+    fn settle_membership(&mut self) {
+        let current = self.replica.membership().clone();
+        let leading = self.replica.role() == Role::Leader;
+        let hint = self.replica.leader();
+        let mut still = Vec::new();
+        for (want, reply) in std::mem::take(&mut self.membership_waiters) {
+            if current.version >= want.version {
+                let same = current.version == want.version
+                    && current.voters == want.voters
+                    && current.learners == want.learners;
+                let _ = reply.send(if same {
+                    Ok(current.clone())
+                } else {
+                    Err(NodeError::MembershipRefused(format!(
+                        "another change was chosen first (membership version {})",
+                        current.version
+                    )))
+                });
+            } else if !leading {
+                // It may still be chosen by the next leader: the caller checks and retries.
+                let _ = reply.send(Err(NodeError::NotLeader(hint)));
+            } else {
+                still.push((want, reply));
+            }
+        }
+        self.membership_waiters = still;
+        if self.transport_version != Some(current.version) {
+            self.transport_version = Some(current.version);
+            if self.replica.is_removed() {
+                tracing::warn!(
+                    version = current.version,
+                    "this replica was removed from its group: it no longer serves"
+                );
+            } else {
+                tracing::info!(version = current.version, voters = ?current.voters, learners = ?current.learners, "membership in force");
+            }
+            let members: Vec<ReplicaId> = current.members().collect();
+            self.transport.set_peers(&members, &current.addresses);
+        }
     }
 
     /// Compacts the Paxos log below what the state machine made durable, once the log is
@@ -491,6 +579,14 @@ impl<S: StateMachine> Driver<S> {
             log_bytes: r.log_bytes(),
             backlog_bytes: self.backlog.0,
             last_error: status.last_error.take(),
+            membership: r.membership().clone(),
+            progress: (r.follower_progress().into_iter())
+                .map(|(id, commit, heard)| {
+                    let ms = self.cfg.tick.as_millis() as u64;
+                    (id, commit, heard.map(|t| t.saturating_mul(ms)))
+                })
+                .collect(),
+            not_member: !r.is_member(),
         };
     }
 

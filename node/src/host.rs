@@ -76,8 +76,15 @@ pub struct ReplicaArgs {
     pub id: ReplicaId,
     /// Every replica of the group, this one included: `id=host:port`, comma-separated or
     /// repeated. The addresses are the ones clients and other replicas use.
-    #[arg(long, value_delimiter = ',', required = true, value_parser = parse_peer)]
+    #[arg(long, value_delimiter = ',', required_unless_present = "join", value_parser = parse_peer)]
     pub peers: Vec<(ReplicaId, String)>,
+    /// Join a running group instead (`--peers` is then not given): the address of any of
+    /// its members. The replica starts with an empty data directory, learns the group's
+    /// membership from that member, and waits to be added (`strata group add-replica`), then
+    /// catches up. `--listen` is the address the others reach it at. Later starts read the
+    /// membership from the data directory.
+    #[arg(long, conflicts_with = "peers", requires = "listen")]
+    pub join: Option<String>,
     /// Address to serve gRPC on, `host:port` (defaults to this replica's address in --peers).
     #[arg(long)]
     pub listen: Option<String>,
@@ -168,6 +175,8 @@ pub struct ReplicaHost {
     security: strata_rpc::tls::Security,
     /// Refused connections and requests.
     refusals: crate::auth::Refusals,
+    /// Started with `--join`: the voters this replica was told of (it is a learner-to-be).
+    joined_voters: Option<Vec<ReplicaId>>,
     /// The service's part of the `NodeStatus` answers (see [`ReplicaHost::report_status`]).
     service_status: Option<crate::grpc::ServiceStatusFn>,
 }
@@ -177,7 +186,15 @@ impl ReplicaHost {
     /// Paxos storage) and binds the listening socket.
     pub async fn open(group: u64, args: &ReplicaArgs) -> Result<ReplicaHost, RunError> {
         let listen = args.listen.as_deref();
-        let (peers, listen) = peers_and_listen(args.id, &args.peers, listen, args.tick_ms)?;
+        let (peers, listen) = match &args.join {
+            Some(_) => {
+                if args.tick_ms == 0 {
+                    return Err(RunError::Args("--tick-ms must be at least 1".into()));
+                }
+                (BTreeMap::new(), listen.unwrap_or_default().to_string())
+            }
+            None => peers_and_listen(args.id, &args.peers, listen, args.tick_ms)?,
+        };
         let data_dir = args.data_dir.clone();
         std::fs::create_dir_all(&data_dir).map_err(|source| RunError::Io {
             what: format!("creating the data directory {}", data_dir.display()),
@@ -201,8 +218,17 @@ impl ReplicaHost {
                 )));
             }
         }
-        let storage = EnginePaxosStorage::open(&data_dir.join("paxos"))
+        let mut storage = EnginePaxosStorage::open(&data_dir.join("paxos"))
             .map_err(|e| RunError::Node(e.to_string()))?;
+        let (peers, joined_voters) = match &args.join {
+            Some(member) => {
+                let m = join_membership(&mut storage, &security, group, args.id, member).await?;
+                let mut peers = m.addresses.clone();
+                peers.insert(args.id, listen.clone());
+                (peers, Some(m.voters))
+            }
+            None => (peers, None),
+        };
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
             .map_err(|source| RunError::Io {
@@ -245,6 +271,7 @@ impl ReplicaHost {
             service_status: None,
             security,
             refusals: crate::auth::Refusals::default(),
+            joined_voters,
         })
     }
 
@@ -294,7 +321,14 @@ impl ReplicaHost {
     /// that differs between replicas and restarts. Defaults otherwise, for the caller to tune.
     pub fn paxos_config(&self) -> strata_paxos::Config {
         let mut paxos = strata_paxos::Config::new(self.id, self.peers.keys().copied().collect());
+        if let Some(voters) = &self.joined_voters {
+            // Only what the configuration must hold to be valid: the membership persisted
+            // when it joined (or chosen since) is the one in force.
+            paxos.members = voters.clone();
+            paxos.learners = vec![self.id];
+        }
         paxos.seed = election_seed(self.id);
+        paxos.addresses = self.peers.clone();
         paxos
     }
 
@@ -390,6 +424,10 @@ impl ReplicaHost {
                 node.clone(),
                 self.refusals.clone(),
             ))
+            .add_service(crate::grpc::membership_service(
+                node.clone(),
+                self.peers.clone(),
+            ))
             .add_service(status_service_with(
                 self.group,
                 node.clone(),
@@ -448,6 +486,57 @@ where
         Box::pin(shutdown_signal())
     };
     runtime.block_on(serve(shutdown))
+}
+
+/// The membership a replica started with `--join` runs with: the one in its Paxos storage,
+/// or, on the first start (empty storage), the one `member` has in force — persisted before
+/// anything else, so that a restart finds it. Refused if this id is already a member (a
+/// replica that lost its data must not come back under its old id: its promises and
+/// acceptances are gone) or `member` belongs to another group.
+async fn join_membership(
+    storage: &mut EnginePaxosStorage,
+    security: &strata_rpc::tls::Security,
+    group: u64,
+    id: ReplicaId,
+    member: &str,
+) -> Result<strata_paxos::Membership, RunError> {
+    use strata_paxos::Storage as _;
+    let state = storage.load().map_err(|e| RunError::Node(e.to_string()))?;
+    if let Some(m) = state.membership {
+        return Ok(m);
+    }
+    if state.promised != strata_paxos::Ballot::ZERO || !state.entries.is_empty() {
+        return Err(RunError::Args(
+            "--join needs an empty data directory (this one holds a Paxos log)".into(),
+        ));
+    }
+    let status = strata_rpc::probe::node_status(security, member, Duration::from_secs(5))
+        .await
+        .map_err(|e| RunError::Args(format!("--join: {member} did not answer: {e}")))?;
+    if status.group_id != group {
+        return Err(RunError::Args(format!(
+            "--join: {member} is a replica of group {}, not {group}",
+            status.group_id
+        )));
+    }
+    let m = (status.membership)
+        .and_then(crate::wire::membership_from_proto)
+        .ok_or_else(|| RunError::Args(format!("--join: {member} reported no membership")))?;
+    if m.contains(id) {
+        return Err(RunError::Args(format!(
+            "--join: replica {id} is already a member of group {group}; a replica with an \
+             empty data directory joins under a new id"
+        )));
+    }
+    let boot = strata_paxos::Ready {
+        membership: Some(m.clone()),
+        ..Default::default()
+    };
+    storage
+        .persist(&boot)
+        .map_err(|e| RunError::Node(e.to_string()))?;
+    tracing::info!(member, version = m.version, voters = ?m.voters, "joining: waiting to be added");
+    Ok(m)
 }
 
 /// Checks a replica's `--id`, `--peers`, `--listen` and `--tick-ms`: returns the peers by id

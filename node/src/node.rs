@@ -43,6 +43,12 @@ pub enum NodeError {
     /// Persisting the Paxos state failed: the node stopped itself.
     #[error("paxos storage failed: {0}")]
     Storage(String),
+    /// A membership change was refused; nothing changed.
+    #[error("membership change refused: {0}")]
+    MembershipRefused(String),
+    /// The command is not one a client may propose (it carries the membership-change tag).
+    #[error("invalid command: {0}")]
+    InvalidCommand(&'static str),
 }
 
 /// A point-in-time view of a node, for the `Status` RPC.
@@ -71,6 +77,13 @@ pub struct NodeStatus {
     pub backlog_bytes: usize,
     /// Why the node stopped, once it has (its Paxos storage failed).
     pub last_error: Option<String>,
+    /// The group's membership as this replica has it in force.
+    pub membership: strata_paxos::Membership,
+    /// On the leader: each other member's commit index and milliseconds since it was last
+    /// heard from (`None`: not yet in this ballot).
+    pub progress: Vec<(ReplicaId, Slot, Option<u64>)>,
+    /// This replica is not a member (removed, or joined and waiting to be added).
+    pub not_member: bool,
 }
 
 pub(crate) enum Input<R> {
@@ -78,8 +91,19 @@ pub(crate) enum Input<R> {
     Read(oneshot::Sender<Result<(), NodeError>>),
     /// A peer's message and its size (counted in `queued_bytes` until taken).
     Message(Message, usize),
-    /// A snapshot streaming in from a peer, covering every slot below the index.
-    Snapshot(ReplicaId, Slot, IncomingSnapshot),
+    /// A snapshot streaming in from a peer, covering every slot below the index, with the
+    /// membership in force there (if the sender said).
+    Snapshot(
+        ReplicaId,
+        Slot,
+        Option<strata_paxos::Membership>,
+        IncomingSnapshot,
+    ),
+    /// A membership change to propose; answered once it is chosen.
+    ChangeMembership(
+        strata_paxos::MembershipChange,
+        oneshot::Sender<Result<strata_paxos::Membership, NodeError>>,
+    ),
     Stop,
 }
 
@@ -270,6 +294,19 @@ impl<R: Send + 'static> Node<R> {
         result
     }
 
+    /// Proposes a membership change (only the leader takes it) and waits until it is
+    /// chosen; returns the membership it made. Refusals change nothing.
+    pub async fn change_membership(
+        &self,
+        change: strata_paxos::MembershipChange,
+    ) -> Result<strata_paxos::Membership, NodeError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .try_send(Input::ChangeMembership(change, tx))
+            .map_err(|_| NodeError::Stopped)?;
+        rx.await.map_err(|_| NodeError::Stopped)?
+    }
+
     async fn propose_uncounted(&self, command: Vec<u8>) -> Result<R, NodeError> {
         let backlog = {
             // A replica that last reported itself a follower says so at once, even while its
@@ -331,8 +368,15 @@ impl<R: Send + 'static> Node<R> {
     /// as they arrive. One this replica did not ask for (see
     /// [`strata_paxos::Replica::accepts_snapshot`]) is dropped unread: the sender's stream
     /// then fails.
-    pub async fn install_snapshot(&self, from: ReplicaId, index: Slot, chunks: IncomingSnapshot) {
-        let _ = self.tx.send(Input::Snapshot(from, index, chunks)).await;
+    pub async fn install_snapshot(
+        &self,
+        from: ReplicaId,
+        index: Slot,
+        membership: Option<strata_paxos::Membership>,
+        chunks: IncomingSnapshot,
+    ) {
+        let input = Input::Snapshot(from, index, membership, chunks);
+        let _ = self.tx.send(input).await;
     }
 
     /// Stops the driver (pending callers get `Stopped`). Durable state stays on disk.
@@ -352,7 +396,11 @@ fn error_outcome(e: &NodeError) -> Outcome {
     match e {
         NodeError::NotLeader(_) => Outcome::NotLeader,
         NodeError::Overloaded { .. } => Outcome::Overloaded,
-        NodeError::Stopped | NodeError::Config(_) | NodeError::Storage(_) => Outcome::Failed,
+        NodeError::Stopped
+        | NodeError::Config(_)
+        | NodeError::Storage(_)
+        | NodeError::MembershipRefused(_)
+        | NodeError::InvalidCommand(_) => Outcome::Failed,
     }
 }
 

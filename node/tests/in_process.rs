@@ -29,7 +29,14 @@ impl Transport for Link {
             }
         }
     }
-    fn send_snapshot(&self, _to: ReplicaId, _index: Slot, _chunks: SnapshotStream) {}
+    fn send_snapshot(
+        &self,
+        _to: ReplicaId,
+        _index: Slot,
+        _membership: Option<strata_paxos::Membership>,
+        _chunks: SnapshotStream,
+    ) {
+    }
 }
 
 fn config(id: ReplicaId) -> NodeConfig {

@@ -17,6 +17,9 @@ pub struct Config {
     /// A learner is promoted to voter only while it is at most this many slots behind the
     /// leader's commit index.
     pub max_promotion_lag: u64,
+    /// Where the first members are reached (opaque to the protocol; kept in the first
+    /// [`Membership`](crate::Membership), which every change carries forward).
+    pub addresses: std::collections::BTreeMap<ReplicaId, String>,
     /// A follower that hears no leader for a random number of ticks in this range starts an
     /// election (and a candidate that does not win in time starts another): randomness makes
     /// duels between candidates die out.
@@ -123,6 +126,7 @@ impl Config {
             members,
             learners: Vec::new(),
             max_promotion_lag: 1000,
+            addresses: std::collections::BTreeMap::new(),
             election_timeout: (10, 20),
             heartbeat_interval: 2,
             max_batch_commands: 1000,

@@ -169,7 +169,7 @@ impl Replica {
     /// It wins at its next tick instead; with peers to wait for, their promises come after
     /// the persist anyway.
     pub(crate) fn maybe_win(&mut self) {
-        if self.ready.promised.is_some() {
+        if self.ready.promised.is_some() && self.has_peers() {
             return;
         }
         let (majority, members) = (self.membership.majority(), &self.membership);
@@ -491,7 +491,12 @@ impl Replica {
     /// the acceptance is durable (`reconfig3` seed 94): it decides at its next tick instead.
     fn check_chosen(&mut self, slots: Vec<Slot>) {
         let (majority, members) = (self.membership.majority(), &self.membership);
-        let unsaved = &self.ready.entries;
+        // A replica alone in its group tells nobody before the persist: no need to wait.
+        let unsaved: &[_] = if self.has_peers() {
+            &self.ready.entries
+        } else {
+            &[]
+        };
         let RoleState::Leader(l) = &mut self.role else {
             return;
         };
@@ -617,6 +622,11 @@ impl Replica {
 }
 
 impl Replica {
+    /// True if the group has a member other than this replica.
+    pub(crate) fn has_peers(&self) -> bool {
+        self.membership.members().any(|m| m != self.cfg.id)
+    }
+
     /// Every member but this one.
     pub(crate) fn peers(&self) -> Vec<ReplicaId> {
         let me = self.cfg.id;

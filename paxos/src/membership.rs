@@ -337,6 +337,23 @@ impl Replica {
         self.was_member && !self.is_member()
     }
 
+    /// On the leader: every other member's progress — its commit index as its last heartbeat
+    /// ack said (0 if none yet), and the ticks since it was last heard from (`None`: not in
+    /// this ballot). Empty elsewhere.
+    pub fn follower_progress(&self) -> Vec<(ReplicaId, Slot, Option<u64>)> {
+        let RoleState::Leader(l) = &self.role else {
+            return Vec::new();
+        };
+        (self.membership.members())
+            .filter(|&id| id != self.cfg.id)
+            .map(|id| {
+                let commit = l.follower_commit.get(&id).map_or(0, |&(c, _)| c);
+                let heard = l.last_heard.get(&id).map(|&at| self.now.saturating_sub(at));
+                (id, commit, heard)
+            })
+            .collect()
+    }
+
     /// On the leader: true while a membership change it proposed or recovered is not yet
     /// chosen (no other change may be proposed meanwhile).
     pub fn membership_change_pending(&self) -> bool {

@@ -275,8 +275,14 @@ impl Replica {
         }
         let log_start = state.log_start.max(1);
         let rng = cfg.seed ^ cfg.id.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x2545_f491_4f6c_dd1d;
-        let membership = (state.membership.clone())
-            .unwrap_or_else(|| Membership::initial(&cfg.members, &cfg.learners));
+        let membership = (state.membership.clone()).unwrap_or_else(|| {
+            let mut m = Membership::initial(&cfg.members, &cfg.learners);
+            m.addresses = (cfg.addresses.iter())
+                .filter(|(id, _)| m.contains(**id))
+                .map(|(&id, a)| (id, a.clone()))
+                .collect();
+            m
+        });
         let mut r = Replica {
             promised: state.promised,
             highest_seen: state.promised,

@@ -26,6 +26,10 @@ pub fn node_error_status(e: NodeError, peers: &BTreeMap<ReplicaId, String>) -> S
         }
         NodeError::Storage(e) => Status::unavailable(format!("paxos storage failed: {e}")),
         NodeError::Config(e) => Status::failed_precondition(format!("paxos configuration: {e}")),
+        NodeError::MembershipRefused(why) => {
+            Status::failed_precondition(format!("membership change refused: {why}"))
+        }
+        NodeError::InvalidCommand(why) => strata_rpc::error::invalid_argument(why),
     }
 }
 

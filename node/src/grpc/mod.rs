@@ -4,11 +4,13 @@
 //! mapping ([`calls`]).
 
 pub mod calls;
+pub mod membership;
 pub mod services;
 pub mod status;
 pub mod transport;
 
 pub use calls::{node_error_status, propose_within, read_barrier_within};
+pub use membership::membership_service;
 pub use services::peer_service;
 pub use status::{
     status_service, status_service_with, ServiceStatus, ServiceStatusFn, StatusExtras,

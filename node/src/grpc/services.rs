@@ -107,10 +107,16 @@ impl<R: Send + 'static> PaxosPeer for PeerService<R> {
             )));
         }
         let (index, from) = (first.index, first.from);
+        let membership = match first.membership.clone() {
+            Some(m) => Some(crate::wire::membership_from_proto(m).ok_or_else(|| {
+                strata_rpc::error::invalid_argument("snapshot carries an impossible membership")
+            })?),
+            None => None,
+        };
         let (tx, mut rx) = mpsc::channel::<Result<Vec<u8>, TransferError>>(4);
         let chunks = std::iter::from_fn(move || rx.blocking_recv());
         self.node
-            .install_snapshot(from, index, Box::new(chunks))
+            .install_snapshot(from, index, membership, Box::new(chunks))
             .await;
         let mut next = Some(first);
         let mut complete = false;

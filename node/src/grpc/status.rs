@@ -75,10 +75,25 @@ impl<R: Send + 'static> NodeStatus for StatusService<R> {
             Some(disk) => disk.bytes().await,
             None => 0,
         };
-        let leader_address = s
-            .leader
-            .and_then(|id| self.peers.get(&id).cloned())
-            .unwrap_or_default();
+        let address_of = |id| {
+            (s.membership.addresses.get(&id))
+                .or_else(|| self.peers.get(&id))
+                .cloned()
+        };
+        let leader_address = s.leader.and_then(address_of).unwrap_or_default();
+        let mut membership = crate::wire::membership_to_proto(&s.membership);
+        for id in s.membership.members() {
+            if let Some(addr) = address_of(id) {
+                membership.addresses.entry(id).or_insert(addr);
+            }
+        }
+        let progress = (s.progress.iter())
+            .map(|&(replica_id, commit_index, heard)| v1::ReplicaProgress {
+                replica_id,
+                commit_index,
+                heard_ms_ago: heard.unwrap_or(u64::MAX),
+            })
+            .collect();
         Ok(Response::new(v1::StatusResponse {
             role: role as i32,
             ballot: Some(v1::Ballot {
@@ -101,6 +116,9 @@ impl<R: Send + 'static> NodeStatus for StatusService<R> {
             last_error: s.last_error.or(service.last_error).unwrap_or_default(),
             http_address: self.http_address.clone(),
             shards: service.shards,
+            membership: Some(membership),
+            progress,
+            not_member: s.not_member,
         }))
     }
 }

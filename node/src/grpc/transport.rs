@@ -16,7 +16,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use prost::Message as _;
-use strata_paxos::{Message, ReplicaId, Slot};
+use strata_paxos::{Membership, Message, ReplicaId, Slot};
 use strata_rpc::v1;
 use tokio::sync::mpsc;
 use tonic::codegen::tokio_stream;
@@ -128,8 +128,12 @@ struct PeerGauges {
 pub struct GrpcTransport {
     group: u64,
     me: ReplicaId,
-    peers: BTreeMap<ReplicaId, PeerLink>,
+    /// The link to each current member. The lock is held for a map lookup and a
+    /// non-blocking queue push per message (or to swap links when the membership changes),
+    /// never across I/O.
+    peers: parking_lot::RwLock<BTreeMap<ReplicaId, PeerLink>>,
     security: Security,
+    metrics: PeerMetrics,
 }
 
 /// The queue to one peer. Invariant: `gauges.queued_bytes` is the payload size of the
@@ -184,44 +188,69 @@ impl GrpcTransport {
         metrics: &PeerMetrics,
         security: Security,
     ) -> Arc<GrpcTransport> {
-        let mut links = BTreeMap::new();
-        for (id, addr) in peers {
-            if id == me {
-                continue;
-            }
-            let (tx, rx) = mpsc::channel(PEER_QUEUE);
-            let gauges = metrics.of(id);
-            let peer = Peer {
-                group,
-                me,
-                to: id,
-                addr: addr.clone(),
-                security: security.clone(),
-            };
-            tokio::spawn(peer_sender(peer, rx, gauges.clone()));
-            links.insert(
-                id,
-                PeerLink {
-                    addr,
-                    tx,
-                    gauges,
-                    snapshot_running: Arc::new(AtomicBool::new(false)),
-                },
-            );
-        }
-        Arc::new(GrpcTransport {
+        let transport = GrpcTransport {
             group,
             me,
-            peers: links,
+            peers: parking_lot::RwLock::new(BTreeMap::new()),
             security,
-        })
+            metrics: metrics.clone(),
+        };
+        let links = (peers.into_iter())
+            .filter(|(id, _)| *id != me)
+            .map(|(id, addr)| (id, transport.link(id, addr)))
+            .collect();
+        *transport.peers.write() = links;
+        Arc::new(transport)
+    }
+
+    /// A queue to peer `id` at `addr`, with its sender task (which ends when the link is
+    /// dropped).
+    fn link(&self, id: ReplicaId, addr: String) -> PeerLink {
+        let (tx, rx) = mpsc::channel(PEER_QUEUE);
+        let gauges = self.metrics.of(id);
+        let peer = Peer {
+            group: self.group,
+            me: self.me,
+            to: id,
+            addr: addr.clone(),
+            security: self.security.clone(),
+        };
+        tokio::spawn(peer_sender(peer, rx, gauges.clone()));
+        PeerLink {
+            addr,
+            tx,
+            gauges,
+            snapshot_running: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// The peers this transport reaches, and where.
+    pub fn peers(&self) -> BTreeMap<ReplicaId, String> {
+        (self.peers.read().iter())
+            .map(|(id, l)| (*id, l.addr.clone()))
+            .collect()
     }
 }
 
 impl Transport for GrpcTransport {
+    fn set_peers(&self, members: &[ReplicaId], addresses: &BTreeMap<ReplicaId, String>) {
+        let mut peers = self.peers.write();
+        peers.retain(|id, _| members.contains(id));
+        for &id in members.iter().filter(|&&id| id != self.me) {
+            let Some(addr) = addresses.get(&id) else {
+                continue; // keeps the address it was built with, if any
+            };
+            if peers.get(&id).is_none_or(|l| l.addr != *addr) {
+                tracing::info!(peer = id, addr = %addr, "reaching a new member");
+                peers.insert(id, self.link(id, addr.clone()));
+            }
+        }
+    }
+
     fn send(&self, messages: Vec<Message>) {
+        let peers = self.peers.read();
         for m in messages {
-            let Some(link) = self.peers.get(&m.to) else {
+            let Some(link) = peers.get(&m.to) else {
                 continue;
             };
             // Full queue: the peer is down or slow; dropping is safe (Paxos re-sends what
@@ -244,12 +273,19 @@ impl Transport for GrpcTransport {
         }
     }
 
-    fn send_snapshot(&self, to: ReplicaId, index: Slot, chunks: SnapshotStream) {
+    fn send_snapshot(
+        &self,
+        to: ReplicaId,
+        index: Slot,
+        membership: Option<Membership>,
+        chunks: SnapshotStream,
+    ) {
+        let peers = self.peers.read();
         let Some(PeerLink {
             addr,
             snapshot_running,
             ..
-        }) = self.peers.get(&to)
+        }) = peers.get(&to)
         else {
             return;
         };
@@ -258,6 +294,8 @@ impl Transport for GrpcTransport {
         }
         let guard = TransferGuard(snapshot_running.clone());
         let (group, me) = (self.group, self.me);
+        let membership = membership.as_ref().map(crate::wire::membership_to_proto);
+        let carried = membership.clone();
         let chunks = chunks.enumerate().map(move |(i, data)| v1::SnapshotChunk {
             group_id: group,
             from: me,
@@ -267,6 +305,7 @@ impl Transport for GrpcTransport {
             chunk_index: i as u64,
             data,
             done: false,
+            membership: carried.clone(),
         });
         let last = v1::SnapshotChunk {
             group_id: group,
@@ -274,6 +313,7 @@ impl Transport for GrpcTransport {
             to,
             index,
             done: true,
+            membership,
             ..Default::default()
         };
         let chunks: Box<dyn Iterator<Item = v1::SnapshotChunk> + Send> =
