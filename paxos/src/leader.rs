@@ -3,9 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::message::{split_by_bytes, AcceptedEntry, Body};
-use crate::replica::{
-    Election, Hold, Inflight, Leadership, Replica, RoleState, MAX_RECOVERY_SPAN,
-};
+use crate::replica::{Election, Hold, Inflight, Leadership, Replica, RoleState, MAX_RECOVERY_SPAN};
 use crate::types::{Ballot, ReplicaId, Slot, Value};
 
 /// A leader steps down after this many (longest) election timeouts without hearing from a

@@ -491,8 +491,7 @@ impl Replica {
 
     /// Feeds a message from a peer.
     pub fn step(&mut self, msg: Message) {
-        if msg.to != self.cfg.id || msg.from == self.cfg.id || !self.membership.contains(msg.from)
-        {
+        if msg.to != self.cfg.id || msg.from == self.cfg.id || !self.membership.contains(msg.from) {
             return; // misaddressed or from a stranger (or a removed member): never trusted
         }
         let from = msg.from;
@@ -738,9 +737,10 @@ impl Replica {
         let acked = &l.acked_round;
         let mut done = Vec::new();
         l.reads.retain(|r| {
-            let confirmations = 1 + (acked.iter())
-                .filter(|&(id, &a)| a >= r.round && members.is_voter(*id))
-                .count();
+            let confirmations = 1
+                + (acked.iter())
+                    .filter(|&(id, &a)| a >= r.round && members.is_voter(*id))
+                    .count();
             if confirmations >= majority {
                 done.push(ReadState {
                     id: r.id,

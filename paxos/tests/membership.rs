@@ -52,7 +52,12 @@ fn a_replica_is_replaced_add_learner_catch_up_promote_remove_and_no_write_is_los
     // Replica 3's disk dies: it is gone for good.
     c.crash(3);
     c.join(4, 1);
-    change(&mut c, 1, MembershipChange::AddLearner(4, String::new()), &[1, 2, 4]);
+    change(
+        &mut c,
+        1,
+        MembershipChange::AddLearner(4, String::new()),
+        &[1, 2, 4],
+    );
     assert_eq!(c.r(4).membership().learners, vec![4]);
     c.run_until(200, "learner caught up", |c| caught_up(c, 4, 1));
     assert!(!c.r(4).is_voter());
@@ -82,19 +87,42 @@ fn the_group_grows_from_3_to_5_and_shrinks_back_removing_its_leader() {
     c.elect(1);
     for id in [4, 5] {
         c.join(id, 1);
-        change(&mut c, 1, MembershipChange::AddLearner(id, String::new()), &[1, 2, 3, id]);
+        change(
+            &mut c,
+            1,
+            MembershipChange::AddLearner(id, String::new()),
+            &[1, 2, 3, id],
+        );
         c.run_until(200, "learner caught up", |c| caught_up(c, id, 1));
         let leader = c.leader().unwrap();
-        change(&mut c, leader, MembershipChange::Promote(id), &[1, 2, 3, 4, id]);
+        change(
+            &mut c,
+            leader,
+            MembershipChange::Promote(id),
+            &[1, 2, 3, 4, id],
+        );
     }
     assert_eq!(voters(&c, 2), vec![1, 2, 3, 4, 5]);
     c.submit(&cmd("five"), 400, 30);
     // Shrink, removing the current leader last.
     let leader = c.leader().unwrap();
-    let others: Vec<ReplicaId> = [1, 2, 3, 4, 5].into_iter().filter(|&r| r != leader).collect();
-    change(&mut c, leader, MembershipChange::Remove(others[0]), &others[1..]);
+    let others: Vec<ReplicaId> = [1, 2, 3, 4, 5]
+        .into_iter()
+        .filter(|&r| r != leader)
+        .collect();
+    change(
+        &mut c,
+        leader,
+        MembershipChange::Remove(others[0]),
+        &others[1..],
+    );
     let leader = c.leader().unwrap();
-    change(&mut c, leader, MembershipChange::Remove(leader), &others[1..]);
+    change(
+        &mut c,
+        leader,
+        MembershipChange::Remove(leader),
+        &others[1..],
+    );
     assert!(c.r(leader).is_removed());
     assert_ne!(c.r(leader).role(), Role::Leader);
     assert_eq!(voters(&c, others[1]).len(), 3);
@@ -113,13 +141,15 @@ fn a_removed_leader_steps_down_and_never_campaigns_again() {
     change(&mut c, 1, MembershipChange::Remove(1), &[1, 2, 3]);
     assert!(c.r(1).is_removed());
     assert_ne!(c.r(1).role(), Role::Leader);
-    c.run_until(400, "a new leader", |c| {
-        c.leader().is_some_and(|l| l != 1)
-    });
+    c.run_until(400, "a new leader", |c| c.leader().is_some_and(|l| l != 1));
     let promised = c.r(1).promised();
     for _ in 0..300 {
         c.tick();
-        assert_ne!(c.r(1).role(), Role::Candidate, "a removed replica campaigned");
+        assert_ne!(
+            c.r(1).role(),
+            Role::Candidate,
+            "a removed replica campaigned"
+        );
         assert_ne!(c.r(1).role(), Role::Leader);
     }
     assert_eq!(c.r(1).promised().replica == 1, promised.replica == 1);
@@ -133,12 +163,20 @@ fn a_learner_never_counts_toward_a_quorum_nor_campaigns() {
     let mut c = Cluster::with_spares(2, 1, 4);
     c.elect(1);
     c.join(3, 1);
-    change(&mut c, 1, MembershipChange::AddLearner(3, String::new()), &[1, 2, 3]);
+    change(
+        &mut c,
+        1,
+        MembershipChange::AddLearner(3, String::new()),
+        &[1, 2, 3],
+    );
     // Voter 2 is cut off: leader 1 and learner 3 are not a majority of the voters {1, 2}.
     c.isolate(2);
     c.r_mut(1).propose(cmd("needs 2")).unwrap();
     c.run(60);
-    assert!(!c.is_chosen(&cmd("needs 2")), "a learner's acceptance counted");
+    assert!(
+        !c.is_chosen(&cmd("needs 2")),
+        "a learner's acceptance counted"
+    );
     // The learner alone, for a long time: it never campaigns.
     c.isolate(1);
     for _ in 0..300 {
@@ -146,7 +184,9 @@ fn a_learner_never_counts_toward_a_quorum_nor_campaigns() {
         assert_eq!(c.r(3).role(), Role::Follower);
     }
     c.heal();
-    c.run_until(600, "chosen once 2 is back", |c| c.is_chosen(&cmd("needs 2")));
+    c.run_until(600, "chosen once 2 is back", |c| {
+        c.is_chosen(&cmd("needs 2"))
+    });
 }
 
 /// Trap: messages from a replica that is not in the current configuration are ignored.
@@ -163,7 +203,11 @@ fn a_removed_replica_that_missed_its_removal_cannot_disturb_the_group() {
     c.heal();
     for _ in 0..300 {
         c.tick();
-        assert_eq!(c.r(1).role(), Role::Leader, "3's campaign unseated the leader");
+        assert_eq!(
+            c.r(1).role(),
+            Role::Leader,
+            "3's campaign unseated the leader"
+        );
     }
     assert_eq!(c.r(1).promised(), ballot);
     assert_eq!(c.r(2).promised(), ballot);
@@ -218,14 +262,22 @@ fn the_leader_runs_phase_1_among_the_new_voters_after_a_voter_change() {
     let mut c = Cluster::with_spares(3, 1, 7);
     let ballot = c.elect(1);
     c.join(4, 1);
-    change(&mut c, 1, MembershipChange::AddLearner(4, String::new()), &[1, 2, 3, 4]);
+    change(
+        &mut c,
+        1,
+        MembershipChange::AddLearner(4, String::new()),
+        &[1, 2, 3, 4],
+    );
     // A learner change keeps the ballot.
     assert_eq!(c.r(1).promised(), ballot);
     c.run_until(200, "caught up", |c| caught_up(c, 4, 1));
     let prepares = c.sent_of("Prepare");
     change(&mut c, 1, MembershipChange::Promote(4), &[1, 2, 3, 4]);
     c.run_until(200, "led again", |c| c.leader().is_some());
-    assert!(c.sent_of("Prepare") > prepares, "no phase 1 after the voters changed");
+    assert!(
+        c.sent_of("Prepare") > prepares,
+        "no phase 1 after the voters changed"
+    );
     assert!(c.r(c.leader().unwrap()).promised() > ballot);
     assert!(c.r(4).promised() > ballot, "the new voter was not asked");
 }
@@ -274,7 +326,9 @@ fn a_two_voter_swap_is_refused_and_a_chosen_one_changes_nothing() {
     let mut c = Cluster::new(3, 9);
     c.elect(1);
     c.r_mut(1).propose(swap.encode()).unwrap();
-    c.run_until(200, "the swap value chosen", |c| c.is_chosen(&swap.encode()));
+    c.run_until(200, "the swap value chosen", |c| {
+        c.is_chosen(&swap.encode())
+    });
     c.run(20);
     for id in [1, 2, 3] {
         assert_eq!(voters(&c, id), vec![1, 2, 3], "replica {id}");
@@ -287,7 +341,8 @@ fn a_two_voter_swap_is_refused_and_a_chosen_one_changes_nothing() {
 fn refusals_change_nothing() {
     let mut c = Cluster::with_spares(3, 1, 10);
     assert!(matches!(
-        c.r_mut(2).propose_membership_change(MembershipChange::Remove(3)),
+        c.r_mut(2)
+            .propose_membership_change(MembershipChange::Remove(3)),
         Err(ChangeRefusal::NotLeader(_))
     ));
     c.elect(1);
@@ -315,7 +370,12 @@ fn refusals_change_nothing() {
     // A learner that hears nothing is too far behind to promote.
     c.join(4, 1);
     c.deaf.insert(4);
-    change(&mut c, 1, MembershipChange::AddLearner(4, String::new()), &[1, 3]);
+    change(
+        &mut c,
+        1,
+        MembershipChange::AddLearner(4, String::new()),
+        &[1, 3],
+    );
     for _ in 0..20 {
         c.submit_from(1, &cmd("more"), 100, 20);
     }
@@ -346,7 +406,12 @@ fn a_leader_crash_in_the_middle_of_a_change_leaves_it_whole_or_absent() {
         let mut c = Cluster::with_spares(3, 1, 100 + seed);
         c.elect(1);
         c.join(4, 1);
-        change(&mut c, 1, MembershipChange::AddLearner(4, String::new()), &[1, 2, 3, 4]);
+        change(
+            &mut c,
+            1,
+            MembershipChange::AddLearner(4, String::new()),
+            &[1, 2, 3, 4],
+        );
         c.run_until(200, "caught up", |c| caught_up(c, 4, 1));
         c.reorder = true;
         c.max_delay = 3;
@@ -388,7 +453,12 @@ fn membership_survives_restarts_and_travels_in_snapshots() {
     c.compact_every = Some(4);
     c.elect(1);
     c.join(4, 1);
-    change(&mut c, 1, MembershipChange::AddLearner(4, String::new()), &[1, 2, 3, 4]);
+    change(
+        &mut c,
+        1,
+        MembershipChange::AddLearner(4, String::new()),
+        &[1, 2, 3, 4],
+    );
     c.run_until(200, "caught up", |c| caught_up(c, 4, 1));
     change(&mut c, 1, MembershipChange::Promote(4), &[1, 2, 3, 4]);
     for k in 0..30 {
@@ -396,7 +466,12 @@ fn membership_survives_restarts_and_travels_in_snapshots() {
     }
     let leader = c.leader().unwrap();
     c.join(5, leader);
-    change(&mut c, leader, MembershipChange::AddLearner(5, String::new()), &[1, 2, 3, 4]);
+    change(
+        &mut c,
+        leader,
+        MembershipChange::AddLearner(5, String::new()),
+        &[1, 2, 3, 4],
+    );
     c.run_until(300, "5 caught up by snapshot", |c| caught_up(c, 5, leader));
     assert!(c.snapshots_installed.iter().any(|&(to, _)| to == 5));
     let want = c.r(leader).membership().clone();

@@ -270,6 +270,7 @@ impl v1::node_status_server::NodeStatus for Fake {
                 pulling: false,
                 migration_bytes: 0,
             }],
+            ..Default::default()
         }))
     }
 }
@@ -635,6 +636,7 @@ async fn paxos_batches_and_snapshots() {
         chunk_index: i,
         data: vec![i as u8; 1000],
         done: i == 3,
+        membership: None,
     });
     let reply = peer
         .install_snapshot(tokio_stream::iter(chunks))

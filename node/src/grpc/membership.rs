@@ -28,7 +28,9 @@ struct MembershipService<R> {
 pub fn change_from_proto(req: &v1::MembershipChangeRequest) -> Result<MembershipChange, Status> {
     let id = req.replica_id;
     if id == 0 {
-        return Err(strata_rpc::error::invalid_argument("replica id 0 is not one"));
+        return Err(strata_rpc::error::invalid_argument(
+            "replica id 0 is not one",
+        ));
     }
     match Kind::try_from(req.kind) {
         Ok(Kind::AddLearner) => {

@@ -312,7 +312,11 @@ impl Checker {
         value: &Value,
     ) -> Result<(), String> {
         self.claim(who, "applied", slot, value)?;
-        for c in value.commands.iter().filter(|c| !c.starts_with(crate::MEMBERSHIP_TAG)) {
+        for c in value
+            .commands
+            .iter()
+            .filter(|c| !c.starts_with(crate::MEMBERSHIP_TAG))
+        {
             let id = decode(c).ok_or_else(|| format!("replica {who} applied a garbled command"))?;
             if !self.proposed.contains(&id) {
                 return Err(format!(

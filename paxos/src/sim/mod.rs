@@ -55,8 +55,8 @@ mod clients;
 mod driver;
 mod network;
 mod node;
-mod reconfig;
 pub mod queue;
+mod reconfig;
 pub mod rng;
 mod transfer;
 

@@ -8,8 +8,8 @@
 use super::checker::Event;
 use super::driver::{Check, Sim};
 use crate::membership::{Membership, MembershipChange};
-use crate::replica::{Replica, Role};
 use crate::ready::Ready;
+use crate::replica::{Replica, Role};
 use crate::storage::Storage;
 
 impl Sim<'_> {
@@ -49,9 +49,7 @@ impl Sim<'_> {
             return Ok(());
         }
         let leaders: Vec<usize> = (0..self.nodes.len())
-            .filter(|&i| {
-                (self.nodes[i].replica.as_ref()).is_some_and(|r| r.role() == Role::Leader)
-            })
+            .filter(|&i| (self.nodes[i].replica.as_ref()).is_some_and(|r| r.role() == Role::Leader))
             .collect();
         if leaders.is_empty() {
             return Ok(());
@@ -65,8 +63,8 @@ impl Sim<'_> {
             .find(|n| !n.joined && !m.contains(n.id))
             .map(|n| n.id);
         let voters = m.voters.len() as u64;
-        let grow = voters < self.cfg.replicas
-            || (voters < self.cfg.replicas + 2 && self.rng.chance(0.5));
+        let grow =
+            voters < self.cfg.replicas || (voters < self.cfg.replicas + 2 && self.rng.chance(0.5));
         let change = if let Some(&learner) = m.learners.first() {
             if self.rng.chance(0.15) {
                 MembershipChange::Remove(learner)

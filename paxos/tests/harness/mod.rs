@@ -349,7 +349,9 @@ impl Cluster {
         }
         self.apps[ti] = snap.clone();
         match self.r(from).membership_at(snap.next) {
-            Some(m) => self.r_mut(to).restore_snapshot_with_membership(snap.next, m),
+            Some(m) => self
+                .r_mut(to)
+                .restore_snapshot_with_membership(snap.next, m),
             None => self.r_mut(to).restore_snapshot(snap.next),
         }
         self.snapshots_installed.push((to, snap.next));
