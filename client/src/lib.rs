@@ -4,6 +4,8 @@
 //!   compare-and-swap, ordered whole-keyspace scans), exactly-once and retrying;
 //! - [`master`]: [`MasterClient`], the shard master's client (join, leave, move, query), which
 //!   finds the leader and retries with back-off;
+//! - [`group`]: [`GroupAdmin`], membership changes of one Paxos group (add, promote,
+//!   remove, replace a replica);
 //! - [`channels`]: [`Channels`], the cache of lazily connected gRPC channels by address that
 //!   both clients (and a shard server's reconfiguration worker) use.
 //!
@@ -42,10 +44,12 @@
 #![warn(missing_docs)]
 
 pub mod channels;
+pub mod group;
 pub mod kv;
 pub mod master;
 
 pub use channels::Channels;
+pub use group::{GroupAdmin, GroupError, ReplaceStep};
 pub use kv::{CasOutcome, Client, ClientOptions, KvError, Scanner};
 pub use master::{ClientError, MasterClient, MasterClientOptions};
 pub use strata_rpc::config::{Config, Gid, ShardId, UNASSIGNED};
