@@ -12,6 +12,7 @@
 //! - [`masters`]: [`MasterCluster`], N shard-master replicas.
 //! - [`shards`]: [`ShardCluster`], a master and shard-server groups.
 //! - [`linearizability`]: a checker for recorded histories of key-value operations.
+//! - [`workload`]: continuous client load whose history is checked at the end.
 //! - [`free_port`]: a port nothing listens on ([`free_addresses`]: several, as addresses);
 //!   [`peers_arg`]: the `--peers` argument naming replicas; [`node_status_at`]: any process's
 //!   `NodeStatus`.
@@ -25,6 +26,7 @@ pub mod masters;
 pub mod process;
 pub mod shards;
 pub mod tls;
+pub mod workload;
 
 pub use masters::MasterCluster;
 pub use process::{test_proc, Proc};

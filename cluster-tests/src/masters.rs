@@ -17,8 +17,13 @@ use crate::{free_addresses, peers_arg};
 pub struct MasterCluster {
     replicas: Vec<Proc>,
     addresses: Vec<String>,
+    ids: Vec<u64>,
+    /// Replicas removed from the master group's membership ([`MasterCluster::retire`]).
+    retired: Vec<bool>,
     dir: Option<TempDir>,
     binary: PathBuf,
+    shards: usize,
+    tick_ms: u64,
 }
 
 impl MasterCluster {
@@ -67,8 +72,12 @@ impl MasterCluster {
         let cluster = MasterCluster {
             replicas,
             addresses,
+            ids: (1..=n as u64).collect(),
+            retired: vec![false; n],
             dir: Some(dir),
             binary,
+            shards,
+            tick_ms,
         };
         for i in 0..n {
             cluster.wait_listening(i, Duration::from_secs(10));
@@ -86,9 +95,82 @@ impl MasterCluster {
         self.replicas.is_empty()
     }
 
-    /// The replicas' gRPC addresses (replica `i` has id `i + 1`).
+    /// The gRPC addresses of the replicas not retired (the master group's members as the
+    /// harness knows them), in the order they were started: what clients are given.
     pub fn addresses(&self) -> Vec<String> {
-        self.addresses.clone()
+        (0..self.len())
+            .filter(|&i| !self.retired[i])
+            .map(|i| self.addresses[i].clone())
+            .collect()
+    }
+
+    /// Replica `i`'s address (the replicas started first have ids `i + 1`).
+    pub fn address(&self, i: usize) -> &str {
+        &self.addresses[i]
+    }
+
+    /// Replica `i`'s id.
+    pub fn id(&self, i: usize) -> u64 {
+        self.ids[i]
+    }
+
+    /// Marks replica `i` as removed from the membership and SIGKILLs it: it is no longer in
+    /// [`MasterCluster::addresses`].
+    pub fn retire(&mut self, i: usize) {
+        self.replicas[i].kill();
+        self.retired[i] = true;
+    }
+
+    /// SIGKILLs replica `i` and deletes its data directory (a lost disk).
+    pub fn wipe(&mut self, i: usize) {
+        self.replicas[i].kill();
+        let dir = self.data_dir(i);
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => panic!("deleting {}: {e}", dir.display()),
+        }
+    }
+
+    /// Starts a new replica `id` on a free port and an empty data directory, with `--join`
+    /// naming the member at `via`; it waits to be added to the membership (e.g. by
+    /// [`MasterCluster::admin`]). Returns its index.
+    pub fn start_joiner(&mut self, id: u64, via: &str) -> usize {
+        let address = free_addresses(1).remove(0);
+        let args: Vec<OsString> = [
+            "master".to_string(),
+            "--id".into(),
+            id.to_string(),
+            "--join".into(),
+            via.to_string(),
+            "--listen".into(),
+            address.clone(),
+            "--data-dir".into(),
+            self.root().join(format!("m{id}")).display().to_string(),
+            "--shards".into(),
+            self.shards.to_string(),
+            "--tick-ms".into(),
+            self.tick_ms.to_string(),
+        ]
+        .into_iter()
+        .chain(crate::tls::replica_args(0, id))
+        .map(OsString::from)
+        .collect();
+        let mut p = test_proc(&self.binary, args, self.root().join(format!("m{id}.log")));
+        p.start().expect("starting a replica");
+        self.replicas.push(p);
+        self.addresses.push(address);
+        self.ids.push(id);
+        self.retired.push(false);
+        let i = self.len() - 1;
+        self.wait_listening(i, Duration::from_secs(10));
+        i
+    }
+
+    /// An administrator of the master group's membership, reaching it at every replica's
+    /// address (retired ones included).
+    pub fn admin(&self) -> strata_client::GroupAdmin {
+        strata_client::GroupAdmin::new(self.addresses.clone(), crate::tls::security())
     }
 
     /// The dispatch binary the replicas run.
@@ -98,7 +180,7 @@ impl MasterCluster {
 
     /// The data directory of replica `i`.
     pub fn data_dir(&self, i: usize) -> PathBuf {
-        self.root().join(format!("m{}", i + 1))
+        self.root().join(format!("m{}", self.ids[i]))
     }
 
     fn root(&self) -> &Path {
@@ -161,7 +243,7 @@ impl MasterCluster {
         }
         panic!(
             "master replica {} did not listen on {} within {timeout:?}; log:\n{}",
-            i + 1,
+            self.ids[i],
             self.addresses[i],
             self.replicas[i].log()
         );
@@ -196,7 +278,7 @@ impl MasterCluster {
         self.replicas
             .iter()
             .enumerate()
-            .map(|(i, p)| format!("==== replica {} ====\n{}", i + 1, p.log()))
+            .map(|(i, p)| format!("==== master replica {} ====\n{}", self.ids[i], p.log()))
             .collect()
     }
 }

@@ -14,12 +14,16 @@ use crate::masters::MasterCluster;
 use crate::process::{test_proc, Proc};
 use crate::{free_addresses, peers_arg};
 
-/// One replica group of shard servers.
+/// One replica group of shard servers: the replicas it started with (replica `i` has id
+/// `i + 1`), then any started later with `--join` ([`ShardCluster::start_joiner`]).
 pub struct ServerGroup {
     gid: u64,
     replicas: Vec<Proc>,
     addresses: Vec<String>,
     dirs: Vec<PathBuf>,
+    ids: Vec<u64>,
+    /// Replicas removed from the group's membership ([`ServerGroup::retire`]).
+    retired: Vec<bool>,
 }
 
 impl ServerGroup {
@@ -28,9 +32,53 @@ impl ServerGroup {
         self.gid
     }
 
-    /// The replicas' addresses (replica `i` has id `i + 1`).
+    /// The addresses of the replicas not retired (the group's members as the harness knows
+    /// them), in the order they were started.
     pub fn addresses(&self) -> Vec<String> {
-        self.addresses.clone()
+        self.members().map(|i| self.addresses[i].clone()).collect()
+    }
+
+    /// Replica `i`'s address.
+    pub fn address(&self, i: usize) -> &str {
+        &self.addresses[i]
+    }
+
+    /// Replica `i`'s id within the group.
+    pub fn id(&self, i: usize) -> u64 {
+        self.ids[i]
+    }
+
+    /// The index of the replica with id `id`.
+    pub fn index_of(&self, id: u64) -> usize {
+        (self.ids.iter().position(|&x| x == id)).unwrap_or_else(|| panic!("no replica {id}"))
+    }
+
+    /// The indices of the replicas not retired.
+    pub fn members(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.replicas.len()).filter(|&i| !self.retired[i])
+    }
+
+    /// Marks replica `i` as removed from the group's membership and SIGKILLs it: it no
+    /// longer counts in [`ServerGroup::addresses`] or towards a settled majority.
+    pub fn retire(&mut self, i: usize) {
+        self.replicas[i].kill();
+        self.retired[i] = true;
+    }
+
+    /// SIGKILLs replica `i` and deletes its data directory (a lost disk).
+    pub fn wipe(&mut self, i: usize) {
+        self.replicas[i].kill();
+        match std::fs::remove_dir_all(&self.dirs[i]) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => panic!("deleting {}: {e}", self.dirs[i].display()),
+        }
+    }
+
+    /// An administrator of the group's membership, reaching it at every replica's address
+    /// (retired ones included: they answer with hints or not at all).
+    pub fn admin(&self) -> strata_client::GroupAdmin {
+        strata_client::GroupAdmin::new(self.addresses.clone(), crate::tls::security())
     }
 
     /// Number of replicas.
@@ -70,6 +118,9 @@ impl ServerGroup {
     /// Restarts every replica.
     pub fn restart_all(&mut self) {
         for i in 0..self.len() {
+            if self.retired[i] {
+                continue;
+            }
             self.restart(i);
         }
     }
@@ -115,7 +166,7 @@ impl ServerGroup {
                 format!(
                     "==== group {} replica {} ====\n{}",
                     self.gid,
-                    i + 1,
+                    self.ids[i],
                     p.log()
                 )
             })
@@ -227,43 +278,13 @@ impl ShardCluster {
 
     /// Starts group `gid` with `n` replicas (not joined to the master yet).
     pub fn add_group(&mut self, gid: u64, n: usize) -> &mut ServerGroup {
-        let root = self
-            .dir
-            .as_ref()
-            .expect("cluster directory")
-            .path()
-            .to_owned();
         let addresses = free_addresses(n);
         let peers = peers_arg(&addresses);
-        let masters = self.masters.addresses().join(",");
         let mut replicas = Vec::new();
         let mut dirs = Vec::new();
         for i in 0..n {
-            let dir = root.join(format!("g{gid}-{}", i + 1));
-            let mut args: Vec<String> = vec![
-                "server".into(),
-                "--gid".into(),
-                gid.to_string(),
-                "--id".into(),
-                (i + 1).to_string(),
-                "--peers".into(),
-                peers.clone(),
-                "--masters".into(),
-                masters.clone(),
-                "--data-dir".into(),
-                dir.display().to_string(),
-                "--tick-ms".into(),
-                self.tick_ms.to_string(),
-            ];
-            args.extend(self.extra_args.iter().cloned());
-            args.extend(crate::tls::replica_args(gid, i as u64 + 1));
-            let args = args.into_iter().map(OsString::from).collect();
-            let mut p = test_proc(
-                &self.binary,
-                args,
-                root.join(format!("g{gid}-{}.log", i + 1)),
-            );
-            p.start().expect("starting a replica");
+            let id = i as u64 + 1;
+            let (p, dir) = self.server_proc(gid, id, vec!["--peers".into(), peers.clone()]);
             replicas.push(p);
             dirs.push(dir);
         }
@@ -274,12 +295,85 @@ impl ShardCluster {
             gid,
             ServerGroup {
                 gid,
+                retired: vec![false; n],
+                ids: (1..=n as u64).collect(),
                 replicas,
                 addresses,
                 dirs,
             },
         );
         self.groups.get_mut(&gid).expect("just inserted")
+    }
+
+    /// Starts a new replica `id` of group `gid` on a free port and an empty data directory,
+    /// with `--join` naming the member at `via`: it waits to be added to the group's
+    /// membership (e.g. by [`ServerGroup::admin`]). Returns its index in the group.
+    pub fn start_joiner(&mut self, gid: u64, id: u64, via: &str) -> usize {
+        let address = free_addresses(1).remove(0);
+        let membership = vec![
+            "--join".into(),
+            via.to_string(),
+            "--listen".into(),
+            address.clone(),
+        ];
+        let (p, dir) = self.server_proc(gid, id, membership);
+        wait_listening(&address, &p);
+        let g = self.group(gid);
+        g.replicas.push(p);
+        g.addresses.push(address);
+        g.dirs.push(dir);
+        g.ids.push(id);
+        g.retired.push(false);
+        g.replicas.len() - 1
+    }
+
+    /// The command line of replica `id` of group `gid` with `membership` (`--peers` or
+    /// `--join`), started; and its data directory.
+    fn server_proc(&self, gid: u64, id: u64, membership: Vec<String>) -> (Proc, PathBuf) {
+        let name = format!("g{gid}-{id}");
+        let (mut p, dir) = self.server_command(gid, id, membership, &name);
+        p.start().expect("starting a replica");
+        (p, dir)
+    }
+
+    /// The process of replica `id` of group `gid` with `membership` (`--peers` or `--join`
+    /// and `--listen`), not started; and its data directory, `<root>/<name>` (the replicas
+    /// the harness starts use `g<gid>-<id>`), next to its log `<root>/<name>.log`.
+    pub fn server_command(
+        &self,
+        gid: u64,
+        id: u64,
+        membership: Vec<String>,
+        name: &str,
+    ) -> (Proc, PathBuf) {
+        let root = self.root();
+        let dir = root.join(name);
+        let mut args: Vec<String> = vec![
+            "server".into(),
+            "--gid".into(),
+            gid.to_string(),
+            "--id".into(),
+            id.to_string(),
+        ];
+        args.extend(membership);
+        args.extend([
+            "--masters".into(),
+            self.masters.addresses().join(","),
+            "--data-dir".into(),
+            dir.display().to_string(),
+            "--tick-ms".into(),
+            self.tick_ms.to_string(),
+        ]);
+        args.extend(self.extra_args.iter().cloned());
+        args.extend(crate::tls::replica_args(gid, id));
+        let args = args.into_iter().map(OsString::from).collect();
+        let p = test_proc(&self.binary, args, root.join(format!("{name}.log")));
+        (p, dir)
+    }
+
+    /// The cluster's temporary directory.
+    pub fn root(&self) -> PathBuf {
+        (self.dir.as_ref().expect("cluster directory").path()).to_owned()
     }
 
     /// Group `gid`.
@@ -304,6 +398,15 @@ impl ShardCluster {
             .map(|g| (*g, self.groups[g].addresses()))
             .collect();
         self.master().join(groups).await.expect("join")
+    }
+
+    /// Tells the master group `gid`'s current servers (its replicas not retired), in a new
+    /// configuration, so that clients and other groups find new replicas; returns the new
+    /// config number, or `None` while the master has no such operation.
+    pub async fn publish_servers(&self, gid: u64) -> Option<u64> {
+        let _servers = self.groups[&gid].addresses();
+        // TODO(issue 17): `MasterClient::set_servers` once it is on main.
+        None
     }
 
     /// Removes groups at the master; returns the new config number.
@@ -334,7 +437,8 @@ impl ShardCluster {
         for gid in gids {
             let g = &self.groups[gid];
             let mut ok = 0;
-            for i in 0..g.len() {
+            let members: Vec<usize> = g.members().collect();
+            for &i in &members {
                 if let Some(s) = g.shards(i).await {
                     let settled = s.shards.iter().all(|&st| {
                         st == v1::ShardState::Absent as i32
@@ -346,7 +450,7 @@ impl ShardCluster {
                     }
                 }
             }
-            if ok * 2 <= g.len() {
+            if ok * 2 <= members.len() {
                 all = false;
             }
         }
