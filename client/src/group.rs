@@ -140,7 +140,10 @@ impl GroupAdmin {
                 Some(a) => a,
                 None => match self.status().await {
                     Ok(s) if strata_rpc::probe::role_name(s.role) == "leader" => {
-                        let me = s.membership.as_ref().and_then(|m| m.addresses.get(&s.replica_id));
+                        let me = s
+                            .membership
+                            .as_ref()
+                            .and_then(|m| m.addresses.get(&s.replica_id));
                         match me {
                             Some(a) => a.clone(),
                             None => s.leader_address.clone(),
