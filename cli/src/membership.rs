@@ -73,6 +73,7 @@ pub enum MasterAdmin {
         replica: String,
     },
     /// The master group's members, learners and each one's progress.
+    #[command(after_long_help = "Examples:\n  strata master members\n  strata master members -o json")]
     Members,
 }
 
