@@ -163,7 +163,9 @@ pub fn parse_servers(servers: &[String]) -> CliResult<Vec<String>> {
 pub async fn group(global: &Global, command: GroupCommand) -> CliResult {
     let master = master_client(global)?;
     match command {
-        GroupCommand::AddReplica(args) => return crate::membership::add_replica(global, args).await,
+        GroupCommand::AddReplica(args) => {
+            return crate::membership::add_replica(global, args).await
+        }
         GroupCommand::RemoveReplica(args) => {
             return crate::membership::remove_replica(global, args).await
         }

@@ -257,7 +257,13 @@ mod tests {
         let admin: &[&[&str]] = &[
             &["add-replica", "4=127.0.0.1:4"],
             &["remove-replica", "3", "-o", "json"],
-            &["replace-replica", "3", "4=127.0.0.1:4", "--masters", "127.0.0.1:1"],
+            &[
+                "replace-replica",
+                "3",
+                "4=127.0.0.1:4",
+                "--masters",
+                "127.0.0.1:1",
+            ],
             &["members"],
         ];
         for line in admin {

@@ -19,8 +19,8 @@ pub mod encoding;
 pub mod error;
 pub mod health;
 pub mod launch;
-pub mod output;
 pub mod membership;
+pub mod output;
 pub mod replica;
 pub mod status;
 

@@ -73,13 +73,19 @@ pub enum MasterAdmin {
         replica: String,
     },
     /// The master group's members, learners and each one's progress.
-    #[command(after_long_help = "Examples:\n  strata master members\n  strata master members -o json")]
+    #[command(
+        after_long_help = "Examples:\n  strata master members\n  strata master members -o json"
+    )]
     Members,
 }
 
 /// The words `strata master` takes as an admin command rather than a replica's options.
-pub const MASTER_ADMIN_WORDS: [&str; 4] =
-    ["add-replica", "remove-replica", "replace-replica", "members"];
+pub const MASTER_ADMIN_WORDS: [&str; 4] = [
+    "add-replica",
+    "remove-replica",
+    "replace-replica",
+    "members",
+];
 
 /// `ID=HOST:PORT`, checked.
 pub fn parse_replica(s: &str) -> CliResult<(u64, String)> {
@@ -129,7 +135,9 @@ fn report_step(s: ReplaceStep) {
 fn servers_of(m: &v1::Membership) -> Vec<String> {
     let mut ids: Vec<u64> = m.voters.iter().chain(&m.learners).copied().collect();
     ids.sort_unstable();
-    ids.iter().filter_map(|id| m.addresses.get(id).cloned()).collect()
+    ids.iter()
+        .filter_map(|id| m.addresses.get(id).cloned())
+        .collect()
 }
 
 fn print_membership(global: &Global, what: &str, m: &v1::Membership, config: Option<u64>) {
@@ -186,7 +194,12 @@ pub async fn add_replica(global: &Global, args: AddReplicaArgs) -> CliResult {
     let admin = admin(global, group_servers(global, args.gid).await?)?;
     let m = add(&admin, id, &address).await?;
     let num = update_master(global, args.gid, &m).await?;
-    print_membership(global, &format!("replica {id} added to group {}", args.gid), &m, Some(num));
+    print_membership(
+        global,
+        &format!("replica {id} added to group {}", args.gid),
+        &m,
+        Some(num),
+    );
     Ok(())
 }
 
@@ -222,7 +235,10 @@ pub async fn replace_replica(global: &Global, args: ReplaceReplicaArgs) -> CliRe
         .await
         .map_err(group_error)?;
     let num = update_master(global, args.gid, &m).await?;
-    let what = format!("replica {} replaced by {id} in group {}", args.old_id, args.gid);
+    let what = format!(
+        "replica {} replaced by {id} in group {}",
+        args.old_id, args.gid
+    );
     print_membership(global, &what, &m, Some(num));
     Ok(())
 }
@@ -238,7 +254,9 @@ pub async fn master(global: &Global, command: MasterAdmin) -> CliResult {
         MasterAdmin::RemoveReplica { id } => admin.remove(id).await.map_err(group_error)?,
         MasterAdmin::ReplaceReplica { old_id, replica } => {
             let (id, address) = parse_replica(&replica)?;
-            step(&format!("replacing master replica {old_id} by {id} at {address}"));
+            step(&format!(
+                "replacing master replica {old_id} by {id} at {address}"
+            ));
             admin
                 .replace_replica(old_id, id, &address, report_step)
                 .await
