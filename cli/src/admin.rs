@@ -32,6 +32,23 @@ pub enum GroupCommand {
     /// List the groups of the latest configuration.
     #[command(after_long_help = "Examples:\n  strata group list\n  strata group list -o json")]
     List,
+    /// Add a replica to a running group: as a learner, then a voter once caught up; the
+    /// master's configuration gets the group's new server list.
+    #[command(after_long_help = "Start the new replica first, with an empty data \
+        directory and --join (any member's address):\n  \
+        strata server --gid 1 --id 4 --join 10.0.0.1:7100 --listen 10.0.0.4:7100 \
+        --data-dir /var/lib/strata/g1r4 --masters ... &\n\nExamples:\n  \
+        strata group add-replica 1 4=10.0.0.4:7100")]
+    AddReplica(crate::membership::AddReplicaArgs),
+    /// Remove a replica from a running group (refused if the voters left would not include
+    /// a live majority).
+    #[command(after_long_help = "Examples:\n  strata group remove-replica 1 3")]
+    RemoveReplica(crate::membership::RemoveReplicaArgs),
+    /// Replace a replica (dead or alive) of a running group: add the new one as a learner,
+    /// let it catch up, promote it, remove the old one — with progress.
+    #[command(after_long_help = "Start the new replica first (see add-replica).\n\n\
+        Examples:\n  strata group replace-replica 1 3 4=10.0.0.4:7100")]
+    ReplaceReplica(crate::membership::ReplaceReplicaArgs),
 }
 
 /// `strata group join`.
@@ -146,6 +163,15 @@ pub fn parse_servers(servers: &[String]) -> CliResult<Vec<String>> {
 pub async fn group(global: &Global, command: GroupCommand) -> CliResult {
     let master = master_client(global)?;
     match command {
+        GroupCommand::AddReplica(args) => {
+            return crate::membership::add_replica(global, args).await
+        }
+        GroupCommand::RemoveReplica(args) => {
+            return crate::membership::remove_replica(global, args).await
+        }
+        GroupCommand::ReplaceReplica(args) => {
+            return crate::membership::replace_replica(global, args).await
+        }
         GroupCommand::Join(args) => {
             if args.gid == UNASSIGNED {
                 return Err(CliError::usage("gid 0 is reserved for unassigned shards"));

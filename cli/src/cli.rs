@@ -169,6 +169,22 @@ pub enum Command {
     Health(crate::health::HealthArgs),
     /// Make a cluster's CA and certificates (mutual TLS).
     Certs(crate::certs::CertsArgs),
+    /// `strata master add-replica|remove-replica|replace-replica|members` (what `main`
+    /// makes of `strata master` followed by one of those words).
+    #[command(skip)]
+    MasterAdmin(crate::membership::MasterAdmin),
+}
+
+/// `strata master` followed by an admin word, parsed as a command of its own.
+#[derive(Debug, Parser)]
+#[command(name = "strata master")]
+pub struct MasterAdminCli {
+    /// Options every command takes.
+    #[command(flatten)]
+    pub global: Global,
+    /// The command.
+    #[command(subcommand)]
+    pub command: crate::membership::MasterAdmin,
 }
 
 #[cfg(test)]
@@ -226,6 +242,9 @@ mod tests {
             &["status"],
             &["health"],
             &["demo", "--keep", "--insecure"],
+            &["group", "add-replica", "1", "4=127.0.0.1:4"],
+            &["group", "remove-replica", "1", "3"],
+            &["group", "replace-replica", "1", "3", "4=127.0.0.1:4"],
         ];
         for line in lines {
             let argv = ["strata", "--masters", "127.0.0.1:1"]
@@ -233,6 +252,25 @@ mod tests {
                 .chain(line.iter());
             if let Err(e) = Cli::try_parse_from(argv) {
                 panic!("{line:?}: {e}");
+            }
+        }
+        let admin: &[&[&str]] = &[
+            &["add-replica", "4=127.0.0.1:4"],
+            &["remove-replica", "3", "-o", "json"],
+            &[
+                "replace-replica",
+                "3",
+                "4=127.0.0.1:4",
+                "--masters",
+                "127.0.0.1:1",
+            ],
+            &["members"],
+        ];
+        for line in admin {
+            assert!(crate::membership::MASTER_ADMIN_WORDS.contains(&line[0]));
+            let argv = ["strata master"].iter().chain(line.iter());
+            if let Err(e) = super::MasterAdminCli::try_parse_from(argv) {
+                panic!("master {line:?}: {e}");
             }
         }
     }

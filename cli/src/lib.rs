@@ -19,6 +19,7 @@ pub mod encoding;
 pub mod error;
 pub mod health;
 pub mod launch;
+pub mod membership;
 pub mod output;
 pub mod replica;
 pub mod status;
@@ -51,6 +52,7 @@ pub async fn run(global: Global, command: Command) -> CliResult {
         Command::Status(args) => status::status(g, args).await,
         Command::Health(args) => health::health(g, args).await,
         Command::Certs(args) => crate::certs::run(args),
+        Command::MasterAdmin(c) => membership::master(g, c).await,
     }
 }
 
@@ -58,8 +60,29 @@ pub async fn run(global: Global, command: Command) -> CliResult {
 /// (0 success, 1 failure, 2 bad usage). The test harness's `strata-cluster` binary is this
 /// same program.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
     let command = match cli.command {
+        // `strata master add-replica ...`: a client of the master group, not a replica.
+        Command::Master(m)
+            if (m.args.first())
+                .is_some_and(|a| membership::MASTER_ADMIN_WORDS.iter().any(|w| a == w)) =>
+        {
+            let words = std::iter::once("strata master".into()).chain(m.args);
+            let admin = crate::cli::MasterAdminCli::parse_from(words);
+            // Options given before `master` count too (after it, they win).
+            let (before, mut after) = (cli.global, admin.global);
+            if after.masters.is_empty() {
+                after.masters = before.masters;
+            }
+            if after.cacert.is_none() && after.cert.is_none() && after.key.is_none() {
+                (after.cacert, after.cert, after.key) = (before.cacert, before.cert, before.key);
+            }
+            if after.output == crate::output::Format::Table {
+                after.output = before.output;
+            }
+            cli.global = after;
+            Command::MasterAdmin(admin.command)
+        }
         // Replica processes set up their own runtime and logging.
         Command::Master(m) => return crate::replica::run_master(m.args),
         Command::Server(s) => return crate::replica::run_server(s.args),

@@ -76,7 +76,8 @@ pub async fn survey(global: &Global) -> CliResult<Survey> {
             .await
             .and_then(|r| r.map_err(master_error))
     };
-    let (masters, config) = tokio::join!(concurrently(masters), query);
+    let (mut masters, config) = tokio::join!(concurrently(masters), query);
+    masters.extend(members_not_listed("master", &masters, &security, timeout).await);
     let mut groups = BTreeMap::new();
     if let Ok(config) = &config {
         let asks: Vec<_> = (config.groups.iter())
@@ -99,12 +100,49 @@ pub async fn survey(global: &Global) -> CliResult<Survey> {
         for (gid, probe) in concurrently(asks).await {
             groups.entry(gid).or_insert_with(Vec::new).push(probe);
         }
+        for (gid, probes) in groups.iter_mut() {
+            let more = members_not_listed(&gid.to_string(), probes, &security, timeout).await;
+            probes.extend(more);
+        }
     }
     Ok(Survey {
         masters,
         config,
         groups,
     })
+}
+
+/// The members a group's replicas report (learners being added, replicas the configuration
+/// does not list yet) that `probes` did not ask: asked now.
+async fn members_not_listed(
+    group: &str,
+    probes: &[Probe],
+    security: &strata_rpc::tls::Security,
+    timeout: std::time::Duration,
+) -> Vec<Probe> {
+    let listed: Vec<&str> = probes.iter().map(|p| p.address.as_str()).collect();
+    let mut missing: Vec<String> = (probes.iter())
+        .filter_map(|p| p.answer.as_ref().ok()?.membership.as_ref())
+        .flat_map(|m| m.addresses.values().cloned())
+        .filter(|a| !listed.contains(&a.as_str()))
+        .collect();
+    missing.sort();
+    missing.dedup();
+    let asks: Vec<_> = (missing.into_iter())
+        .map(|address| {
+            let security = security.clone();
+            let group = group.to_string();
+            async move {
+                let answer = cluster::probe(&security, &address, timeout).await;
+                Probe {
+                    group,
+                    address,
+                    answer,
+                }
+            }
+        })
+        .collect();
+    concurrently(asks).await
 }
 
 /// One row of `strata status -o json`.
@@ -115,6 +153,11 @@ struct Row {
     address: String,
     reachable: bool,
     role: Option<String>,
+    /// `voter`, `learner`, or `not-member` (removed, or joined and waiting to be added).
+    member: Option<String>,
+    /// How many slots its commit index trails its group's leader's (on rows of groups with
+    /// a reachable leader).
+    lag: Option<u64>,
     leader: bool,
     leader_id: Option<u64>,
     ballot: Option<String>,
@@ -139,6 +182,15 @@ impl Row {
                 address: p.address.clone(),
                 reachable: true,
                 role: Some(role_name(s.role).into()),
+                member: Some(
+                    match s.membership.as_ref() {
+                        _ if s.not_member => "not-member",
+                        Some(m) if m.learners.contains(&s.replica_id) => "learner",
+                        _ => "voter",
+                    }
+                    .into(),
+                ),
+                lag: None,
                 leader: s.role == v1::Role::Leader as i32,
                 leader_id: s.leader_id,
                 ballot: s.ballot.map(|b| format!("{}.{}", b.round, b.replica)),
@@ -156,6 +208,8 @@ impl Row {
                 address: p.address.clone(),
                 reachable: false,
                 role: None,
+                member: None,
+                lag: None,
                 leader: false,
                 leader_id: None,
                 ballot: None,
@@ -174,18 +228,27 @@ impl Row {
 /// `strata status`.
 pub async fn status(global: &Global, _args: StatusArgs) -> CliResult {
     let survey = survey(global).await?;
-    let rows: Vec<Row> = (survey.masters.iter())
+    let mut rows: Vec<Row> = (survey.masters.iter())
         .chain(survey.groups.values().flatten())
         .map(Row::of)
         .collect();
+    let leader_commit: BTreeMap<String, u64> = (rows.iter())
+        .filter(|r| r.leader)
+        .filter_map(|r| Some((r.group.clone(), r.commit_index?)))
+        .collect();
+    for r in &mut rows {
+        if let (Some(&lead), Some(own)) = (leader_commit.get(&r.group), r.commit_index) {
+            r.lag = Some(lead.saturating_sub(own));
+        }
+    }
     let dash = || "-".to_string();
     let opt = |v: Option<u64>| v.map_or_else(dash, |v| v.to_string());
     match global.output {
         Format::Json => print_json(&rows),
         Format::Table => {
             let mut t = Table::new([
-                "GROUP", "ID", "ADDRESS", "STATE", "ROLE", "LEADER", "BALLOT", "COMMIT", "APPLIED",
-                "CONFIG", "SHARDS", "DATA", "HTTP", "ERROR",
+                "GROUP", "ID", "ADDRESS", "STATE", "ROLE", "MEMBER", "LEADER", "BALLOT", "COMMIT",
+                "LAG", "APPLIED", "CONFIG", "SHARDS", "DATA", "HTTP", "ERROR",
             ]);
             for r in &rows {
                 t.row([
@@ -194,9 +257,11 @@ pub async fn status(global: &Global, _args: StatusArgs) -> CliResult {
                     r.address.clone(),
                     if r.reachable { "up" } else { "unreachable" }.into(),
                     r.role.clone().unwrap_or_else(dash),
+                    r.member.clone().unwrap_or_else(dash),
                     if r.leader { "*" } else { "" }.into(),
                     r.ballot.clone().unwrap_or_else(dash),
                     opt(r.commit_index),
+                    opt(r.lag),
                     opt(r.applied_index),
                     opt(r.config_num),
                     if r.reachable && r.group != "master" {

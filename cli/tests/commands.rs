@@ -188,6 +188,13 @@ fn bad_input_fails_fast_with_the_right_exit_code() {
         &["config", "history"],
         &["status"],
         &["health"],
+        &["group", "add-replica"],
+        &["group", "remove-replica"],
+        &["group", "replace-replica"],
+        &["master", "add-replica"],
+        &["master", "remove-replica"],
+        &["master", "replace-replica"],
+        &["master", "members"],
     ] {
         let mut all = cmd.to_vec();
         all.push("--help");

@@ -56,6 +56,9 @@ pub struct GroupAdmin {
     security: Security,
     /// Deadline of one whole request (retries included).
     pub timeout: Duration,
+    /// How long a new replica may take to catch up before its promotion is given up (a
+    /// snapshot of a large group takes a while).
+    pub catch_up_timeout: Duration,
 }
 
 impl GroupAdmin {
@@ -66,6 +69,7 @@ impl GroupAdmin {
             addresses,
             security,
             timeout: Duration::from_secs(30),
+            catch_up_timeout: Duration::from_secs(600),
         }
     }
 
@@ -140,7 +144,10 @@ impl GroupAdmin {
                 Some(a) => a,
                 None => match self.status().await {
                     Ok(s) if strata_rpc::probe::role_name(s.role) == "leader" => {
-                        let me = s.membership.as_ref().and_then(|m| m.addresses.get(&s.replica_id));
+                        let me = s
+                            .membership
+                            .as_ref()
+                            .and_then(|m| m.addresses.get(&s.replica_id));
                         match me {
                             Some(a) => a.clone(),
                             None => s.leader_address.clone(),
@@ -212,7 +219,7 @@ impl GroupAdmin {
     /// Promotes learner `id` to voter, waiting (until the deadline) while it is too far
     /// behind.
     pub async fn promote(&self, id: u64) -> Result<v1::Membership, GroupError> {
-        let deadline = Instant::now() + self.timeout;
+        let deadline = Instant::now() + self.catch_up_timeout;
         loop {
             match self.change(Kind::Promote, id, "").await {
                 Err(GroupError::Refused(why)) if why.contains("behind") => {
@@ -256,30 +263,36 @@ impl GroupAdmin {
         }
         let m = self.membership().await?;
         if !m.voters.contains(&new) {
-            let deadline = Instant::now() + self.timeout;
+            // The leader promotes it once it caught up (see `Replica::
+            // propose_membership_change`): ask until it does, reporting the catch-up.
+            let deadline = Instant::now() + self.catch_up_timeout;
             loop {
-                let s = self.status().await?;
-                let learner = (s.progress.iter())
-                    .find(|p| p.replica_id == new)
-                    .map_or(0, |p| p.commit_index);
-                progress(ReplaceStep::CatchingUp {
-                    learner,
-                    leader: s.commit_index,
-                });
-                if learner + 100 >= s.commit_index && learner > 0 {
-                    break;
+                match self.change(Kind::Promote, new, "").await {
+                    Ok(m) => {
+                        progress(ReplaceStep::Promoted(m.version));
+                        break;
+                    }
+                    Err(GroupError::Refused(why)) if why.contains("behind") => {
+                        let s = self.status().await?;
+                        let learner = (s.progress.iter())
+                            .find(|p| p.replica_id == new)
+                            .map_or(0, |p| p.commit_index);
+                        progress(ReplaceStep::CatchingUp {
+                            learner,
+                            leader: s.commit_index,
+                        });
+                        if Instant::now() >= deadline {
+                            return Err(GroupError::Refused(format!(
+                                "replica {new} did not catch up within {:?} (at slot {learner} \
+                                 of {}); is it running, started with --join?",
+                                self.catch_up_timeout, s.commit_index
+                            )));
+                        }
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                    Err(e) => return Err(e),
                 }
-                if Instant::now() >= deadline {
-                    return Err(GroupError::Refused(format!(
-                        "replica {new} did not catch up within {:?} (at {learner} of {}); is it \
-                         running with --join?",
-                        self.timeout, s.commit_index
-                    )));
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
             }
-            let m = self.promote(new).await?;
-            progress(ReplaceStep::Promoted(m.version));
         }
         let m = self.membership().await?;
         if known(&m, old) {

@@ -170,6 +170,30 @@ impl MasterClient {
         .await
     }
 
+    /// Gives groups of the latest configuration new server lists (after their membership
+    /// changed), keeping the shards where they are; returns the number of the config created.
+    pub async fn set_servers(
+        &self,
+        groups: BTreeMap<Gid, Vec<String>>,
+    ) -> Result<u64, ClientError> {
+        let groups = groups_to_proto(&groups);
+        let client_id = self.client_id.to_vec();
+        self.mutate(move |mut c, seq| {
+            let request = v1::SetServersRequest {
+                client_id: client_id.clone(),
+                seq,
+                first_incomplete_seq: seq,
+                groups: groups.clone(),
+            };
+            async move {
+                c.set_servers(request)
+                    .await
+                    .map(|r| r.into_inner().config_num)
+            }
+        })
+        .await
+    }
+
     /// Removes groups; returns the number of the config created.
     pub async fn leave(&self, gids: Vec<Gid>) -> Result<u64, ClientError> {
         let client_id = self.client_id.to_vec();

@@ -65,6 +65,14 @@ impl v1::shard_master_server::ShardMaster for Fake {
         let config_num = self.mutation(r.client_id, r.seq)?;
         Ok(Response::new(v1::MoveResponse { config_num }))
     }
+    async fn set_servers(
+        &self,
+        r: Request<v1::SetServersRequest>,
+    ) -> Result<Response<v1::SetServersResponse>, Status> {
+        let r = r.into_inner();
+        let config_num = self.mutation(r.client_id, r.seq)?;
+        Ok(Response::new(v1::SetServersResponse { config_num }))
+    }
     async fn query(
         &self,
         r: Request<v1::QueryRequest>,

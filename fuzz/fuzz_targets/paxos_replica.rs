@@ -70,6 +70,40 @@ fn u64_raw(c: &mut Cursor<'_>) -> u64 {
     u64::from_le_bytes(b)
 }
 
+/// A membership change of ids 1..=6 (a group's members and strangers).
+fn membership_change(c: &mut Cursor<'_>) -> strata_paxos::MembershipChange {
+    use strata_paxos::MembershipChange::*;
+    let id = 1 + u64::from(c.u8() % 6);
+    match c.u8() % 3 {
+        0 => AddLearner(id, format!("h:{id}")),
+        1 => Promote(id),
+        _ => Remove(id),
+    }
+}
+
+/// The command of a membership change value: a membership of ids 1..=6 with a version near
+/// the start, or a truncated one.
+fn membership_change_value(c: &mut Cursor<'_>) -> Command {
+    let pick = |c: &mut Cursor<'_>| -> Vec<ReplicaId> {
+        let bits = c.u8();
+        (1..=6).filter(|i| bits & (1 << i) != 0).collect()
+    };
+    let voters = pick(c);
+    let learners: Vec<ReplicaId> = pick(c).into_iter().filter(|l| !voters.contains(l)).collect();
+    let m = strata_paxos::Membership {
+        version: u64::from(c.u8() % 4),
+        since: 0,
+        voters,
+        learners,
+        addresses: Default::default(),
+    };
+    let mut bytes = m.encode();
+    if c.u8() % 8 == 0 {
+        bytes.truncate(c.u8() as usize % bytes.len().max(1));
+    }
+    bytes
+}
+
 fn small_config(c: &mut Cursor<'_>, id: ReplicaId, members: Vec<ReplicaId>) -> Config {
     let mut cfg = Config::new(id, members);
     cfg.heartbeat_interval = 1 + u32::from(c.u8() % 3);
@@ -311,6 +345,11 @@ impl Single<'_, '_> {
     }
 
     fn value(&mut self) -> Value {
+        if self.c.u8() % 8 == 0 {
+            // A membership change (well formed or not, stale or not).
+            let m = membership_change_value(&mut self.c);
+            return Value { commands: vec![m] };
+        }
         let n = self.c.u8() % 4;
         let commands = (0..n)
             .map(|_| {
@@ -620,6 +659,10 @@ impl Single<'_, '_> {
                         self.r.tick();
                     }
                 }
+                10 if self.c.u8() % 4 == 0 => {
+                    let change = membership_change(&mut self.c);
+                    let _ = self.r.propose_membership_change(change);
+                }
                 10 => {
                     let n = 1 + self.c.u8() % 4;
                     for _ in 0..n {
@@ -800,6 +843,11 @@ impl Cluster {
                     for _ in 0..=c.u8() % 4 {
                         self.nodes[i].r.tick();
                     }
+                }
+                2 if c.u8() % 4 == 0 => {
+                    // Reconfiguration: add a learner (never started), promote, remove.
+                    let change = membership_change(c);
+                    let _ = self.nodes[i].r.propose_membership_change(change);
                 }
                 2 => {
                     for _ in 0..=c.u8() % 3 {

@@ -138,6 +138,70 @@
 //! the protocol can tell such messages from the member's: `node/` adds mutual TLS and takes
 //! a peer message's sender from the authenticated certificate, not from this field.
 //!
+//! # Reconfiguration
+//!
+//! A group's [`Membership`] (voters, learners, their addresses, a version) changes through
+//! the log: a change is a value of its own — one command tagged [`MEMBERSHIP_TAG`] carrying
+//! the whole next membership — chosen in a slot like any other, and it decides every slot
+//! after that slot. This is Lamport, Malkhi and Zhou's *α = 1* reconfiguration ("Stoppable
+//! Paxos" / "Reconfiguring a State Machine", SIGACT News 2010), restricted to Ongaro's
+//! single-server changes (Raft thesis §4.1, with the 2015 fix for changes across leader
+//! changes); learners are etcd's and TiKV's (`add-learner`, `promote`, `remove-peer`).
+//!
+//! Rules (each has a scenario in `tests/membership.rs` that fails without it):
+//! 1. **One voter per change.** A change adds a learner, removes a learner, promotes one
+//!    learner, or removes one voter ([`Membership::may_become`]); a chosen value that breaks
+//!    this (a swap of two voters) is a no-op on every replica alike. So any majority of the
+//!    voters before a change and any majority after it share a voter.
+//! 2. **Nothing past a pending change (α = 1).** A leader proposes a change alone in a slot
+//!    and proposes no slot after it until it is chosen; the slots it has in flight then are
+//!    all decided by the membership in force at its commit index.
+//! 3. **Phase 1 again among the new voters.** When a change that altered the voters passes a
+//!    leader's commit index, the leader starts a new election (a higher ballot, promises from
+//!    a majority of the new voters) before it proposes anything the new voters decide. A
+//!    removed leader steps down instead (after one last heartbeat with its commit index).
+//! 4. **A new leader re-proposes only up to the first change it recovers.** Phase 1 asks the
+//!    majority of the membership in force at the candidate's commit index; a recovered change
+//!    at slot `m` means the slots after `m` are decided by another membership, whose
+//!    majority this election did not ask — so the leader re-proposes up to `m`, and once `m`
+//!    is chosen it runs phase 1 again (rule 3).
+//! 5. **A change only once the term is open.** A leader proposes a change only after the
+//!    no-op that opened its term is chosen, and one at a time — Raft's fix: a leader that
+//!    has not committed an entry of its own term may hold an uncommitted change of an older
+//!    leader that a different majority overrode.
+//! 6. **Learners never count.** Quorums (promises, acceptances, read confirmations, the
+//!    leader's quorum check) count only voters; a learner never campaigns. Messages from a
+//!    replica outside the current membership are dropped.
+//! 7. **Own votes durable first.** A replica counts its own promise or acceptance toward a
+//!    decision only once the `Ready` carrying it was taken for persisting: with peers among
+//!    the voters this held anyway (their answers come after the persist); a sole voter with
+//!    learners to send to would otherwise decide in the step that stored the value and let
+//!    an early `Accept` or `Heartbeat` carry that decision before it is durable.
+//!
+//! *Why one value per slot still holds.* Take a slot `i` and the membership `C` in force at
+//! `i` (fixed by the chosen values below `i`). A value is chosen at `i` only by a majority of
+//! `C` accepting it in one ballot: a leader proposes at `i` only when its commit index `c`
+//! has `C` in force and nothing between `c` and `i` is a change (rules 2, 4), or after a new
+//! phase 1 among `C`'s voters (rule 3). Any later leader that proposes at `i` ran phase 1 from
+//! a commit index `c' ≤ i` with the membership in force at `c'`; by rules 2 and 4 it
+//! re-proposes at `i` only if no change lies in `c'..i`, so that membership is `C` too — or
+//! it is adjacent to `C` by rule 1 and its majorities meet `C`'s. Either way the promise
+//! majority meets the accepting majority, and the classic argument above applies. Memberships
+//! themselves are values of the log, so every replica applies the same sequence of them at the
+//! same slots; snapshots carry the membership in force at their index
+//! ([`Replica::membership_at`]), and it is persisted with the acceptor state
+//! ([`Ready::membership`]). A replica whose persisted membership starts above its commit
+//! index (a snapshot's membership persisted, the snapshot's data not installed before a crash)
+//! does not campaign until it caught up. A replica that accepted a change making it a voter,
+//! but never learned it chosen (the removed leader's last heartbeat was lost), may campaign:
+//! campaigning is always safe, and its election recovers the change.
+//!
+//! The simulator runs all of this under its faults (presets `reconfig3`, `reconfig5`,
+//! `reconfig_compact`, `reconfig_forged`: spares join with empty logs and are promoted,
+//! voters — leaders included — are removed, the group grows and shrinks), checking one value
+//! per slot, that every replica's membership at its applied index is the one its applied
+//! values make, and liveness among the final members.
+//!
 //! *Liveness* needs a majority that can talk and eventually one candidate that is not
 //! interrupted for a round trip; randomized election timeouts (re-drawn after every lost
 //! election, rejection or granted vote, from a range [`Config::validate`] requires to be at

@@ -372,7 +372,7 @@ impl Replica {
         change: MembershipChange,
     ) -> Result<Membership, ChangeRefusal> {
         let not_leader = self.not_leader();
-        let (commit, now, id) = (self.commit, self.now, self.cfg.id);
+        let (commit, now, id, log_start) = (self.commit, self.now, self.cfg.id, self.log_start);
         let recent = now.saturating_sub(u64::from(self.cfg.election_timeout.1));
         let max_lag = self.cfg.max_promotion_lag;
         let RoleState::Leader(l) = &self.role else {
@@ -385,8 +385,10 @@ impl Replica {
         let heard = |r: ReplicaId| r == id || l.last_heard.get(&r).is_some_and(|&at| at >= recent);
         match change {
             MembershipChange::Promote(learner) => {
+                // Caught up means: it holds everything below this leader's log start (it
+                // installed the snapshot, if it needed one) and is close to the commit index.
                 let lag = match l.follower_commit.get(&learner) {
-                    Some(&(c, at)) if at >= recent => commit.saturating_sub(c),
+                    Some(&(c, at)) if at >= recent && c >= log_start => commit.saturating_sub(c),
                     _ => u64::MAX,
                 };
                 if lag > max_lag {

@@ -46,6 +46,12 @@ impl v1::shard_master_server::ShardMaster for Fake {
     ) -> Result<Response<v1::MoveResponse>, Status> {
         Ok(Response::new(v1::MoveResponse { config_num: 2 }))
     }
+    async fn set_servers(
+        &self,
+        _: Request<v1::SetServersRequest>,
+    ) -> Result<Response<v1::SetServersResponse>, Status> {
+        Ok(Response::new(v1::SetServersResponse { config_num: 3 }))
+    }
     async fn query(
         &self,
         r: Request<v1::QueryRequest>,

@@ -241,6 +241,10 @@ impl Op {
                 w.varint(u64::from(*shard));
                 w.varint(*gid);
             }
+            Op::SetServers(groups) => {
+                w.u8(0x06);
+                w.groups(groups);
+            }
             Op::Query(None) => w.u8(0x04),
             Op::Query(Some(num)) => {
                 w.u8(0x05);
@@ -274,6 +278,7 @@ impl Op {
             }
             0x04 => Op::Query(None),
             0x05 => Op::Query(Some(r.varint()?)),
+            0x06 => Op::SetServers(r.groups()?),
             tag => return Err(DecodeError::UnknownTag { what: "op", tag }),
         };
         r.finish()?;

@@ -19,6 +19,9 @@ pub enum Op {
         /// Its new owner, a group of the latest configuration.
         gid: Gid,
     },
+    /// Groups of the latest configuration get new server lists (their membership changed);
+    /// the shards stay where they are.
+    SetServers(BTreeMap<Gid, Vec<String>>),
     /// The configuration with this number, or the latest one for `None`. As in 6.824's
     /// shardctrler, a number beyond the latest configuration also returns the latest one.
     Query(Option<u64>),

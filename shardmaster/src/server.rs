@@ -154,6 +154,20 @@ impl v1::shard_master_server::ShardMaster for MasterService {
         Ok(Response::new(v1::MoveResponse { config_num }))
     }
 
+    async fn set_servers(
+        &self,
+        request: Request<v1::SetServersRequest>,
+    ) -> Result<Response<v1::SetServersResponse>, Status> {
+        let r = request.into_inner();
+        if r.groups.is_empty() {
+            return Err(invalid_argument("set-servers names no group"));
+        }
+        check_join_addresses(&r.groups).map_err(invalid_argument)?;
+        let op = Op::SetServers(groups_from_proto(r.groups));
+        let config_num = self.mutate(&r.client_id, r.seq, op).await?;
+        Ok(Response::new(v1::SetServersResponse { config_num }))
+    }
+
     async fn query(
         &self,
         request: Request<v1::QueryRequest>,

@@ -257,6 +257,7 @@ impl MasterState {
             Op::Join(groups) => self.join(groups),
             Op::Leave(gids) => self.leave(&gids),
             Op::Move { shard, gid } => self.move_shard(shard, gid),
+            Op::SetServers(groups) => self.set_servers(groups),
             Op::Query(num) => Ok(Outcome::Queried(match num {
                 Some(n) if n <= self.latest().num => n,
                 _ => self.latest().num,
@@ -309,6 +310,28 @@ impl MasterState {
         let mut groups = (*latest.groups).clone();
         groups.retain(|gid, _| !seen.contains(gid));
         let shards = rebalance(&latest.shards, groups.keys().copied());
+        Ok(self.push(shards, Arc::new(groups)))
+    }
+
+    fn set_servers(&mut self, lists: BTreeMap<u64, Vec<String>>) -> Result<Outcome, OpError> {
+        if lists.is_empty() {
+            return Err(OpError::NoGroups);
+        }
+        let latest = self.latest();
+        for (&gid, servers) in &lists {
+            if !latest.groups.contains_key(&gid) {
+                return Err(OpError::UnknownGroup(gid));
+            }
+            if servers.is_empty() {
+                return Err(OpError::EmptyServerList(gid));
+            }
+            if servers.iter().any(String::is_empty) {
+                return Err(OpError::EmptyServerAddress(gid));
+            }
+        }
+        let shards = latest.shards.clone();
+        let mut groups = (*latest.groups).clone();
+        groups.extend(lists);
         Ok(self.push(shards, Arc::new(groups)))
     }
 

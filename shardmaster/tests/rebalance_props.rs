@@ -37,6 +37,9 @@ enum Action {
         group: Index,
     },
     MoveOutOfRange,
+    /// New servers for the group this index picks (a membership change); an unknown gid
+    /// when there is none.
+    SetServers(Index),
     Query(Option<u64>),
     /// Send the previous request again with the same seq.
     Retry,
@@ -49,6 +52,7 @@ fn action() -> impl Strategy<Value = Action> {
         3 => (prop::collection::vec(any::<Index>(), 1..12), any::<u64>())
             .prop_map(|(picks, shuffle)| Action::Leave { picks, shuffle }),
         2 => (any::<Index>(), any::<Index>()).prop_map(|(shard, group)| Action::Move { shard, group }),
+        1 => any::<Index>().prop_map(Action::SetServers),
         1 => Just(Action::MoveOutOfRange),
         1 => prop::option::of(0..40u64).prop_map(Action::Query),
         1 => Just(Action::Retry),
@@ -194,6 +198,19 @@ fn build(action: &Action, latest: &Config) -> Option<Request> {
                 shuffled: Op::decode(&op.encode()).unwrap(),
             }
         }
+        Action::SetServers(group) => {
+            let gid = if members.is_empty() {
+                7
+            } else {
+                *group.get(&members)
+            };
+            let servers = vec![format!("new-{gid}:1"), format!("new-{gid}:2")];
+            let op = Op::SetServers([(gid, servers)].into());
+            Request {
+                canonical: op.clone(),
+                shuffled: Op::decode(&op.encode()).unwrap(),
+            }
+        }
         Action::MoveOutOfRange => {
             let op = Op::Move {
                 shard: latest.num_shards() as u32,
@@ -267,6 +284,12 @@ fn check_step(before: &[Config], after: &[Config], op: &Op, reply: &Result<Reply
                     expected[*shard as usize] = *gid;
                     assert_eq!(next.shards, expected);
                     assert_eq!(next.groups, prev.groups);
+                }
+                Op::SetServers(lists) => {
+                    let mut expected = (*prev.groups).clone();
+                    expected.extend(lists.clone());
+                    assert_eq!(*next.groups, expected);
+                    assert_eq!(next.shards, prev.shards, "set-servers moved a shard");
                 }
                 Op::Query(_) => panic!("a query created a config"),
             }

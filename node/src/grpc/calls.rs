@@ -33,6 +33,17 @@ pub fn node_error_status(e: NodeError, peers: &BTreeMap<ReplicaId, String>) -> S
     }
 }
 
+/// `peers` with the addresses of members added since the group started (a leader hint must
+/// name where a new member is reached).
+fn with_members<R: Send + 'static>(
+    node: &Node<R>,
+    peers: &BTreeMap<ReplicaId, String>,
+) -> BTreeMap<ReplicaId, String> {
+    let mut all = peers.clone();
+    all.extend(node.status().membership.addresses);
+    all
+}
+
 /// Proposes `command` on `node` and waits at most `timeout` for its reply, failing with the
 /// status a client acts on (`UNAVAILABLE` on timeout: the outcome is unknown, the client
 /// retries the same request, which the state machine applies at most once).
@@ -49,7 +60,7 @@ pub async fn propose_within<R: Send + 'static>(
                 "not committed within {timeout:?} (no quorum?); the outcome is unknown, retry the same request"
             ))
         })?
-        .map_err(|e| node_error_status(e, peers))
+        .map_err(|e| node_error_status(e, &with_members(node, peers)))
 }
 
 /// Waits at most `timeout` until `node` may serve a linearizable read.
@@ -65,5 +76,5 @@ pub async fn read_barrier_within<R: Send + 'static>(
                 "the read was not confirmed by a quorum within {timeout:?}"
             ))
         })?
-        .map_err(|e| node_error_status(e, peers))
+        .map_err(|e| node_error_status(e, &with_members(node, peers)))
 }
