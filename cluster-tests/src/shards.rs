@@ -402,11 +402,11 @@ impl ShardCluster {
 
     /// Tells the master group `gid`'s current servers (its replicas not retired), in a new
     /// configuration, so that clients and other groups find new replicas; returns the new
-    /// config number, or `None` while the master has no such operation.
-    pub async fn publish_servers(&self, gid: u64) -> Option<u64> {
-        let _servers = self.groups[&gid].addresses();
-        // TODO(issue 17): `MasterClient::set_servers` once it is on main.
-        None
+    /// config number.
+    pub async fn publish_servers(&self, gid: u64) -> u64 {
+        let servers = self.groups[&gid].addresses();
+        (self.master().set_servers([(gid, servers)].into()).await)
+            .unwrap_or_else(|e| panic!("setting group {gid}'s servers: {e}\n{}", self.logs()))
     }
 
     /// Removes groups at the master; returns the new config number.
