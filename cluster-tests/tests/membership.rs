@@ -510,6 +510,37 @@ async fn join_refuses_bad_starts_and_a_removed_replica_refuses_requests() {
         "--join on a used data directory",
     );
     assert!(log.contains("empty data directory"), "{log}");
+
+    // Changes the group refuses, changing nothing: removing a voter when the rest would have
+    // no live majority (replica 3 is down), adding an id or an address already in use.
+    let admin = c.group_ref(1).admin();
+    let before = agreed_membership(&c.group_ref(1).addresses()[..2], SETTLE, || c.logs()).await;
+    // The leader counts a voter live while it heard from it within an election timeout.
+    let until = Instant::now() + SETTLE;
+    loop {
+        let s = admin.status().await.expect("status");
+        let heard = s.progress.iter().find(|p| p.replica_id == 3);
+        if heard.is_some_and(|p| p.heard_ms_ago >= 2000) {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "the leader still hears 3: {heard:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let refused = [
+        ("removing 1 while 3 is down", admin.remove(1).await),
+        ("adding id 2 again", admin.add_learner(2, &listen).await),
+        ("adding 5 at 1's address", admin.add_learner(5, &via).await),
+    ];
+    for (what, result) in refused {
+        match result {
+            Err(strata_client::GroupError::Refused(why)) => eprintln!("{what}: refused: {why}"),
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+    assert_eq!(admin.membership().await.expect("membership"), before);
     c.group(1).restart(2);
 
     // Replica 3 is removed: it refuses requests (whether or not it learned of its removal:
