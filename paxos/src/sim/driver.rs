@@ -478,7 +478,10 @@ impl<'a> Sim<'a> {
                     total,
                     values,
                     membership,
-                } => self.on_chunk(i, from, transfer, index, (seq, total), values, membership)?,
+                } => {
+                    let content = (values, membership);
+                    self.on_chunk(i, from, transfer, index, (seq, total), content)?
+                }
                 Payload::ChunkAck { transfer, received } => {
                     self.on_chunk_ack(i, from, transfer, received)
                 }
