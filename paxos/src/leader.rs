@@ -310,10 +310,11 @@ impl Replica {
         if self.election_elapsed >= CHECK_QUORUM_TIMEOUTS * self.cfg.election_timeout.1 {
             self.election_elapsed = 0;
             let (majority, members) = (self.membership.majority(), &self.membership);
+            let own = usize::from(members.is_voter(self.cfg.id));
             let RoleState::Leader(l) = &mut self.role else {
                 return;
             };
-            let heard = members.count_voters(&l.heard_from) + 1;
+            let heard = members.count_voters(&l.heard_from) + own;
             l.heard_from.clear();
             if heard < majority {
                 self.become_follower();
@@ -334,6 +335,13 @@ impl Replica {
             read_round: l.read_round,
         };
         self.broadcast(&body);
+        // Removed members too, for a while: they learn their removal from the log.
+        let now = self.now;
+        self.departed.retain(|_, until| now <= *until);
+        let departed: Vec<ReplicaId> = self.departed.keys().copied().collect();
+        for to in departed {
+            self.send(to, body.clone());
+        }
     }
 
     /// Re-sends, to each acceptor that has not acknowledged them, the in-flight slots sent at
@@ -620,9 +628,10 @@ impl Replica {
 }
 
 impl Replica {
-    /// True if the group has a member other than this replica.
+    /// True if this replica sends to anyone: a member other than itself, or a removed one
+    /// it still tells about the log.
     pub(crate) fn has_peers(&self) -> bool {
-        self.membership.members().any(|m| m != self.cfg.id)
+        self.membership.members().any(|m| m != self.cfg.id) || !self.departed.is_empty()
     }
 
     /// Every member but this one.
