@@ -409,15 +409,7 @@ impl Replica {
         // chosen (α = 1: the membership that decides a slot is known when it is proposed).
         if l.hold.is_none() && l.next_slot.saturating_sub(commit) < window {
             if let Some(next) = l.change.take() {
-                let slot = l.next_slot;
-                l.next_slot += 1;
-                l.inflight.insert(
-                    slot,
-                    Inflight {
-                        acks: BTreeSet::from([id]),
-                        sent_at: now,
-                    },
-                );
+                let slot = l.open_slot(id, now);
                 l.hold = Some(Hold {
                     slot,
                     reelect: false,
@@ -447,15 +439,7 @@ impl Replica {
                 bytes += cmd.len();
                 value.commands.extend(l.queue.pop_front());
             }
-            let slot = l.next_slot;
-            l.next_slot += 1;
-            l.inflight.insert(
-                slot,
-                Inflight {
-                    acks: BTreeSet::from([id]),
-                    sent_at: now,
-                },
-            );
+            let slot = l.open_slot(id, now);
             new_slots.push((slot, value));
         }
         if new_slots.is_empty() {
@@ -624,6 +608,18 @@ impl Replica {
             }
             self.check_reads();
         }
+    }
+}
+
+impl Leadership {
+    /// Takes the next slot for a new proposal, in flight from tick `now` with the leader's
+    /// (`id`) own acceptance.
+    fn open_slot(&mut self, id: ReplicaId, now: u64) -> Slot {
+        let slot = self.next_slot;
+        self.next_slot += 1;
+        let acks = BTreeSet::from([id]);
+        self.inflight.insert(slot, Inflight { acks, sent_at: now });
+        slot
     }
 }
 
