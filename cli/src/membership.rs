@@ -203,10 +203,20 @@ pub async fn add_replica(global: &Global, args: AddReplicaArgs) -> CliResult {
     Ok(())
 }
 
+/// Adds `id` as a learner, then promotes it once caught up. Resumes an interrupted run: a
+/// learner `id` at the same address is only promoted, a voter `id` left as it is.
 async fn add(admin: &GroupAdmin, id: u64, address: &str) -> CliResult<v1::Membership> {
-    step(&format!("adding replica {id} at {address}"));
-    let m = admin.add_learner(id, address).await.map_err(group_error)?;
-    report_step(ReplaceStep::Added(m.version));
+    let m = admin.membership().await.map_err(group_error)?;
+    let same = m.addresses.get(&id).is_some_and(|a| a == address);
+    if m.voters.contains(&id) && same {
+        step(&format!("replica {id} at {address} is a voter already"));
+        return Ok(m);
+    }
+    if !(m.learners.contains(&id) && same) {
+        step(&format!("adding replica {id} at {address}"));
+        let m = admin.add_learner(id, address).await.map_err(group_error)?;
+        report_step(ReplaceStep::Added(m.version));
+    }
     let m = admin.promote(id).await.map_err(group_error)?;
     report_step(ReplaceStep::Promoted(m.version));
     Ok(m)
@@ -215,7 +225,19 @@ async fn add(admin: &GroupAdmin, id: u64, address: &str) -> CliResult<v1::Member
 /// `strata group remove-replica`.
 pub async fn remove_replica(global: &Global, args: RemoveReplicaArgs) -> CliResult {
     let admin = admin(global, group_servers(global, args.gid).await?)?;
-    let m = admin.remove(args.id).await.map_err(group_error)?;
+    let current = admin.membership().await.map_err(group_error)?;
+    let member = current.voters.contains(&args.id) || current.learners.contains(&args.id);
+    let m = if member {
+        admin.remove(args.id).await.map_err(group_error)?
+    } else if servers_of(&current).len() < group_servers(global, args.gid).await?.len() {
+        // Removed by an earlier, interrupted run: only the master is left to update.
+        current
+    } else {
+        return Err(CliError::failed(format!(
+            "replica {} is not a member of group {}",
+            args.id, args.gid
+        )));
+    };
     let num = update_master(global, args.gid, &m).await?;
     let what = format!("replica {} removed from group {}", args.id, args.gid);
     print_membership(global, &what, &m, Some(num));

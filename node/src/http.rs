@@ -7,8 +7,8 @@
 //!   election timeout: a follower that stops hearing its leader starts an election and knows
 //!   none), its applied index is within `--health-max-lag` slots of its commit index, and the
 //!   file system of its data directory has at least `--health-min-free-bytes` free; `503`
-//!   with the reason otherwise (`store poisoned: <why>`, `no leader`, `lagging by N slots`,
-//!   `disk full: N bytes free`).
+//!   with the reason otherwise (`store poisoned: <why>`, `not a member`, `no leader`,
+//!   `lagging by N slots`, `disk full: N bytes free`).
 //!
 //! - whatever routes the service adds (`ReplicaHost::http_routes`): the master's status page at
 //!   `/`.
@@ -135,6 +135,9 @@ pub fn verdict(status: &NodeStatus, free: Option<u64>, limits: HealthLimits) -> 
     if status.role.is_empty() {
         return Err("starting".into());
     }
+    if status.not_member {
+        return Err("not a member of its group (removed, or joined and not added yet)".into());
+    }
     if status.leader.is_none() {
         return Err(format!("no leader (this replica is a {})", status.role));
     }
@@ -187,6 +190,10 @@ mod tests {
         );
         let full = verdict(&status("leader", Some(1), 100, 100), Some(999), LIMITS);
         assert_eq!(full.unwrap_err(), "disk full: 999 bytes free, below 1000");
+        let mut removed = status("follower", Some(2), 100, 100);
+        removed.not_member = true;
+        let e = healthy(&removed).unwrap_err();
+        assert!(e.starts_with("not a member"), "{e}");
         // A file system that cannot be asked is not taken for a full one.
         let unknown = verdict(&status("leader", Some(1), 100, 100), None, LIMITS);
         assert_eq!(unknown, Ok(()));

@@ -206,7 +206,11 @@ impl Storage for EnginePaxosStorage {
         // any peer can teach it again,
         // so a round that does nothing else skips the fsync. A later synced write makes it
         // durable too (one log, written in order).
-        let sync = ready.promised.is_some() || ready.entries.iter().any(|e| !e.chosen);
+        // A membership is synced too: rare, and the one a snapshot brings must be durable
+        // before the state machine installs the snapshot (see the driver).
+        let sync = ready.promised.is_some()
+            || ready.membership.is_some()
+            || ready.entries.iter().any(|e| !e.chosen);
         self.db.write_opt(batch, &WriteOptions { sync })?;
         Ok(())
     }

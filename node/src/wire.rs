@@ -197,6 +197,38 @@ pub fn from_proto(from: ReplicaId, to: ReplicaId, m: v1::PaxosMessage) -> Option
     Some(Message { from, to, body })
 }
 
+/// A membership on the wire (snapshots and status carry it).
+pub fn membership_to_proto(m: &strata_paxos::Membership) -> v1::Membership {
+    v1::Membership {
+        version: m.version,
+        since: m.since,
+        voters: m.voters.clone(),
+        learners: m.learners.clone(),
+        addresses: m.addresses.clone().into_iter().collect(),
+    }
+}
+
+/// A membership from the wire, or `None` if it is not one a group can have (no voter, a
+/// replica listed twice or as both, an address of a non-member).
+pub fn membership_from_proto(m: v1::Membership) -> Option<strata_paxos::Membership> {
+    let mut voters = m.voters;
+    let mut learners = m.learners;
+    voters.sort_unstable();
+    learners.sort_unstable();
+    let mut all: Vec<ReplicaId> = voters.iter().chain(&learners).copied().collect();
+    all.sort_unstable();
+    let distinct = all.windows(2).all(|w| w[0] < w[1]);
+    let membership = strata_paxos::Membership {
+        version: m.version,
+        since: m.since,
+        voters,
+        learners,
+        addresses: m.addresses.into_iter().collect(),
+    };
+    let addressed = (membership.addresses.keys()).all(|&id| membership.contains(id));
+    (distinct && addressed && !membership.voters.is_empty()).then_some(membership)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,36 +304,4 @@ mod tests {
         };
         assert!(from_proto(1, 2, no_ballot).is_none());
     }
-}
-
-/// A membership on the wire (snapshots and status carry it).
-pub fn membership_to_proto(m: &strata_paxos::Membership) -> v1::Membership {
-    v1::Membership {
-        version: m.version,
-        since: m.since,
-        voters: m.voters.clone(),
-        learners: m.learners.clone(),
-        addresses: m.addresses.clone().into_iter().collect(),
-    }
-}
-
-/// A membership from the wire, or `None` if it is not one a group can have (no voter, a
-/// replica listed twice or as both, an address of a non-member).
-pub fn membership_from_proto(m: v1::Membership) -> Option<strata_paxos::Membership> {
-    let mut voters = m.voters;
-    let mut learners = m.learners;
-    voters.sort_unstable();
-    learners.sort_unstable();
-    let mut all: Vec<ReplicaId> = voters.iter().chain(&learners).copied().collect();
-    all.sort_unstable();
-    let distinct = all.windows(2).all(|w| w[0] < w[1]);
-    let membership = strata_paxos::Membership {
-        version: m.version,
-        since: m.since,
-        voters,
-        learners,
-        addresses: m.addresses.into_iter().collect(),
-    };
-    let addressed = (membership.addresses.keys()).all(|&id| membership.contains(id));
-    (distinct && addressed && !membership.voters.is_empty()).then_some(membership)
 }

@@ -310,10 +310,11 @@ impl Replica {
         if self.election_elapsed >= CHECK_QUORUM_TIMEOUTS * self.cfg.election_timeout.1 {
             self.election_elapsed = 0;
             let (majority, members) = (self.membership.majority(), &self.membership);
+            let own = usize::from(members.is_voter(self.cfg.id));
             let RoleState::Leader(l) = &mut self.role else {
                 return;
             };
-            let heard = members.count_voters(&l.heard_from) + 1;
+            let heard = members.count_voters(&l.heard_from) + own;
             l.heard_from.clear();
             if heard < majority {
                 self.become_follower();
@@ -334,6 +335,13 @@ impl Replica {
             read_round: l.read_round,
         };
         self.broadcast(&body);
+        // Removed members too, for a while: they learn their removal from the log.
+        let now = self.now;
+        self.departed.retain(|_, until| now <= *until);
+        let departed: Vec<ReplicaId> = self.departed.keys().copied().collect();
+        for to in departed {
+            self.send(to, body.clone());
+        }
     }
 
     /// Re-sends, to each acceptor that has not acknowledged them, the in-flight slots sent at
@@ -401,15 +409,7 @@ impl Replica {
         // chosen (α = 1: the membership that decides a slot is known when it is proposed).
         if l.hold.is_none() && l.next_slot.saturating_sub(commit) < window {
             if let Some(next) = l.change.take() {
-                let slot = l.next_slot;
-                l.next_slot += 1;
-                l.inflight.insert(
-                    slot,
-                    Inflight {
-                        acks: BTreeSet::from([id]),
-                        sent_at: now,
-                    },
-                );
+                let slot = l.open_slot(id, now);
                 l.hold = Some(Hold {
                     slot,
                     reelect: false,
@@ -439,15 +439,7 @@ impl Replica {
                 bytes += cmd.len();
                 value.commands.extend(l.queue.pop_front());
             }
-            let slot = l.next_slot;
-            l.next_slot += 1;
-            l.inflight.insert(
-                slot,
-                Inflight {
-                    acks: BTreeSet::from([id]),
-                    sent_at: now,
-                },
-            );
+            let slot = l.open_slot(id, now);
             new_slots.push((slot, value));
         }
         if new_slots.is_empty() {
@@ -619,10 +611,23 @@ impl Replica {
     }
 }
 
+impl Leadership {
+    /// Takes the next slot for a new proposal, in flight from tick `now` with the leader's
+    /// (`id`) own acceptance.
+    fn open_slot(&mut self, id: ReplicaId, now: u64) -> Slot {
+        let slot = self.next_slot;
+        self.next_slot += 1;
+        let acks = BTreeSet::from([id]);
+        self.inflight.insert(slot, Inflight { acks, sent_at: now });
+        slot
+    }
+}
+
 impl Replica {
-    /// True if the group has a member other than this replica.
+    /// True if this replica sends to anyone: a member other than itself, or a removed one
+    /// it still tells about the log.
     pub(crate) fn has_peers(&self) -> bool {
-        self.membership.members().any(|m| m != self.cfg.id)
+        self.membership.members().any(|m| m != self.cfg.id) || !self.departed.is_empty()
     }
 
     /// Every member but this one.

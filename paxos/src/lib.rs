@@ -170,8 +170,11 @@
 //!    has not committed an entry of its own term may hold an uncommitted change of an older
 //!    leader that a different majority overrode.
 //! 6. **Learners never count.** Quorums (promises, acceptances, read confirmations, the
-//!    leader's quorum check) count only voters; a learner never campaigns. Messages from a
-//!    replica outside the current membership are dropped.
+//!    leader's quorum check) count only voters — the leader itself included only if it is
+//!    one; a learner never campaigns. Messages from a replica outside the current membership
+//!    are dropped, except a removed member's heartbeat acks for a while after its removal:
+//!    the leader keeps sending it heartbeats and what it lacks, so that it learns from the
+//!    log that it was removed (nothing else would tell it: the change ends its membership).
 //! 7. **Own votes durable first.** A replica counts its own promise or acceptance toward a
 //!    decision only once the `Ready` carrying it was taken for persisting: with peers among
 //!    the voters this held anyway (their answers come after the persist); a sole voter with

@@ -89,6 +89,11 @@ pub enum ChangeRefusal {
     },
 }
 
+/// A leader keeps telling a removed replica about the log (heartbeats, and the values it
+/// lacks) for this many (longest) election timeouts after the removal is chosen, so that it
+/// learns it was removed.
+pub const DEPARTED_TIMEOUTS: u64 = 10;
+
 /// The first bytes of a command that carries a membership change. Applications must never
 /// propose a command starting with them (`strata-node` refuses such a command at the door).
 pub const MEMBERSHIP_TAG: &[u8] = b"\xffstrata-membership\x00";
@@ -428,6 +433,12 @@ impl Replica {
             return;
         }
         next.since = slot + 1;
+        let until = self.now + DEPARTED_TIMEOUTS * u64::from(self.cfg.election_timeout.1);
+        for gone in self.membership.members().filter(|&m| !next.contains(m)) {
+            if gone != self.cfg.id {
+                self.departed.insert(gone, until);
+            }
+        }
         self.memberships.push(next.clone());
         self.membership = next.clone();
         self.was_member |= self.is_member();

@@ -234,6 +234,11 @@ pub struct Replica {
     pub(crate) memberships: Vec<Membership>,
     /// A chosen change altered the voters since the leader last looked.
     pub(crate) voters_changed: bool,
+    /// Members a chosen change removed, and the tick until which a leader keeps sending them
+    /// heartbeats (and takes their acks, and catches them up): a removed replica learns of
+    /// its removal only from the log, and the change that removed it ends its membership —
+    /// without this, nobody would tell it.
+    pub(crate) departed: BTreeMap<ReplicaId, u64>,
     /// This replica was a member at some point since it started.
     pub(crate) was_member: bool,
     pub(crate) ready: Ready,
@@ -315,6 +320,7 @@ impl Replica {
             memberships: vec![membership.clone()],
             membership,
             voters_changed: false,
+            departed: BTreeMap::new(),
             was_member: false,
             ready: Ready::default(),
             rng: rng | 1,
@@ -491,7 +497,15 @@ impl Replica {
 
     /// Feeds a message from a peer.
     pub fn step(&mut self, msg: Message) {
-        if msg.to != self.cfg.id || msg.from == self.cfg.id || !self.membership.contains(msg.from) {
+        let departed_ack = matches!(msg.body, Body::HeartbeatAck { .. })
+            && self
+                .departed
+                .get(&msg.from)
+                .is_some_and(|&until| self.now <= until);
+        if msg.to != self.cfg.id
+            || msg.from == self.cfg.id
+            || !(self.membership.contains(msg.from) || departed_ack)
+        {
             return; // misaddressed or from a stranger (or a removed member): never trusted
         }
         let from = msg.from;
@@ -731,13 +745,15 @@ impl Replica {
     /// Reads whose confirmation round a quorum acknowledged in the current ballot are served.
     pub(crate) fn check_reads(&mut self) {
         let (majority, members) = (self.membership.majority(), &self.membership);
+        // A leader that campaigned as a voter-to-be (see `may_campaign`) is not one yet.
+        let own = usize::from(members.is_voter(self.cfg.id));
         let RoleState::Leader(l) = &mut self.role else {
             return;
         };
         let acked = &l.acked_round;
         let mut done = Vec::new();
         l.reads.retain(|r| {
-            let confirmations = 1
+            let confirmations = own
                 + (acked.iter())
                     .filter(|&(id, &a)| a >= r.round && members.is_voter(*id))
                     .count();

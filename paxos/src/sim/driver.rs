@@ -304,10 +304,6 @@ impl<'a> Sim<'a> {
         if ready.is_empty() {
             return Ok(());
         }
-        for e in ready.entries.iter().filter(|e| e.chosen) {
-            self.checker
-                .claim(id, "persisted as chosen", e.slot, &e.value)?;
-        }
         // Messages that vouch for nothing may leave before the persist (or during it: the
         // same, for a simulation).
         let mut messages = std::mem::take(&mut ready.messages);
@@ -322,9 +318,16 @@ impl<'a> Sim<'a> {
             self.crash(i, "after early sends, before persist");
             return Ok(());
         }
-        // 1. Persist.
+        // 1. Persist. (Only now is what it marked chosen a claim: a sole voter decides in
+        // the step that stored the value, and a crash before this persist loses a decision
+        // nobody heard of.)
         let node = &mut self.nodes[i];
         let Ok(()) = node.storage.persist(&ready);
+        for e in ready.entries.iter().filter(|e| e.chosen) {
+            self.checker
+                .claim(id, "persisted as chosen", e.slot, &e.value)?;
+        }
+        let node = &mut self.nodes[i];
         if node.crash_point == Some(CrashPoint::AfterPersist) {
             self.crash(i, "after persist, before send");
             return Ok(());
@@ -478,7 +481,10 @@ impl<'a> Sim<'a> {
                     total,
                     values,
                     membership,
-                } => self.on_chunk(i, from, transfer, index, (seq, total), values, membership)?,
+                } => {
+                    let content = (values, membership);
+                    self.on_chunk(i, from, transfer, index, (seq, total), content)?
+                }
                 Payload::ChunkAck { transfer, received } => {
                     self.on_chunk_ack(i, from, transfer, received)
                 }

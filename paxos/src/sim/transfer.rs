@@ -133,8 +133,7 @@ impl Sim<'_> {
         transfer: u64,
         index: Slot,
         (seq, total): (u32, u32),
-        values: Vec<Value>,
-        membership: Membership,
+        (values, membership): (Vec<Value>, Membership),
     ) -> Check {
         if index <= self.nodes[i].app.applied_index() {
             self.send_chunk_ack(i, from, transfer, total); // nothing to learn: done
