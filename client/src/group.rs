@@ -173,9 +173,11 @@ impl GroupAdmin {
             let mut client = v1::group_membership_client::GroupMembershipClient::new(channel);
             match client.change(request.clone()).await {
                 Ok(reply) => {
-                    return reply.into_inner().membership.ok_or_else(|| {
+                    let m = reply.into_inner().membership.ok_or_else(|| {
                         GroupError::Refused("the leader answered without a membership".into())
-                    })
+                    })?;
+                    self.wait_in_force(&m).await;
+                    return Ok(m);
                 }
                 Err(status) => {
                     last = format!("{address}: {:?}: {}", status.code(), status.message());
@@ -209,6 +211,33 @@ impl GroupAdmin {
             deadline: self.timeout,
             last,
         })
+    }
+
+    /// Waits (a few seconds at most) until a majority of `m`'s voters have it in force. The
+    /// leader answers once the change is chosen; its followers learn that from its next
+    /// messages. Were the leader to die before they did, the group could be left with a
+    /// majority of the *old* voters to elect from — so the next step (another change, or
+    /// killing a replica) should wait for this.
+    async fn wait_in_force(&self, m: &v1::Membership) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let majority = m.voters.len() / 2 + 1;
+        while Instant::now() < deadline {
+            let mut knowing = 0;
+            for id in &m.voters {
+                let Some(address) = m.addresses.get(id) else {
+                    continue;
+                };
+                if let Ok(s) = self.probe(address).await {
+                    if s.membership.is_some_and(|have| have.version >= m.version) {
+                        knowing += 1;
+                    }
+                }
+            }
+            if knowing >= majority {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Adds `id`, reached at `address`, as a learner.

@@ -622,13 +622,11 @@ async fn wait_not_member(c: &ShardCluster, address: &str) {
 /// A follower removed from its group learns that it was removed: it reports `not_member`,
 /// stops campaigning and does not lead.
 ///
-/// Fails today (see the report of issue 17's process tests): once the removal is chosen the
-/// leader runs phase 1 among the new voters only and stops sending to the removed replica,
-/// so that replica never learns the slot that removed it was chosen. It keeps the old
-/// membership (version 0, itself a voter), campaigns forever with ever higher ballots (the
-/// members ignore it) and reports `not_member: false`.
+/// A removed follower learns its removal and says so. (The change that removes it ends its
+/// membership, so before the leader kept telling removed members about the log for a while,
+/// it never learned the removal was chosen: it kept version 0, itself a voter, campaigned
+/// forever — ignored — and reported `not_member: false`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "issue 17: a removed follower never learns its removal"]
 async fn removed_follower_learns_it_was_removed() {
     let _serial = serial().await;
     let (c, _) = ShardCluster::setup(BIN, SHARDS, 20)

@@ -465,7 +465,10 @@ impl<S: StateMachine> Driver<S> {
             } else {
                 tracing::info!(version = current.version, voters = ?current.voters, learners = ?current.learners, "membership in force");
             }
-            let members: Vec<ReplicaId> = current.members().collect();
+            // Removed members are still reached for a while (the leader tells them about the
+            // log, so that they learn their removal); their links keep their addresses.
+            let mut members: Vec<ReplicaId> = current.members().collect();
+            members.extend(self.replica.departed());
             self.transport.set_peers(&members, &current.addresses);
         }
     }

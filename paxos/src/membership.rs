@@ -342,6 +342,12 @@ impl Replica {
         self.was_member && !self.is_member()
     }
 
+    /// Replicas a chosen change removed that this replica (as leader) still tells about the
+    /// log, so that they learn their removal: the driver keeps reaching them for a while.
+    pub fn departed(&self) -> Vec<ReplicaId> {
+        self.departed.keys().copied().collect()
+    }
+
     /// On the leader: every other member's progress — its commit index as its last heartbeat
     /// ack said (0 if none yet), and the ticks since it was last heard from (`None`: not in
     /// this ballot). Empty elsewhere.
