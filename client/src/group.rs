@@ -137,6 +137,9 @@ impl GroupAdmin {
             address: address.to_string(),
         };
         let deadline = Instant::now() + self.timeout;
+        // A leader judges who is live from what it heard in its own ballot: a new one has
+        // heard little yet. A "no live majority" refusal is asked again for this long.
+        let liveness_settles = Instant::now() + Duration::from_secs(3);
         let mut last = String::from("no attempt");
         let mut target = None;
         while Instant::now() < deadline {
@@ -183,7 +186,9 @@ impl GroupAdmin {
                     last = format!("{address}: {:?}: {}", status.code(), status.message());
                     match status.code() {
                         tonic::Code::FailedPrecondition
-                            if status.message().contains("in progress") =>
+                            if status.message().contains("in progress")
+                                || (status.message().contains("no majority")
+                                    && Instant::now() < liveness_settles) =>
                         {
                             tokio::time::sleep(Duration::from_millis(200)).await;
                         }
