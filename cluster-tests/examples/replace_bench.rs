@@ -267,7 +267,7 @@ async fn main() -> anyhow::Result<()> {
 
     let added = added.unwrap_or(start);
     let promoted = promoted.context("never promoted")?;
-    let new_bytes = dir_bytes(&new_dir);
+    let new_bytes = strata_cluster_tests::shards::dir_bytes(&new_dir);
     let catch_up = promoted - added;
     println!("replica 3 killed, its data deleted; replica 4 started with --join");
     println!(
@@ -296,16 +296,3 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn dir_bytes(dir: &std::path::Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
-}

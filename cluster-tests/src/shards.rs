@@ -196,7 +196,8 @@ pub async fn kv_client_at(
     strata_rpc::limits::kv_client(channel)
 }
 
-fn dir_bytes(dir: &Path) -> u64 {
+/// Bytes of the files under `dir`, recursively (0 for a missing one).
+pub fn dir_bytes(dir: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
     };

@@ -139,6 +139,12 @@ async fn shard_replica_replaced_after_disk_loss_then_another_original_killed() {
     c.group(1).kill(i);
     load.wait_progress(&c, SOME, SERVE, "after a second original replica died")
         .await;
+    // The new replica restarts (started with --join, its membership from its directory now:
+    // it is a voter).
+    c.group(1).kill(new);
+    c.group(1).restart(new);
+    load.wait_progress(&c, SOME, SERVE, "after the new replica restarted")
+        .await;
     let s = node_status_at(&address)
         .await
         .expect("the new replica answers");

@@ -323,9 +323,13 @@ impl ReplicaHost {
         let mut paxos = strata_paxos::Config::new(self.id, self.peers.keys().copied().collect());
         if let Some(voters) = &self.joined_voters {
             // Only what the configuration must hold to be valid: the membership persisted
-            // when it joined (or chosen since) is the one in force.
+            // when it joined (or chosen since: it may be a voter by now) is the one in force.
             paxos.members = voters.clone();
-            paxos.learners = vec![self.id];
+            paxos.learners = if voters.contains(&self.id) {
+                Vec::new()
+            } else {
+                vec![self.id]
+            };
         }
         paxos.seed = election_seed(self.id);
         paxos.addresses = self.peers.clone();
