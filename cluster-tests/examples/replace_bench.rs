@@ -295,4 +295,3 @@ async fn main() -> anyhow::Result<()> {
     joiner.kill();
     Ok(())
 }
-
