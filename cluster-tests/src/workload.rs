@@ -223,8 +223,8 @@ async fn client_loop(c: ClientLoop) -> Appends {
 /// after their call, which makes the search explode. Their tokens are unique, so the final
 /// values tell: an absent token never took effect (dropped from the history); a present one
 /// took effect before the first read that saw it returned (or the final read). Both only
-/// narrow the history to what really happened. (The same as `shardkv_concurrent`'s.)
-fn resolve_unknown_appends(
+/// narrow the history to what really happened.
+pub fn resolve_unknown_appends(
     history: Vec<Operation>,
     finals: &BTreeMap<Vec<u8>, Vec<u8>>,
 ) -> Vec<Operation> {

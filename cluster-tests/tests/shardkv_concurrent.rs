@@ -10,9 +10,9 @@ use std::time::Duration;
 use rand::{Rng, SeedableRng};
 use strata_client::{Client, ClientOptions, KvError};
 use strata_cluster_tests::linearizability::{
-    append_token, check, check_appends, AppendRecord, CheckBudget, Input, Operation, Output,
-    Recorder, Verdict,
+    append_token, check, check_appends, AppendRecord, CheckBudget, Input, Output, Recorder, Verdict,
 };
+use strata_cluster_tests::workload::resolve_unknown_appends;
 use strata_cluster_tests::{serial, ShardCluster};
 
 const BIN: &str = env!("CARGO_BIN_EXE_strata-cluster");
@@ -186,47 +186,6 @@ async fn run(disruption: Disruption, chaos: bool) {
         acknowledged > 50,
         "too little progress: {acknowledged} operations"
     );
-}
-
-/// Appends whose outcome the client does not know (it gave up) would let the checker place
-/// them anywhere after their call, which makes the search explode. Their tokens are unique, so
-/// the final values tell: an absent token never took effect (dropped from the history); a
-/// present one took effect before the first read that saw it returned (or the final read), so
-/// that read's return time bounds it. Both only narrow the history to what really happened.
-fn resolve_unknown_appends(
-    history: Vec<Operation>,
-    finals: &BTreeMap<Vec<u8>, Vec<u8>>,
-) -> Vec<Operation> {
-    let contains = |v: &[u8], token: &[u8]| v.windows(token.len()).any(|w| w == token);
-    let seen_by = |key: &[u8], token: &[u8]| {
-        history
-            .iter()
-            .filter_map(|o| match (&o.input, &o.output, o.ret) {
-                (Input::Get { key: k }, Some(Output::Get(Some(v))), Some(ret))
-                    if k.as_slice() == key && contains(v, token) =>
-                {
-                    Some(ret)
-                }
-                _ => None,
-            })
-            .min()
-    };
-    history
-        .iter()
-        .filter_map(|o| {
-            let (Input::Append { key, value }, None) = (&o.input, o.ret) else {
-                return Some(o.clone());
-            };
-            let final_value = finals.get(key).map(Vec::as_slice).unwrap_or_default();
-            if !contains(final_value, value) {
-                return None;
-            }
-            let mut o = o.clone();
-            o.ret = seen_by(key, value);
-            o.output = Some(Output::Append);
-            Some(o)
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
