@@ -430,6 +430,10 @@ impl<S: StateMachine> Driver<S> {
     /// Answers membership changes that were chosen (or lost), and gives the transport the
     /// members' addresses when the membership changed.
     fn settle_membership(&mut self) {
+        let version = self.replica.membership().version;
+        if self.membership_waiters.is_empty() && self.transport_version == Some(version) {
+            return; // the common round: nothing to answer, nothing changed
+        }
         let current = self.replica.membership().clone();
         let leading = self.replica.role() == Role::Leader;
         let hint = self.replica.leader();
@@ -582,7 +586,14 @@ impl<S: StateMachine> Driver<S> {
             log_bytes: r.log_bytes(),
             backlog_bytes: self.backlog.0,
             last_error: status.last_error.take(),
-            membership: r.membership().clone(),
+            // Copied only when it changed (status is published every round).
+            membership: if status.membership.version == r.membership().version
+                && !status.membership.voters.is_empty()
+            {
+                std::mem::take(&mut status.membership)
+            } else {
+                r.membership().clone()
+            },
             progress: (r.follower_progress().into_iter())
                 .map(|(id, commit, heard)| {
                     let ms = self.cfg.tick.as_millis() as u64;
