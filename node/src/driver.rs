@@ -45,6 +45,7 @@ use strata::coding::{get_fixed64, put_fixed64};
 use strata_paxos::{Membership, NotLeader, Replica, ReplicaId, Role, Slot, Storage};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::beater::Beater;
 use crate::metrics::{gauge_value, NodeMetrics};
 use crate::node::{Admission, Input, NodeConfig, NodeError, NodeStatus, ProposalReply, Shared};
 use crate::state_machine::{IncomingSnapshot, StateMachine};
@@ -109,8 +110,8 @@ struct Driver<S: StateMachine> {
     membership_waiters: Vec<(Membership, oneshot::Sender<Result<Membership, NodeError>>)>,
     /// The membership version the transport was last given peers for.
     transport_version: Option<u64>,
-    /// The heartbeats this replica sent last (as a leader), sent again during a long persist.
-    last_heartbeats: Vec<strata_paxos::Message>,
+    /// Repeats a leader's last heartbeats while this driver persists or applies a long round.
+    beater: Beater,
     /// [`NodeStatus::backlog_bytes`] and when it was counted: a sum over the log, so counted
     /// at most once a tick rather than every round.
     backlog: (usize, Option<tokio::time::Instant>),
@@ -119,6 +120,9 @@ struct Driver<S: StateMachine> {
     status: Arc<Mutex<NodeStatus>>,
     metrics: Arc<NodeMetrics>,
 }
+
+/// A round applying at least this many bytes of commands does so in `block_in_place`.
+const BLOCKING_APPLY_BYTES: usize = 1 << 20;
 
 /// Envelope: origin replica (8 bytes), request id (8 bytes), payload.
 fn wrap(origin: ReplicaId, request: u64, payload: &[u8]) -> Vec<u8> {
@@ -151,6 +155,11 @@ pub(crate) fn spawn<S, P>(
     P: Storage + Send + 'static,
     P::Error: std::fmt::Display,
 {
+    let beat_period = cfg.tick * cfg.paxos.heartbeat_interval.max(1);
+    // A leader busy for ten election timeouts (a hung disk) stops beating: its group
+    // replaces it.
+    let beat_limit = cfg.tick * cfg.paxos.election_timeout.1.saturating_mul(10);
+    let beater = Beater::spawn(transport.clone(), beat_period, beat_limit);
     let driver = Driver {
         replica,
         sm,
@@ -166,7 +175,7 @@ pub(crate) fn spawn<S, P>(
         snapshot_to_install: None,
         membership_waiters: Vec::new(),
         transport_version: None,
-        last_heartbeats: Vec::new(),
+        beater,
         backlog: (0, None),
         queued_bytes: shared.queued_bytes,
         status: shared.status,
@@ -307,11 +316,16 @@ impl<S: StateMachine> Driver<S> {
             .cloned()
             .collect();
         if !heartbeats.is_empty() {
-            self.last_heartbeats = heartbeats;
+            self.beater.set_heartbeats(heartbeats);
+        } else if self.replica.role() != Role::Leader {
+            self.beater.set_heartbeats(Vec::new());
         }
         if !early.is_empty() {
             self.transport.send(early);
         }
+        // From here to the end of the round, a leader's followers hear its last heartbeats
+        // again if the round outlasts a heartbeat interval (see `beater`).
+        let _busy = self.beater.busy();
         if must_persist {
             let persist = strata_paxos::Ready {
                 promised: ready.promised,
@@ -320,31 +334,23 @@ impl<S: StateMachine> Driver<S> {
                 membership: ready.membership.clone(),
                 ..Default::default()
             };
-            let leading = self.replica.role() == Role::Leader;
-            if !leading {
-                self.last_heartbeats.clear();
-            }
-            self.persist_keeping_followers(persist, leading).await?;
+            let started = std::time::Instant::now();
+            self.persister.persist(persist).await?;
+            (self.metrics.log_fsync_duration_seconds).observe(started.elapsed());
         }
         if !late.is_empty() {
             self.transport.send(late);
         }
-        for (slot, value) in ready.committed {
-            if value.membership_change().is_some() {
-                continue; // the replica's own business (see `Replica::membership`)
-            }
-            for command in value.commands {
-                let Some((origin, request, payload)) = unwrap(&command) else {
-                    tracing::error!(slot, "undecodable command envelope; skipped");
-                    continue;
-                };
-                let reply = self.sm.apply(slot, payload);
-                self.metrics.proposals_applied.inc();
-                if origin == self.replica.id() {
-                    if let Some((tx, _)) = self.pending.remove(&request) {
-                        let _ = tx.send(Ok(reply));
-                    }
-                }
+        if !ready.committed.is_empty() {
+            let bytes: usize = (ready.committed.iter())
+                .map(|(_, v)| v.payload_bytes())
+                .sum();
+            if bytes >= BLOCKING_APPLY_BYTES {
+                // A long apply (large values, synced) must not hold a runtime worker that
+                // the beater, the transport and the RPC handlers need.
+                tokio::task::block_in_place(|| self.apply(ready.committed));
+            } else {
+                self.apply(ready.committed);
             }
         }
         for rs in ready.read_states {
@@ -427,6 +433,28 @@ impl<S: StateMachine> Driver<S> {
         Ok(())
     }
 
+    /// Applies chosen commands in order and answers the callers waiting here for them.
+    fn apply(&mut self, committed: Vec<(Slot, strata_paxos::Value)>) {
+        for (slot, value) in committed {
+            if value.membership_change().is_some() {
+                continue; // the replica's own business (see `Replica::membership`)
+            }
+            for command in value.commands {
+                let Some((origin, request, payload)) = unwrap(&command) else {
+                    tracing::error!(slot, "undecodable command envelope; skipped");
+                    continue;
+                };
+                let reply = self.sm.apply(slot, payload);
+                self.metrics.proposals_applied.inc();
+                if origin == self.replica.id() {
+                    if let Some((tx, _)) = self.pending.remove(&request) {
+                        let _ = tx.send(Ok(reply));
+                    }
+                }
+            }
+        }
+    }
+
     /// Answers membership changes that were chosen (or lost), and gives the transport the
     /// members' addresses when the membership changed.
     fn settle_membership(&mut self) {
@@ -500,44 +528,6 @@ impl<S: StateMachine> Driver<S> {
         };
         if target > log_start {
             self.replica.compact(target);
-        }
-    }
-
-    /// Persists `ready`. A leader whose persist takes longer than a heartbeat interval (a
-    /// large value on a busy disk) sends its last heartbeats again meanwhile, so that its
-    /// followers do not take the silence for its death: no input reaches the replica during a
-    /// persist (the `Ready` contract), so it cannot beat itself, but a copy of a message
-    /// already sent is one the network could have duplicated anyway.
-    async fn persist_keeping_followers(
-        &mut self,
-        ready: strata_paxos::Ready,
-        leader: bool,
-    ) -> Result<(), NodeError> {
-        let started = std::time::Instant::now();
-        let result = self.persist_beating(ready, leader).await;
-        (self.metrics.log_fsync_duration_seconds).observe(started.elapsed());
-        result
-    }
-
-    /// Persists `ready`; a leader meanwhile repeats its last heartbeats (see
-    /// [`Driver::persist_keeping_followers`]).
-    async fn persist_beating(
-        &mut self,
-        ready: strata_paxos::Ready,
-        leader: bool,
-    ) -> Result<(), NodeError> {
-        let persist = self.persister.persist(ready);
-        if !leader || self.last_heartbeats.is_empty() {
-            return persist.await;
-        }
-        tokio::pin!(persist);
-        let period = self.cfg.tick * self.cfg.paxos.heartbeat_interval;
-        let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-        loop {
-            tokio::select! {
-                done = &mut persist => return done,
-                _ = beat.tick() => self.transport.send(self.last_heartbeats.clone()),
-            }
         }
     }
 

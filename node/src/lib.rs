@@ -30,6 +30,7 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+mod beater;
 pub mod disk_usage;
 pub mod driver;
 pub mod durability;

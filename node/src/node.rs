@@ -131,6 +131,12 @@ pub struct NodeConfig {
 /// sends it. Paxos tolerates the loss.
 pub const MAX_QUEUED_PEER_BYTES: usize = 64 << 20;
 
+/// A peer message carrying fewer bytes than this (a heartbeat, a vote, an acknowledgement, an
+/// `Accept` of small commands) is queued whatever the bytes already queued: only the count
+/// bound applies to it. Dropping it behind a few retransmitted large values would make a
+/// live leader look dead to a follower busy persisting them, and cost an election each time.
+pub const SMALL_MESSAGE_BYTES: usize = 64 << 10;
+
 /// Bytes of commands proposed at one node and not yet resolved (applied, or failed because it
 /// stopped leading): beyond it, proposals are refused with [`NodeError::Overloaded`] until
 /// some complete. A node with nothing in flight takes any one command, however large, so the
@@ -344,11 +350,12 @@ impl<R: Send + 'static> Node<R> {
     }
 
     /// Delivers a message from a peer (dropped if the node is overloaded: its queue holds
-    /// [`MAX_QUEUED_PEER_BYTES`] or as many inputs as configured).
+    /// [`MAX_QUEUED_PEER_BYTES`] and the message is not small (see [`SMALL_MESSAGE_BYTES`]),
+    /// or it holds as many inputs as configured).
     pub fn deliver(&self, message: Message) {
         let size = message.payload_bytes();
         let queued = self.queued_bytes.load(Ordering::Relaxed);
-        if queued >= MAX_QUEUED_PEER_BYTES {
+        if queued >= MAX_QUEUED_PEER_BYTES && size >= SMALL_MESSAGE_BYTES {
             // Below the bound, one message of any size is taken.
             tracing::debug!(
                 from = message.from,

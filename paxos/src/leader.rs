@@ -242,6 +242,7 @@ impl Replica {
                     Inflight {
                         acks: BTreeSet::from([self.cfg.id]),
                         sent_at: self.now,
+                        resends: 0,
                     },
                 );
             }
@@ -366,7 +367,7 @@ impl Replica {
             let entries: Vec<(Slot, Value)> = l
                 .inflight
                 .iter()
-                .filter(|(_, i)| i.sent_at + interval <= now && !i.acks.contains(&to))
+                .filter(|(_, i)| i.resend_due(interval, now) && !i.acks.contains(&to))
                 .filter_map(|(&slot, _)| Some((slot, self.log.get(&slot)?.value.clone())))
                 .collect();
             if !entries.is_empty() {
@@ -374,8 +375,9 @@ impl Replica {
             }
         }
         for i in l.inflight.values_mut() {
-            if i.sent_at + interval <= now {
+            if i.resend_due(interval, now) {
                 i.sent_at = now;
+                i.resends += 1;
             }
         }
         for (to, entries) in outgoing {
@@ -618,7 +620,8 @@ impl Leadership {
         let slot = self.next_slot;
         self.next_slot += 1;
         let acks = BTreeSet::from([id]);
-        self.inflight.insert(slot, Inflight { acks, sent_at: now });
+        let resends = 0;
+        (self.inflight).insert(slot, Inflight { acks, sent_at: now, resends });
         slot
     }
 }

@@ -129,9 +129,23 @@ pub(crate) type PromiseParts = BTreeMap<Slot, (Option<Slot>, Vec<AcceptedEntry>)
 #[derive(Debug)]
 pub(crate) struct Inflight {
     pub acks: BTreeSet<ReplicaId>,
-    /// Tick the slot was last sent at (it is re-sent to silent acceptors after a heartbeat
-    /// interval, since messages may be lost).
+    /// Tick the slot was last sent at (it is re-sent to silent acceptors after a while,
+    /// since messages may be lost).
     pub sent_at: u64,
+    /// How many times it was re-sent: each time waits twice as long as the last (up to
+    /// [`MAX_RESEND_BACKOFF`]), so that a follower slow to persist large values is not sent
+    /// them again faster than it can take them.
+    pub resends: u32,
+}
+
+/// The longest wait before a slot is re-sent, as a power of two of the first one.
+pub(crate) const MAX_RESEND_BACKOFF: u32 = 3;
+
+impl Inflight {
+    /// True when the slot is due to be re-sent at tick `now`, the first wait being `interval`.
+    pub fn resend_due(&self, interval: u64, now: u64) -> bool {
+        self.sent_at + (interval << self.resends.min(MAX_RESEND_BACKOFF)) <= now
+    }
 }
 
 /// A read waiting for its confirmation round.

@@ -25,6 +25,7 @@ use tonic::Request;
 use strata_rpc::tls::Security;
 
 use crate::histogram::{exponential_bounds, DurationHistogram};
+use crate::node::SMALL_MESSAGE_BYTES;
 use crate::state_machine::SnapshotStream;
 use crate::transport::Transport;
 use crate::wire::to_proto;
@@ -36,7 +37,7 @@ const PEER_QUEUE: usize = 4096;
 /// (`MAX_INFLIGHT_PROPOSAL_BYTES`), so that the Accepts of a full window, or the parts of a
 /// promise reporting it, pass whole instead of being dropped part by part forever.
 const PEER_QUEUE_BYTES: usize = 64 << 20;
-/// Deadline of one batch RPC.
+/// Deadline of one batch RPC of small messages (a large one gets 100 ms more per MiB).
 const SEND_TIMEOUT: Duration = Duration::from_secs(2);
 /// Deadline of one snapshot transfer.
 const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -136,12 +137,18 @@ pub struct GrpcTransport {
     metrics: PeerMetrics,
 }
 
-/// The queue to one peer. Invariant: `gauges.queued_bytes` is the payload size of the
-/// messages in the channel (added before a send, subtracted when the sender task takes one
+/// The queues to one peer: two lanes, each with its own sender task and connection, so that
+/// a heartbeat or a vote never waits behind the transfer of a large value (head-of-line
+/// blocking would make a live leader look dead to a follower). Paxos tolerates the
+/// reordering between lanes. Invariant: `gauges.queued_bytes` is the payload size of the
+/// messages in both channels (added before a send, subtracted when a sender task takes one
 /// out).
 struct PeerLink {
     addr: String,
+    /// Messages smaller than [`SMALL_MESSAGE_BYTES`].
     tx: mpsc::Sender<Message>,
+    /// The others (`Accept`s, `Learn`s and `Promise`s carrying large values).
+    bulk_tx: mpsc::Sender<Message>,
     gauges: PeerGauges,
     /// A snapshot transfer to this peer is running: another one is not started meanwhile
     /// (a large snapshot outlasts the leader's re-requests).
@@ -203,22 +210,27 @@ impl GrpcTransport {
         Arc::new(transport)
     }
 
-    /// A queue to peer `id` at `addr`, with its sender task (which ends when the link is
-    /// dropped).
+    /// The queues to peer `id` at `addr`, with their sender tasks (which end when the link
+    /// is dropped).
     fn link(&self, id: ReplicaId, addr: String) -> PeerLink {
-        let (tx, rx) = mpsc::channel(PEER_QUEUE);
         let gauges = self.metrics.of(id);
-        let peer = Peer {
-            group: self.group,
-            me: self.me,
-            to: id,
-            addr: addr.clone(),
-            security: self.security.clone(),
+        let lane = || {
+            let (tx, rx) = mpsc::channel(PEER_QUEUE);
+            let peer = Peer {
+                group: self.group,
+                me: self.me,
+                to: id,
+                addr: addr.clone(),
+                security: self.security.clone(),
+            };
+            tokio::spawn(peer_sender(peer, rx, gauges.clone()));
+            tx
         };
-        tokio::spawn(peer_sender(peer, rx, gauges.clone()));
+        let (tx, bulk_tx) = (lane(), lane());
         PeerLink {
             addr,
             tx,
+            bulk_tx,
             gauges,
             snapshot_running: Arc::new(AtomicBool::new(false)),
         }
@@ -258,15 +270,18 @@ impl Transport for GrpcTransport {
             // A queue below its bound takes any one message, however large (an Accept of the
             // largest command is above the bound, and small messages such as heartbeats are
             // nearly always queued beside it): otherwise it would be dropped forever. So the
-            // queue holds at most the bound plus one message.
-            let size = Message::payload_bytes(&m) as i64;
+            // queue holds at most the bound plus one message. Small messages (heartbeats,
+            // votes, acknowledgements) pass a full byte bound: see `SMALL_MESSAGE_BYTES`.
+            let size = Message::payload_bytes(&m);
+            let small = size < SMALL_MESSAGE_BYTES;
             let queued = link.gauges.queued_bytes.get();
-            if queued >= PEER_QUEUE_BYTES as i64 {
+            if queued >= PEER_QUEUE_BYTES as i64 && !small {
                 tracing::debug!(peer = m.to, queued, "peer queue full: message dropped");
                 continue;
             }
+            let (size, lane) = (size as i64, if small { &link.tx } else { &link.bulk_tx });
             link.gauges.queued_bytes.inc_by(size);
-            if link.tx.try_send(m).is_err() {
+            if lane.try_send(m).is_err() {
                 link.gauges.queued_bytes.dec_by(size);
                 tracing::debug!("peer queue full (count): message dropped");
             }
@@ -444,7 +459,8 @@ async fn peer_sender(peer: Peer, mut rx: mpsc::Receiver<Message>, gauges: PeerGa
                 batch.messages.push(p);
             }
             let mut req = Request::new(batch);
-            req.set_timeout(SEND_TIMEOUT);
+            // A large value takes longer to move than a heartbeat: 100 ms more per MiB.
+            req.set_timeout(SEND_TIMEOUT + Duration::from_millis(100) * (bytes >> 20) as u32);
             let sent = Instant::now();
             if let Err(e) = client.send(req).await {
                 tracing::debug!(peer = to, error = %e, "send failed; reconnecting");
