@@ -27,7 +27,12 @@
 //!   applies, or takes the next input.
 //! - **Applies, serves reads, installs a received snapshot, streams requested snapshots,** in
 //!   that order; a snapshot is installed only after the pending `Ready` was handled, so nothing
-//!   older is applied on top of it.
+//!   older is applied on top of it. A round applying large values does so in
+//!   `block_in_place`, off the runtime's other tasks.
+//! - **Keeps a leader's followers while it is busy:** from the persist to the end of the round,
+//!   the [`beater`](crate::beater) repeats the leader's last heartbeats every heartbeat
+//!   interval, so that a round longer than an election timeout (large values synced twice)
+//!   does not cost an election.
 //!
 //! A crash anywhere in that sequence is one the contract allows (the simulator in
 //! `strata_paxos::sim` explores each point); the node restarts from the engine.

@@ -267,6 +267,10 @@ impl Replica {
         self.leader = Some(self.cfg.id);
         self.election_elapsed = 0;
         self.heartbeat_elapsed = 0;
+        // Heard at once, before the recovered values: those can be large enough to take the
+        // followers longer than an election timeout to receive and persist, and a follower
+        // that did not hear from the winner meanwhile would stand for election again.
+        self.send_heartbeats();
         let commit = self.commit;
         for to in self.peers() {
             self.send_accepts(to, ballot, entries.clone(), commit);
