@@ -8,7 +8,6 @@
 
 mod engine;
 mod engines;
-mod keys;
 mod measure;
 mod report;
 mod workload;
@@ -21,7 +20,7 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use engine::{Compression, EngineSettings};
-use keys::{Distribution, MIN_KEY_SIZE};
+use strata_workload::keys::{Distribution, MIN_KEY_SIZE};
 use report::{EngineRun, WorkloadResult};
 use workload::{Bench, RunConfig, Workload};
 
