@@ -289,7 +289,13 @@ mod tests {
         let newest_zipfian = (0..draws).filter(|_| zipfian.next_key() >= 9_900).count();
         let newest_latest = (0..draws).filter(|_| latest.next_key() >= 9_900).count();
         // Scrambled: the hot keys are anywhere, so the newest 1% get about their share.
-        assert!(newest_zipfian < draws / 10, "zipfian newest share {newest_zipfian}");
-        assert!(newest_latest > draws / 3, "latest newest share {newest_latest}");
+        assert!(
+            newest_zipfian < draws / 10,
+            "zipfian newest share {newest_zipfian}"
+        );
+        assert!(
+            newest_latest > draws / 3,
+            "latest newest share {newest_latest}"
+        );
     }
 }

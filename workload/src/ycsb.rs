@@ -167,7 +167,10 @@ mod tests {
             assert_eq!(got.len(), fractions.len(), "{w:?}: {got:?}");
             for &(op, want) in fractions {
                 let share = got.get(&op).copied().unwrap_or(0.0);
-                assert!((share - want).abs() < 0.01, "{w:?} {op:?}: {share} vs {want}");
+                assert!(
+                    (share - want).abs() < 0.01,
+                    "{w:?} {op:?}: {share} vs {want}"
+                );
             }
         }
     }
