@@ -6,7 +6,7 @@
 //! the [`encoding`] chosen), admin ([`admin`]: groups, shards, configurations), and the
 //! cluster's state ([`status`], [`health`]); what they share to reach a cluster is in
 //! [`cluster`]. [`demo`] starts a local cluster and shows it working (the README's main job);
-//! [`bench`] measures a cluster, side by side with etcd.
+//! [`bench`](mod@bench) measures a cluster, side by side with etcd.
 
 #![warn(missing_docs)]
 
