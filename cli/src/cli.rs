@@ -123,7 +123,8 @@ pub fn check_address(address: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn parse_seconds(s: &str) -> Result<Duration, String> {
+/// Parses a number of seconds (decimals allowed) above 0 and up to a day.
+pub fn parse_seconds(s: &str) -> Result<Duration, String> {
     let seconds: f64 = s
         .parse()
         .map_err(|_| format!("{s:?} is not a number of seconds"))?;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use strata_workload::keys::Distribution;
 use strata_workload::ycsb::Ycsb;
 
-use crate::cli::{check_address, Global};
+use crate::cli::{check_address, parse_seconds, Global};
 use crate::error::{CliError, CliResult};
 
 /// Seconds per phase when neither `--seconds` nor `--operations` is given.
@@ -45,9 +45,9 @@ pub struct BenchArgs {
     /// Operations per phase (all clients together) instead of --seconds.
     #[arg(long, conflicts_with = "seconds", value_parser = clap::value_parser!(u64).range(1..))]
     pub operations: Option<u64>,
-    /// Seconds per phase [default: 10].
-    #[arg(long, value_parser = parse_phase_seconds)]
-    pub seconds: Option<f64>,
+    /// Seconds per phase (decimals allowed) [default: 10].
+    #[arg(long, value_parser = parse_seconds)]
+    pub seconds: Option<Duration>,
     /// Concurrent clients, comma-separated: each workload runs once per count.
     #[arg(long, value_delimiter = ',', default_value = "1,16,64",
           value_parser = clap::value_parser!(u64).range(1..=4096))]
@@ -151,21 +151,11 @@ pub fn parse_workload(name: &str) -> Result<Workload, String> {
     })
 }
 
-fn parse_phase_seconds(s: &str) -> Result<f64, String> {
-    let seconds: f64 = s
-        .parse()
-        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
-    if !(seconds > 0.0 && seconds <= 86_400.0) {
-        return Err(format!("{s} is not between 0 and 86400 seconds"));
-    }
-    Ok(seconds)
-}
-
 fn parse_idle_seconds(s: &str) -> Result<f64, String> {
     if s.parse::<f64>() == Ok(0.0) {
         return Ok(0.0);
     }
-    parse_phase_seconds(s)
+    parse_seconds(s).map(|d| d.as_secs_f64())
 }
 
 /// When a phase ends.
@@ -263,7 +253,7 @@ impl Plan {
         }
         let stop = match (args.operations, args.seconds) {
             (Some(n), _) => Stop::Operations(n),
-            (None, Some(s)) => Stop::After(Duration::from_secs_f64(s)),
+            (None, Some(d)) => Stop::After(d),
             (None, None) => Stop::After(Duration::from_secs_f64(DEFAULT_SECONDS)),
         };
         Ok(Plan {
