@@ -39,7 +39,7 @@ use crate::output::{print_json, print_stdout};
 
 pub use self::args::BenchArgs;
 
-/// Connections that load the records (or the largest client count, if more).
+/// Connections that load the records (the largest client count, if more).
 const LOAD_CLIENTS: usize = 32;
 
 /// Runs `strata bench`. Whatever it started is stopped, and its directories removed, however
@@ -186,11 +186,11 @@ async fn measure(target: &Target, plan: &Plan, out: &Out, report: &mut Report) -
     }
 
     let conns = target.connect(plan.max_clients().max(LOAD_CLIENTS)).await?;
+    workload::warm_up(&conns).await;
     let keys = Arc::new(Keyspace::new(plan));
     let show_progress = !plan.json;
-    let loaders = &conns[..LOAD_CLIENTS.min(conns.len())];
-    let load = measured(target, "load", loaders.len(), async {
-        Ok(workload::load(loaders, &keys, show_progress).await)
+    let load = measured(target, "load", conns.len(), async {
+        Ok(workload::load(&conns, &keys, show_progress).await)
     })
     .await?;
     out.line(&load.line());

@@ -220,6 +220,20 @@ where
     all
 }
 
+/// Has every connection make one read first (not measured), so that no phase pays for
+/// connecting (and TLS handshakes) on its first operations.
+pub async fn warm_up(conns: &[Conn]) {
+    let reads: Vec<_> = conns
+        .iter()
+        .cloned()
+        .map(|mut conn| tokio::spawn(async move { conn.get(&key(0)).await }))
+        .collect();
+    for read in reads {
+        // Failures show in the phases that follow.
+        let _ = read.await;
+    }
+}
+
 /// Writes keys `0..records` through `conns`, each connection taking the next key not yet
 /// taken.
 pub async fn load(conns: &[Conn], keys: &Arc<Keyspace>, show_progress: bool) -> Outcome {
