@@ -23,7 +23,9 @@ use crate::output::Format;
         strata demo --keep               # ... and kept running: prints STRATA_MASTERS\n  \
         strata put greeting hello\n  \
         strata get greeting\n  \
-        strata status",
+        strata status\n\n\
+        Measure it, beside etcd:\n\n  \
+        strata bench --local --etcd-local --workloads put,get,ycsba --clients 1,64",
     propagate_version = true
 )]
 pub struct Cli {
