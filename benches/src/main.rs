@@ -8,7 +8,6 @@
 
 mod engine;
 mod engines;
-mod keys;
 mod measure;
 mod report;
 mod workload;
@@ -21,8 +20,8 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use engine::{Compression, EngineSettings};
-use keys::{Distribution, MIN_KEY_SIZE};
 use report::{EngineRun, WorkloadResult};
+use strata_workload::keys::{Distribution, MIN_KEY_SIZE};
 use workload::{Bench, RunConfig, Workload};
 
 /// db_bench's flags (`--name=value`), plus `--engines` and `--distribution`.

@@ -11,7 +11,10 @@ use hdrhistogram::Histogram;
 use indicatif::ProgressBar;
 
 use crate::engine::{BatchOp, KvEngine};
-use crate::keys::{make_key, Distribution, KeyPicker, ScatteredOrder, ValuePool, Zipfian};
+use strata_workload::keys::{
+    make_key, Distribution, KeyPicker, ScatteredOrder, ValuePool, Zipfian,
+};
+use strata_workload::ycsb::Ycsb;
 
 mod threads;
 mod ycsb;
@@ -39,8 +42,8 @@ pub enum Workload {
     DeleteRandom,
     /// `threads` readers read random keys while one more thread overwrites random keys.
     ReadWhileWriting,
-    /// YCSB workload A-F (`reads` operations), by letter.
-    Ycsb(char),
+    /// YCSB workload A-F (`reads` operations).
+    Ycsb(Ycsb),
 }
 
 impl FromStr for Workload {
@@ -58,13 +61,9 @@ impl FromStr for Workload {
             "seekrandom" => Workload::SeekRandom,
             "deleterandom" => Workload::DeleteRandom,
             "readwhilewriting" => Workload::ReadWhileWriting,
-            _ => match s.strip_prefix("ycsb") {
-                Some(l)
-                    if l.len() == 1 && ('a'..='f').contains(&l.chars().next().unwrap_or(' ')) =>
-                {
-                    Workload::Ycsb(l.chars().next().unwrap_or('a'))
-                }
-                _ => anyhow::bail!(
+            _ => match Ycsb::from_name(s) {
+                Some(mix) => Workload::Ycsb(mix),
+                None => anyhow::bail!(
                     "unknown benchmark {s:?}; known: fillseq, fillrandom, fillbatch, overwrite, \
                      readrandom, readmissing, readseq, seekrandom, deleterandom, \
                      readwhilewriting, ycsba..ycsbf"
@@ -88,7 +87,7 @@ impl Workload {
             Workload::SeekRandom => "seekrandom".into(),
             Workload::DeleteRandom => "deleterandom".into(),
             Workload::ReadWhileWriting => "readwhilewriting".into(),
-            Workload::Ycsb(l) => format!("ycsb{l}"),
+            Workload::Ycsb(mix) => mix.name().into(),
         }
     }
 
@@ -345,9 +344,9 @@ impl Bench {
                 (o, false)
             }
             Workload::ReadWhileWriting => (self.read_while_writing(engine, bar, ops, salt)?, true),
-            Workload::Ycsb(letter) => {
+            Workload::Ycsb(mix) => {
                 // Only part of a mix reads: say how many reads found a key, not "of ops".
-                let mut o = self.ycsb(letter, engine, bar, ops, salt)?;
+                let mut o = self.ycsb(mix, engine, bar, ops, salt)?;
                 o.note = o.found.map(|f| format!("{f} reads and scans found a key"));
                 (o, false)
             }
@@ -358,7 +357,7 @@ impl Bench {
         Ok(outcome)
     }
 
-    fn picker(&self, thread: usize) -> KeyPicker<'_> {
+    fn picker(&self, thread: usize) -> KeyPicker {
         let seed = self.cfg.seed
             ^ (thread as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
             ^ self.salt.load(Ordering::Relaxed);
@@ -374,7 +373,7 @@ impl Bench {
         ops: u64,
         batch: usize,
         salt: u64,
-        key_of: impl Fn(u64, &mut KeyPicker<'_>) -> u64 + Sync,
+        key_of: impl Fn(u64, &mut KeyPicker) -> u64 + Sync,
     ) -> anyhow::Result<Outcome> {
         let batch = batch.max(1);
         let (ks, vs) = (self.cfg.key_size, self.cfg.value_size);

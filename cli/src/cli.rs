@@ -23,7 +23,9 @@ use crate::output::Format;
         strata demo --keep               # ... and kept running: prints STRATA_MASTERS\n  \
         strata put greeting hello\n  \
         strata get greeting\n  \
-        strata status",
+        strata status\n\n\
+        Measure it, beside etcd:\n\n  \
+        strata bench --local --etcd-local --workloads put,get,ycsba --clients 1,64",
     propagate_version = true
 )]
 pub struct Cli {
@@ -123,7 +125,8 @@ pub fn check_address(address: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn parse_seconds(s: &str) -> Result<Duration, String> {
+/// Parses a number of seconds (decimals allowed) above 0 and up to a day.
+pub fn parse_seconds(s: &str) -> Result<Duration, String> {
     let seconds: f64 = s
         .parse()
         .map_err(|_| format!("{s:?} is not a number of seconds"))?;
@@ -142,6 +145,8 @@ pub enum Command {
     Server(crate::replica::ServerCommand),
     /// Start a local cluster, load it, move shards, kill a leader, verify (`--keep`: keep it).
     Demo(crate::demo::DemoArgs),
+    /// YCSB workloads against a cluster, side by side with etcd: ops/s, latency, CPU per op.
+    Bench(crate::bench::BenchArgs),
     /// Print a key's value.
     Get(crate::data::GetArgs),
     /// Set a key's value.
@@ -242,6 +247,46 @@ mod tests {
             &["status"],
             &["health"],
             &["demo", "--keep", "--insecure"],
+            &[
+                "bench",
+                "--local",
+                "--groups",
+                "2",
+                "--workloads",
+                "put,ycsbe",
+            ],
+            &[
+                "bench",
+                "--etcd",
+                "127.0.0.1:2379",
+                "--clients",
+                "1,64",
+                "--seconds",
+                "1.5",
+                "--json",
+                "--timeout",
+                "9",
+                "--cacert",
+                "a",
+                "--cert",
+                "b",
+                "--key",
+                "c",
+            ],
+            &[
+                "bench",
+                "--etcd-local",
+                "--etcd-binary",
+                "/usr/bin/etcd",
+                "--operations",
+                "100",
+                "--distribution",
+                "uniform",
+                "--idle",
+                "0",
+                "-o",
+                "json",
+            ],
             &["group", "add-replica", "1", "4=127.0.0.1:4"],
             &["group", "remove-replica", "1", "3"],
             &["group", "replace-replica", "1", "3", "4=127.0.0.1:4"],

@@ -27,16 +27,21 @@ fn rpc_timeout(global: &Global) -> Duration {
 /// A key-value client of the cluster: fetches the latest configuration, within `--timeout`.
 pub async fn kv_client(global: &Global, scan_page: u32) -> CliResult<Client> {
     let masters = global.master_addresses()?;
-    let options = ClientOptions {
-        rpc_timeout: rpc_timeout(global),
-        request_timeout: global.timeout,
-        scan_page: scan_page.max(1),
-        security: global.security()?,
-        ..ClientOptions::default()
-    };
+    let options = kv_client_options(global, global.security()?, scan_page);
     within(global, Client::connect_with(masters, options))
         .await?
         .map_err(kv_error)
+}
+
+/// The options of a key-value client whose requests give up after `--timeout`.
+pub fn kv_client_options(global: &Global, security: Security, scan_page: u32) -> ClientOptions {
+    ClientOptions {
+        rpc_timeout: rpc_timeout(global),
+        request_timeout: global.timeout,
+        scan_page: scan_page.max(1),
+        security,
+        ..ClientOptions::default()
+    }
 }
 
 /// A client of the shard master, whose requests give up after `--timeout`.

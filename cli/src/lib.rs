@@ -5,11 +5,13 @@
 //! The client commands: data ([`data`]: get, put, del, append, cas, scan; keys and values in
 //! the [`encoding`] chosen), admin ([`admin`]: groups, shards, configurations), and the
 //! cluster's state ([`status`], [`health`]); what they share to reach a cluster is in
-//! [`cluster`]. [`demo`] starts a local cluster and shows it working (the README's main job).
+//! [`cluster`]. [`demo`] starts a local cluster and shows it working (the README's main job);
+//! [`bench`](mod@bench) measures a cluster, side by side with etcd.
 
 #![warn(missing_docs)]
 
 pub mod admin;
+pub mod bench;
 pub mod certs;
 pub mod cli;
 pub mod cluster;
@@ -40,6 +42,7 @@ pub async fn run(global: Global, command: Command) -> CliResult {
             "`strata master` and `strata server` run as processes of their own",
         )),
         Command::Demo(args) => crate::demo::run(args).await,
+        Command::Bench(args) => crate::bench::run(g.clone(), args).await,
         Command::Get(args) => data::get(g, args).await,
         Command::Put(args) => data::put(g, args).await,
         Command::Del(args) => data::del(g, args).await,

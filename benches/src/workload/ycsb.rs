@@ -1,4 +1,4 @@
-//! The YCSB core workloads A-F as operation mixes over the run's keys.
+//! The YCSB core workloads A-F (`strata_workload::ycsb`'s mixes) over the run's keys.
 
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -7,15 +7,16 @@ use indicatif::ProgressBar;
 
 use super::{Bench, Outcome};
 use crate::engine::KvEngine;
-use crate::keys::make_key;
+use strata_workload::keys::make_key;
+use strata_workload::ycsb::{OpKind, Ycsb, MAX_SCAN_LENGTH};
 
 impl Bench {
-    /// YCSB core workloads: A 50/50 read/update, B 95/5 read/update, C read only, D 95/5
-    /// read-latest/insert, E 95/5 short scan (1-100 entries)/insert, F 50/50
+    /// YCSB core workloads ([`Ycsb`]): A 50/50 read/update, B 95/5 read/update, C read
+    /// only, D 95/5 read-latest/insert, E 95/5 short scan (1-100 entries)/insert, F 50/50
     /// read/read-modify-write. Keys by `--distribution` (YCSB's default is Zipfian).
     pub(super) fn ycsb(
         &self,
-        letter: char,
+        mix: Ycsb,
         engine: &dyn KvEngine,
         bar: &ProgressBar,
         ops: u64,
@@ -28,31 +29,28 @@ impl Bench {
             let mut picker = self.picker(t);
             let mut key = vec![0u8; ks];
             for _ in range {
-                let p = picker.unit();
+                let op = mix.op(picker.unit());
                 let start = Instant::now();
-                let (read, update, insert, scan, rmw) = match letter {
-                    'a' => (p < 0.5, p >= 0.5, false, false, false),
-                    'b' => (p < 0.95, p >= 0.95, false, false, false),
-                    'c' => (true, false, false, false, false),
-                    'd' => (p < 0.95, false, p >= 0.95, false, false),
-                    'e' => (false, false, p >= 0.95, p < 0.95, false),
-                    _ => (p < 0.5, false, false, false, p >= 0.5),
-                };
-                if insert {
+                let (read, update, rmw) = (
+                    op == OpKind::Read,
+                    op == OpKind::Update,
+                    op == OpKind::ReadModifyWrite,
+                );
+                if op == OpKind::Insert {
                     let id = num + self.live.inserted.fetch_add(1, Ordering::Relaxed);
                     make_key(&mut key, id, false);
                     engine.put(&key, self.values.value(id, salt, vs))?;
                     tally.written += kv;
                     tally.bytes += kv;
-                } else if scan {
+                } else if op == OpKind::Scan {
                     make_key(&mut key, picker.next_key(), false);
-                    let len = picker.between(1, 100);
+                    let len = picker.between(1, MAX_SCAN_LENGTH);
                     let mut bytes = 0;
                     engine.scan(&key, len, &mut |k, v| bytes += (k.len() + v.len()) as u64)?;
                     tally.found += 1;
                     tally.bytes += bytes;
                 } else {
-                    let id = if letter == 'd' {
+                    let id = if mix.reads_latest() {
                         picker.latest(num + self.live.inserted.load(Ordering::Relaxed) - 1)
                     } else {
                         picker.next_key()

@@ -21,6 +21,7 @@ enum Request {
     Kill(u64, u64, Reply<()>),
     Restart(u64, u64, Reply<()>),
     Pids(Reply<Vec<u32>>),
+    Processes(Reply<Vec<(String, u32)>>),
     RssBytes(Reply<u64>),
     PrometheusConfig(Reply<String>),
     Shutdown(Reply<usize>),
@@ -135,6 +136,11 @@ impl ClusterThread {
         self.ask(Request::Pids).await
     }
 
+    /// The running children: `master-ID` or `group-GID-ID`, and the pid.
+    pub async fn processes(&self) -> CliResult<Vec<(String, u32)>> {
+        self.ask(Request::Processes).await
+    }
+
     /// The children's resident memory together, in bytes.
     pub async fn rss_bytes(&self) -> CliResult<u64> {
         self.ask(Request::RssBytes).await
@@ -192,6 +198,9 @@ fn serve(mut cluster: LocalCluster, inbox: mpsc::Receiver<Request>) {
             }
             Request::Pids(reply) => {
                 let _ = reply.send(Ok(cluster.pids()));
+            }
+            Request::Processes(reply) => {
+                let _ = reply.send(Ok(cluster.processes()));
             }
             Request::RssBytes(reply) => {
                 let _ = reply.send(Ok(cluster.rss_bytes()));

@@ -81,6 +81,11 @@ impl Latency {
         self.0.len()
     }
 
+    /// The longest latency recorded.
+    pub fn max(&self) -> Duration {
+        Duration::from_micros(self.0.max())
+    }
+
     /// The latency at quantile `q` (0..=1).
     pub fn quantile(&self, q: f64) -> Duration {
         Duration::from_micros(self.0.value_at_quantile(q))
@@ -96,7 +101,7 @@ impl Latency {
             millis(self.quantile(0.5)),
             millis(self.quantile(0.99)),
             millis(self.quantile(0.999)),
-            millis(Duration::from_micros(self.0.max()))
+            millis(self.max())
         )
     }
 }

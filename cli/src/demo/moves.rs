@@ -101,6 +101,23 @@ pub async fn watch_moves(
     }
 }
 
+/// Waits until a majority of every group of `config` applied it with every shard settled.
+pub async fn wait_settled(probe: &Probe, config: &Config, timeout: Duration) -> CliResult {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if all_settled(&group_states(probe, config).await, config) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(CliError::failed(format!(
+                "the groups did not settle in config {} within {timeout:?}",
+                config.num
+            )));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
 /// Every replica's answer (None: no answer), by group.
 async fn group_states(
     probe: &Probe,

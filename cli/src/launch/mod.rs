@@ -421,6 +421,19 @@ impl LocalCluster {
         self.all().filter_map(|r| r.process.pid()).collect()
     }
 
+    /// Every running child with what it is: `master-ID` or `group-GID-ID`, and its pid.
+    pub fn processes(&self) -> Vec<(String, u32)> {
+        let masters = self.masters.iter().map(|r| (format!("master-{}", r.id), r));
+        let servers = self
+            .groups
+            .iter()
+            .flat_map(|(gid, g)| g.iter().map(move |r| (format!("group-{gid}-{}", r.id), r)));
+        masters
+            .chain(servers)
+            .filter_map(|(label, r)| Some((label, r.process.pid()?)))
+            .collect()
+    }
+
     fn all(&self) -> impl Iterator<Item = &Replica> {
         self.masters.iter().chain(self.groups.values().flatten())
     }

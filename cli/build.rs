@@ -1,6 +1,7 @@
 //! Compiles the minimal etcd KV proto (`proto/etcd/`) into `OUT_DIR/{etcdserverpb,mvccpb}.rs`
-//! for the `kv_bench` example's etcd client, the way `rpc/build.rs` does Strata's: `protox`
-//! (pure Rust, no system `protoc`) to a descriptor set, then `tonic-prost-build`.
+//! for `strata bench`'s etcd client (`src/bench/etcd.rs`), the way `rpc/build.rs` does
+//! Strata's: `protox` (pure Rust, no system `protoc`) to a descriptor set, then
+//! `tonic-prost-build`.
 
 use std::path::PathBuf;
 

@@ -4,6 +4,10 @@
 //! *missing* key `i` ends in `'5'` instead, so it sorts between present keys (as db_bench's
 //! `readmissing` does) and only a filter or a block search can tell it is absent. Keys beyond
 //! `num` are inserts (YCSB D and E).
+//!
+//! Random workloads pick keys with a [`KeyPicker`] (one per thread or task, seeded), by a
+//! [`Distribution`]; the Zipfian constants ([`Zipfian`], O(n) to compute) are computed once
+//! per run and copied into each picker.
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -89,11 +93,24 @@ pub enum Distribution {
     Uniform,
     /// YCSB's scrambled Zipfian (theta 0.99): a few hot keys, spread over the key space.
     Zipfian,
+    /// YCSB's "latest": Zipfian over recency, the newest key the most popular.
+    Latest,
+}
+
+impl Distribution {
+    /// The name as given on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Distribution::Uniform => "uniform",
+            Distribution::Zipfian => "zipfian",
+            Distribution::Latest => "latest",
+        }
+    }
 }
 
 /// YCSB's Zipfian generator over `0..n` (Gray et al., "Quickly generating billion-record
-/// synthetic databases"); the constants are computed once and shared by all threads.
-#[derive(Debug, Clone)]
+/// synthetic databases"); the constants are computed once and copied to every picker.
+#[derive(Debug, Clone, Copy)]
 pub struct Zipfian {
     n: u64,
     theta: f64,
@@ -120,6 +137,11 @@ impl Zipfian {
             zetan,
             eta,
         }
+    }
+
+    /// The number of items, `n`.
+    pub fn items(&self) -> u64 {
+        self.n
     }
 
     /// A rank: 0 is the most popular.
@@ -152,29 +174,31 @@ fn fnv1a(x: u64) -> u64 {
 }
 
 /// Picks existing keys in `0..n` by the chosen distribution.
-pub struct KeyPicker<'a> {
+#[derive(Debug, Clone)]
+pub struct KeyPicker {
     rng: SmallRng,
     n: u64,
-    zipf: &'a Zipfian,
+    zipf: Zipfian,
     distribution: Distribution,
 }
 
-impl<'a> KeyPicker<'a> {
-    /// A picker for one thread over `0..zipf.n`.
-    pub fn new(seed: u64, zipf: &'a Zipfian, distribution: Distribution) -> Self {
+impl KeyPicker {
+    /// A picker for one thread over `0..zipf.items()`.
+    pub fn new(seed: u64, zipf: &Zipfian, distribution: Distribution) -> Self {
         KeyPicker {
             rng: SmallRng::seed_from_u64(seed),
             n: zipf.n,
-            zipf,
+            zipf: *zipf,
             distribution,
         }
     }
 
-    /// The next key.
+    /// The next key (`latest`: skewed towards `n - 1`, the newest of the keys loaded).
     pub fn next_key(&mut self) -> u64 {
         match self.distribution {
             Distribution::Zipfian => self.zipf.scrambled(&mut self.rng),
             Distribution::Uniform => self.rng.random_range(0..self.n),
+            Distribution::Latest => self.latest(self.n - 1),
         }
     }
 
@@ -229,5 +253,49 @@ mod tests {
         assert!(ranks.iter().all(|&r| r < 1000));
         let top = ranks.iter().filter(|&&r| r < 10).count();
         assert!(top > 3000, "top-10 share {top}");
+    }
+
+    /// Share of `draws` picks that land on the `hot` most frequent keys.
+    fn hot_share(distribution: Distribution, hot: usize, draws: usize) -> f64 {
+        let zipf = Zipfian::new(10_000);
+        let mut picker = KeyPicker::new(5, &zipf, distribution);
+        let mut counts = std::collections::HashMap::new();
+        for _ in 0..draws {
+            let k = picker.next_key();
+            assert!(k < 10_000);
+            *counts.entry(k).or_insert(0usize) += 1;
+        }
+        let mut counts: Vec<usize> = counts.into_values().collect();
+        counts.sort_unstable_by(|a, b| b.cmp(a));
+        counts.iter().take(hot).sum::<usize>() as f64 / draws as f64
+    }
+
+    #[test]
+    fn zipfian_picks_concentrate_on_few_keys_and_uniform_ones_do_not() {
+        // theta 0.99 over 10,000 keys: the top 1% of keys get well over a third of the picks
+        // (about 0.55 in theory); uniform picks give them about 1%.
+        let zipfian = hot_share(Distribution::Zipfian, 100, 100_000);
+        let uniform = hot_share(Distribution::Uniform, 100, 100_000);
+        assert!(zipfian > 0.4, "zipfian top-1% share {zipfian}");
+        assert!(uniform < 0.05, "uniform top-1% share {uniform}");
+    }
+
+    #[test]
+    fn zipfian_hot_keys_are_scattered_and_latest_ones_are_the_newest() {
+        let zipf = Zipfian::new(10_000);
+        let mut zipfian = KeyPicker::new(9, &zipf, Distribution::Zipfian);
+        let mut latest = KeyPicker::new(9, &zipf, Distribution::Latest);
+        let draws = 20_000;
+        let newest_zipfian = (0..draws).filter(|_| zipfian.next_key() >= 9_900).count();
+        let newest_latest = (0..draws).filter(|_| latest.next_key() >= 9_900).count();
+        // Scrambled: the hot keys are anywhere, so the newest 1% get about their share.
+        assert!(
+            newest_zipfian < draws / 10,
+            "zipfian newest share {newest_zipfian}"
+        );
+        assert!(
+            newest_latest > draws / 3,
+            "latest newest share {newest_latest}"
+        );
     }
 }
