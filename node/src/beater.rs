@@ -97,3 +97,89 @@ impl Beater {
         Busy(self.state.clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use strata_paxos::{Ballot, Body};
+
+    use super::*;
+    use crate::state_machine::SnapshotStream;
+
+    /// Counts the heartbeats sent through it.
+    #[derive(Default)]
+    struct Counting(AtomicUsize);
+
+    impl Transport for Counting {
+        fn send(&self, messages: Vec<Message>) {
+            self.0.fetch_add(messages.len(), Ordering::SeqCst);
+        }
+        fn send_snapshot(
+            &self,
+            _: strata_paxos::ReplicaId,
+            _: strata_paxos::Slot,
+            _: Option<strata_paxos::Membership>,
+            _: SnapshotStream,
+        ) {
+        }
+    }
+
+    fn heartbeat(to: u64) -> Message {
+        let ballot = Ballot {
+            round: 3,
+            replica: 1,
+        };
+        let (commit, read_round) = (7, 0);
+        Message {
+            from: 1,
+            to,
+            body: Body::Heartbeat {
+                ballot,
+                commit,
+                read_round,
+            },
+        }
+    }
+
+    const PERIOD: Duration = Duration::from_millis(40);
+
+    /// Time moves only when every task waits (the runtime's paused clock).
+    async fn wait(periods: u32) {
+        tokio::time::sleep(PERIOD * periods).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn beats_only_while_busy_and_within_the_limit() {
+        let transport = Arc::new(Counting::default());
+        let beater = Beater::spawn(transport.clone(), PERIOD, PERIOD * 10);
+        let sent = || transport.0.load(Ordering::SeqCst);
+        beater.set_heartbeats(vec![heartbeat(2), heartbeat(3)]);
+        wait(5).await;
+        assert_eq!(sent(), 0, "an idle driver beats itself");
+        let busy = beater.busy();
+        wait(4).await;
+        let during = sent();
+        assert!(
+            (4..=8).contains(&during),
+            "busy for 4 periods: {during} heartbeats repeated (2 peers)"
+        );
+        drop(busy);
+        wait(5).await;
+        assert_eq!(sent(), during, "beats after the round ended");
+        // A leader no more: nothing to repeat.
+        beater.set_heartbeats(Vec::new());
+        let busy = beater.busy();
+        wait(4).await;
+        assert_eq!(sent(), during, "a follower repeated heartbeats");
+        drop(busy);
+        // Busy past the limit (a hung disk): the beats stop.
+        beater.set_heartbeats(vec![heartbeat(2)]);
+        let _busy = beater.busy();
+        wait(12).await;
+        let by_limit = sent();
+        wait(10).await;
+        assert_eq!(sent(), by_limit, "beats past the limit");
+        assert!(by_limit > during, "no beats before the limit");
+    }
+}

@@ -625,7 +625,14 @@ impl Leadership {
         self.next_slot += 1;
         let acks = BTreeSet::from([id]);
         let resends = 0;
-        (self.inflight).insert(slot, Inflight { acks, sent_at: now, resends });
+        (self.inflight).insert(
+            slot,
+            Inflight {
+                acks,
+                sent_at: now,
+                resends,
+            },
+        );
         slot
     }
 }
