@@ -34,6 +34,11 @@ use crate::shard_state::ShardState;
 
 /// How often the worker looks at the state.
 const POLL: Duration = Duration::from_millis(50);
+/// How often a settled group asks the master for the configuration after its own, while the
+/// answer stays "not created yet": each question is a linearizable read on the master (a
+/// round of messages among its replicas), the largest part of an idle cluster's cost when
+/// asked every poll. A group that just found one asks again at the next poll.
+const IDLE_FETCH: Duration = Duration::from_millis(250);
 /// Deadline of one call to another group or the master.
 const RPC_TIMEOUT: Duration = Duration::from_secs(3);
 /// Delay before the second reclaiming pass over a deleted shard's range.
@@ -73,6 +78,8 @@ pub async fn run(replica: Replica, masters: Vec<String>, security: Security) {
     // One task per (action kind, shard, config): started once, replaced when it ends.
     let mut tasks: HashMap<(u8, u32, u64), JoinHandle<()>> = HashMap::new();
     let mut fetch: Option<JoinHandle<()>> = None;
+    // When the last fetch started, and the configuration it asked for.
+    let mut last_fetch: Option<(tokio::time::Instant, u64)> = None;
     let mut ticker = tokio::time::interval(POLL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -108,7 +115,10 @@ pub async fn run(replica: Replica, masters: Vec<String>, security: Security) {
         for action in next_actions(&view) {
             match action {
                 Action::FetchConfig { num } => {
-                    if fetch.as_ref().is_none_or(|f| f.is_finished()) {
+                    let asked_lately = last_fetch
+                        .is_some_and(|(at, asked)| asked == num && at.elapsed() < IDLE_FETCH);
+                    if fetch.as_ref().is_none_or(|f| f.is_finished()) && !asked_lately {
+                        last_fetch = Some((tokio::time::Instant::now(), num));
                         let step = tracing::info_span!(
                             "reconfig",
                             step = "fetch_config",
