@@ -131,11 +131,12 @@ pub struct NodeConfig {
 /// sends it. Paxos tolerates the loss.
 pub const MAX_QUEUED_PEER_BYTES: usize = 64 << 20;
 
-/// A peer message carrying fewer bytes than this (a heartbeat, a vote, an acknowledgement, an
-/// `Accept` of small commands) is queued whatever the bytes already queued: only the count
-/// bound applies to it. Dropping it behind a few retransmitted large values would make a
-/// live leader look dead to a follower busy persisting them, and cost an election each time.
-pub const SMALL_MESSAGE_BYTES: usize = 64 << 10;
+/// A peer message carrying fewer bytes than this (a heartbeat, a vote, an acknowledgement: no
+/// values) is queued whatever the bytes already queued: only the count bound applies to it.
+/// Dropping it behind a few retransmitted large values would make a live leader look dead to
+/// a follower busy persisting them, and cost an election each time. Small enough that a full
+/// count of such messages stays a few MiB (a stalled peer must not grow memory).
+pub const SMALL_MESSAGE_BYTES: usize = 1 << 10;
 
 /// Bytes of commands proposed at one node and not yet resolved (applied, or failed because it
 /// stopped leading): beyond it, proposals are refused with [`NodeError::Overloaded`] until

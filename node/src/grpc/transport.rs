@@ -145,9 +145,9 @@ pub struct GrpcTransport {
 /// out).
 struct PeerLink {
     addr: String,
-    /// Messages smaller than [`SMALL_MESSAGE_BYTES`].
+    /// Messages smaller than [`SMALL_MESSAGE_BYTES`] (no values: heartbeats, votes, acknowledgements).
     tx: mpsc::Sender<Message>,
-    /// The others (`Accept`s, `Learn`s and `Promise`s carrying large values).
+    /// The others (`Accept`s, `Learn`s and `Promise`s carrying values).
     bulk_tx: mpsc::Sender<Message>,
     gauges: PeerGauges,
     /// A snapshot transfer to this peer is running: another one is not started meanwhile
