@@ -666,19 +666,20 @@ impl Scanner<'_> {
     async fn fill(&mut self) -> Result<(), KvError> {
         while self.shards.iter().any(ShardCursor::exhausted_buffer) {
             let page = self.client.options.scan_page;
-            let requests = self.shards.iter().enumerate().filter_map(|(shard, c)| {
-                let limit = page_request(page, c.buffered.len(), self.remaining);
-                limit
-                    .filter(|_| c.more)
-                    .map(|limit| (shard as u32, &c.resume_token[..], limit))
-            });
+            // Owned tokens: a future borrowing its closure's argument would not be `Send` for
+            // every lifetime, as a caller spawning the scan needs.
+            let requests: Vec<(u32, Vec<u8>, u32)> = (self.shards.iter().enumerate())
+                .filter(|(_, c)| c.more)
+                .filter_map(|(shard, c)| {
+                    let limit = page_request(page, c.buffered.len(), self.remaining)?;
+                    Some((shard as u32, c.resume_token.clone(), limit))
+                })
+                .collect();
             let (client, start, end) = (self.client, &self.start[..], self.end.as_deref());
             let pages: Vec<_> = stream::iter(requests)
                 .map(|(shard, token, limit)| async move {
-                    (
-                        shard,
-                        client.scan_page(shard, start, end, token, limit).await,
-                    )
+                    let page = client.scan_page(shard, start, end, &token, limit).await;
+                    (shard, page)
                 })
                 .buffer_unordered(MAX_PAGES_IN_FLIGHT)
                 .collect()

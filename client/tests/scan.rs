@@ -292,6 +292,14 @@ async fn the_first_pages_of_every_shard_are_asked_for_together() {
 }
 
 #[tokio::test]
+async fn a_scan_runs_in_a_spawned_task() {
+    let (world, client) = one_server(World::new(50, no_fault()), 4).await;
+    let client = Arc::new(client);
+    let scan = tokio::spawn(async move { client.scan(Vec::new(), None).collect(30).await });
+    assert_eq!(scan.await.unwrap(), Ok(expected(&world, 0, 30)));
+}
+
+#[tokio::test]
 async fn a_short_scan_asks_each_shard_for_no_more_than_it_needs() {
     let (world, client) = one_server(World::new(200, no_fault()), 256).await;
     let scanned = client.scan(key(50), None).collect(5).await;
