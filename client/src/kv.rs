@@ -95,8 +95,8 @@ pub struct ClientOptions {
     pub initial_backoff: Duration,
     /// Largest back-off delay.
     pub max_backoff: Duration,
-    /// Entries per shard per page of a scan (fewer when the scan's limit needs fewer; 0: the
-    /// server's default).
+    /// Entries per shard per page of a scan, fewer when the scan's [limit](Scanner::limit)
+    /// needs fewer (0: the server picks, up to the limit if the scan has one).
     pub scan_page: u32,
     /// Plaintext or mutual TLS (with a client or admin certificate).
     pub security: Security,
