@@ -32,6 +32,11 @@
 //!
 //! [`Client::scan`] reads every shard a page at a time and merges the pages into one stream in
 //! key order (hash partitioning scatters keys over shards), holding at most one page per shard.
+//! Hash partitioning also means that even the shortest scan needs the first page of every
+//! shard, so those are requested all at once. Later, a shard that runs out of entries must be
+//! read again before the next entry is known; the shards whose pages are at least half used
+//! up are then refilled in the same round trip. A scan with a [limit](Scanner::limit) never
+//! asks a shard for more entries than it still needs.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet, VecDeque};
@@ -39,6 +44,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::stream::{self, StreamExt};
 use parking_lot::Mutex;
 use strata_rpc::error::{self, Action, Failure};
 use strata_rpc::shard_for_key;
@@ -89,7 +95,8 @@ pub struct ClientOptions {
     pub initial_backoff: Duration,
     /// Largest back-off delay.
     pub max_backoff: Duration,
-    /// Entries per shard per page of a scan.
+    /// Entries per shard per page of a scan, fewer when the scan's [limit](Scanner::limit)
+    /// needs fewer (0: the server picks, up to the limit if the scan has one).
     pub scan_page: u32,
     /// Plaintext or mutual TLS (with a client or admin certificate).
     pub security: Security,
@@ -494,18 +501,19 @@ impl Client {
             shards: Vec::new(),
             heads: BinaryHeap::new(),
             started: false,
+            remaining: None,
         }
     }
 
-    /// Reads one page of `shard`.
+    /// Reads one page of at most `limit` entries (0: the server's default) of `shard`.
     async fn scan_page(
         &self,
         shard: u32,
         start: &[u8],
         end: Option<&[u8]>,
         resume_token: &[u8],
+        limit: u32,
     ) -> Result<v1::ScanResponse, KvError> {
-        let limit = self.options.scan_page;
         self.call(Route::Shard(shard), |mut c, routing| {
             let request = v1::ScanRequest {
                 shard,
@@ -548,11 +556,42 @@ fn classify<T>(address: &str, status: &Status) -> Attempt<T> {
     }
 }
 
+/// Most page requests one scan has in flight at once.
+const MAX_PAGES_IN_FLIGHT: usize = 64;
+
 /// One shard's part of a scan.
 struct ShardCursor {
     buffered: VecDeque<(Vec<u8>, Vec<u8>)>,
     resume_token: Vec<u8>,
     more: bool,
+}
+
+impl ShardCursor {
+    /// Whether the scan cannot yield another entry before reading this shard again.
+    fn exhausted_buffer(&self) -> bool {
+        self.more && self.buffered.is_empty()
+    }
+}
+
+/// How many entries to ask a shard holding `buffered` entries for, or None to leave it be:
+/// it has no more than half a `page` left (0: only when empty, as the server picks the page
+/// size), the request tops it up to a page, and no more than the `remaining` entries of the
+/// scan (None: all of them) need — the shard's buffered entries come before the new ones.
+fn page_request(page: u32, buffered: usize, remaining: Option<usize>) -> Option<u32> {
+    let page = page as usize;
+    if 2 * buffered > page {
+        return None;
+    }
+    let wanted = match remaining {
+        Some(r) => r.checked_sub(buffered).filter(|&w| w > 0)?,
+        None => usize::MAX,
+    };
+    let limit = match page {
+        0 if remaining.is_none() => 0,
+        0 => wanted,
+        _ => wanted.min(page - buffered),
+    };
+    Some(u32::try_from(limit).unwrap_or(u32::MAX))
 }
 
 /// A whole-keyspace scan in key order: see [`Client::scan`].
@@ -564,23 +603,36 @@ pub struct Scanner<'a> {
     /// The smallest buffered key of each shard that has one.
     heads: BinaryHeap<Reverse<(Vec<u8>, u32)>>,
     started: bool,
+    /// Entries the scan may still yield (None: no limit).
+    remaining: Option<usize>,
 }
 
 impl Scanner<'_> {
-    /// The next entry, or None at the end.
+    /// Ends the scan after at most `limit` more entries. Short scans should say so: no shard
+    /// is then asked for more entries than the scan still needs.
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.remaining = Some(self.remaining.map_or(limit, |r| r.min(limit)));
+        self
+    }
+
+    /// The next entry, or None at the end. After an error the scan can go on: `next` asks
+    /// again for what it could not read.
     pub async fn next(&mut self) -> Result<Option<(Vec<u8>, Vec<u8>)>, KvError> {
+        if self.remaining == Some(0) {
+            return Ok(None);
+        }
         if !self.started {
             self.started = true;
-            let n = self.client.config().shards.len() as u32;
-            for shard in 0..n {
-                self.shards.push(ShardCursor {
+            let n = self.client.config().shards.len();
+            self.shards = (0..n)
+                .map(|_| ShardCursor {
                     buffered: VecDeque::new(),
                     resume_token: Vec::new(),
                     more: true,
-                });
-                self.refill(shard).await?;
-            }
+                })
+                .collect();
         }
+        self.fill().await?;
         let Some(Reverse((_, shard))) = self.heads.pop() else {
             return Ok(None);
         };
@@ -589,49 +641,74 @@ impl Scanner<'_> {
             .buffered
             .pop_front()
             .expect("a head has a buffered entry");
-        if cursor.buffered.is_empty() {
-            self.refill(shard).await?;
-        } else {
-            let key = cursor.buffered[0].0.clone();
-            self.heads.push(Reverse((key, shard)));
+        if let Some((key, _)) = cursor.buffered.front() {
+            self.heads.push(Reverse((key.clone(), shard)));
+        }
+        if let Some(r) = &mut self.remaining {
+            *r -= 1;
         }
         Ok(Some(entry))
     }
 
-    /// Collects up to `limit` entries.
-    pub async fn collect(mut self, limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, KvError> {
+    /// Collects up to `limit` entries (see [`limit`](Scanner::limit)).
+    pub async fn collect(self, limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, KvError> {
+        let mut scanner = self.limit(limit);
         let mut out = Vec::new();
-        while out.len() < limit {
-            match self.next().await? {
-                Some(e) => out.push(e),
-                None => break,
-            }
+        while let Some(e) = scanner.next().await? {
+            out.push(e);
         }
         Ok(out)
     }
 
-    /// Fetches the next page of `shard` if it has more, and pushes its head.
-    async fn refill(&mut self, shard: u32) -> Result<(), KvError> {
-        let cursor = &mut self.shards[shard as usize];
-        while cursor.buffered.is_empty() && cursor.more {
-            let page = self
-                .client
-                .scan_page(
-                    shard,
-                    &self.start,
-                    self.end.as_deref(),
-                    &cursor.resume_token,
-                )
-                .await?;
-            cursor.more = page.more;
-            cursor.resume_token = page.resume_token;
-            cursor
-                .buffered
-                .extend(page.entries.into_iter().map(|kv| (kv.key, kv.value)));
-        }
-        if let Some((key, _)) = cursor.buffered.front() {
-            self.heads.push(Reverse((key.clone(), shard)));
+    /// Reads shards until none that may have more has an empty buffer, so that the smallest
+    /// head is the scan's next entry. Each round trip also tops up the shards that are half
+    /// empty. Pages that arrive are kept even when another request fails.
+    async fn fill(&mut self) -> Result<(), KvError> {
+        while self.shards.iter().any(ShardCursor::exhausted_buffer) {
+            let page = self.client.options.scan_page;
+            // Owned tokens: a future borrowing its closure's argument would not be `Send` for
+            // every lifetime, as a caller spawning the scan needs.
+            let requests: Vec<(u32, Vec<u8>, u32)> = (self.shards.iter().enumerate())
+                .filter(|(_, c)| c.more)
+                .filter_map(|(shard, c)| {
+                    let limit = page_request(page, c.buffered.len(), self.remaining)?;
+                    Some((shard as u32, c.resume_token.clone(), limit))
+                })
+                .collect();
+            let (client, start, end) = (self.client, &self.start[..], self.end.as_deref());
+            let pages: Vec<_> = stream::iter(requests)
+                .map(|(shard, token, limit)| async move {
+                    let page = client.scan_page(shard, start, end, &token, limit).await;
+                    (shard, page)
+                })
+                .buffer_unordered(MAX_PAGES_IN_FLIGHT)
+                .collect()
+                .await;
+            let mut failure = None;
+            for (shard, page) in pages {
+                match page {
+                    Ok(page) => self.take(shard, page),
+                    Err(e) => failure = failure.or(Some(e)),
+                }
+            }
+            if let Some(e) = failure {
+                return Err(e);
+            }
         }
         Ok(())
+    }
+
+    /// Appends a page of `shard` to its buffer.
+    fn take(&mut self, shard: u32, page: v1::ScanResponse) {
+        let cursor = &mut self.shards[shard as usize];
+        let was_empty = cursor.buffered.is_empty();
+        cursor.more = page.more;
+        cursor.resume_token = page.resume_token;
+        cursor
+            .buffered
+            .extend(page.entries.into_iter().map(|kv| (kv.key, kv.value)));
+        if let (true, Some((key, _))) = (was_empty, cursor.buffered.front()) {
+            self.heads.push(Reverse((key.clone(), shard)));
+        }
     }
 }
