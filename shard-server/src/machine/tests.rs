@@ -768,6 +768,9 @@ fn reconfiguration_steps_apply_in_a_span_and_client_mutations_in_none() {
         .with_span_events(tracing_subscriber::fmt::format::FmtSpan::NEW)
         .finish();
     tracing::subscriber::with_default(subscriber, || {
+        // Callsites registered by tests on other threads, with no subscriber, between this
+        // one's creation and its first use could be cached as uninteresting: ask again.
+        tracing::callsite::rebuild_interest_cache();
         let mut r = Replica::new(1);
         assert!(r.reconfigure(&config(1, [1; N])));
         assert_eq!(r.put(&key_of(0), b"v"), ok_put());
