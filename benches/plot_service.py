@@ -10,9 +10,8 @@ Standard library only, so that it runs wherever the benchmark does.
 import json
 import statistics
 import sys
-from xml.sax.saxutils import escape
 
-COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"]
+from plot import bar_chart
 
 
 def medians(srcs):
@@ -44,39 +43,13 @@ def medians(srcs):
 
 
 def chart(dst, order, targets, rows, n):
-    bar, gap, left = 14, 18, 170
-    group = bar * len(targets) + gap
-    plot_h = group * len(order)
-    width, height = 980, plot_h + 90
-    span = width - left - 120
-    out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'font-family="sans-serif" font-size="12">',
-        f'<rect width="{width}" height="{height}" fill="white"/>',
-        f'<text x="{left}" y="20" font-size="14">ops/sec per workload and client count'
-        f'{", median of %d runs" % n if n > 1 else ""}</text>',
-        f'<text x="{left}" y="36" font-size="11">bars scaled to the faster system of each '
-        f'row; numbers are ops/sec</text>',
+    title = f'ops/sec per workload and client count{", median of %d runs" % n if n > 1 else ""}'
+    bars = [
+        (f"{w}, {c} client{'s' if c > 1 else ''}",
+         [rows[(w, c)].get(t, {}).get("ops", 0) for t in targets])
+        for w, c in order
     ]
-    for i, (workload, clients) in enumerate(order):
-        y0 = 50 + i * group
-        label = escape(f"{workload}, {clients} client{'s' if clients > 1 else ''}")
-        out.append(f'<text x="{left - 8}" y="{y0 + group / 2}" text-anchor="end">{label}</text>')
-        best = max((rows[(workload, clients)].get(t, {}).get("ops", 0) for t in targets)) or 1.0
-        for j, t in enumerate(targets):
-            v = rows[(workload, clients)].get(t, {}).get("ops", 0)
-            y = y0 + j * bar
-            w = v * span / best
-            out.append(f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{bar - 2}" '
-                       f'fill="{COLORS[j % len(COLORS)]}"/>')
-            out.append(f'<text x="{left + w + 4:.1f}" y="{y + bar - 4}" font-size="10">{v:,.0f}</text>')
-    ly = 50 + plot_h + 15
-    for j, t in enumerate(targets):
-        x = left + j * 120
-        out.append(f'<rect x="{x}" y="{ly}" width="12" height="12" fill="{COLORS[j % len(COLORS)]}"/>')
-        out.append(f'<text x="{x + 16}" y="{ly + 11}">{escape(t)}</text>')
-    out.append("</svg>")
-    open(dst, "w").write("\n".join(out) + "\n")
+    bar_chart(dst, title, bars, targets)
 
 
 def table(order, rows):
