@@ -237,14 +237,7 @@ impl Replica {
             self.store(slot, ballot, value.clone(), chosen);
             entries.push((slot, value));
             if !chosen {
-                inflight.insert(
-                    slot,
-                    Inflight {
-                        acks: BTreeSet::from([self.cfg.id]),
-                        sent_at: self.now,
-                        resends: 0,
-                    },
-                );
+                inflight.insert(slot, Inflight::sent_at(self.cfg.id, self.now));
             }
         }
         self.role = RoleState::Leader(Box::new(Leadership {
@@ -623,16 +616,7 @@ impl Leadership {
     fn open_slot(&mut self, id: ReplicaId, now: u64) -> Slot {
         let slot = self.next_slot;
         self.next_slot += 1;
-        let acks = BTreeSet::from([id]);
-        let resends = 0;
-        (self.inflight).insert(
-            slot,
-            Inflight {
-                acks,
-                sent_at: now,
-                resends,
-            },
-        );
+        self.inflight.insert(slot, Inflight::sent_at(id, now));
         slot
     }
 }

@@ -142,6 +142,15 @@ pub(crate) struct Inflight {
 pub(crate) const MAX_RESEND_BACKOFF: u32 = 3;
 
 impl Inflight {
+    /// A slot sent at tick `now` by leader `id`, which accepted it itself.
+    pub fn sent_at(id: ReplicaId, now: u64) -> Inflight {
+        Inflight {
+            acks: BTreeSet::from([id]),
+            sent_at: now,
+            resends: 0,
+        }
+    }
+
     /// True when the slot is due to be re-sent at tick `now`, the first wait being `interval`.
     pub fn resend_due(&self, interval: u64, now: u64) -> bool {
         self.sent_at + (interval << self.resends.min(MAX_RESEND_BACKOFF)) <= now
