@@ -208,9 +208,7 @@ impl Storage for EnginePaxosStorage {
         // durable too (one log, written in order).
         // A membership is synced too: rare, and the one a snapshot brings must be durable
         // before the state machine installs the snapshot (see the driver).
-        let sync = ready.promised.is_some()
-            || ready.membership.is_some()
-            || ready.entries.iter().any(|e| !e.chosen);
+        let sync = ready.must_sync();
         self.db.write_opt(batch, &WriteOptions { sync })?;
         Ok(())
     }

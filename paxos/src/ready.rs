@@ -9,6 +9,12 @@
 //! 1. persist `promised` (if set), `membership` (if set) and `entries` (upserts), then
 //!    discard entries below `compact_to` (if set) — atomically (all of it or none of it survives a crash) and
 //!    durably (fsync) before step 2, and **before the replica is fed any further input**;
+//!
+//!    *Except* what needs no fsync: a persist holding only chosen marks (entries known chosen)
+//!    and compaction ([`Ready::must_sync`] is false) records facts any peer can teach the
+//!    replica again. A driver may write it unsynced, or carry it into a later persist
+//!    ([`Ready::then`]) and go on to step 2 at once; a crash may lose it, as if the messages
+//!    that taught it had been lost;
 //! 2. send `messages` (any order, any of them may be lost). Those whose
 //!    [`Body::vouches_for_state`] is false (a leader's `Accept`, `Heartbeat` and `Learn`) may
 //!    instead be sent before or during step 1; all others only after it;
@@ -116,5 +122,103 @@ impl Ready {
             || !self.entries.is_empty()
             || self.compact_to.is_some()
             || self.membership.is_some()
+    }
+
+    /// True when the persist must be durable before the messages that vouch for it go out:
+    /// it holds a promise, a membership or an entry not known chosen. What else a persist
+    /// holds (chosen marks, compaction) may be written unsynced or carried into a later
+    /// persist (see the contract, step 1).
+    pub fn must_sync(&self) -> bool {
+        self.promised.is_some()
+            || self.membership.is_some()
+            || self.entries.iter().any(|e| !e.chosen)
+    }
+
+    /// What step 1 persists of this `Ready` (promise, membership, entries, compaction).
+    pub fn persistence(&self) -> Ready {
+        Ready {
+            promised: self.promised,
+            entries: self.entries.clone(),
+            compact_to: self.compact_to,
+            membership: self.membership.clone(),
+            ..Ready::default()
+        }
+    }
+
+    /// Adds the persistence of a `later` one to this persist, so that persisting the result
+    /// is persisting both in order: its entries follow (replacing earlier ones of the same
+    /// slot), its promise and membership win, compaction goes to the higher slot.
+    pub fn then(&mut self, later: Ready) {
+        if later.promised.is_some() {
+            self.promised = later.promised;
+        }
+        if later.membership.is_some() {
+            self.membership = later.membership;
+        }
+        self.entries.extend(later.entries);
+        self.compact_to = self.compact_to.max(later.compact_to);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{MemStorage, Storage};
+
+    fn entry(slot: Slot, round: u64, chosen: bool) -> PersistedEntry {
+        PersistedEntry {
+            slot,
+            ballot: Ballot::new(round, 1),
+            value: Value {
+                commands: vec![vec![slot as u8, round as u8]],
+            },
+            chosen,
+        }
+    }
+
+    #[test]
+    fn only_promises_memberships_and_unchosen_entries_need_a_sync() {
+        let marks = Ready {
+            entries: vec![entry(1, 1, true), entry(2, 1, true)],
+            compact_to: Some(1),
+            ..Ready::default()
+        };
+        assert!(marks.must_persist() && !marks.must_sync());
+        let accepted = Ready {
+            entries: vec![entry(3, 1, false)],
+            ..Ready::default()
+        };
+        assert!(accepted.must_sync());
+        let promise = Ready {
+            promised: Some(Ballot::new(2, 1)),
+            ..Ready::default()
+        };
+        assert!(promise.must_sync());
+    }
+
+    #[test]
+    fn a_carried_persist_then_a_later_one_equals_both_in_order() {
+        let first = Ready {
+            entries: vec![entry(1, 1, true), entry(2, 1, true)],
+            compact_to: Some(2),
+            ..Ready::default()
+        };
+        let second = Ready {
+            promised: Some(Ballot::new(2, 2)),
+            entries: vec![entry(2, 2, false), entry(3, 2, false)],
+            compact_to: Some(1),
+            messages: vec![],
+            ..Ready::default()
+        };
+        let mut separately = MemStorage::new();
+        separately.persist(&first).unwrap();
+        separately.persist(&second).unwrap();
+        let mut merged = first.persistence();
+        merged.then(second.persistence());
+        let mut together = MemStorage::new();
+        together.persist(&merged).unwrap();
+        assert_eq!(together.load().unwrap(), separately.load().unwrap());
+        assert_eq!(merged.compact_to, Some(2));
+        assert_eq!(merged.promised, Some(Ballot::new(2, 2)));
     }
 }

@@ -250,8 +250,24 @@ impl<'a> Sim<'a> {
         Ok(())
     }
 
+    /// Step 1 of the contract: writes `persist` to replica `i`'s storage. (Only now is what
+    /// it marks chosen a claim: a sole voter decides in the step that stored the value, and a
+    /// crash before this persist loses a decision nobody heard of.)
+    fn persist(&mut self, i: usize, persist: &crate::ready::Ready) -> Check {
+        let id = self.nodes[i].id;
+        let Ok(()) = self.nodes[i].storage.persist(persist);
+        for e in persist.entries.iter().filter(|e| e.chosen) {
+            self.checker
+                .claim(id, "persisted as chosen", e.slot, &e.value)?;
+        }
+        Ok(())
+    }
+
     fn crash(&mut self, i: usize, point: &'static str) {
         let id = self.nodes[i].id;
+        if self.nodes[i].deferred.is_some() {
+            self.report.carried_lost += 1;
+        }
         // Packets already on the wire stay there: those from the crashed replica still arrive,
         // and those to it arrive if it is back up by then (a restarted process listens on the
         // same address), so peers may answer an earlier incarnation's messages.
@@ -302,6 +318,10 @@ impl<'a> Sim<'a> {
         }
         node.was_leader = leading;
         if ready.is_empty() {
+            // Idle: what was carried is written now (as the node's driver does).
+            if let Some(persist) = node.deferred.take() {
+                self.persist(i, &persist)?;
+            }
             return Ok(());
         }
         // Messages that vouch for nothing may leave before the persist (or during it: the
@@ -318,14 +338,20 @@ impl<'a> Sim<'a> {
             self.crash(i, "after early sends, before persist");
             return Ok(());
         }
-        // 1. Persist. (Only now is what it marked chosen a claim: a sole voter decides in
-        // the step that stored the value, and a crash before this persist loses a decision
-        // nobody heard of.)
-        let node = &mut self.nodes[i];
-        let Ok(()) = node.storage.persist(&ready);
-        for e in ready.entries.iter().filter(|e| e.chosen) {
-            self.checker
-                .claim(id, "persisted as chosen", e.slot, &e.value)?;
+        // 1. Persist; one needing no sync may instead be carried into the next one.
+        if ready.must_persist() {
+            let node = &mut self.nodes[i];
+            let mut persist = node.deferred.take().unwrap_or_default();
+            persist.then(ready.persistence());
+            if !persist.must_sync()
+                && self.cfg.defer_rate > 0.0
+                && self.rng.chance(self.cfg.defer_rate)
+            {
+                self.nodes[i].deferred = Some(persist);
+                self.report.persists_carried += 1;
+            } else {
+                self.persist(i, &persist)?;
+            }
         }
         let node = &mut self.nodes[i];
         if node.crash_point == Some(CrashPoint::AfterPersist) {

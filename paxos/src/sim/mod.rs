@@ -103,6 +103,9 @@ pub struct SimConfig {
     pub crash_mid_ready: f64,
     /// Per `Ready`: probability that the messages allowed to leave before the persist do.
     pub early_send_rate: f64,
+    /// Per `Ready` whose persist needs no sync (chosen marks, compaction): probability that
+    /// the driver carries it into its next persist instead (lost if it crashes first).
+    pub defer_rate: f64,
     /// Per replica and tick: probability that the messages delivered to it this tick are fed
     /// together and handled in one `Ready` rather than one `Ready` each.
     pub batch_rate: f64,
@@ -168,6 +171,7 @@ impl Default for SimConfig {
             crash_rate: 0.002,
             crash_mid_ready: 0.5,
             early_send_rate: 0.5,
+            defer_rate: 0.0,
             batch_rate: 0.3,
             restart_rate: 0.03,
             partition_rate: 0.003,
@@ -193,7 +197,8 @@ impl Default for SimConfig {
 impl SimConfig {
     /// The configurations the test suite sweeps: `calm3` (reordering only), `lossy3`,
     /// `lossy5`, `chaos3` and `chaos5` (heavy loss, crashes and partitions), `crashy3` and
-    /// `crashy5` (frequent crashes, many inside a `Ready`, with quick restarts), `compact5`
+    /// `crashy5` (frequent crashes, many inside a `Ready`, with quick restarts; these two,
+    /// `chaos3` and `compact5` also carry persists needing no sync into later ones), `compact5`
     /// (aggressive compaction, so catch-up goes through snapshots), `spread5` (compaction,
     /// crashes and partitions with a different election range per replica, some much
     /// shorter than others), `forged3` and `forged5` (lossy, with crashes and compaction,
@@ -223,6 +228,7 @@ impl SimConfig {
             },
             SimConfig {
                 name: "chaos3",
+                defer_rate: 0.3,
                 drop_rate: 0.2,
                 dup_rate: 0.1,
                 delay_rate: 0.4,
@@ -251,6 +257,7 @@ impl SimConfig {
             },
             SimConfig {
                 name: "crashy3",
+                defer_rate: 0.5,
                 crash_rate: 0.03,
                 restart_rate: 0.3,
                 crash_mid_ready: 0.7,
@@ -260,6 +267,7 @@ impl SimConfig {
             SimConfig {
                 name: "crashy5",
                 replicas: 5,
+                defer_rate: 0.5,
                 max_batch_bytes: 32,
                 crash_rate: 0.02,
                 restart_rate: 0.2,
@@ -283,6 +291,7 @@ impl SimConfig {
             SimConfig {
                 name: "compact5",
                 replicas: 5,
+                defer_rate: 0.3,
                 max_batch_bytes: 40,
                 compaction_rate: 0.1,
                 crash_rate: 0.006,
@@ -385,6 +394,11 @@ pub struct SimReport {
     pub partitions: u64,
     /// Leaderships won.
     pub elections: u64,
+    /// Persists needing no sync that a driver carried into a later one, and those of them
+    /// a crash lost first.
+    pub persists_carried: u64,
+    /// See `persists_carried`.
+    pub carried_lost: u64,
     /// `compact` calls that dropped log entries.
     pub compactions: u64,
     /// Snapshot transfers started, chunks sent, snapshots installed.

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::membership::Membership;
-use crate::ready::ReadState;
+use crate::ready::{ReadState, Ready};
 use crate::replica::Replica;
 use crate::storage::MemStorage;
 use crate::types::{ReplicaId, Slot, Value};
@@ -121,6 +121,8 @@ pub(crate) struct Node {
     pub joined: bool,
     pub replica: Option<Replica>,
     pub storage: MemStorage,
+    /// Persists that needed no sync, carried into the next one (lost at a crash).
+    pub deferred: Option<Ready>,
     pub app: App,
     pub incarnation: u64,
     pub was_leader: bool,
@@ -147,6 +149,7 @@ impl Node {
             joined: replica.is_some(),
             replica,
             storage: MemStorage::new(),
+            deferred: None,
             app: App::default(),
             incarnation: 0,
             was_leader: false,
@@ -170,6 +173,7 @@ impl Node {
         self.out.clear();
         self.incoming.clear();
         self.crash_point = None;
+        self.deferred = None;
         self.incarnation += 1;
     }
 }
