@@ -16,7 +16,8 @@
 //!
 //! `strata_paxos::ready` lists what a driver may do; this one does the following, in order:
 //! - **Batches inputs.** It waits for one input (a message, proposal, read, snapshot or tick),
-//!   then feeds every other input already queued (up to 4096) before one `take_ready`.
+//!   yields once (so that the tasks woken with it queue theirs), then feeds every other input
+//!   already queued (up to 4096) before one `take_ready`.
 //! - **Sends early what vouches for nothing.** Messages whose `vouches_for_state()` is false
 //!   (a leader's `Accept`, `Heartbeat`, `Learn`) go to the transport before the persist, so the
 //!   network round trip overlaps the fsync; everything else — answers, and a candidate's
@@ -24,7 +25,11 @@
 //! - **Persists atomically, and feeds nothing meanwhile.** The promise, entries and compaction
 //!   of one `Ready` are one engine write batch (synced when they hold a promise or an
 //!   acceptance) on the fsync thread; the driver task awaits it before it sends the rest,
-//!   applies, or takes the next input.
+//!   applies, or takes the next input. A persist that needs no sync (chosen marks and
+//!   compaction only, as the contract allows) is not written on its own: it is carried into
+//!   the next persist (up to 256 entries or 4 MiB of commands), or written when the node is
+//!   idle or stops — under load a follower's learned marks and a leader's commit marks cost
+//!   no trip to the fsync thread of their own.
 //! - **Applies, serves reads, installs a received snapshot, streams requested snapshots,** in
 //!   that order; a snapshot is installed only after the pending `Ready` was handled, so nothing
 //!   older is applied on top of it. A round applying large values does so in
@@ -117,6 +122,9 @@ struct Driver<S: StateMachine> {
     transport_version: Option<u64>,
     /// Repeats a leader's last heartbeats while this driver persists or applies a long round.
     beater: Beater,
+    /// Persists that needed no sync (chosen marks, compaction), carried into the next one
+    /// (see "The `Ready` contract"), and the bytes of commands their entries hold.
+    carried: Option<(strata_paxos::Ready, usize)>,
     /// [`NodeStatus::backlog_bytes`] and when it was counted: a sum over the log, so counted
     /// at most once a tick rather than every round.
     backlog: (usize, Option<tokio::time::Instant>),
@@ -125,6 +133,12 @@ struct Driver<S: StateMachine> {
     status: Arc<Mutex<NodeStatus>>,
     metrics: Arc<NodeMetrics>,
 }
+
+/// A persist needing no sync is carried into the next one while the carried entries are
+/// fewer than this and hold fewer bytes of commands than [`CARRY_BYTES`].
+const CARRY_ENTRIES: usize = 256;
+/// See [`CARRY_ENTRIES`].
+const CARRY_BYTES: usize = 4 << 20;
 
 /// A round applying at least this many bytes of commands does so in `block_in_place`.
 const BLOCKING_APPLY_BYTES: usize = 1 << 20;
@@ -181,6 +195,7 @@ pub(crate) fn spawn<S, P>(
         membership_waiters: Vec::new(),
         transport_version: None,
         beater,
+        carried: None,
         backlog: (0, None),
         queued_bytes: shared.queued_bytes,
         status: shared.status,
@@ -202,8 +217,11 @@ impl<S: StateMachine> Driver<S> {
                 },
                 _ = ticker.tick() => self.replica.tick(),
             }
-            // Take what else is queued, so that one round of persist/send serves many. A stop
+            // Let the tasks that were woken with this input (RPC handlers with proposals and
+            // reads, the transport with peer messages) queue theirs, then take what else is
+            // queued, so that one round of persist/send serves many. A stop
             // among them ends the driver too (ignoring it left `Node::stop` waiting forever).
+            tokio::task::yield_now().await;
             for _ in 0..4096 {
                 if stop {
                     break;
@@ -215,6 +233,10 @@ impl<S: StateMachine> Driver<S> {
                 }
             }
             if stop {
+                if let Some((persist, _)) = self.carried.take() {
+                    // What it learned stays learned across a clean restart.
+                    let _ = self.persister.persist(persist).await;
+                }
                 self.fail_all(NodeError::Stopped);
                 return;
             }
@@ -300,8 +322,12 @@ impl<S: StateMachine> Driver<S> {
     }
 
     async fn process_ready(&mut self) -> Result<(), NodeError> {
-        let ready = self.replica.take_ready();
+        let mut ready = self.replica.take_ready();
         if ready.is_empty() && self.snapshot_to_install.is_none() {
+            if let Some((persist, _)) = self.carried.take() {
+                // Idle: what was carried is written now.
+                self.persister.persist(persist).await?;
+            }
             // Idle: a follower may just have dropped out of the live set, which lets the log
             // be compacted (persisted with the next round).
             self.maybe_compact();
@@ -332,16 +358,27 @@ impl<S: StateMachine> Driver<S> {
         // again if the round outlasts a heartbeat interval (see `beater`).
         let _busy = self.beater.busy();
         if must_persist {
-            let persist = strata_paxos::Ready {
+            let (mut persist, mut bytes) = self.carried.take().unwrap_or_default();
+            bytes += (ready.entries.iter())
+                .map(|e| e.value.payload_bytes())
+                .sum::<usize>();
+            persist.then(strata_paxos::Ready {
                 promised: ready.promised,
-                entries: ready.entries.clone(),
+                entries: std::mem::take(&mut ready.entries),
                 compact_to: ready.compact_to,
-                membership: ready.membership.clone(),
+                membership: ready.membership.take(),
                 ..Default::default()
-            };
-            let started = std::time::Instant::now();
-            self.persister.persist(persist).await?;
-            (self.metrics.log_fsync_duration_seconds).observe(started.elapsed());
+            });
+            if !persist.must_sync() && persist.entries.len() < CARRY_ENTRIES && bytes < CARRY_BYTES
+            {
+                // Only chosen marks and compaction: they ride with the next synced write
+                // (one trip to the fsync thread, one log record, for many rounds).
+                self.carried = Some((persist, bytes));
+            } else {
+                let started = std::time::Instant::now();
+                self.persister.persist(persist).await?;
+                (self.metrics.log_fsync_duration_seconds).observe(started.elapsed());
+            }
         }
         if !late.is_empty() {
             self.transport.send(late);
@@ -393,10 +430,11 @@ impl<S: StateMachine> Driver<S> {
                     // the two must not restart the replica with the state of `index` and an
                     // older membership (a replica whose membership starts above its commit
                     // index does not campaign until it caught up: see `Replica`).
-                    let persist = strata_paxos::Ready {
+                    let (mut persist, _) = self.carried.take().unwrap_or_default();
+                    persist.then(strata_paxos::Ready {
                         membership: Some(m.clone()),
                         ..Default::default()
-                    };
+                    });
                     self.persister.persist(persist).await?;
                 }
                 // The chunks arrive from the network while the state machine consumes them:
