@@ -397,6 +397,12 @@ impl<R: Send + 'static> Node<R> {
     pub fn status(&self) -> NodeStatus {
         self.status.lock().clone()
     }
+
+    /// Whether this replica leads its group, as of its last round: [`status`](Node::status)`.role
+    /// == "leader"` without copying the status (asked on every request).
+    pub fn is_leader(&self) -> bool {
+        self.status.lock().role == "leader"
+    }
 }
 
 /// The metrics' name for how a request failed.

@@ -257,7 +257,7 @@ impl KvService {
         // view is current; a follower sends the client there), only keeps requests that
         // would be refused out of the log — a client retrying large values at a shard that
         // is still being installed would otherwise fill it with refusals.
-        if self.0.node.status().role == "leader" {
+        if self.0.node.is_leader() {
             if let Some((key, _)) = kind.mutation() {
                 let admitted = self.0.reader.admits(key, request.client, request.seq);
                 // A retry of a request applied already: its reply is in the shard's dedup
