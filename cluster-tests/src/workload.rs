@@ -159,6 +159,12 @@ impl Workload {
     }
 }
 
+/// Each client starts an operation at most this often. Histories are checked per key by a
+/// search whose cost grows steeply with the operations on a key, so a run's length, not the
+/// servers' speed, must bound them: unpaced, a faster cluster once put 469 operations on one
+/// key in a 6-second run, past what the checker decides within its budget.
+pub const OPERATION_INTERVAL: Duration = Duration::from_millis(12);
+
 fn key(prefix: &str, k: usize) -> Vec<u8> {
     format!("{prefix}{k}").into_bytes()
 }
@@ -179,6 +185,7 @@ async fn client_loop(c: ClientLoop) -> Appends {
     let mut appends = Appends::new();
     let mut n = 0;
     while !c.stop.load(Ordering::Relaxed) {
+        let started = tokio::time::Instant::now();
         let k = key(&c.prefix, rng.random_range(0..c.keys));
         if rng.random_bool(0.8) {
             n += 1;
@@ -215,6 +222,7 @@ async fn client_loop(c: ClientLoop) -> Appends {
                 Err(_) => c.recorder.end(h, None),
             }
         }
+        tokio::time::sleep_until(started + OPERATION_INTERVAL).await;
     }
     appends
 }

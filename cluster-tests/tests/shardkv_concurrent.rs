@@ -12,7 +12,7 @@ use strata_client::{Client, ClientOptions, KvError};
 use strata_cluster_tests::linearizability::{
     append_token, check, check_appends, AppendRecord, CheckBudget, Input, Output, Recorder, Verdict,
 };
-use strata_cluster_tests::workload::resolve_unknown_appends;
+use strata_cluster_tests::workload::{resolve_unknown_appends, OPERATION_INTERVAL};
 use strata_cluster_tests::{serial, ShardCluster};
 
 const BIN: &str = env!("CARGO_BIN_EXE_strata-cluster");
@@ -49,6 +49,7 @@ async fn client_loop(
     let mut appends = Appends::new();
     let mut n = 0;
     while !stop.load(Ordering::Relaxed) {
+        let started = tokio::time::Instant::now();
         let k = key(rng.random_range(0..KEYS));
         if rng.random_bool(0.8) {
             n += 1;
@@ -79,6 +80,7 @@ async fn client_loop(
                 Err(_) => recorder.end(h, None),
             }
         }
+        tokio::time::sleep_until(started + OPERATION_INTERVAL).await;
     }
     appends
 }
