@@ -311,7 +311,7 @@ impl<R: Send + 'static> Node<R> {
         self.tx
             .try_send(Input::ChangeMembership(change, tx))
             .map_err(|_| NodeError::Stopped)?;
-        rx.await.map_err(|_| NodeError::Stopped)?
+        self.reply(rx).await?
     }
 
     async fn propose_uncounted(&self, command: Vec<u8>) -> Result<R, NodeError> {
@@ -332,7 +332,7 @@ impl<R: Send + 'static> Node<R> {
         self.tx
             .try_send(Input::Propose(command, tx, admission))
             .map_err(|_| NodeError::Stopped)?;
-        rx.await.map_err(|_| NodeError::Stopped)?
+        self.reply(rx).await?
     }
 
     /// Waits until this replica may serve a linearizable read from its state machine (read
@@ -340,7 +340,7 @@ impl<R: Send + 'static> Node<R> {
     pub async fn read_barrier(&self) -> Result<(), NodeError> {
         let (tx, rx) = oneshot::channel();
         let result = match self.tx.try_send(Input::Read(tx)) {
-            Ok(()) => rx.await.unwrap_or(Err(NodeError::Stopped)),
+            Ok(()) => self.reply(rx).await.unwrap_or(Err(NodeError::Stopped)),
             Err(_) => Err(NodeError::Stopped),
         };
         self.metrics.read(match &result {
@@ -391,6 +391,18 @@ impl<R: Send + 'static> Node<R> {
     pub async fn stop(&self) {
         let _ = self.tx.send(Input::Stop).await;
         self.tx.closed().await;
+    }
+
+    /// The driver's answer on `rx`, or `Stopped` once the driver is gone. Not `rx` alone: an
+    /// input sent while the driver stops can outlive it in the channel (tokio drains a
+    /// channel when its receiver drops, but a send racing the drop may land after the drain),
+    /// and with it the reply sender, which would leave the caller waiting forever.
+    async fn reply<T>(&self, rx: oneshot::Receiver<T>) -> Result<T, NodeError> {
+        tokio::select! {
+            biased;
+            reply = rx => reply.map_err(|_| NodeError::Stopped),
+            () = self.tx.closed() => Err(NodeError::Stopped),
+        }
     }
 
     /// The latest status.
